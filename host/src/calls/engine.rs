@@ -1,0 +1,318 @@
+//! The engine: routes inputs to calls, reconciles snapshots, runs the grace timers, persists.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::calls::call::{Call, Ctx, Departure};
+use crate::calls::event::{CallEvent, CallId, Ended};
+use crate::calls::fields;
+use crate::pbx::participant::{DnType, Participant};
+
+/// The longest grace period honoured; longer settings are cut to this.
+const MAX_GRACE: SignedDuration = SignedDuration::from_hours(24);
+
+/// How the engine derives events.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How long to wait, after the extension holding a call left or after the last leg of a call
+    /// went away, for a new leg that turns the departure into a transfer or the next queue wave.
+    ///
+    /// Every end event is sent this long after the PBX reported the departure. Values over 24 h
+    /// are treated as 24 h. By default 2 s.
+    pub grace: Duration,
+    /// Whether calls with no external party (extension to extension, including the consultation
+    /// call of an attended transfer) produce events; their `callerid` is the other extension.
+    /// By default `false`.
+    pub report_internal_calls: bool,
+    /// The PBX's time zone, for the `yyMMddHHmmss` stamp of call ids. By default the host's.
+    pub time_zone: TimeZone,
+    /// DID number -> inbound rule name, for the `did` field. Numbers match exactly or digit for
+    /// digit (ignoring `+` and separators). By default empty: `did` is the dialled number.
+    pub did_rules: BTreeMap<String, String>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(2),
+            report_internal_calls: false,
+            time_zone: TimeZone::system(),
+            did_rules: BTreeMap::new(),
+        }
+    }
+}
+
+/// One thing the PBX told us.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// The full state (`GET /callcontrol`), after a (re)connect or periodically: the DNs the
+    /// client may see and every participant on them. Replaces the DN table; participants known
+    /// but absent are removed as of the snapshot time, with an approximate end time.
+    Snapshot {
+        /// Every DN of the snapshot with its type; `Wextension` DNs are the monitored ones.
+        dns: Vec<Dn>,
+        /// Every participant of every DN.
+        participants: Vec<Participant>,
+    },
+    /// A participant appeared or changed (the result of the GET after an upsert frame).
+    Upsert(Participant),
+    /// A participant went away (a remove frame, or a `404` on the GET after an upsert).
+    Remove {
+        /// The DN of the participant's entity path.
+        dn: String,
+        /// The participant id.
+        participant_id: u64,
+    },
+}
+
+/// A DN of the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dn {
+    /// Its number, e.g. `120` or `800`.
+    pub dn: String,
+    /// Its type; only `Wextension` is monitored.
+    pub dn_type: DnType,
+}
+
+/// What one `apply` or `tick` produced, in order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Output {
+    /// Events for the plugins, in the order they must be delivered.
+    pub events: Vec<CallEvent>,
+    /// Calls that are completely over and produced events, for recordings matching.
+    pub finished: Vec<FinishedCall>,
+}
+
+/// A call that is completely over (section 5: now its recordings may appear).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinishedCall {
+    /// The PBX's call id (the bracketed number of recording file names).
+    pub pbx_call_id: u64,
+    /// Every part in which a monitored extension talked, in the order they ended.
+    pub parts: Vec<CallPart>,
+    /// The call's last end event, for `RECORDING_FULL_INFO`.
+    pub last_end: Option<Ended>,
+}
+
+/// One extension's talk within a finished call; a recording belongs to the part it overlaps most.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallPart {
+    /// The call id with the link this part worked under.
+    pub id: CallId,
+    /// The extension that talked.
+    pub extension: String,
+    /// The other side's number (`callerid` of its events).
+    pub other_number: String,
+    /// When the extension answered (or joined).
+    pub talk_start: Timestamp,
+    /// When it left (for an approximate end: the snapshot time).
+    pub talk_end: Timestamp,
+}
+
+/// Everything the engine knows, for the host to persist durably after each `apply`/`tick` and
+/// hand back to [`Engine::restore`] after a restart (scenario 11: ids and links survive).
+///
+/// Its serde form is private to the engine: store it, never edit it. It holds no configuration,
+/// so settings changed across a restart apply at once.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineState {
+    dns: BTreeMap<String, DnType>,
+    calls: Vec<Call>,
+}
+
+/// The pure event-derivation engine; see the `calls` module docs for its rules.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    config: EngineConfig,
+    dns: BTreeMap<String, DnType>,
+    calls: BTreeMap<u64, Call>,
+    /// `(dn, participant id)` -> `callid` of every leg present (derived from `calls`).
+    legs: BTreeMap<(String, u64), u64>,
+}
+
+impl Engine {
+    /// An engine that knows no DNs and no calls yet; the first input should be a snapshot.
+    pub fn new(config: EngineConfig) -> Self {
+        Self::restore(config, EngineState::default())
+    }
+
+    /// An engine that continues from `state` (from [`Engine::state`] before a restart).
+    pub fn restore(config: EngineConfig, state: EngineState) -> Self {
+        let calls: BTreeMap<u64, Call> = state
+            .calls
+            .into_iter()
+            .map(|c| (c.pbx_call_id(), c))
+            .collect();
+        let legs = calls
+            .iter()
+            .flat_map(|(&id, call)| call.leg_keys().map(move |key| (key, id)))
+            .collect();
+        Self {
+            config,
+            dns: state.dns,
+            calls,
+            legs,
+        }
+    }
+
+    /// Everything to persist so that [`Engine::restore`] carries on exactly where this left off.
+    pub fn state(&self) -> EngineState {
+        EngineState {
+            dns: self.dns.clone(),
+            calls: self.calls.values().cloned().collect(),
+        }
+    }
+
+    /// Feeds one input seen at `at`. Grace periods that ran out by `at` are settled first, so a
+    /// late `tick` never turns a hang-up into a transfer.
+    pub fn apply(&mut self, input: Input, at: Timestamp) -> Output {
+        let mut out = self.tick(at);
+        match input {
+            Input::Snapshot { dns, participants } => {
+                self.dns = dns.into_iter().map(|d| (d.dn, d.dn_type)).collect();
+                let present: BTreeSet<(String, u64)> =
+                    participants.iter().map(|p| (p.dn.clone(), p.id)).collect();
+                let gone: Vec<(String, u64)> = self
+                    .legs
+                    .keys()
+                    .filter(|key| !present.contains(*key))
+                    .cloned()
+                    .collect();
+                for key in gone {
+                    self.remove(
+                        &key,
+                        Departure {
+                            at,
+                            approximate: true,
+                        },
+                        &mut out,
+                    );
+                }
+                for p in participants {
+                    self.upsert(p, at, &mut out);
+                }
+            }
+            Input::Upsert(p) => self.upsert(p, at, &mut out),
+            Input::Remove { dn, participant_id } => {
+                self.remove(
+                    &(dn, participant_id),
+                    Departure {
+                        at,
+                        approximate: false,
+                    },
+                    &mut out,
+                );
+            }
+        }
+        out
+    }
+
+    /// Settles every grace period that ran out by `now`: end events of hang-ups, missed calls,
+    /// finished calls. Call it at [`Engine::next_deadline`].
+    pub fn tick(&mut self, now: Timestamp) -> Output {
+        let mut out = Output::default();
+        let grace = self.grace();
+        let mut due: Vec<(Timestamp, u64)> = self
+            .calls
+            .iter()
+            .filter_map(|(&id, call)| {
+                call.next_deadline(grace)
+                    .filter(|d| *d <= now)
+                    .map(|d| (d, id))
+            })
+            .collect();
+        due.sort();
+        let ctx = ctx(&self.config, &self.dns, grace);
+        for (_, id) in due {
+            let Some(call) = self.calls.get_mut(&id) else {
+                continue;
+            };
+            if call.expire(&ctx, now, &mut out.events)
+                && let Some(call) = self.calls.remove(&id)
+            {
+                self.legs.retain(|_, callid| *callid != id);
+                out.finished.extend(call.finish());
+            }
+        }
+        out
+    }
+
+    /// When [`Engine::tick`] must be called next; `None` while nothing waits.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        let grace = self.grace();
+        self.calls
+            .values()
+            .filter_map(|c| c.next_deadline(grace))
+            .min()
+    }
+
+    /// Replaces the DID -> inbound rule table (e.g. after reading XAPI `InboundRules`); applies
+    /// to every event from now on, including those of calls in progress.
+    pub fn set_did_rules(&mut self, rules: BTreeMap<String, String>) {
+        self.config.did_rules = rules;
+    }
+
+    /// How many calls are in progress or waiting out their grace period.
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    fn grace(&self) -> SignedDuration {
+        SignedDuration::try_from(self.config.grace).map_or(MAX_GRACE, |g| g.min(MAX_GRACE))
+    }
+
+    fn upsert(&mut self, p: Participant, at: Timestamp, out: &mut Output) {
+        let key = (p.dn.clone(), p.id);
+        if self
+            .legs
+            .get(&key)
+            .is_some_and(|&callid| callid != p.callid)
+        {
+            // The same participant now belongs to another call: it left the old one.
+            self.remove(
+                &key,
+                Departure {
+                    at,
+                    approximate: false,
+                },
+                out,
+            );
+        }
+        let grace = self.grace();
+        let ctx = ctx(&self.config, &self.dns, grace);
+        let call = self
+            .calls
+            .entry(p.callid)
+            .or_insert_with(|| Call::new(p.callid, fields::stamp(at, &self.config.time_zone)));
+        self.legs.insert(key, p.callid);
+        call.upsert(&ctx, p, at, &mut out.events);
+    }
+
+    fn remove(&mut self, key: &(String, u64), left: Departure, out: &mut Output) {
+        let Some(callid) = self.legs.remove(key) else {
+            return;
+        };
+        let grace = self.grace();
+        let ctx = ctx(&self.config, &self.dns, grace);
+        if let Some(call) = self.calls.get_mut(&callid) {
+            call.remove(&ctx, &key.0, key.1, left, &mut out.events);
+        }
+    }
+}
+
+fn ctx<'a>(
+    config: &'a EngineConfig,
+    dns: &'a BTreeMap<String, DnType>,
+    grace: SignedDuration,
+) -> Ctx<'a> {
+    Ctx {
+        grace,
+        report_internal_calls: config.report_internal_calls,
+        did_rules: &config.did_rules,
+        dns,
+    }
+}

@@ -1,0 +1,434 @@
+//! A small test DSL: script participant sequences with times, collect what the engine sends.
+//!
+//! ```ignore
+//! let mut s = Script::new();
+//! let a = inbound(1, "120", 782);
+//! s.at(0.0).up(&a).at(5.0).up(&a.connected()).at(65.0).rm(&a).settle();
+//! assert_eq!(s.events(), vec![...]);
+//! ```
+//! `at` behaves like the host: it calls `tick` at every deadline on the way to the new time.
+
+use std::collections::BTreeMap;
+
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+
+use crate::calls::event::{
+    CallEvent, CallId, Direction, Ended, FinishType, Offered, Started, TransferType, UserType,
+};
+use crate::calls::{Dn, Engine, EngineConfig, FinishedCall, Input, Output};
+use crate::pbx::participant::{DnType, Participant, ParticipantStatus};
+
+/// The external number of the scenarios.
+pub(super) const X: &str = "425630434343";
+/// The DID it dials, whose inbound rule is [`RULE`].
+pub(super) const DID: &str = "4930123456";
+/// The inbound rule's name.
+pub(super) const RULE: &str = "CompanyDID";
+/// Time 0 of every script; with the UTC zone its stamp is [`STAMP`].
+pub(super) const T0: &str = "2021-07-01T16:56:49Z";
+/// The stamp of calls first seen at [`T0`].
+pub(super) const STAMP: &str = "210701165649";
+
+/// The DNs the test PBX shows: extensions 120–123, 130, 140, queue 800, ring group 600, the API's
+/// route point.
+pub(super) fn dns() -> Vec<Dn> {
+    let ext = ["120", "121", "122", "123", "130", "140"].map(|dn| (dn, DnType::Wextension));
+    let others = [
+        ("800", DnType::Wqueue),
+        ("600", DnType::Wringgroup),
+        ("ROUTER", DnType::Wroutepoint),
+    ];
+    ext.into_iter()
+        .chain(others)
+        .map(|(dn, dn_type)| Dn {
+            dn: dn.to_owned(),
+            dn_type,
+        })
+        .collect()
+}
+
+/// The configuration of the scripts: UTC, `CompanyDID` rule, 2 s grace.
+pub(super) fn config() -> EngineConfig {
+    EngineConfig {
+        time_zone: TimeZone::UTC,
+        did_rules: BTreeMap::from([(DID.to_owned(), RULE.to_owned())]),
+        ..EngineConfig::default()
+    }
+}
+
+/// One leg as the socket shows it; the builder methods return a changed copy.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Leg(pub Participant);
+
+/// An incoming external call ringing on `dn`.
+pub(super) fn inbound(id: u64, dn: &str, callid: u64) -> Leg {
+    Leg(Participant {
+        id,
+        status: ParticipantStatus::Ringing,
+        dn: dn.to_owned(),
+        party_caller_name: X.to_owned(),
+        party_dn: "10007".to_owned(),
+        party_caller_id: X.to_owned(),
+        party_did: DID.to_owned(),
+        party_dn_type: DnType::Wexternalline,
+        callid,
+        legid: id,
+        ..Participant::default()
+    })
+}
+
+/// An outgoing external call dialled by `dn`.
+pub(super) fn outbound(id: u64, dn: &str, callid: u64) -> Leg {
+    let Leg(p) = inbound(id, dn, callid);
+    Leg(Participant {
+        status: ParticipantStatus::Dialing,
+        party_did: String::new(),
+        ..p
+    })
+}
+
+/// The queue DN's own leg: it shows the caller as connected while agents ring.
+pub(super) fn queue_leg(id: u64, queue: &str, callid: u64) -> Leg {
+    inbound(id, queue, callid).connected()
+}
+
+impl Leg {
+    fn with(&self, f: impl FnOnce(&mut Participant)) -> Leg {
+        let mut p = self.0.clone();
+        f(&mut p);
+        Leg(p)
+    }
+
+    /// Now `Connected`.
+    pub(super) fn connected(&self) -> Leg {
+        self.with(|p| p.status = ParticipantStatus::Connected)
+    }
+
+    /// Now `Hold` (this DN put the other side on hold).
+    pub(super) fn hold(&self) -> Leg {
+        self.with(|p| p.status = ParticipantStatus::Hold)
+    }
+
+    /// Now `Dialing` (this DN places the leg).
+    pub(super) fn dialing(&self) -> Leg {
+        self.with(|p| p.status = ParticipantStatus::Dialing)
+    }
+
+    /// Rings on behalf of queue `q`.
+    pub(super) fn queue(&self, q: &str) -> Leg {
+        self.with(|p| {
+            p.on_behalf_of_dn = q.to_owned();
+            p.on_behalf_of_type = DnType::Wqueue;
+            p.originated_by_dn = q.to_owned();
+            p.originated_by_type = DnType::Wqueue;
+        })
+    }
+
+    /// Rings on behalf of ring group `g`.
+    pub(super) fn ring_group(&self, g: &str) -> Leg {
+        self.with(|p| {
+            p.on_behalf_of_dn = g.to_owned();
+            p.on_behalf_of_type = DnType::Wringgroup;
+        })
+    }
+
+    /// Routed here by the route point `ROUTER`.
+    pub(super) fn via_router(&self) -> Leg {
+        self.with(|p| {
+            p.originated_by_dn = "ROUTER".to_owned();
+            p.originated_by_type = DnType::Wroutepoint;
+        })
+    }
+
+    /// Transferred here by extension `dn`.
+    pub(super) fn referred_by(&self, dn: &str) -> Leg {
+        self.with(|p| {
+            p.referred_by_dn = dn.to_owned();
+            p.referred_by_type = DnType::Wextension;
+        })
+    }
+
+    /// The other side is extension `dn` (an internal call).
+    pub(super) fn party_ext(&self, dn: &str) -> Leg {
+        self.with(|p| {
+            p.party_dn = dn.to_owned();
+            p.party_caller_id = dn.to_owned();
+            p.party_caller_name = dn.to_owned();
+            p.party_dn_type = DnType::Wextension;
+            p.party_did = String::new();
+        })
+    }
+
+    /// The dialled DID is `did`.
+    pub(super) fn did(&self, did: &str) -> Leg {
+        self.with(|p| p.party_did = did.to_owned())
+    }
+}
+
+/// An engine driven like the host drives it, recording everything it sends.
+pub(super) struct Script {
+    engine: Engine,
+    config: EngineConfig,
+    t0: Timestamp,
+    now: Timestamp,
+    out: Output,
+}
+
+impl Script {
+    /// The standard script: [`config`], then a snapshot of [`dns`] with no calls at time 0.
+    pub(super) fn new() -> Self {
+        Self::with(config())
+    }
+
+    /// A script with another configuration.
+    pub(super) fn with(config: EngineConfig) -> Self {
+        let t0: Timestamp = T0.parse().expect("T0 parses");
+        let mut engine = Engine::new(config.clone());
+        let out = engine.apply(
+            Input::Snapshot {
+                dns: dns(),
+                participants: Vec::new(),
+            },
+            t0,
+        );
+        Self {
+            engine,
+            config,
+            t0,
+            now: t0,
+            out,
+        }
+    }
+
+    /// Moves the clock to `secs` after time 0, ticking at every deadline on the way.
+    pub(super) fn at(&mut self, secs: f64) -> &mut Self {
+        let to = self.t0 + SignedDuration::from_secs_f64(secs);
+        assert!(to >= self.now, "scripts run forward");
+        while let Some(deadline) = self.engine.next_deadline().filter(|d| *d <= to) {
+            let out = self.engine.tick(deadline);
+            self.take(out);
+        }
+        self.now = to;
+        self
+    }
+
+    /// The upsert of `leg`.
+    pub(super) fn up(&mut self, leg: &Leg) -> &mut Self {
+        self.apply(Input::Upsert(leg.0.clone()))
+    }
+
+    /// The remove of `leg`.
+    pub(super) fn rm(&mut self, leg: &Leg) -> &mut Self {
+        self.apply(Input::Remove {
+            dn: leg.0.dn.clone(),
+            participant_id: leg.0.id,
+        })
+    }
+
+    /// A snapshot (after a reconnect) showing exactly `legs`.
+    pub(super) fn snapshot(&mut self, legs: &[&Leg]) -> &mut Self {
+        let participants = legs.iter().map(|l| l.0.clone()).collect();
+        self.apply(Input::Snapshot {
+            dns: dns(),
+            participants,
+        })
+    }
+
+    /// A host restart: the state goes through JSON and a new engine continues from it.
+    pub(super) fn restart(&mut self) -> &mut Self {
+        let json = serde_json::to_string(&self.engine.state()).expect("state serializes");
+        let state = serde_json::from_str(&json).expect("state deserializes");
+        self.engine = Engine::restore(self.config.clone(), state);
+        self
+    }
+
+    /// Lets a minute pass, so every grace period runs out.
+    pub(super) fn settle(&mut self) -> &mut Self {
+        let secs = self.now.duration_since(self.t0).as_secs_f64() + 60.0;
+        self.at(secs)
+    }
+
+    /// Every event sent so far.
+    pub(super) fn events(&self) -> Vec<CallEvent> {
+        self.out.events.clone()
+    }
+
+    /// Every finished call so far.
+    pub(super) fn finished(&self) -> &[FinishedCall] {
+        &self.out.finished
+    }
+
+    /// The engine, for its counters.
+    pub(super) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn apply(&mut self, input: Input) -> &mut Self {
+        let out = self.engine.apply(input, self.now);
+        self.take(out);
+        self
+    }
+
+    fn take(&mut self, out: Output) {
+        self.out.events.extend(out.events);
+        self.out.finished.extend(out.finished);
+    }
+}
+
+/// Builds the expected events of one call.
+#[derive(Debug, Clone)]
+pub(super) struct Expect {
+    /// The stamp of the call id.
+    pub stamp: &'static str,
+    /// The PBX's call id.
+    pub callid: u64,
+    /// `callerid` of every event.
+    pub caller: &'static str,
+    /// `did` of incoming events.
+    pub did: &'static str,
+}
+
+impl Expect {
+    /// An external call first seen at time 0, from [`X`] through [`RULE`].
+    pub(super) fn call(callid: u64) -> Self {
+        Self {
+            stamp: STAMP,
+            callid,
+            caller: X,
+            did: RULE,
+        }
+    }
+
+    /// The call id under `link`.
+    pub(super) fn id(&self, link: u32) -> CallId {
+        CallId {
+            stamp: self.stamp.to_owned(),
+            pbx_call_id: self.callid,
+            link,
+        }
+    }
+
+    /// `ringing`.
+    pub(super) fn ringing(&self, user: &str, user_type: UserType, link: u32) -> CallEvent {
+        CallEvent::Ringing(self.offered(user, user_type, self.did, link))
+    }
+
+    /// `dialing`.
+    pub(super) fn dialing(&self, user: &str, link: u32) -> CallEvent {
+        CallEvent::Dialing(self.offered(user, UserType::Ext, "", link))
+    }
+
+    /// `incomingcall_started`.
+    pub(super) fn started_in(
+        &self,
+        user: &str,
+        transfer_type: TransferType,
+        link: u32,
+    ) -> CallEvent {
+        self.started(Direction::Incoming, user, transfer_type, link)
+    }
+
+    /// `outgoingcall_started`.
+    pub(super) fn started_out(
+        &self,
+        user: &str,
+        transfer_type: TransferType,
+        link: u32,
+    ) -> CallEvent {
+        self.started(Direction::Outgoing, user, transfer_type, link)
+    }
+
+    /// `incoming`: `(user, finishtype, transfer, duration, link, title)`.
+    pub(super) fn ended_in(
+        &self,
+        user: &str,
+        finish_type: FinishType,
+        transfer: bool,
+        duration_secs: u32,
+        link: u32,
+        title: &str,
+    ) -> CallEvent {
+        self.ended(
+            Direction::Incoming,
+            user,
+            (finish_type, transfer, duration_secs),
+            link,
+            title,
+        )
+    }
+
+    /// `outgoing`: `(user, finishtype, transfer, duration, link, title)`.
+    pub(super) fn ended_out(
+        &self,
+        user: &str,
+        finish_type: FinishType,
+        transfer: bool,
+        duration_secs: u32,
+        link: u32,
+        title: &str,
+    ) -> CallEvent {
+        self.ended(
+            Direction::Outgoing,
+            user,
+            (finish_type, transfer, duration_secs),
+            link,
+            title,
+        )
+    }
+
+    fn offered(&self, user: &str, user_type: UserType, did: &str, link: u32) -> Offered {
+        Offered {
+            id: self.id(link),
+            caller_id: self.caller.to_owned(),
+            did: did.to_owned(),
+            user: user.to_owned(),
+            user_type,
+        }
+    }
+
+    fn started(
+        &self,
+        direction: Direction,
+        user: &str,
+        transfer_type: TransferType,
+        link: u32,
+    ) -> CallEvent {
+        CallEvent::Started(Started {
+            id: self.id(link),
+            direction,
+            caller_id: self.caller.to_owned(),
+            user: user.to_owned(),
+            did: self.did_for(direction),
+            transfer_type,
+        })
+    }
+
+    fn ended(
+        &self,
+        direction: Direction,
+        user: &str,
+        (finish_type, transfer, duration_secs): (FinishType, bool, u32),
+        link: u32,
+        title: &str,
+    ) -> CallEvent {
+        CallEvent::Ended(Ended {
+            id: self.id(link),
+            direction,
+            caller_id: self.caller.to_owned(),
+            user: user.to_owned(),
+            did: self.did_for(direction),
+            finish_type,
+            transfer,
+            duration_secs,
+            title: title.to_owned(),
+        })
+    }
+
+    fn did_for(&self, direction: Direction) -> String {
+        match direction {
+            Direction::Incoming => self.did.to_owned(),
+            Direction::Outgoing => String::new(),
+        }
+    }
+}

@@ -1,0 +1,769 @@
+//! The scenarios of `call-events.md`, section 4, fed as the socket shows them, plus edge cases.
+
+use jiff::Timestamp;
+
+use crate::calls::event::{CallEvent, FinishType::*, TransferType::*, UserType};
+use crate::calls::script::*;
+use crate::calls::{CallPart, EngineConfig};
+
+fn t(secs: i64) -> Timestamp {
+    T0.parse::<Timestamp>().unwrap() + jiff::SignedDuration::from_secs(secs)
+}
+
+/// The title of an answered incoming part.
+fn answered(user: &str, clock: &str) -> String {
+    format!("CompanyDID: answered incoming call from 425630434343 to {user}, {clock}")
+}
+
+/// The title of an incoming part that ended by transfer.
+fn passed_on(user: &str, clock: &str) -> String {
+    format!(
+        "CompanyDID: answered incoming call from 425630434343 to {user}, transferred after {clock}"
+    )
+}
+
+#[test]
+fn s01_direct_inbound_answered() {
+    let c = Expect::call(782);
+    let a = inbound(1, "120", 782);
+    let mut s = Script::new();
+    s.at(0.0).up(&a).at(5.0).up(&a.connected()).at(65.0).rm(&a);
+    s.at(66.9);
+    assert_eq!(s.events().len(), 2, "the end waits for the grace period");
+    s.settle();
+    let end = c.ended_in("120", Ok, false, 60, 1, &answered("120", "00:01:00"));
+    assert_eq!(
+        s.events(),
+        vec![
+            c.ringing("120", UserType::Ext, 0),
+            c.started_in("120", NotDef, 1),
+            end.clone(),
+        ]
+    );
+    let CallEvent::Ended(end) = end else {
+        unreachable!()
+    };
+    assert_eq!(s.finished().len(), 1);
+    assert_eq!(s.finished()[0].pbx_call_id, 782);
+    assert_eq!(s.finished()[0].last_end, Some(end));
+    assert_eq!(
+        s.finished()[0].parts,
+        vec![CallPart {
+            id: c.id(1),
+            extension: "120".into(),
+            other_number: X.into(),
+            talk_start: t(5),
+            talk_end: t(65),
+        }]
+    );
+    assert_eq!(s.engine().active_calls(), 0);
+    assert_eq!(s.engine().next_deadline(), None);
+}
+
+#[test]
+fn s02_direct_inbound_missed() {
+    let c = Expect::call(782);
+    let a = inbound(1, "120", 782).via_router();
+    let mut s = Script::new();
+    s.at(0.0).up(&a).at(20.0).rm(&a).settle();
+    assert_eq!(
+        s.events(),
+        vec![
+            c.ringing("120", UserType::Ext, 0),
+            c.ended_in(
+                "120",
+                Missed,
+                false,
+                0,
+                0,
+                "CompanyDID: missed incoming call from 425630434343 to 120"
+            ),
+        ]
+    );
+    assert_eq!(s.finished()[0].parts, vec![]);
+}
+
+#[test]
+fn s03_queue_three_agents_one_answers() {
+    let c = Expect::call(783);
+    let q = queue_leg(10, "800", 783);
+    let [a1, a2, a3] =
+        [(11, "121"), (12, "122"), (13, "123")].map(|(id, dn)| inbound(id, dn, 783).queue("800"));
+    let mut s = Script::new();
+    s.at(0.0).up(&q).up(&a1).up(&a2).up(&a3);
+    s.at(8.0).up(&a2.connected()).rm(&a1).rm(&a3).rm(&q);
+    s.at(38.0).rm(&a2).settle();
+    assert_eq!(
+        s.events(),
+        vec![
+            c.ringing("121", UserType::Queue, 0),
+            c.ringing("122", UserType::Queue, 0),
+            c.ringing("123", UserType::Queue, 0),
+            c.started_in("122", NotDef, 1),
+            c.ended_in("122", Ok, false, 30, 1, &answered("122", "00:00:30")),
+        ]
+    );
+}
+
+/// Scenario 4 with the queue DN monitored: it shows the caller connected between the waves.
+#[test]
+fn s04_queue_nobody_answers_two_waves() {
+    let c = Expect::call(784);
+    let q = queue_leg(10, "800", 784);
+    let wave1 = [(11, "121"), (12, "122")].map(|(id, dn)| inbound(id, dn, 784).queue("800"));
+    let wave2 =
+        [(21, "121"), (22, "122"), (23, "123")].map(|(id, dn)| inbound(id, dn, 784).queue("800"));
+    let mut s = Script::new();
+    s.at(0.0).up(&q);
+    wave1.iter().for_each(|a| _ = s.up(a));
+    s.at(15.0);
+    wave1.iter().for_each(|a| _ = s.rm(a));
+    s.at(20.0);
+    wave2.iter().for_each(|a| _ = s.up(a));
+    s.at(40.0);
+    wave2.iter().for_each(|a| _ = s.rm(a));
+    s.rm(&q).settle();
+    assert_eq!(
+        s.events(),
+        vec![
+            c.ringing("121", UserType::Queue, 0),
+            c.ringing("122", UserType::Queue, 0),
+            c.ringing("123", UserType::Queue, 0),
+            c.ended_in(
+                "800",
+                Missed,
+                false,
+                0,
+                0,
+                "CompanyDID: missed incoming call from 425630434343 in queue 800"
+            ),
+        ]
+    );
+}
+
+/// Scenario 4 without the queue DN: the grace period keeps the waves together.
+#[test]
+fn s04_queue_waves_held_together_by_the_grace_period() {
+    let c = Expect::call(784);
+    let wave1 = [(11, "121"), (12, "122")].map(|(id, dn)| inbound(id, dn, 784).queue("800"));
+    let wave2 = [(21, "122"), (22, "123")].map(|(id, dn)| inbound(id, dn, 784).queue("800"));
+    let mut s = Script::new();
+    s.at(0.0);
+    wave1.iter().for_each(|a| _ = s.up(a));
+    s.at(15.0);
+    wave1.iter().for_each(|a| _ = s.rm(a));
+    s.at(16.5);
+    wave2.iter().for_each(|a| _ = s.up(a));
+    s.at(40.0);
+    wave2.iter().for_each(|a| _ = s.rm(a));
+    s.settle();
+    assert_eq!(
+        s.events(),
+        vec![
+            c.ringing("121", UserType::Queue, 0),
+            c.ringing("122", UserType::Queue, 0),
+            c.ringing("123", UserType::Queue, 0),
+            c.ended_in(
+                "800",
+                Missed,
+                false,
+                0,
+                0,
+                "CompanyDID: missed incoming call from 425630434343 in queue 800"
+            ),
+        ]
+    );
+}
+
+fn blind_transfer_events(c: &Expect) -> Vec<CallEvent> {
+    vec![
+        c.ringing("120", UserType::Ext, 0),
+        c.started_in("120", NotDef, 1),
+        c.ended_in("120", Ok, true, 30, 1, &passed_on("120", "00:00:30")),
+        c.ringing("130", UserType::Ext, 2),
+        c.started_in("130", Blind, 2),
+        c.ended_in("130", Ok, false, 60, 2, &answered("130", "00:01:00")),
+    ]
+}
+
+#[test]
+fn s05_blind_transfer() {
+    let c = Expect::call(785);
+    let a = inbound(1, "120", 785);
+    let b = inbound(2, "130", 785).referred_by("120");
+    let mut s = Script::new();
+    s.at(0.0).up(&a).at(5.0).up(&a.connected());
+    s.at(35.0)
+        .rm(&a)
+        .at(35.2)
+        .up(&b)
+        .at(40.0)
+        .up(&b.connected())
+        .at(100.0)
+        .rm(&b)
+        .settle();
+    assert_eq!(s.events(), blind_transfer_events(&c));
+    let parts: Vec<_> = s.finished()[0]
+        .parts
+        .iter()
+        .map(|p| (p.id.link, p.extension.as_str()))
+        .collect();
+    assert_eq!(parts, vec![(1, "120"), (2, "130")]);
+}
+
+#[test]
+fn s05_blind_transfer_target_first() {
+    let c = Expect::call(785);
+    let a = inbound(1, "120", 785);
+    let b = inbound(2, "130", 785).referred_by("120");
+    let mut s = Script::new();
+    s.at(0.0).up(&a).at(5.0).up(&a.connected());
+    s.at(35.0)
+        .up(&b)
+        .at(35.4)
+        .rm(&a)
+        .at(40.0)
+        .up(&b.connected())
+        .at(100.0)
+        .rm(&b)
+        .settle();
+    assert_eq!(s.events(), blind_transfer_events(&c));
+}
+
+/// Scenario 6, in both orders the PBX may show the completion.
+#[test]
+fn s06_attended_transfer() {
+    for target_first in [false, true] {
+        let c = Expect::call(786);
+        let a = inbound(1, "120", 786);
+        let consult_a = inbound(3, "120", 787).party_ext("130").dialing();
+        let consult_b = inbound(4, "130", 787).party_ext("120");
+        let b = inbound(5, "130", 786).referred_by("120").connected();
+        let mut s = Script::new();
+        s.at(0.0).up(&a).at(5.0).up(&a.connected());
+        s.at(20.0).up(&a.hold()).up(&consult_a).up(&consult_b);
+        s.at(25.0)
+            .up(&consult_b.connected())
+            .up(&consult_a.connected());
+        s.at(50.0);
+        if target_first {
+            s.up(&b).rm(&a).rm(&consult_a).rm(&consult_b);
+        } else {
+            s.rm(&a).rm(&consult_a).rm(&consult_b).up(&b);
+        }
+        s.at(110.0).rm(&b).settle();
+        assert_eq!(
+            s.events(),
+            vec![
+                c.ringing("120", UserType::Ext, 0),
+                c.started_in("120", NotDef, 1),
+                c.ended_in("120", Ok, true, 45, 1, &passed_on("120", "00:00:45")),
+                c.started_in("130", Accomp, 2),
+                c.ended_in("130", Ok, false, 60, 2, &answered("130", "00:01:00")),
+            ],
+            "target first: {target_first}"
+        );
+        assert_eq!(
+            s.finished().len(),
+            1,
+            "the consultation call finishes without events"
+        );
+    }
+}
+
+#[test]
+fn s06_attended_transfer_reporting_internal_calls() {
+    let c = Expect::call(786);
+    let from_130 = Expect {
+        stamp: "210701165709",
+        callid: 787,
+        caller: "130",
+        did: "",
+    };
+    let from_120 = Expect {
+        caller: "120",
+        ..from_130.clone()
+    };
+    let a = inbound(1, "120", 786);
+    let consult_a = inbound(3, "120", 787).party_ext("130").dialing();
+    let consult_b = inbound(4, "130", 787).party_ext("120");
+    let b = inbound(5, "130", 786).referred_by("120").connected();
+    let mut s = Script::with(EngineConfig {
+        report_internal_calls: true,
+        ..config()
+    });
+    s.at(0.0).up(&a).at(5.0).up(&a.connected());
+    s.at(20.0).up(&a.hold()).up(&consult_a).up(&consult_b);
+    s.at(25.0)
+        .up(&consult_b.connected())
+        .up(&consult_a.connected());
+    s.at(50.0).rm(&a).rm(&consult_a).rm(&consult_b).up(&b);
+    s.at(110.0).rm(&b).settle();
+    assert_eq!(
+        s.events(),
+        vec![
+            c.ringing("120", UserType::Ext, 0),
+            c.started_in("120", NotDef, 1),
+            from_130.dialing("120", 0),
+            from_120.ringing("130", UserType::Ext, 0),
+            from_120.started_in("130", NotDef, 1),
+            from_130.started_out("120", NotDef, 1),
+            c.ended_in("120", Ok, true, 45, 1, &passed_on("120", "00:00:45")),
+            c.started_in("130", Accomp, 2),
+            from_130.ended_out(
+                "120",
+                Ok,
+                false,
+                25,
+                1,
+                "answered outgoing call from 120 to 130, 00:00:25"
+            ),
+            from_120.ended_in(
+                "130",
+                Ok,
+                false,
+                25,
+                1,
+                "answered incoming call from 120 to 130, 00:00:25"
+            ),
+            c.ended_in("130", Ok, false, 60, 2, &answered("130", "00:01:00")),
+        ]
+    );
+}
+
+#[test]
+fn s07_blind_transfer_not_answered() {
+    let c = Expect::call(785);
+    let a = inbound(1, "120", 785);
+    let b = inbound(2, "130", 785).referred_by("120");
+    let mut s = Script::new();
+    s.at(0.0).up(&a).at(5.0).up(&a.connected());
+    s.at(35.0).rm(&a).at(35.2).up(&b).at(60.0).rm(&b).settle();
+    assert_eq!(
+        s.events(),
+        vec![
+            c.ringing("120", UserType::Ext, 0),
+            c.started_in("120", NotDef, 1),
+            c.ended_in("120", Ok, true, 30, 1, &passed_on("120", "00:00:30")),
+            c.ringing("130", UserType::Ext, 2),
+            c.ended_in(
+                "130",
+                Missed,
+                false,
+                0,
+                2,
+                "CompanyDID: missed incoming call from 425630434343 to 130"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn s08_outbound_answered() {
+    let c = Expect::call(790);
+    let o = outbound(1, "120", 790);
+    let mut s = Script::new();
+    s.at(0.0)
+        .up(&o)
+        .at(10.0)
+        .up(&o.connected())
+        .at(70.0)
+        .rm(&o)
+        .settle();
+    assert_eq!(
+        s.events(),
+        vec![
+            c.dialing("120", 0),
+            c.started_out("120", NotDef, 1),
+            c.ended_out(
+                "120",
+                Ok,
+                false,
+                60,
+                1,
+                "answered outgoing call from 120 to 425630434343, 00:01:00"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn s09_outbound_not_answered() {
+    let c = Expect::call(790);
+    let o = outbound(1, "120", 790);
+    let mut s = Script::new();
+    s.at(0.0).up(&o).at(30.0).rm(&o).settle();
+    assert_eq!(
+        s.events(),
+        vec![
+            c.dialing("120", 0),
+            c.ended_out(
+                "120",
+                Missed,
+                false,
+                0,
+                0,
+                "missed outgoing call from 120 to 425630434343"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn s10_hold_changes_nothing() {
+    let c = Expect::call(782);
+    let a = inbound(1, "120", 782);
+    let held = crate::pbx::participant::ParticipantStatus::Held;
+    let mut s = Script::new();
+    s.at(0.0)
+        .up(&a)
+        .at(5.0)
+        .up(&a.connected())
+        .at(20.0)
+        .up(&a.hold())
+        .at(40.0)
+        .up(&a.connected());
+    s.at(45.0).up(&Leg(crate::pbx::participant::Participant {
+        status: held,
+        ..a.0.clone()
+    }));
+    s.at(50.0).up(&a.connected()).at(65.0).rm(&a).settle();
+    assert_eq!(
+        s.events(),
+        vec![
+            c.ringing("120", UserType::Ext, 0),
+            c.started_in("120", NotDef, 1),
+            c.ended_in("120", Ok, false, 60, 1, &answered("120", "00:01:00")),
+        ]
+    );
+}
+
+#[test]
+fn s11_restart_and_reconnect() {
+    let call_a = Expect::call(791);
+    let call_b = Expect {
+        stamp: "210701165657",
+        ..Expect::call(792)
+    };
+    let call_c = Expect {
+        stamp: "210701165704",
+        ..Expect::call(793)
+    };
+    let call_d = Expect {
+        stamp: "210701165719",
+        ..Expect::call(794)
+    };
+    let a = inbound(1, "120", 791);
+    let b = inbound(2, "121", 792);
+    let c = inbound(3, "122", 793);
+    let d = inbound(4, "123", 794).connected();
+    let mut s = Script::new();
+    s.at(0.0).up(&a).at(5.0).up(&a.connected());
+    s.at(8.0).up(&b).at(10.0).up(&b.connected());
+    s.at(15.0).up(&c);
+    // The host goes down at 20 s; meanwhile b hangs up, c stops ringing and d starts. It is back
+    // at 30 s and reconciles with a snapshot.
+    s.at(20.0).restart();
+    s.at(30.0).snapshot(&[&a.connected(), &d]);
+    s.at(70.0).rm(&a.connected()).at(80.0).rm(&d).settle();
+    assert_eq!(
+        s.events(),
+        vec![
+            call_a.ringing("120", UserType::Ext, 0),
+            call_a.started_in("120", NotDef, 1),
+            call_b.ringing("121", UserType::Ext, 0),
+            call_b.started_in("121", NotDef, 1),
+            call_c.ringing("122", UserType::Ext, 0),
+            call_d.started_in("123", NotDef, 1),
+            call_b.ended_in(
+                "121",
+                Ok,
+                false,
+                20,
+                1,
+                "CompanyDID: answered incoming call from 425630434343 to 121, 00:00:20 (end time approximate)"
+            ),
+            call_c.ended_in(
+                "122",
+                Missed,
+                false,
+                0,
+                0,
+                "CompanyDID: missed incoming call from 425630434343 to 122 (end time approximate)"
+            ),
+            call_a.ended_in("120", Ok, false, 65, 1, &answered("120", "00:01:05")),
+            call_d.ended_in("123", Ok, false, 50, 1, &answered("123", "00:00:50")),
+        ]
+    );
+}
+
+/// A transfer that completed while the host was away: the snapshot shows only the new holder.
+#[test]
+fn s11_transfer_while_away() {
+    let c = Expect::call(785);
+    let a = inbound(1, "120", 785);
+    let b = inbound(2, "130", 785).referred_by("120").connected();
+    let mut s = Script::new();
+    s.at(0.0)
+        .up(&a)
+        .at(5.0)
+        .up(&a.connected())
+        .at(20.0)
+        .restart();
+    s.at(30.0).snapshot(&[&b]).at(90.0).rm(&b).settle();
+    assert_eq!(
+        s.events(),
+        vec![
+            c.ringing("120", UserType::Ext, 0),
+            c.started_in("120", NotDef, 1),
+            c.ended_in(
+                "120",
+                Ok,
+                true,
+                25,
+                1,
+                "CompanyDID: answered incoming call from 425630434343 to 120, transferred after 00:00:25 (end time approximate)"
+            ),
+            c.started_in("130", Accomp, 2),
+            c.ended_in("130", Ok, false, 60, 2, &answered("130", "00:01:00")),
+        ]
+    );
+}
+
+/// Scenario 5 with every upsert twice, the field's ~750 ms repeats, resnapshots and restarts.
+#[test]
+fn s12_duplicate_and_repeated_upserts() {
+    let c = Expect::call(785);
+    let a = inbound(1, "120", 785);
+    let b = inbound(2, "130", 785).referred_by("120");
+    let mut s = Script::new();
+    s.at(0.0)
+        .up(&a)
+        .up(&a)
+        .at(5.0)
+        .up(&a.connected())
+        .up(&a.connected());
+    for i in 0..40 {
+        s.at(5.5 + f64::from(i) * 0.75).up(&a.connected());
+        if i % 10 == 0 {
+            s.snapshot(&[&a.connected()]).restart();
+        }
+    }
+    s.at(35.0)
+        .rm(&a)
+        .rm(&a)
+        .at(35.2)
+        .up(&b)
+        .up(&b)
+        .at(40.0)
+        .up(&b.connected())
+        .up(&b.connected());
+    for i in 0..80 {
+        s.at(40.5 + f64::from(i) * 0.75).up(&b.connected());
+        if i % 20 == 0 {
+            s.snapshot(&[&b.connected()]);
+        }
+    }
+    s.at(100.0).rm(&b).rm(&b).settle();
+    assert_eq!(s.events(), blind_transfer_events(&c));
+}
+
+#[test]
+fn missed_ring_group_call_is_reported_for_the_group() {
+    let c = Expect::call(795);
+    let legs = [(1, "121"), (2, "122")].map(|(id, dn)| inbound(id, dn, 795).ring_group("600"));
+    let mut s = Script::new();
+    s.at(0.0)
+        .up(&legs[0])
+        .up(&legs[1])
+        .at(30.0)
+        .rm(&legs[0])
+        .rm(&legs[1])
+        .settle();
+    assert_eq!(
+        s.events(),
+        vec![
+            c.ringing("121", UserType::Other, 0),
+            c.ringing("122", UserType::Other, 0),
+            c.ended_in(
+                "600",
+                Missed,
+                false,
+                0,
+                0,
+                "CompanyDID: missed incoming call from 425630434343 in ring group 600"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn internal_calls_are_silent_by_default() {
+    let x = inbound(1, "120", 796).party_ext("121").dialing();
+    let y = inbound(2, "121", 796).party_ext("120");
+    let mut s = Script::new();
+    s.at(0.0)
+        .up(&x)
+        .up(&y)
+        .at(3.0)
+        .up(&y.connected())
+        .up(&x.connected())
+        .at(9.0)
+        .rm(&x)
+        .rm(&y)
+        .settle();
+    assert_eq!(s.events(), vec![]);
+    assert_eq!(s.finished(), &[]);
+    assert_eq!(s.engine().active_calls(), 0);
+}
+
+#[test]
+fn unmonitored_dns_produce_nothing() {
+    let a = inbound(1, "555", 797);
+    let mut s = Script::new();
+    s.at(0.0)
+        .up(&a)
+        .at(2.0)
+        .up(&a.connected())
+        .at(9.0)
+        .rm(&a)
+        .settle();
+    assert_eq!(s.events(), vec![]);
+}
+
+#[test]
+fn a_leg_after_the_grace_period_is_a_new_call_not_a_transfer() {
+    let first = Expect::call(785);
+    let second = Expect {
+        stamp: "210701165727",
+        ..Expect::call(785)
+    };
+    let a = inbound(1, "120", 785);
+    let b = inbound(2, "130", 785);
+    let mut s = Script::new();
+    s.at(0.0).up(&a).at(5.0).up(&a.connected()).at(35.0).rm(&a);
+    // No tick in between: `apply` settles the expired grace period first.
+    let out = s
+        .engine()
+        .clone()
+        .apply(crate::calls::Input::Upsert(b.0.clone()), t(38));
+    assert_eq!(
+        out.events,
+        vec![
+            first.ended_in("120", Ok, false, 30, 1, &answered("120", "00:00:30")),
+            second.ringing("130", UserType::Ext, 0),
+        ]
+    );
+    assert_eq!(out.finished.len(), 1);
+}
+
+#[test]
+fn a_transfer_target_that_vanishes_before_the_holder_leaves_is_silent() {
+    let c = Expect::call(785);
+    let a = inbound(1, "120", 785);
+    let b = inbound(2, "130", 785).referred_by("120");
+    let mut s = Script::new();
+    s.at(0.0)
+        .up(&a)
+        .at(5.0)
+        .up(&a.connected())
+        .at(20.0)
+        .up(&b)
+        .at(25.0)
+        .rm(&b);
+    s.at(65.0).rm(&a).settle();
+    assert_eq!(
+        s.events(),
+        vec![
+            c.ringing("120", UserType::Ext, 0),
+            c.started_in("120", NotDef, 1),
+            c.ended_in("120", Ok, false, 60, 1, &answered("120", "00:01:00")),
+        ]
+    );
+}
+
+#[test]
+fn did_falls_back_to_the_number_then_empty() {
+    let by_number = Expect {
+        did: "4930999",
+        ..Expect::call(798)
+    };
+    let none = Expect {
+        did: "",
+        ..Expect::call(799)
+    };
+    let mut s = Script::new();
+    s.at(0.0)
+        .up(&inbound(1, "120", 798).did("4930999"))
+        .up(&inbound(2, "121", 799).did(""));
+    assert_eq!(
+        s.events(),
+        vec![
+            by_number.ringing("120", UserType::Ext, 0),
+            none.ringing("121", UserType::Ext, 0)
+        ]
+    );
+}
+
+#[test]
+fn did_rules_can_change_at_runtime() {
+    let c = Expect {
+        did: "Berlin",
+        ..Expect::call(782)
+    };
+    let a = inbound(1, "120", 782);
+    let mut s = Script::new();
+    s.at(0.0).up(&a);
+    let mut engine = s.engine().clone();
+    engine.set_did_rules([(DID.to_owned(), "Berlin".to_owned())].into());
+    let out = engine.apply(crate::calls::Input::Upsert(a.connected().0), t(5));
+    assert_eq!(out.events, vec![c.started_in("120", NotDef, 1)]);
+}
+
+#[test]
+fn a_reconnecting_device_keeps_its_part() {
+    let c = Expect::call(782);
+    let a = inbound(1, "120", 782);
+    let again = inbound(9, "120", 782).connected();
+    let mut s = Script::new();
+    s.at(0.0)
+        .up(&a)
+        .at(5.0)
+        .up(&a.connected())
+        .at(30.0)
+        .rm(&a)
+        .at(31.0)
+        .up(&again);
+    s.at(65.0).rm(&again).settle();
+    assert_eq!(
+        s.events(),
+        vec![
+            c.ringing("120", UserType::Ext, 0),
+            c.started_in("120", NotDef, 1),
+            c.ended_in("120", Ok, false, 60, 1, &answered("120", "00:01:00")),
+        ]
+    );
+}
+
+#[test]
+fn a_second_device_of_the_talking_extension_joins_its_part() {
+    let c = Expect::call(782);
+    let desk = inbound(1, "120", 782);
+    let mobile = inbound(9, "120", 782).connected();
+    let mut s = Script::new();
+    s.at(0.0)
+        .up(&desk)
+        .at(5.0)
+        .up(&desk.connected())
+        .at(20.0)
+        .up(&mobile);
+    s.at(30.0).rm(&desk).at(65.0).rm(&mobile).settle();
+    assert_eq!(
+        s.events(),
+        vec![
+            c.ringing("120", UserType::Ext, 0),
+            c.started_in("120", NotDef, 1),
+            c.ended_in("120", Ok, false, 60, 1, &answered("120", "00:01:00")),
+        ]
+    );
+}

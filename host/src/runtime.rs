@@ -1,0 +1,406 @@
+//! The plugin runtime: loads WebAssembly plugin components and runs one delivery at a time in
+//! a fresh, sandboxed instance.
+//!
+//! Design:
+//! - One wasmtime [`Engine`] with the component model, the pooling allocator and epoch
+//!   interruption. Each plugin is compiled once ([`cache`] keeps the machine code on disk) and
+//!   pre-linked into an `InstancePre`, so a delivery only instantiates.
+//! - Every delivery gets a new `Store`: its own memory (capped by [`PluginLimits::memory_bytes`]),
+//!   its own WASI context with no files, no environment and no sockets, and the plugin's own
+//!   egress policy for `wasi:http`. Nothing survives the delivery but what the plugin wrote to its
+//!   key-value store.
+//! - Run time is bounded twice: an epoch deadline traps code that computes past the delivery's
+//!   time limit (the epoch callback also yields to the async executor every tick, so a busy
+//!   plugin never starves other tasks), and an outer wall-clock time-out also covers time spent
+//!   waiting on host calls such as a slow receiver.
+//! - The result has two levels: the outer one is a trap or host failure, the inner one the
+//!   plugin's own [`DeliveryError`](since_v0_1_0::DeliveryError). Both become a
+//!   [`DeliveryOutcome`], logged with the plugin's name and contract version.
+
+mod builtin;
+mod cache;
+pub mod egress;
+mod kv_store;
+pub mod limits;
+mod outcome;
+mod since_v0_1_0;
+mod state;
+mod versions;
+
+pub use builtin::GENERIC_WEBHOOK_WASM;
+pub use egress::{EgressPolicy, PatternError, Refusal};
+pub use kv_store::{KvError, KvQuota, KvStore};
+pub use limits::PluginLimits;
+pub use outcome::DeliveryOutcome;
+pub use versions::{ApiVersion, VersionError};
+
+use crate::calls::event::CallEvent;
+use state::{PluginIdentity, PluginState};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use versions::PluginPre;
+use wasmtime::component::Linker;
+use wasmtime::{Engine, Store, UpdateDeadline};
+
+/// How often the epoch advances; also the granularity of the CPU deadline and of yielding.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Extra time the outer time-out allows, so a computing plugin is reported as such by the
+/// epoch deadline rather than by the outer time-out.
+const OUTER_GRACE: Duration = Duration::from_millis(200);
+
+/// Settings of the runtime as a whole.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where compiled plugins are cached. By default none (compile at every start).
+    pub cache_dir: Option<PathBuf>,
+    /// How many plugin instances may run at once. By default 64.
+    pub max_instances: u32,
+    /// Largest memory cap any plugin may be given, in bytes. By default 256 MiB.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cache_dir: None,
+            max_instances: 64,
+            max_memory_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The binary's contract version is missing or not served.
+    #[error("plugin {plugin}: {source}")]
+    Version {
+        /// The plugin's name.
+        plugin: String,
+        /// What is wrong with the version.
+        source: VersionError,
+    },
+    /// An `allowed_hosts` entry is malformed.
+    #[error("plugin {plugin}: {source}")]
+    Policy {
+        /// The plugin's name.
+        plugin: String,
+        /// The bad entry.
+        source: PatternError,
+    },
+    /// The memory cap is above what the runtime's pool provides.
+    #[error("plugin {plugin}: memory_mb {asked_mb} is above the maximum of {max_mb}")]
+    MemoryTooLarge {
+        /// The plugin's name.
+        plugin: String,
+        /// The cap asked for.
+        asked_mb: usize,
+        /// The largest cap allowed.
+        max_mb: usize,
+    },
+    /// Compiling or linking failed (e.g. the plugin imports something the host does not offer).
+    #[error("plugin {plugin}: {message}")]
+    Link {
+        /// The plugin's name.
+        plugin: String,
+        /// The engine's message.
+        message: String,
+    },
+}
+
+/// A plugin to load.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    /// The plugin's name, unique in the configuration.
+    pub name: String,
+    /// The component binary.
+    pub wasm: Arc<[u8]>,
+    /// `allowed_hosts` patterns (see [`egress`]). By default none: no outgoing requests.
+    pub allowed_hosts: Vec<String>,
+    /// Limits per delivery.
+    pub limits: PluginLimits,
+    /// Plain settings handed to the plugin.
+    pub settings: BTreeMap<String, String>,
+    /// Secrets handed to the plugin, never logged.
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// The runtime: an engine, a linker with everything plugins may import, the compile cache and
+/// the plugins' key-value store.
+pub struct PluginRuntime {
+    engine: Engine,
+    linker: Linker<PluginState>,
+    cache: cache::CompileCache,
+    kv: KvStore,
+    max_memory_bytes: usize,
+}
+
+impl PluginRuntime {
+    /// Builds the engine and linker and starts the epoch ticker.
+    pub fn new(config: RuntimeConfig, kv: KvStore) -> wasmtime::Result<Self> {
+        let engine = Engine::new(&engine_config(&config))?;
+        start_epoch_ticker(&engine);
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        since_v0_1_0::add_to_linker(&mut linker)?;
+        Ok(PluginRuntime {
+            engine,
+            linker,
+            cache: cache::CompileCache::new(config.cache_dir),
+            kv,
+            max_memory_bytes: config.max_memory_bytes,
+        })
+    }
+
+    /// Checks, compiles (or loads from the cache) and pre-links one plugin.
+    pub fn load(&self, spec: PluginSpec) -> Result<Plugin, LoadError> {
+        let plugin = spec.name.clone();
+        let api_version = versions::api_version(&spec.wasm).map_err(|source| LoadError::Version {
+            plugin: plugin.clone(),
+            source,
+        })?;
+        let policy = EgressPolicy::new(&spec.allowed_hosts).map_err(|source| LoadError::Policy {
+            plugin: plugin.clone(),
+            source,
+        })?;
+        if spec.limits.memory_bytes > self.max_memory_bytes {
+            return Err(LoadError::MemoryTooLarge {
+                plugin,
+                asked_mb: spec.limits.memory_bytes >> 20,
+                max_mb: self.max_memory_bytes >> 20,
+            });
+        }
+        let link_error = |error: wasmtime::Error| LoadError::Link {
+            plugin: plugin.clone(),
+            message: format!("{error:#}"),
+        };
+        let component = self.cache.component(&self.engine, &spec.wasm).map_err(link_error)?;
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(link_error)?;
+        let pre = match (api_version.major, api_version.minor) {
+            (0, 1) => PluginPre::V0_1(
+                since_v0_1_0::PluginPre::new(instance_pre).map_err(link_error)?,
+            ),
+            _ => unreachable!("versions::api_version accepts only served versions"),
+        };
+        Ok(Plugin {
+            identity: Arc::new(PluginIdentity {
+                name: spec.name,
+                api_version: api_version.to_string(),
+                settings: spec.settings,
+                secrets: spec.secrets,
+                limits: spec.limits,
+                policy: Arc::new(policy),
+            }),
+            pre,
+            engine: self.engine.clone(),
+            kv: self.kv.clone(),
+        })
+    }
+}
+
+fn engine_config(config: &RuntimeConfig) -> wasmtime::Config {
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    let instances = config.max_instances;
+    pool.total_component_instances(instances)
+        .total_core_instances(instances * 16)
+        .total_memories(instances * 2)
+        .total_tables(instances * 16)
+        .total_stacks(instances)
+        .max_memory_size(config.max_memory_bytes);
+    let mut engine = wasmtime::Config::new();
+    engine
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    engine
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("callhook-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("could not start the epoch thread");
+}
+
+/// One delivery attempt of one event.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryRequest<'a> {
+    /// The event.
+    pub event: &'a CallEvent,
+    /// Stable across retries; handed to the plugin for the receiver's deduplication.
+    pub idempotency_key: &'a str,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Time of the attempt, seconds since the Unix epoch.
+    pub timestamp: u64,
+}
+
+/// A loaded plugin, ready to deliver. Cheap to share behind an `Arc`.
+pub struct Plugin {
+    identity: Arc<PluginIdentity>,
+    pre: PluginPre,
+    engine: Engine,
+    kv: KvStore,
+}
+
+impl Plugin {
+    /// The plugin's configured name.
+    pub fn name(&self) -> &str {
+        &self.identity.name
+    }
+
+    /// The contract version the plugin was built against.
+    pub fn api_version(&self) -> &str {
+        &self.identity.api_version
+    }
+
+    /// The plugin's egress policy.
+    pub fn policy(&self) -> &EgressPolicy {
+        &self.identity.policy
+    }
+
+    /// The plugin's limits.
+    pub fn limits(&self) -> PluginLimits {
+        self.identity.limits
+    }
+
+    /// Runs one delivery in a fresh instance and reports its outcome (also logged).
+    pub async fn deliver(&self, request: DeliveryRequest<'_>) -> DeliveryOutcome {
+        let started = Instant::now();
+        let call_id = request.event.call_id().to_string();
+        let outcome = self.run(request, &call_id).await;
+        let plugin = self.name();
+        let version = self.api_version();
+        let event = request.event.name();
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match &outcome {
+            DeliveryOutcome::Delivered => {
+                tracing::debug!(plugin, version, call_id, event, elapsed_ms, "delivered")
+            }
+            other => tracing::warn!(
+                plugin,
+                version,
+                call_id,
+                event,
+                elapsed_ms,
+                outcome = other.label(),
+                message = other.message().unwrap_or_default(),
+                "delivery failed"
+            ),
+        }
+        outcome
+    }
+
+    async fn run(&self, request: DeliveryRequest<'_>, call_id: &str) -> DeliveryOutcome {
+        let limits = self.identity.limits;
+        let state = PluginState::new(self.identity.clone(), self.kv.clone(), call_id.to_string());
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| state.limiter());
+        let deadline = Instant::now() + limits.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(wasmtime::format_err!(EpochDeadline))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        let result = {
+            let run = self.instantiate_and_deliver(&mut store, request);
+            tokio::time::timeout(limits.timeout + OUTER_GRACE, run).await
+        };
+        let state = store.data();
+        let refused = state
+            .refusals()
+            .iter()
+            .map(|r| format!("; egress refused: {r}"))
+            .collect::<String>();
+        match result {
+            Err(_elapsed) => DeliveryOutcome::Failed {
+                message: format!(
+                    "timed out after {} ms (the plugin's timeout_ms), waiting on a host call{refused}",
+                    limits.timeout.as_millis()
+                ),
+            },
+            Ok(Err(error)) => DeliveryOutcome::Failed {
+                message: describe_trap(&error, state, limits) + &refused,
+            },
+            Ok(Ok(Ok(()))) => DeliveryOutcome::Delivered,
+            Ok(Ok(Err(since_v0_1_0::DeliveryError::Retryable(error)))) => DeliveryOutcome::Retry {
+                message: error.message + &refused,
+                after: error.retry_after_ms.map(Duration::from_millis),
+            },
+            Ok(Ok(Err(since_v0_1_0::DeliveryError::Permanent(error)))) => {
+                DeliveryOutcome::Rejected {
+                    message: error.message + &refused,
+                    target_gone: error.target_gone,
+                }
+            }
+        }
+    }
+
+    async fn instantiate_and_deliver(
+        &self,
+        store: &mut Store<PluginState>,
+        request: DeliveryRequest<'_>,
+    ) -> wasmtime::Result<Result<(), since_v0_1_0::DeliveryError>> {
+        match &self.pre {
+            PluginPre::V0_1(pre) => {
+                let delivery = since_v0_1_0::Delivery {
+                    event: request.event.into(),
+                    idempotency_key: request.idempotency_key.to_string(),
+                    attempt: request.attempt,
+                    timestamp: request.timestamp,
+                };
+                let instance = pre.instantiate_async(&mut *store).await?;
+                instance.call_deliver(&mut *store, &delivery).await
+            }
+        }
+    }
+}
+
+/// The error the epoch callback raises when a plugin computes past its deadline.
+#[derive(Debug)]
+struct EpochDeadline;
+
+impl std::fmt::Display for EpochDeadline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("epoch deadline reached")
+    }
+}
+
+impl std::error::Error for EpochDeadline {}
+
+/// Explains a trap in the operator's terms: which limit was hit, or what the plugin said.
+fn describe_trap(error: &wasmtime::Error, state: &PluginState, limits: PluginLimits) -> String {
+    if error.downcast_ref::<EpochDeadline>().is_some() {
+        return format!(
+            "stopped: the plugin computed for longer than its time limit of {} ms (timeout_ms)",
+            limits.timeout.as_millis()
+        );
+    }
+    let stderr = state.stderr();
+    let stderr = if stderr.is_empty() {
+        String::new()
+    } else {
+        format!("; plugin stderr: {stderr}")
+    };
+    if state.memory_cap_hit() {
+        return format!(
+            "stopped: the plugin exceeded its memory cap of {} MiB (memory_mb){stderr}",
+            limits.memory_bytes >> 20
+        );
+    }
+    format!("the plugin trapped: {error:#}{stderr}")
+}

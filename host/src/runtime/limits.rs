@@ -1,0 +1,85 @@
+//! The resource limits of one plugin, and the memory limiter that enforces them per store.
+
+use std::time::Duration;
+
+/// How much a plugin may use per delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginLimits {
+    /// Linear memory cap in bytes. By default 64 MiB.
+    pub memory_bytes: usize,
+    /// Wall-clock time for one delivery, including the HTTP requests the plugin makes.
+    /// By default 10 s.
+    pub timeout: Duration,
+    /// Time to connect to a receiver. By default 5 s.
+    pub connect_timeout: Duration,
+    /// Time from sending a request to the first byte of the answer, and between bytes.
+    /// By default 10 s. The whole delivery is still bounded by `timeout`.
+    pub response_timeout: Duration,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits {
+            memory_bytes: 64 << 20,
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The largest memory cap a plugin can be given, in MiB: the size of one pooled memory slot.
+pub const MAX_MEMORY_MB: usize = 1024;
+
+/// Enforces the memory cap and remembers whether the plugin hit it, so the error can say so.
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    cap: usize,
+    hit: bool,
+}
+
+impl MemoryLimiter {
+    /// A limiter for `cap` bytes of linear memory.
+    pub fn new(cap: usize) -> Self {
+        MemoryLimiter { cap, hit: false }
+    }
+
+    /// Whether a growth past the cap was refused.
+    pub fn hit(&self) -> bool {
+        self.hit
+    }
+
+    /// The cap in bytes.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.cap {
+            self.hit = true;
+            wasmtime::bail!(
+                "the plugin tried to grow its memory to {} MiB, over its cap of {} MiB (memory_mb)",
+                desired >> 20,
+                self.cap >> 20
+            );
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        const MAX_TABLE_ELEMENTS: usize = 100_000;
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}

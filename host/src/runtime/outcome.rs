@@ -1,0 +1,58 @@
+//! The outcome of one delivery attempt, as data.
+//!
+//! Meaning and priority, from best to worst: `Delivered` (the receiver has it: remove it from
+//! the queue), `Retry` (a passing failure: try again later, honouring `after` when given),
+//! `Rejected` (retrying cannot help: park it for replay; `target_gone` also disables the plugin
+//! until an operator re-enables it), `Failed` (the plugin trapped, ran out of time or memory, or
+//! the host could not run it: retried like `Retry`, because a fixed plugin or a less loaded host
+//! may succeed, and counted separately so a broken plugin stands out).
+
+use std::time::Duration;
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// The receiver has the event.
+    Delivered,
+    /// The plugin reported a passing failure.
+    Retry {
+        /// The plugin's message.
+        message: String,
+        /// The delay the receiver asked for, if any.
+        after: Option<Duration>,
+    },
+    /// The plugin reported a failure that retrying cannot fix.
+    Rejected {
+        /// The plugin's message.
+        message: String,
+        /// The receiver said the target is gone for good (HTTP 410).
+        target_gone: bool,
+    },
+    /// The plugin did not finish: trap, panic, time-out, memory cap, or a host failure.
+    Failed {
+        /// What happened, with the limit that was hit.
+        message: String,
+    },
+}
+
+impl DeliveryOutcome {
+    /// A short label for logs and metrics: `delivered`, `retry`, `rejected` or `failed`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            DeliveryOutcome::Delivered => "delivered",
+            DeliveryOutcome::Retry { .. } => "retry",
+            DeliveryOutcome::Rejected { .. } => "rejected",
+            DeliveryOutcome::Failed { .. } => "failed",
+        }
+    }
+
+    /// The message, if the delivery did not succeed.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            DeliveryOutcome::Delivered => None,
+            DeliveryOutcome::Retry { message, .. }
+            | DeliveryOutcome::Rejected { message, .. }
+            | DeliveryOutcome::Failed { message } => Some(message),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Bindings of the plugin contract `callhook:plugin@0.1.0` (`wit/since_v0.1.0`), the host's
+//! implementation of its imports, and the conversion of host events into its records.
+//!
+//! A later contract version gets a sibling module `since_vX_Y_Z.rs`; this one stays as it is,
+//! so plugins built against 0.1 keep loading.
+
+use super::state::PluginState;
+use crate::calls::event as host;
+use wasmtime::component::HasSelf;
+
+wasmtime::component::bindgen!({
+    path: "../wit/since_v0.1.0",
+    world: "callhook:plugin/plugin@0.1.0",
+    imports: { default: async },
+    exports: { default: async },
+    with: {
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+        "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+    },
+});
+
+pub use self::callhook::plugin::types::Event;
+use self::callhook::plugin::{host as host_api, kv, types};
+
+/// Adds this version's own interfaces (not WASI's) to the linker.
+pub fn add_to_linker(
+    linker: &mut wasmtime::component::Linker<PluginState>,
+) -> wasmtime::Result<()> {
+    host_api::add_to_linker::<PluginState, HasSelf<PluginState>>(linker, |state| state)?;
+    kv::add_to_linker::<PluginState, HasSelf<PluginState>>(linker, |state| state)?;
+    Ok(())
+}
+
+impl host_api::Host for PluginState {
+    async fn log(
+        &mut self,
+        level: host_api::LogLevel,
+        message: String,
+        fields: Vec<(String, String)>,
+    ) {
+        let level = match level {
+            host_api::LogLevel::Trace => tracing::Level::TRACE,
+            host_api::LogLevel::Debug => tracing::Level::DEBUG,
+            host_api::LogLevel::Info => tracing::Level::INFO,
+            host_api::LogLevel::Warn => tracing::Level::WARN,
+            host_api::LogLevel::Error => tracing::Level::ERROR,
+        };
+        self.write_log(level, &message, &fields);
+    }
+
+    async fn setting(&mut self, key: String) -> Option<String> {
+        self.plugin().settings.get(&key).cloned()
+    }
+
+    async fn settings(&mut self) -> Vec<(String, String)> {
+        let settings = &self.plugin().settings;
+        settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    async fn secret(&mut self, key: String) -> Option<String> {
+        self.plugin().secrets.get(&key).cloned()
+    }
+}
+
+impl kv::Host for PluginState {
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, kv::KvError> {
+        let (store, plugin) = self.kv();
+        blocking(move || store.get(&plugin, &key)).await
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), kv::KvError> {
+        let (store, plugin) = self.kv();
+        blocking(move || store.set(&plugin, &key, &value)).await
+    }
+
+    async fn delete(&mut self, key: String) -> Result<(), kv::KvError> {
+        let (store, plugin) = self.kv();
+        blocking(move || store.delete(&plugin, &key)).await
+    }
+}
+
+impl types::Host for PluginState {}
+
+/// Runs a store operation off the async threads (redb commits wait for the disk).
+async fn blocking<T: Send + 'static>(
+    operation: impl FnOnce() -> Result<T, super::kv_store::KvError> + Send + 'static,
+) -> Result<T, kv::KvError> {
+    use super::kv_store::KvError as E;
+    let result = tokio::task::spawn_blocking(operation)
+        .await
+        .unwrap_or_else(|join| Err(E::Unavailable(join.to_string())));
+    result.map_err(|error| match error {
+        E::KeyTooLong(limit) => kv::KvError::KeyTooLong(limit),
+        E::ValueTooLarge(limit) => kv::KvError::ValueTooLarge(limit),
+        E::QuotaExceeded(quota) => kv::KvError::QuotaExceeded(quota),
+        E::Unavailable(why) => kv::KvError::Unavailable(why),
+    })
+}
+
+impl From<&host::CallEvent> for Event {
+    fn from(event: &host::CallEvent) -> Self {
+        match event {
+            host::CallEvent::Ringing(offered) => Event::Ringing(offered.into()),
+            host::CallEvent::Dialing(offered) => Event::Dialing(offered.into()),
+            host::CallEvent::Started(started) => Event::CallStarted(types::Started {
+                id: started.id.to_string(),
+                direction: started.direction.into(),
+                callerid: started.caller_id.clone(),
+                user: started.user.clone(),
+                did: started.did.clone(),
+                trtype: match started.transfer_type {
+                    host::TransferType::NotDef => types::TransferType::NotDef,
+                    host::TransferType::Blind => types::TransferType::Blind,
+                    host::TransferType::Accomp => types::TransferType::Accomp,
+                },
+            }),
+            host::CallEvent::Ended(ended) => Event::CallEnded(ended.into()),
+            host::CallEvent::Recording(recording) => Event::Recording(types::Recording {
+                id: recording.id.to_string(),
+                files: recording.files.clone(),
+                last_end: recording.last_end.as_ref().map(Into::into),
+            }),
+        }
+    }
+}
+
+impl From<&host::Offered> for types::Offered {
+    fn from(offered: &host::Offered) -> Self {
+        types::Offered {
+            id: offered.id.to_string(),
+            callerid: offered.caller_id.clone(),
+            did: offered.did.clone(),
+            user: offered.user.clone(),
+            usertype: match offered.user_type {
+                host::UserType::Ext => types::UserType::Ext,
+                host::UserType::Queue => types::UserType::Queue,
+                host::UserType::Other => types::UserType::Other,
+            },
+        }
+    }
+}
+
+impl From<&host::Ended> for types::Ended {
+    fn from(ended: &host::Ended) -> Self {
+        types::Ended {
+            id: ended.id.to_string(),
+            direction: ended.direction.into(),
+            callerid: ended.caller_id.clone(),
+            user: ended.user.clone(),
+            did: ended.did.clone(),
+            finishtype: match ended.finish_type {
+                host::FinishType::Ok => types::FinishType::Ok,
+                host::FinishType::Missed => types::FinishType::Missed,
+            },
+            transfer: ended.transfer,
+            duration_seconds: ended.duration_secs,
+            title: ended.title.clone(),
+        }
+    }
+}
+
+impl From<host::Direction> for types::Direction {
+    fn from(direction: host::Direction) -> Self {
+        match direction {
+            host::Direction::Incoming => types::Direction::Incoming,
+            host::Direction::Outgoing => types::Direction::Outgoing,
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The data of one plugin store: WASI and HTTP contexts, the egress hooks, the memory limiter,
+//! and the plugin's identity, settings, secrets and key-value handle.
+//!
+//! A store lives for exactly one delivery; nothing in it survives to the next.
+
+use super::egress::{EgressPolicy, Refusal};
+use super::kv_store::KvStore;
+use super::limits::{MemoryLimiter, PluginLimits};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+/// How much of a plugin's stderr is kept for the log (panic messages land there).
+const STDERR_CAPACITY: usize = 16 << 10;
+
+/// What the host knows about a loaded plugin, shared by all its deliveries.
+#[derive(Debug)]
+pub struct PluginIdentity {
+    /// The plugin's configured name.
+    pub name: String,
+    /// The contract version it was built against.
+    pub api_version: String,
+    /// `[plugin.settings]`.
+    pub settings: BTreeMap<String, String>,
+    /// `[plugin.secrets]`, resolved. Never logged.
+    pub secrets: BTreeMap<String, String>,
+    /// Its limits.
+    pub limits: PluginLimits,
+    /// Its egress policy.
+    pub policy: Arc<EgressPolicy>,
+}
+
+/// The `T` of `Store<T>` for plugins.
+pub struct PluginState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: EgressHooks,
+    limiter: MemoryLimiter,
+    plugin: Arc<PluginIdentity>,
+    kv: KvStore,
+    call_id: String,
+    stderr: MemoryOutputPipe,
+}
+
+impl PluginState {
+    /// Fresh state for one delivery of `call_id`.
+    pub fn new(plugin: Arc<PluginIdentity>, kv: KvStore, call_id: String) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
+        PluginState {
+            table: ResourceTable::new(),
+            wasi,
+            http: WasiHttpCtx::new(),
+            hooks: EgressHooks {
+                policy: plugin.policy.clone(),
+                limits: plugin.limits,
+                refusals: Arc::default(),
+            },
+            limiter: MemoryLimiter::new(plugin.limits.memory_bytes),
+            plugin,
+            kv,
+            call_id,
+            stderr,
+        }
+    }
+
+    /// The plugin this store belongs to.
+    pub fn plugin(&self) -> &PluginIdentity {
+        &self.plugin
+    }
+
+    /// The memory limiter (for `Store::limiter`).
+    pub fn limiter(&mut self) -> &mut MemoryLimiter {
+        &mut self.limiter
+    }
+
+    /// Whether the plugin tried to grow its memory past its cap.
+    pub fn memory_cap_hit(&self) -> bool {
+        self.limiter.hit()
+    }
+
+    /// Requests the egress policy refused during this delivery.
+    pub fn refusals(&self) -> Vec<Refusal> {
+        self.hooks.refusals.lock().expect("refusal list poisoned").clone()
+    }
+
+    /// What the plugin wrote to stderr, lossily decoded and trimmed.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.contents()).trim().to_string()
+    }
+
+    /// The key-value store and the plugin's name in it.
+    pub fn kv(&self) -> (KvStore, String) {
+        (self.kv.clone(), self.plugin.name.clone())
+    }
+
+    /// Writes a plugin's log line, tagged with plugin and call id.
+    pub fn write_log(&self, level: tracing::Level, message: &str, fields: &[(String, String)]) {
+        let fields = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let plugin = self.plugin.name.as_str();
+        let call_id = self.call_id.as_str();
+        match level {
+            tracing::Level::ERROR => tracing::error!(plugin, call_id, fields, "{message}"),
+            tracing::Level::WARN => tracing::warn!(plugin, call_id, fields, "{message}"),
+            tracing::Level::INFO => tracing::info!(plugin, call_id, fields, "{message}"),
+            tracing::Level::DEBUG => tracing::debug!(plugin, call_id, fields, "{message}"),
+            tracing::Level::TRACE => tracing::trace!(plugin, call_id, fields, "{message}"),
+        }
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for PluginState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// Sends a plugin's requests: checks them against its policy, applies the host's time-outs,
+/// and remembers refusals so the delivery result can name them.
+struct EgressHooks {
+    policy: Arc<EgressPolicy>,
+    limits: PluginLimits,
+    refusals: Arc<Mutex<Vec<Refusal>>>,
+}
+
+type ResponseFuture = Box<
+    dyn Future<
+            Output = wasmtime_wasi_http::Result<(
+                http::Response<wasmtime_wasi_http::WasiBody>,
+                Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+            )>,
+        > + Send,
+>;
+
+impl WasiHttpHooks for EgressHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        _response_errors: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> ResponseFuture {
+        let policy = self.policy.clone();
+        let refusals = self.refusals.clone();
+        let options = self.options(options);
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            if let Err(refusal) = policy.check(request.uri()).await {
+                let error = if refusal.is_address() {
+                    wasmtime_wasi_http::Error::DestinationIpProhibited
+                } else {
+                    wasmtime_wasi_http::Error::HttpRequestDenied
+                };
+                refusals.lock().expect("refusal list poisoned").push(refusal);
+                return Err(error);
+            }
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
+impl EgressHooks {
+    /// The guest's time-outs, capped by the host's.
+    fn options(
+        &self,
+        guest: Option<wasmtime_wasi_http::RequestOptions>,
+    ) -> wasmtime_wasi_http::RequestOptions {
+        let guest = guest.unwrap_or_default();
+        let response = self.limits.response_timeout;
+        let cap = |asked: Option<std::time::Duration>, ours| Some(asked.map_or(ours, |a| a.min(ours)));
+        wasmtime_wasi_http::RequestOptions {
+            connect_timeout: cap(guest.connect_timeout, self.limits.connect_timeout),
+            first_byte_timeout: cap(guest.first_byte_timeout, response),
+            between_bytes_timeout: cap(guest.between_bytes_timeout, response),
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Shared test fixtures: a real local HTTP sink, a runtime on a temporary store, sample events.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use callhook::calls::event::*;
+use callhook::runtime::{
+    DeliveryOutcome, DeliveryRequest, KvQuota, KvStore, Plugin, PluginLimits, PluginRuntime,
+    PluginSpec, RuntimeConfig,
+};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// The sandbox probe test plugin, built by `host/build.rs`.
+pub const SANDBOX_PROBE_WASM: &str = env!("CALLHOOK_SANDBOX_PROBE_WASM");
+
+/// One request the sink received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: Method,
+    /// Path and query, exactly as sent.
+    pub target: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn query(&self) -> &str {
+        self.target.split_once('?').map(|(_, q)| q).unwrap_or("")
+    }
+}
+
+#[derive(Default)]
+struct SinkState {
+    received: Mutex<Vec<Received>>,
+    arrived: Notify,
+}
+
+/// A webhook receiver on 127.0.0.1. `/ok/...` answers 200, `/status/{code}` answers `code`
+/// (with `Retry-After: 7` for 429 and 503), `/redirect` answers 302 to `/ok/redirected`,
+/// `/slow` never answers within a test's patience.
+pub struct Sink {
+    pub base: String,
+    state: Arc<SinkState>,
+}
+
+impl Sink {
+    pub async fn start() -> Sink {
+        let state = Arc::new(SinkState::default());
+        let app = Router::new()
+            .route("/status/{code}", any(status))
+            .route("/redirect", any(redirect))
+            .route("/slow", any(slow))
+            .fallback(ok)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Sink { base, state }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The allowed_hosts pattern that reaches this sink.
+    pub fn origin(&self) -> String {
+        self.base.clone()
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().unwrap().clone()
+    }
+
+    /// Waits until `count` requests arrived (at most 10 s).
+    pub async fn wait_for(&self, count: usize) -> Vec<Received> {
+        let wait = async {
+            loop {
+                let notified = self.state.arrived.notified();
+                if self.state.received.lock().unwrap().len() >= count {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .unwrap_or_else(|_| panic!("expected {count} requests, got {:?}", self.received()));
+        self.received()
+    }
+}
+
+fn record(state: &SinkState, method: Method, uri: &Uri, headers: HeaderMap, body: Bytes) {
+    let target = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    state.received.lock().unwrap().push(Received {
+        method,
+        target,
+        headers,
+        body,
+    });
+    state.arrived.notify_waiters();
+}
+
+async fn ok(
+    State(state): State<Arc<SinkState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    record(&state, method, &uri, headers, body);
+    StatusCode::OK
+}
+
+async fn status(
+    State(state): State<Arc<SinkState>>,
+    Path(code): Path<u16>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    record(&state, method, &uri, headers, body);
+    let code = StatusCode::from_u16(code).unwrap();
+    if code == StatusCode::TOO_MANY_REQUESTS || code == StatusCode::SERVICE_UNAVAILABLE {
+        (code, [("retry-after", "7")], "busy").into_response()
+    } else {
+        (code, "sink says no").into_response()
+    }
+}
+
+async fn redirect(
+    State(state): State<Arc<SinkState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    record(&state, method, &uri, headers, body);
+    (StatusCode::FOUND, [("location", "/ok/redirected")]).into_response()
+}
+
+async fn slow(State(state): State<Arc<SinkState>>, method: Method, uri: Uri, headers: HeaderMap) {
+    record(&state, method, &uri, headers, Bytes::new());
+    tokio::time::sleep(Duration::from_secs(60)).await;
+}
+
+/// A runtime on a temporary store (kept alive by the returned directory).
+pub fn runtime() -> (tempfile::TempDir, PluginRuntime) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = redb::Database::create(dir.path().join("callhook.redb")).unwrap();
+    let kv = KvStore::new(Arc::new(db), KvQuota::default());
+    let runtime = PluginRuntime::new(RuntimeConfig::default(), kv).unwrap();
+    (dir, runtime)
+}
+
+/// A plugin spec with the given settings and allowed hosts.
+pub fn spec(name: &str, wasm: &[u8], allowed_hosts: &[&str], settings: &[(&str, &str)]) -> PluginSpec {
+    PluginSpec {
+        name: name.to_string(),
+        wasm: wasm.into(),
+        allowed_hosts: allowed_hosts.iter().map(|s| s.to_string()).collect(),
+        limits: PluginLimits::default(),
+        settings: to_map(settings),
+        secrets: BTreeMap::new(),
+    }
+}
+
+pub fn to_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+pub fn probe() -> Vec<u8> {
+    std::fs::read(SANDBOX_PROBE_WASM).unwrap()
+}
+
+/// Delivers `event` as attempt 1 at the Standard Webhooks test timestamp.
+pub async fn deliver(plugin: &Plugin, event: &CallEvent) -> DeliveryOutcome {
+    let key = event.key();
+    plugin
+        .deliver(DeliveryRequest {
+            event,
+            idempotency_key: &key,
+            attempt: 1,
+            timestamp: 1_614_265_330,
+        })
+        .await
+}
+
+pub fn call_id(link: u32) -> CallId {
+    CallId {
+        stamp: "210701165649".into(),
+        pbx_call_id: 782,
+        link,
+    }
+}
+
+pub const CALLER: &str = "+425630434343";
+
+pub fn ringing() -> CallEvent {
+    CallEvent::Ringing(Offered {
+        id: call_id(0),
+        caller_id: CALLER.into(),
+        did: "CompanyDID".into(),
+        user: "120".into(),
+        user_type: UserType::Queue,
+    })
+}
+
+pub fn dialing() -> CallEvent {
+    CallEvent::Dialing(Offered {
+        id: call_id(0),
+        caller_id: CALLER.into(),
+        did: String::new(),
+        user: "120".into(),
+        user_type: UserType::Ext,
+    })
+}
+
+pub fn started(direction: Direction, transfer_type: TransferType) -> CallEvent {
+    CallEvent::Started(Started {
+        id: call_id(1),
+        direction,
+        caller_id: CALLER.into(),
+        user: "120".into(),
+        did: String::new(),
+        transfer_type,
+    })
+}
+
+pub fn ended_fields() -> Ended {
+    Ended {
+        id: call_id(1),
+        direction: Direction::Incoming,
+        caller_id: CALLER.into(),
+        user: "120".into(),
+        did: "CompanyDID".into(),
+        finish_type: FinishType::Ok,
+        transfer: true,
+        duration_secs: 133,
+        title: "CompanyDID: answered incoming call from +425630434343 to 120, 00:02:13".into(),
+    }
+}
+
+pub fn ended() -> CallEvent {
+    CallEvent::Ended(ended_fields())
+}
+
+pub fn recording() -> CallEvent {
+    CallEvent::Recording(RecordingReady {
+        id: call_id(1),
+        files: vec![
+            "https://pbx.example.com:5001/webapi/recording/210701165649_782-1-1.mp3".into(),
+            "https://pbx.example.com:5001/webapi/recording/210701165649_782-1-2.mp3".into(),
+        ],
+        last_end: Some(ended_fields()),
+    })
+}

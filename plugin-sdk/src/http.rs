@@ -1,0 +1,410 @@
+//! A small blocking HTTP client over `wasi:http/outgoing-handler`.
+//!
+//! The host sends the request on the plugin's behalf, after checking it against the plugin's
+//! `allowed_hosts`; it follows no redirects and applies its own time-outs. A refused or failed
+//! request comes back as an [`HttpError`], which converts into the right [`DeliveryError`] with
+//! `?`: connection problems are worth a retry, a refusal by the host's policy is not.
+//!
+//! ```no_run
+//! # use callhook_plugin_sdk::{http::Request, DeliveryError};
+//! # fn run() -> Result<(), DeliveryError> {
+//! let response = Request::get("https://crm.example.com/3cx?event=ringing").send()?;
+//! response.error_for_status()?;
+//! # Ok(())
+//! # }
+//! ```
+
+use crate::DeliveryError;
+use crate::wit::wasi::http::outgoing_handler;
+use crate::wit::wasi::http::types::{
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
+};
+use crate::wit::wasi::io::streams::StreamError;
+use std::fmt;
+
+/// The largest chunk `wasi:io` accepts in one blocking write.
+const WRITE_CHUNK: usize = 4096;
+/// How much is read from the response body per call.
+const READ_CHUNK: u64 = 64 * 1024;
+
+/// An HTTP request under construction.
+#[derive(Debug, Clone)]
+pub struct Request {
+    method: &'static str,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// An HTTP response, with its whole body read.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The header fields, in the order received, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// Why a request got no response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpError {
+    /// The URL is not `http://` or `https://` followed by a host.
+    InvalidUrl(String),
+    /// The host's policy refused the request (host not in `allowed_hosts`, private address).
+    Refused(String),
+    /// The request failed on the way: DNS, connection, TLS, time-out, protocol.
+    Transport(String),
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::InvalidUrl(url) => write!(f, "invalid URL {url:?}"),
+            HttpError::Refused(why) => write!(f, "request refused by the host: {why}"),
+            HttpError::Transport(why) => write!(f, "request failed: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+impl From<HttpError> for DeliveryError {
+    /// Transport failures are retryable; invalid URLs and refusals by policy are permanent.
+    fn from(error: HttpError) -> Self {
+        match error {
+            HttpError::Transport(_) => DeliveryError::retryable(error.to_string()),
+            HttpError::InvalidUrl(_) | HttpError::Refused(_) => {
+                DeliveryError::permanent(error.to_string())
+            }
+        }
+    }
+}
+
+impl Request {
+    /// A `GET` request.
+    pub fn get(url: &str) -> Self {
+        Self::new("GET", url)
+    }
+
+    /// A `POST` request.
+    pub fn post(url: &str) -> Self {
+        Self::new("POST", url)
+    }
+
+    /// A `PUT` request.
+    pub fn put(url: &str) -> Self {
+        Self::new("PUT", url)
+    }
+
+    /// A `PATCH` request.
+    pub fn patch(url: &str) -> Self {
+        Self::new("PATCH", url)
+    }
+
+    /// A `DELETE` request.
+    pub fn delete(url: &str) -> Self {
+        Self::new("DELETE", url)
+    }
+
+    fn new(method: &'static str, url: &str) -> Self {
+        Request {
+            method,
+            url: url.to_string(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Adds a header field.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Sets a JSON body and `Content-Type: application/json`.
+    pub fn json<T: serde::Serialize + ?Sized>(self, value: &T) -> Self {
+        let body = serde_json::to_vec(value).expect("serialising to a Vec cannot fail");
+        self.header("content-type", "application/json").body(body)
+    }
+
+    /// The method.
+    pub fn method(&self) -> &str {
+        self.method
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The body.
+    pub fn body_bytes(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Sends the request and reads the whole response.
+    pub fn send(self) -> Result<Response, HttpError> {
+        let url = ParsedUrl::parse(&self.url)?;
+        let headers = Fields::new();
+        for (name, value) in &self.headers {
+            headers
+                .append(name, value.as_bytes())
+                .map_err(|e| HttpError::InvalidUrl(format!("header {name}: {e:?}")))?;
+        }
+        let request = OutgoingRequest::new(headers);
+        let method = match self.method {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            other => Method::Other(other.to_string()),
+        };
+        let invalid = |what: &str| HttpError::InvalidUrl(format!("{} ({what})", self.url));
+        request.set_method(&method).map_err(|()| invalid("method"))?;
+        request
+            .set_scheme(Some(&url.scheme))
+            .map_err(|()| invalid("scheme"))?;
+        request
+            .set_authority(Some(url.authority))
+            .map_err(|()| invalid("authority"))?;
+        request
+            .set_path_with_query(Some(&url.path_and_query))
+            .map_err(|()| invalid("path"))?;
+
+        let body = request.body().expect("the body of a new request is free");
+        {
+            let stream = body.write().expect("the body stream is taken once");
+            for chunk in self.body.chunks(WRITE_CHUNK) {
+                stream
+                    .blocking_write_and_flush(chunk)
+                    .map_err(|e| HttpError::Transport(format!("writing the body: {e:?}")))?;
+            }
+        }
+        let pending = outgoing_handler::handle(request, None).map_err(error_from_code)?;
+        OutgoingBody::finish(body, None).map_err(error_from_code)?;
+        pending.subscribe().block();
+        let response = pending
+            .get()
+            .expect("the response is ready once its pollable is")
+            .expect("the response is taken once")
+            .map_err(error_from_code)?;
+
+        let status = response.status();
+        let headers = response
+            .headers()
+            .entries()
+            .into_iter()
+            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+            .collect();
+        let incoming = response.consume().expect("the body is taken once");
+        let mut body = Vec::new();
+        {
+            let stream = incoming.stream().expect("the body stream is taken once");
+            loop {
+                match stream.blocking_read(READ_CHUNK) {
+                    Ok(chunk) => body.extend_from_slice(&chunk),
+                    Err(StreamError::Closed) => break,
+                    Err(StreamError::LastOperationFailed(e)) => {
+                        return Err(HttpError::Transport(format!(
+                            "reading the response body: {}",
+                            e.to_debug_string()
+                        )));
+                    }
+                }
+            }
+        }
+        IncomingBody::finish(incoming);
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+impl Response {
+    /// The first header field called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Turns the status into the delivery outcome webhook receivers expect.
+    ///
+    /// 2xx is success. 5xx, 408, 425 and 429 are retryable (429 and 503 with their
+    /// `Retry-After`); 410 is permanent and marks the target as gone; every other status,
+    /// redirects included, is permanent.
+    pub fn error_for_status(self) -> Result<Response, DeliveryError> {
+        let status = self.status;
+        if (200..300).contains(&status) {
+            return Ok(self);
+        }
+        let message = format!("receiver answered HTTP {status}{}", self.body_excerpt());
+        match status {
+            408 | 425 | 429 | 500..=599 => {
+                let retry_after_ms = match status {
+                    429 | 503 => self.header("retry-after").and_then(parse_retry_after),
+                    _ => None,
+                };
+                Err(DeliveryError::Retryable(crate::RetryableError {
+                    message,
+                    retry_after_ms,
+                }))
+            }
+            _ => Err(DeliveryError::Permanent(crate::PermanentError {
+                message,
+                target_gone: status == 410,
+            })),
+        }
+    }
+
+    fn body_excerpt(&self) -> String {
+        const MAX: usize = 200;
+        let text = String::from_utf8_lossy(&self.body);
+        let text = text.trim();
+        if text.is_empty() {
+            return String::new();
+        }
+        let cut: String = text.chars().take(MAX).collect();
+        format!(": {cut}")
+    }
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date, in milliseconds from now.
+fn parse_retry_after(value: &str) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(seconds.saturating_mul(1000));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    let delay = when
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    Some(delay.as_millis().try_into().unwrap_or(u64::MAX))
+}
+
+fn error_from_code(code: ErrorCode) -> HttpError {
+    match code {
+        ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => {
+            HttpError::Refused(format!("{code:?} (see the host log for the rule that refused it)"))
+        }
+        other => HttpError::Transport(format!("{other:?}")),
+    }
+}
+
+/// The parts of an absolute `http`/`https` URL that `wasi:http` wants.
+struct ParsedUrl<'a> {
+    scheme: Scheme,
+    authority: &'a str,
+    /// Always starts with `/`: `https://host?x=1` becomes `/?x=1`. No fragment.
+    path_and_query: String,
+}
+
+impl<'a> ParsedUrl<'a> {
+    fn parse(url: &'a str) -> Result<Self, HttpError> {
+        let invalid = || HttpError::InvalidUrl(url.to_string());
+        let (scheme, rest) = url.split_once("://").ok_or_else(invalid)?;
+        let scheme = match scheme.to_ascii_lowercase().as_str() {
+            "http" => Scheme::Http,
+            "https" => Scheme::Https,
+            _ => return Err(invalid()),
+        };
+        let rest = rest.split('#').next().unwrap_or("");
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        if authority.is_empty() {
+            return Err(invalid());
+        }
+        let path_and_query = if tail.starts_with('/') {
+            tail.to_string()
+        } else {
+            format!("/{tail}")
+        };
+        Ok(ParsedUrl {
+            scheme,
+            authority,
+            path_and_query,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_become_milliseconds() {
+        assert_eq!(parse_retry_after("120"), Some(120_000));
+        assert_eq!(parse_retry_after(" 0 "), Some(0));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn retry_after_in_the_past_is_zero() {
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(0));
+    }
+
+    fn status(status: u16, retry_after: Option<&str>) -> Result<Response, DeliveryError> {
+        Response {
+            status,
+            headers: retry_after
+                .map(|v| vec![("retry-after".to_string(), v.to_string())])
+                .unwrap_or_default(),
+            body: Vec::new(),
+        }
+        .error_for_status()
+    }
+
+    #[test]
+    fn statuses_map_to_outcomes() {
+        assert!(status(200, None).is_ok());
+        assert!(status(204, None).is_ok());
+        for code in [408, 425, 429, 500, 502, 503, 504] {
+            assert!(matches!(status(code, None), Err(DeliveryError::Retryable(_))), "{code}");
+        }
+        for code in [301, 302, 307, 400, 401, 403, 404, 422] {
+            assert!(
+                matches!(status(code, None), Err(DeliveryError::Permanent(ref e)) if !e.target_gone),
+                "{code}"
+            );
+        }
+        assert!(matches!(status(410, None), Err(DeliveryError::Permanent(ref e)) if e.target_gone));
+    }
+
+    #[test]
+    fn retry_after_is_honoured_only_for_429_and_503() {
+        let after = |code| match status(code, Some("7")) {
+            Err(DeliveryError::Retryable(e)) => e.retry_after_ms,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(after(429), Some(7000));
+        assert_eq!(after(503), Some(7000));
+        assert_eq!(after(500), None);
+    }
+
+    #[test]
+    fn urls_split_into_wasi_parts() {
+        let url = ParsedUrl::parse("https://crm.example.com:8443/a/b?x=1#frag").unwrap();
+        assert!(matches!(url.scheme, Scheme::Https));
+        assert_eq!(url.authority, "crm.example.com:8443");
+        assert_eq!(url.path_and_query, "/a/b?x=1");
+        let url = ParsedUrl::parse("http://127.0.0.1:9").unwrap();
+        assert_eq!(url.path_and_query, "/");
+        let url = ParsedUrl::parse("http://h?x=1").unwrap();
+        assert_eq!(url.path_and_query, "/?x=1");
+        for bad in ["ftp://x/", "crm.example.com/x", "https:///x"] {
+            assert!(ParsedUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The plugin's `[plugin.settings]` and `[plugin.secrets]`, as the operator configured them.
+//!
+//! ```no_run
+//! use callhook_plugin_sdk::{settings, DeliveryError};
+//!
+//! # fn run() -> Result<(), DeliveryError> {
+//! let url = settings::required("webhook_url")?;
+//! let as_json = settings::flag("post", false)?;
+//! let token = settings::secret("api_token");
+//! # Ok(())
+//! # }
+//! ```
+
+use crate::DeliveryError;
+use crate::wit::callhook::plugin::host;
+
+/// The setting `key`, if set.
+pub fn get(key: &str) -> Option<String> {
+    host::setting(key)
+}
+
+/// All settings, sorted by key.
+pub fn all() -> Vec<(String, String)> {
+    host::settings()
+}
+
+/// The setting `key`, or a permanent error naming it when it is missing or empty.
+pub fn required(key: &str) -> Result<String, DeliveryError> {
+    match get(key) {
+        Some(value) if !value.trim().is_empty() => Ok(value),
+        _ => Err(DeliveryError::permanent(format!(
+            "the setting `{key}` is required but not set"
+        ))),
+    }
+}
+
+/// The boolean setting `key`: `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`; `default` when
+/// unset or empty; a permanent error for anything else.
+pub fn flag(key: &str, default: bool) -> Result<bool, DeliveryError> {
+    let Some(value) = get(key) else {
+        return Ok(default);
+    };
+    match parse_flag(&value) {
+        Some(flag) => Ok(flag.unwrap_or(default)),
+        None => Err(DeliveryError::permanent(format!(
+            "the setting `{key}` must be 1/0 or true/false, not {value:?}"
+        ))),
+    }
+}
+
+/// The secret `key`, if set. Never log it.
+pub fn secret(key: &str) -> Option<String> {
+    host::secret(key)
+}
+
+/// `Some(None)` for an empty value (use the default), `None` for an invalid one.
+fn parse_flag(value: &str) -> Option<Option<bool>> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" => Some(None),
+        "1" | "true" | "yes" | "on" => Some(Some(true)),
+        "0" | "false" | "no" | "off" => Some(Some(false)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_flag;
+
+    #[test]
+    fn flags_accept_the_usual_spellings() {
+        for (raw, expected) in [
+            ("1", Some(Some(true))),
+            ("TRUE", Some(Some(true))),
+            (" on ", Some(Some(true))),
+            ("0", Some(Some(false))),
+            ("no", Some(Some(false))),
+            ("", Some(None)),
+            ("2", None),
+            ("maybe", None),
+        ] {
+            assert_eq!(parse_flag(raw), expected, "{raw:?}");
+        }
+    }
+}
