@@ -11,15 +11,32 @@ use std::process::Command;
 
 /// Workspace packages built for `wasm32-wasip2`, with the variable their path is exported as.
 const PLUGINS: [(&str, &str, &str); 2] = [
-    ("generic-webhook", "generic_webhook", "CALLHOOK_GENERIC_WEBHOOK_WASM"),
-    ("sandbox-probe", "sandbox_probe", "CALLHOOK_SANDBOX_PROBE_WASM"),
+    (
+        "generic-webhook",
+        "generic_webhook",
+        "CALLHOOK_GENERIC_WEBHOOK_WASM",
+    ),
+    (
+        "sandbox-probe",
+        "sandbox_probe",
+        "CALLHOOK_SANDBOX_PROBE_WASM",
+    ),
 ];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest_dir.parent().unwrap().to_path_buf();
-    for watched in ["plugin-sdk", "plugins", "tests/plugins", "wit", "Cargo.lock"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+    for watched in [
+        "plugin-sdk",
+        "plugins",
+        "tests/plugins",
+        "wit",
+        "Cargo.lock",
+    ] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
     }
     let target_dir = workspace.join("target").join("plugins");
     build_plugins(&workspace, &target_dir);
@@ -38,7 +55,13 @@ fn build_plugins(workspace: &Path, target_dir: &Path) {
     let mut command = Command::new(cargo);
     command
         .current_dir(workspace)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
         .arg(target_dir);
     for (package, _, _) in PLUGINS {
         command.args(["--package", package]);

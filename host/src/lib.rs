@@ -5,10 +5,9 @@
 //! machine) → durable queue → [`runtime`] (one fresh sandboxed plugin instance per delivery)
 //! → CRM.
 
+pub mod app;
 pub mod calls;
-// The connector's modules join once they build; until then only the participant type.
-pub mod pbx {
-    //! The 3CX connector.
-    pub mod participant;
-}
+pub mod cli;
+pub mod delivery;
+pub mod pbx;
 pub mod runtime;

@@ -158,14 +158,16 @@ impl PluginRuntime {
     /// Checks, compiles (or loads from the cache) and pre-links one plugin.
     pub fn load(&self, spec: PluginSpec) -> Result<Plugin, LoadError> {
         let plugin = spec.name.clone();
-        let api_version = versions::api_version(&spec.wasm).map_err(|source| LoadError::Version {
-            plugin: plugin.clone(),
-            source,
-        })?;
-        let policy = EgressPolicy::new(&spec.allowed_hosts).map_err(|source| LoadError::Policy {
-            plugin: plugin.clone(),
-            source,
-        })?;
+        let api_version =
+            versions::api_version(&spec.wasm).map_err(|source| LoadError::Version {
+                plugin: plugin.clone(),
+                source,
+            })?;
+        let policy =
+            EgressPolicy::new(&spec.allowed_hosts).map_err(|source| LoadError::Policy {
+                plugin: plugin.clone(),
+                source,
+            })?;
         if spec.limits.memory_bytes > self.max_memory_bytes {
             return Err(LoadError::MemoryTooLarge {
                 plugin,
@@ -177,12 +179,18 @@ impl PluginRuntime {
             plugin: plugin.clone(),
             message: format!("{error:#}"),
         };
-        let component = self.cache.component(&self.engine, &spec.wasm).map_err(link_error)?;
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(link_error)?;
+        let component = self
+            .cache
+            .component(&self.engine, &spec.wasm)
+            .map_err(link_error)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(link_error)?;
         let pre = match (api_version.major, api_version.minor) {
-            (0, 1) => PluginPre::V0_1(
-                since_v0_1_0::PluginPre::new(instance_pre).map_err(link_error)?,
-            ),
+            (0, 1) => {
+                PluginPre::V0_1(since_v0_1_0::PluginPre::new(instance_pre).map_err(link_error)?)
+            }
             _ => unreachable!("versions::api_version accepts only served versions"),
         };
         Ok(Plugin {

@@ -169,7 +169,9 @@ impl Request {
             other => Method::Other(other.to_string()),
         };
         let invalid = |what: &str| HttpError::InvalidUrl(format!("{} ({what})", self.url));
-        request.set_method(&method).map_err(|()| invalid("method"))?;
+        request
+            .set_method(&method)
+            .map_err(|()| invalid("method"))?;
         request
             .set_scheme(Some(&url.scheme))
             .map_err(|()| invalid("scheme"))?;
@@ -296,9 +298,9 @@ fn parse_retry_after(value: &str) -> Option<u64> {
 
 fn error_from_code(code: ErrorCode) -> HttpError {
     match code {
-        ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => {
-            HttpError::Refused(format!("{code:?} (see the host log for the rule that refused it)"))
-        }
+        ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => HttpError::Refused(
+            format!("{code:?} (see the host log for the rule that refused it)"),
+        ),
         other => HttpError::Transport(format!("{other:?}")),
     }
 }
@@ -371,7 +373,10 @@ mod tests {
         assert!(status(200, None).is_ok());
         assert!(status(204, None).is_ok());
         for code in [408, 425, 429, 500, 502, 503, 504] {
-            assert!(matches!(status(code, None), Err(DeliveryError::Retryable(_))), "{code}");
+            assert!(
+                matches!(status(code, None), Err(DeliveryError::Retryable(_))),
+                "{code}"
+            );
         }
         for code in [301, 302, 307, 400, 401, 403, 404, 422] {
             assert!(

@@ -38,10 +38,18 @@ impl From<KvError> for crate::DeliveryError {
     /// An unavailable store is worth a retry; a limit is not.
     fn from(error: KvError) -> Self {
         match error {
-            KvError::Unavailable(why) => crate::DeliveryError::retryable(format!("plugin store unavailable: {why}")),
-            KvError::KeyTooLong(limit) => crate::DeliveryError::permanent(format!("plugin store: key longer than {limit} bytes")),
-            KvError::ValueTooLarge(limit) => crate::DeliveryError::permanent(format!("plugin store: value larger than {limit} bytes")),
-            KvError::QuotaExceeded(quota) => crate::DeliveryError::permanent(format!("plugin store: quota of {quota} bytes exceeded")),
+            KvError::Unavailable(why) => {
+                crate::DeliveryError::retryable(format!("plugin store unavailable: {why}"))
+            }
+            KvError::KeyTooLong(limit) => crate::DeliveryError::permanent(format!(
+                "plugin store: key longer than {limit} bytes"
+            )),
+            KvError::ValueTooLarge(limit) => crate::DeliveryError::permanent(format!(
+                "plugin store: value larger than {limit} bytes"
+            )),
+            KvError::QuotaExceeded(quota) => crate::DeliveryError::permanent(format!(
+                "plugin store: quota of {quota} bytes exceeded"
+            )),
         }
     }
 }

@@ -97,12 +97,20 @@ pub trait Plugin: Sized {
     }
 
     /// A monitored extension starts ringing for an incoming call. By default does nothing.
-    fn on_ringing(&mut self, _delivery: &Delivery, _offered: &Offered) -> Result<(), DeliveryError> {
+    fn on_ringing(
+        &mut self,
+        _delivery: &Delivery,
+        _offered: &Offered,
+    ) -> Result<(), DeliveryError> {
         Ok(())
     }
 
     /// A monitored extension starts an outgoing call. By default does nothing.
-    fn on_dialing(&mut self, _delivery: &Delivery, _offered: &Offered) -> Result<(), DeliveryError> {
+    fn on_dialing(
+        &mut self,
+        _delivery: &Delivery,
+        _offered: &Offered,
+    ) -> Result<(), DeliveryError> {
         Ok(())
     }
 

@@ -49,7 +49,9 @@ impl QueryString {
         }
         let separator = match url.find('?') {
             None => '?',
-            Some(at) if at + 1 == url.len() || url.ends_with('&') => return format!("{url}{}", self.encoded),
+            Some(at) if at + 1 == url.len() || url.ends_with('&') => {
+                return format!("{url}{}", self.encoded);
+            }
             Some(_) => '&',
         };
         format!("{url}{separator}{}", self.encoded)
@@ -83,7 +85,10 @@ mod tests {
             ("abcXYZ019-._~", "abcXYZ019-._~"),
             ("a b", "a%20b"),
             ("+4930", "%2B4930"),
-            ("CompanyDID: call, 00:02:13", "CompanyDID%3A%20call%2C%2000%3A02%3A13"),
+            (
+                "CompanyDID: call, 00:02:13",
+                "CompanyDID%3A%20call%2C%2000%3A02%3A13",
+            ),
             ("Müller", "M%C3%BCller"),
             ("a&b=c?d/e#f%", "a%26b%3Dc%3Fd%2Fe%23f%25"),
             ("", ""),

@@ -88,8 +88,14 @@ mod tests {
     #[test]
     fn rejects_empty_and_malformed_secrets() {
         assert_eq!(SigningKey::from_secret("").unwrap_err(), SecretError::Empty);
-        assert_eq!(SigningKey::from_secret("whsec_").unwrap_err(), SecretError::Empty);
-        assert_eq!(SigningKey::from_secret("whsec_!!").unwrap_err(), SecretError::NotBase64);
+        assert_eq!(
+            SigningKey::from_secret("whsec_").unwrap_err(),
+            SecretError::Empty
+        );
+        assert_eq!(
+            SigningKey::from_secret("whsec_!!").unwrap_err(),
+            SecretError::NotBase64
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@
 use std::fmt;
 
 /// A call id: `{yyMMddHHmmss}_{callid}-{link}`, e.g. `210701165649_782-1`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct CallId {
     /// When the call reached the PBX, `yyMMddHHmmss` in the PBX's time zone.
     pub stamp: String,

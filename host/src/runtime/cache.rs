@@ -51,7 +51,9 @@ impl CompileCache {
     fn path_for(&self, engine: &Engine, wasm: &[u8]) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
         let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut engine_hash);
+        engine
+            .precompile_compatibility_hash()
+            .hash(&mut engine_hash);
         let digest = hex::encode(Sha256::digest(wasm));
         Some(dir.join(format!("{digest}-{:016x}.cwasm", engine_hash.finish())))
     }

@@ -140,7 +140,9 @@ impl HostPattern {
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.contains('/') || rest.contains('?') || rest.contains('@') {
-            return Err(error("only scheme, host and port are allowed, no path or user"));
+            return Err(error(
+                "only scheme, host and port are allowed, no path or user",
+            ));
         }
         let (host, port) = split_host_port(rest).ok_or_else(|| error("malformed host or port"))?;
         let port = match port {
@@ -304,9 +306,11 @@ impl EgressPolicy {
     fn matching_pattern(&self, target: &Target) -> Result<&HostPattern, Refusal> {
         let mut matching = self.patterns.iter().filter(|p| p.matches(target));
         let first = matching.next();
-        let exact = first
-            .filter(|p| p.is_exact())
-            .or_else(|| self.patterns.iter().find(|p| p.is_exact() && p.matches(target)));
+        let exact = first.filter(|p| p.is_exact()).or_else(|| {
+            self.patterns
+                .iter()
+                .find(|p| p.is_exact() && p.matches(target))
+        });
         exact.or(first).ok_or_else(|| Refusal::NotAllowed {
             url: target.origin(),
             suggestion: target.origin(),
@@ -334,7 +338,8 @@ fn check_addresses(
 ) -> Result<(), Refusal> {
     for &address in addresses {
         if is_metadata_endpoint(address) {
-            let named = matches!(&pattern.host, HostMatch::Exact(h) if h.parse::<IpAddr>() == Ok(address));
+            let named =
+                matches!(&pattern.host, HostMatch::Exact(h) if h.parse::<IpAddr>() == Ok(address));
             if !named {
                 return Err(Refusal::MetadataEndpoint {
                     url: target.origin(),
@@ -358,8 +363,15 @@ fn check_addresses(
 /// Well-known cloud instance metadata addresses (AWS, GCP, Azure, Oracle, DigitalOcean,
 /// Alibaba, AWS IPv6 and ECS task metadata).
 fn is_metadata_endpoint(address: IpAddr) -> bool {
-    const METADATA: [&str; 4] = ["169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254"];
-    METADATA.iter().any(|m| m.parse::<IpAddr>() == Ok(canonical(address)))
+    const METADATA: [&str; 4] = [
+        "169.254.169.254",
+        "169.254.170.2",
+        "100.100.100.200",
+        "fd00:ec2::254",
+    ];
+    METADATA
+        .iter()
+        .any(|m| m.parse::<IpAddr>() == Ok(canonical(address)))
 }
 
 /// Maps IPv4-mapped IPv6 addresses to IPv4, so `::ffff:10.0.0.1` is judged as `10.0.0.1`.
@@ -448,7 +460,10 @@ mod tests {
     #[tokio::test]
     async fn accepts_matching_origins() {
         let cases: &[(&[&str], &str)] = &[
-            (&["https://crm.example.com"], "https://crm.example.com/hook?x=1"),
+            (
+                &["https://crm.example.com"],
+                "https://crm.example.com/hook?x=1",
+            ),
             (&["https://CRM.example.com"], "https://crm.EXAMPLE.com:443/"),
             (&["https://*.hubapi.com:443"], "https://api.hubapi.com/crm"),
             (&["http://127.0.0.1:*"], "http://127.0.0.1:38211/sink"),
@@ -466,10 +481,16 @@ mod tests {
         let cases: &[(&[&str], &str)] = &[
             (&[], "https://crm.example.com/"),
             (&["https://crm.example.com"], "http://crm.example.com/"),
-            (&["https://crm.example.com"], "https://crm.example.com:8443/"),
+            (
+                &["https://crm.example.com"],
+                "https://crm.example.com:8443/",
+            ),
             (&["https://crm.example.com"], "https://evil.com/"),
             (&["https://*.hubapi.com"], "https://hubapi.com/"),
-            (&["https://*.hubapi.com"], "https://api.hubapi.com.evil.com/"),
+            (
+                &["https://*.hubapi.com"],
+                "https://api.hubapi.com.evil.com/",
+            ),
             (&["https://*.hubapi.com"], "https://xhubapi.com/"),
         ];
         for (patterns, url) in cases {
@@ -503,13 +524,23 @@ mod tests {
             "https://[::ffff:10.0.0.1]/",
         ] {
             assert!(
-                matches!(check(&["https://*"], url).await, Err(Refusal::PrivateAddress { .. })),
+                matches!(
+                    check(&["https://*"], url).await,
+                    Err(Refusal::PrivateAddress { .. })
+                ),
                 "{url}"
             );
         }
-        for url in ["http://169.254.169.254/", "http://[fd00:ec2::254]/", "http://100.100.100.200/"] {
+        for url in [
+            "http://169.254.169.254/",
+            "http://[fd00:ec2::254]/",
+            "http://100.100.100.200/",
+        ] {
             assert!(
-                matches!(check(&["http://*"], url).await, Err(Refusal::MetadataEndpoint { .. })),
+                matches!(
+                    check(&["http://*"], url).await,
+                    Err(Refusal::MetadataEndpoint { .. })
+                ),
                 "{url}"
             );
         }
@@ -521,7 +552,10 @@ mod tests {
             check(&["http://*:*"], "http://localhost:9/").await,
             Err(Refusal::PrivateAddress { .. })
         ));
-        assert_eq!(check(&["http://localhost:9"], "http://localhost:9/").await, Ok(()));
+        assert_eq!(
+            check(&["http://localhost:9"], "http://localhost:9/").await,
+            Ok(())
+        );
     }
 
     #[tokio::test]

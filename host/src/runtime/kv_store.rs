@@ -96,7 +96,11 @@ impl KvStore {
                 .map_err(unavailable)?
                 .map(|v| (key.len() + v.value().len()) as u64)
                 .unwrap_or(0);
-            let used = usage.get(plugin).map_err(unavailable)?.map(|v| v.value()).unwrap_or(0);
+            let used = usage
+                .get(plugin)
+                .map_err(unavailable)?
+                .map(|v| v.value())
+                .unwrap_or(0);
             let new_total = used - old + (key.len() + value.len()) as u64;
             if new_total > self.quota.max_total_bytes {
                 return Err(KvError::QuotaExceeded(self.quota.max_total_bytes));
@@ -117,8 +121,14 @@ impl KvStore {
                 let freed = (key.len() + removed.value().len()) as u64;
                 drop(removed);
                 let mut usage = write.open_table(USAGE).map_err(unavailable)?;
-                let used = usage.get(plugin).map_err(unavailable)?.map(|v| v.value()).unwrap_or(0);
-                usage.insert(plugin, used.saturating_sub(freed)).map_err(unavailable)?;
+                let used = usage
+                    .get(plugin)
+                    .map_err(unavailable)?
+                    .map(|v| v.value())
+                    .unwrap_or(0);
+                usage
+                    .insert(plugin, used.saturating_sub(freed))
+                    .map_err(unavailable)?;
             }
         }
         write.commit().map_err(unavailable)

@@ -55,7 +55,10 @@ impl host_api::Host for PluginState {
 
     async fn settings(&mut self) -> Vec<(String, String)> {
         let settings = &self.plugin().settings;
-        settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        settings
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     async fn secret(&mut self, key: String) -> Option<String> {

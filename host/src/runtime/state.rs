@@ -85,12 +85,18 @@ impl PluginState {
 
     /// Requests the egress policy refused during this delivery.
     pub fn refusals(&self) -> Vec<Refusal> {
-        self.hooks.refusals.lock().expect("refusal list poisoned").clone()
+        self.hooks
+            .refusals
+            .lock()
+            .expect("refusal list poisoned")
+            .clone()
     }
 
     /// What the plugin wrote to stderr, lossily decoded and trimmed.
     pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents()).trim().to_string()
+        String::from_utf8_lossy(&self.stderr.contents())
+            .trim()
+            .to_string()
     }
 
     /// The key-value store and the plugin's name in it.
@@ -171,10 +177,14 @@ impl WasiHttpHooks for EgressHooks {
                 } else {
                     wasmtime_wasi_http::Error::HttpRequestDenied
                 };
-                refusals.lock().expect("refusal list poisoned").push(refusal);
+                refusals
+                    .lock()
+                    .expect("refusal list poisoned")
+                    .push(refusal);
                 return Err(error);
             }
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = _> + Send>,
@@ -191,7 +201,8 @@ impl EgressHooks {
     ) -> wasmtime_wasi_http::RequestOptions {
         let guest = guest.unwrap_or_default();
         let response = self.limits.response_timeout;
-        let cap = |asked: Option<std::time::Duration>, ours| Some(asked.map_or(ours, |a| a.min(ours)));
+        let cap =
+            |asked: Option<std::time::Duration>, ours| Some(asked.map_or(ours, |a| a.min(ours)));
         wasmtime_wasi_http::RequestOptions {
             connect_timeout: cap(guest.connect_timeout, self.limits.connect_timeout),
             first_byte_timeout: cap(guest.first_byte_timeout, response),

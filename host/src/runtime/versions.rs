@@ -113,8 +113,22 @@ mod tests {
 
     #[test]
     fn parses_versions() {
-        assert_eq!(parse("0.1.0"), Some(ApiVersion { major: 0, minor: 1, patch: 0 }));
-        assert_eq!(parse(" 1.22.333 "), Some(ApiVersion { major: 1, minor: 22, patch: 333 }));
+        assert_eq!(
+            parse("0.1.0"),
+            Some(ApiVersion {
+                major: 0,
+                minor: 1,
+                patch: 0
+            })
+        );
+        assert_eq!(
+            parse(" 1.22.333 "),
+            Some(ApiVersion {
+                major: 1,
+                minor: 22,
+                patch: 333
+            })
+        );
         for bad in ["", "0.1", "0.1.0.0", "a.b.c", "0.-1.0"] {
             assert_eq!(parse(bad), None, "{bad}");
         }
@@ -123,6 +137,9 @@ mod tests {
     #[test]
     fn rejects_core_modules() {
         let core_module = b"\0asm\x01\0\0\0";
-        assert!(matches!(api_version(core_module), Err(VersionError::NotAComponent(_))));
+        assert!(matches!(
+            api_version(core_module),
+            Err(VersionError::NotAComponent(_))
+        ));
     }
 }

@@ -1,5 +1,8 @@
 //! Integration tests of the host, compiled as one binary.
 
+mod pbx;
+mod pipeline;
 mod plugins;
 mod sandbox;
+mod scenarios;
 mod support;

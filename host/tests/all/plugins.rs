@@ -8,9 +8,18 @@ use callhook::runtime::{DeliveryOutcome, GENERIC_WEBHOOK_WASM, Plugin};
 use hmac::Mac;
 use std::time::Duration;
 
-async fn generic_webhook(sink: &Sink, settings: &[(&str, &str)], secrets: &[(&str, &str)]) -> (tempfile::TempDir, Plugin) {
+async fn generic_webhook(
+    sink: &Sink,
+    settings: &[(&str, &str)],
+    secrets: &[(&str, &str)],
+) -> (tempfile::TempDir, Plugin) {
     let (dir, runtime) = runtime();
-    let mut spec = spec("generic-webhook", GENERIC_WEBHOOK_WASM, &[&sink.origin()], settings);
+    let mut spec = spec(
+        "generic-webhook",
+        GENERIC_WEBHOOK_WASM,
+        &[&sink.origin()],
+        settings,
+    );
     spec.secrets = to_map(secrets);
     (dir, runtime.load(spec).unwrap())
 }
@@ -45,7 +54,11 @@ async fn every_call_event_is_a_get_with_fields_in_spec_order() {
     for request in &received {
         assert_eq!(request.method, "GET");
         assert!(request.body.is_empty());
-        assert_eq!(request.header("webhook-signature"), None, "unsigned without a secret");
+        assert_eq!(
+            request.header("webhook-signature"),
+            None,
+            "unsigned without a secret"
+        );
     }
 }
 
@@ -76,15 +89,27 @@ async fn recordings_post_files_and_optionally_the_end_fields() {
     let sink = Sink::start().await;
     let url = sink.url("/recordings");
     let (_dir, plain) = generic_webhook(&sink, &[("webhook_post_url", &url)], &[]).await;
-    let settings = [("webhook_post_url", url.as_str()), ("recording_full_info", "1")];
+    let settings = [
+        ("webhook_post_url", url.as_str()),
+        ("recording_full_info", "1"),
+    ];
     let (_dir2, full) = generic_webhook(&sink, &settings, &[]).await;
-    assert_eq!(deliver(&plain, &recording()).await, DeliveryOutcome::Delivered);
-    assert_eq!(deliver(&full, &recording()).await, DeliveryOutcome::Delivered);
+    assert_eq!(
+        deliver(&plain, &recording()).await,
+        DeliveryOutcome::Delivered
+    );
+    assert_eq!(
+        deliver(&full, &recording()).await,
+        DeliveryOutcome::Delivered
+    );
     let received = sink.wait_for(2).await;
     let files = r#""FILES":["https://pbx.example.com:5001/webapi/recording/210701165649_782-1-1.mp3","https://pbx.example.com:5001/webapi/recording/210701165649_782-1-2.mp3"],"id":"210701165649_782-1""#;
     assert_eq!(received[0].method, "POST");
     assert_eq!(received[0].target, "/recordings");
-    assert_eq!(std::str::from_utf8(&received[0].body).unwrap(), format!("{{{files}}}"));
+    assert_eq!(
+        std::str::from_utf8(&received[0].body).unwrap(),
+        format!("{{{files}}}")
+    );
     assert_eq!(
         std::str::from_utf8(&received[1].body).unwrap(),
         format!(
@@ -97,19 +122,30 @@ async fn recordings_post_files_and_optionally_the_end_fields() {
 async fn events_without_a_configured_url_are_skipped_successfully() {
     let sink = Sink::start().await;
     let (_dir, plugin) = generic_webhook(&sink, &[], &[]).await;
-    assert_eq!(deliver(&plugin, &ringing()).await, DeliveryOutcome::Delivered);
-    assert_eq!(deliver(&plugin, &recording()).await, DeliveryOutcome::Delivered);
+    assert_eq!(
+        deliver(&plugin, &ringing()).await,
+        DeliveryOutcome::Delivered
+    );
+    assert_eq!(
+        deliver(&plugin, &recording()).await,
+        DeliveryOutcome::Delivered
+    );
     assert!(sink.received().is_empty());
 }
 
 /// HMAC-SHA256 of `{id}.{timestamp}.{body}`, computed here independently of the SDK.
 fn expected_signature(secret_b64: &str, id: &str, timestamp: u64, body: &[u8]) -> String {
-    let key = base64::engine::general_purpose::STANDARD.decode(secret_b64).unwrap();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret_b64)
+        .unwrap();
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
     mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(body);
     let digest = mac.finalize().into_bytes();
-    format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(digest))
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
 }
 
 #[tokio::test]
@@ -119,7 +155,12 @@ async fn a_signing_secret_adds_standard_webhooks_headers() {
     let sink = Sink::start().await;
     let get_url = sink.url("/get");
     let post_url = sink.url("/post");
-    let (_dir, get) = generic_webhook(&sink, &[("webhook_url", &get_url)], &[("signing_secret", &secret)]).await;
+    let (_dir, get) = generic_webhook(
+        &sink,
+        &[("webhook_url", &get_url)],
+        &[("signing_secret", &secret)],
+    )
+    .await;
     let settings = [("webhook_url", post_url.as_str()), ("post", "1")];
     let (_dir2, post) = generic_webhook(&sink, &settings, &[("signing_secret", &secret)]).await;
     assert_eq!(deliver(&get, &ringing()).await, DeliveryOutcome::Delivered);
@@ -147,13 +188,42 @@ async fn a_signing_secret_adds_standard_webhooks_headers() {
 async fn receiver_statuses_become_delivery_outcomes() {
     let sink = Sink::start().await;
     let cases: &[(&str, fn(&DeliveryOutcome) -> bool)] = &[
-        ("/status/500", |o| matches!(o, DeliveryOutcome::Retry { after: None, .. })),
-        ("/status/429", |o| matches!(o, DeliveryOutcome::Retry { after: Some(d), .. } if *d == Duration::from_secs(7))),
-        ("/status/503", |o| matches!(o, DeliveryOutcome::Retry { after: Some(d), .. } if *d == Duration::from_secs(7))),
-        ("/status/408", |o| matches!(o, DeliveryOutcome::Retry { .. })),
-        ("/status/404", |o| matches!(o, DeliveryOutcome::Rejected { target_gone: false, .. })),
-        ("/status/410", |o| matches!(o, DeliveryOutcome::Rejected { target_gone: true, .. })),
-        ("/redirect", |o| matches!(o, DeliveryOutcome::Rejected { message, .. } if message.contains("HTTP 302"))),
+        ("/status/500", |o| {
+            matches!(o, DeliveryOutcome::Retry { after: None, .. })
+        }),
+        (
+            "/status/429",
+            |o| matches!(o, DeliveryOutcome::Retry { after: Some(d), .. } if *d == Duration::from_secs(7)),
+        ),
+        (
+            "/status/503",
+            |o| matches!(o, DeliveryOutcome::Retry { after: Some(d), .. } if *d == Duration::from_secs(7)),
+        ),
+        ("/status/408", |o| {
+            matches!(o, DeliveryOutcome::Retry { .. })
+        }),
+        ("/status/404", |o| {
+            matches!(
+                o,
+                DeliveryOutcome::Rejected {
+                    target_gone: false,
+                    ..
+                }
+            )
+        }),
+        ("/status/410", |o| {
+            matches!(
+                o,
+                DeliveryOutcome::Rejected {
+                    target_gone: true,
+                    ..
+                }
+            )
+        }),
+        (
+            "/redirect",
+            |o| matches!(o, DeliveryOutcome::Rejected { message, .. } if message.contains("HTTP 302")),
+        ),
     ];
     for (path, expected) in cases {
         let url = sink.url(path);
@@ -162,7 +232,11 @@ async fn receiver_statuses_become_delivery_outcomes() {
         assert!(expected(&outcome), "{path}: {outcome:?}");
     }
     // The redirect was not followed.
-    assert!(sink.received().iter().all(|r| !r.target.starts_with("/ok/redirected")));
+    assert!(
+        sink.received()
+            .iter()
+            .all(|r| !r.target.starts_with("/ok/redirected"))
+    );
 }
 
 #[tokio::test]
@@ -172,8 +246,16 @@ async fn a_down_receiver_is_retryable() {
     drop(listener);
     let (_dir, runtime) = runtime();
     let url = format!("http://{address}/hook");
-    let spec = spec("generic-webhook", GENERIC_WEBHOOK_WASM, &[&format!("http://{address}")], &[("webhook_url", &url)]);
+    let spec = spec(
+        "generic-webhook",
+        GENERIC_WEBHOOK_WASM,
+        &[&format!("http://{address}")],
+        &[("webhook_url", &url)],
+    );
     let plugin = runtime.load(spec).unwrap();
     let outcome = deliver(&plugin, &ringing()).await;
-    assert!(matches!(outcome, DeliveryOutcome::Retry { .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, DeliveryOutcome::Retry { .. }),
+        "{outcome:?}"
+    );
 }

@@ -34,7 +34,12 @@ async fn runaway_memory_and_panics_are_stopped_while_others_deliver() {
     let (spinner, hog, panicker) = (load("loop"), load("memory"), load("panic"));
     let url = sink.url("/ok/good");
     let good = runtime
-        .load(spec("good", GENERIC_WEBHOOK_WASM, &[&sink.origin()], &[("webhook_url", &url)]))
+        .load(spec(
+            "good",
+            GENERIC_WEBHOOK_WASM,
+            &[&sink.origin()],
+            &[("webhook_url", &url)],
+        ))
         .unwrap();
 
     let started = Instant::now();
@@ -45,16 +50,35 @@ async fn runaway_memory_and_panics_are_stopped_while_others_deliver() {
         deliver(&panicker, &event),
         deliver(&good, &event),
     );
-    assert!(failed_with(&spun, "computed for longer than its time limit of 500 ms"), "{spun:?}");
-    assert!(failed_with(&hogged, "exceeded its memory cap of 16 MiB"), "{hogged:?}");
-    assert!(failed_with(&panicked, "the probe panics on purpose"), "{panicked:?}");
+    assert!(
+        failed_with(&spun, "computed for longer than its time limit of 500 ms"),
+        "{spun:?}"
+    );
+    assert!(
+        failed_with(&hogged, "exceeded its memory cap of 16 MiB"),
+        "{hogged:?}"
+    );
+    assert!(
+        failed_with(&panicked, "the probe panics on purpose"),
+        "{panicked:?}"
+    );
     assert_eq!(delivered, DeliveryOutcome::Delivered);
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
-    assert_eq!(sink.wait_for(1).await[0].target.split('?').next(), Some("/ok/good"));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        sink.wait_for(1).await[0].target.split('?').next(),
+        Some("/ok/good")
+    );
 
     // The runtime is unharmed: the same plugins run again.
     assert_eq!(deliver(&good, &event).await, DeliveryOutcome::Delivered);
-    assert!(failed_with(&deliver(&panicker, &event).await, "panics on purpose"));
+    assert!(failed_with(
+        &deliver(&panicker, &event).await,
+        "panics on purpose"
+    ));
 }
 
 #[tokio::test]
@@ -64,7 +88,12 @@ async fn requests_outside_allowed_hosts_are_refused_with_the_setting_to_change()
     let probe = probe();
     let fetch = |allowed: &[&str], url: &str| {
         runtime
-            .load(spec("fetch", &probe, allowed, &[("mode", "fetch"), ("url", url)]))
+            .load(spec(
+                "fetch",
+                &probe,
+                allowed,
+                &[("mode", "fetch"), ("url", url)],
+            ))
             .unwrap()
     };
     let event = ringing();
@@ -72,17 +101,29 @@ async fn requests_outside_allowed_hosts_are_refused_with_the_setting_to_change()
     let not_listed = fetch(&[], &sink.url("/ok/x"));
     let outcome = deliver(&not_listed, &event).await;
     assert!(
-        rejected_with(&outcome, &format!("{} is not in the plugin's allowed_hosts; add", sink.origin())),
+        rejected_with(
+            &outcome,
+            &format!(
+                "{} is not in the plugin's allowed_hosts; add",
+                sink.origin()
+            )
+        ),
         "{outcome:?}"
     );
 
     let metadata = fetch(&["http://*"], "http://169.254.169.254/latest/meta-data/");
     let outcome = deliver(&metadata, &event).await;
-    assert!(rejected_with(&outcome, "cloud metadata endpoint"), "{outcome:?}");
+    assert!(
+        rejected_with(&outcome, "cloud metadata endpoint"),
+        "{outcome:?}"
+    );
 
     let wildcard_to_loopback = fetch(&["http://*:*"], &sink.url("/ok/x"));
     let outcome = deliver(&wildcard_to_loopback, &event).await;
-    assert!(rejected_with(&outcome, "a loopback address, which is refused"), "{outcome:?}");
+    assert!(
+        rejected_with(&outcome, "a loopback address, which is refused"),
+        "{outcome:?}"
+    );
 
     assert!(sink.received().is_empty(), "nothing may reach the sink");
 
@@ -90,19 +131,31 @@ async fn requests_outside_allowed_hosts_are_refused_with_the_setting_to_change()
     let outcome = deliver(&redirected, &event).await;
     assert!(rejected_with(&outcome, "HTTP 302"), "{outcome:?}");
     let received = sink.wait_for(1).await;
-    assert_eq!(received.len(), 1, "the redirect must not be followed: {received:?}");
+    assert_eq!(
+        received.len(),
+        1,
+        "the redirect must not be followed: {received:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_receiver_that_never_answers_hits_the_wall_clock_timeout() {
     let sink = Sink::start().await;
     let (_dir, runtime) = runtime();
-    let mut spec = spec("slow", &probe(), &[&sink.origin()], &[("mode", "fetch"), ("url", &sink.url("/slow"))]);
+    let mut spec = spec(
+        "slow",
+        &probe(),
+        &[&sink.origin()],
+        &[("mode", "fetch"), ("url", &sink.url("/slow"))],
+    );
     spec.limits.timeout = Duration::from_millis(300);
     let plugin = runtime.load(spec).unwrap();
     let started = Instant::now();
     let outcome = deliver(&plugin, &ringing()).await;
-    assert!(failed_with(&outcome, "timed out after 300 ms"), "{outcome:?}");
+    assert!(
+        failed_with(&outcome, "timed out after 300 ms"),
+        "{outcome:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
@@ -111,7 +164,12 @@ async fn plugins_read_their_settings_secrets_and_delivery() {
     let sink = Sink::start().await;
     let (_dir, runtime) = runtime();
     let url = sink.url("/ok/echo");
-    let mut spec = spec("echo", &probe(), &[&sink.origin()], &[("mode", "echo"), ("url", &url)]);
+    let mut spec = spec(
+        "echo",
+        &probe(),
+        &[&sink.origin()],
+        &[("mode", "echo"), ("url", &url)],
+    );
     spec.secrets = to_map(&[("token", "s3cr3t")]);
     let plugin = runtime.load(spec).unwrap();
     assert_eq!(deliver(&plugin, &ended()).await, DeliveryOutcome::Delivered);
@@ -135,13 +193,24 @@ async fn the_key_value_store_persists_across_deliveries_within_its_quota() {
     let sink = Sink::start().await;
     let (_dir, runtime) = runtime();
     let url = sink.url("/ok/kv");
-    let settings = [("mode", "kv"), ("url", url.as_str()), ("kv_value_size", "70000")];
-    let plugin = runtime.load(spec("kv", &probe(), &[&sink.origin()], &settings)).unwrap();
-    assert_eq!(deliver(&plugin, &ringing()).await, DeliveryOutcome::Delivered);
+    let settings = [
+        ("mode", "kv"),
+        ("url", url.as_str()),
+        ("kv_value_size", "70000"),
+    ];
+    let plugin = runtime
+        .load(spec("kv", &probe(), &[&sink.origin()], &settings))
+        .unwrap();
+    assert_eq!(
+        deliver(&plugin, &ringing()).await,
+        DeliveryOutcome::Delivered
+    );
     assert_eq!(deliver(&plugin, &ended()).await, DeliveryOutcome::Delivered);
     let received = sink.wait_for(2).await;
-    let bodies: Vec<serde_json::Value> =
-        received.iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect();
+    let bodies: Vec<serde_json::Value> = received
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
     assert_eq!(bodies[0]["previous"], serde_json::Value::Null);
     assert_eq!(bodies[0]["now"], "210701165649_782-0");
     assert_eq!(bodies[1]["previous"], "210701165649_782-0");
@@ -154,17 +223,46 @@ async fn plugins_for_another_contract_version_are_refused_before_loading() {
     let (_dir, runtime) = runtime();
     let mut wasm = probe();
     let marker = b"callhook:api-version0.1.0";
-    let at = wasm.windows(marker.len()).position(|w| w == marker).expect("version section");
+    let at = wasm
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("version section");
     wasm[at + marker.len() - 5..at + marker.len()].copy_from_slice(b"9.9.0");
-    let error = runtime.load(spec("future", &wasm, &[], &[])).err().expect("must be refused");
-    assert!(matches!(error, LoadError::Version { source: VersionError::Unsupported { .. }, .. }));
-    assert!(error.to_string().contains("built against contract 9.9.0"), "{error}");
+    let error = runtime
+        .load(spec("future", &wasm, &[], &[]))
+        .err()
+        .expect("must be refused");
+    assert!(matches!(
+        error,
+        LoadError::Version {
+            source: VersionError::Unsupported { .. },
+            ..
+        }
+    ));
+    assert!(
+        error.to_string().contains("built against contract 9.9.0"),
+        "{error}"
+    );
 
-    let error = runtime.load(spec("core", b"\0asm\x01\0\0\0", &[], &[])).err().unwrap();
-    assert!(error.to_string().contains("not a WebAssembly component"), "{error}");
+    let error = runtime
+        .load(spec("core", b"\0asm\x01\0\0\0", &[], &[]))
+        .err()
+        .unwrap();
+    assert!(
+        error.to_string().contains("not a WebAssembly component"),
+        "{error}"
+    );
 
-    let error = runtime.load(spec("bad-host", &probe(), &["crm.example.com"], &[])).err().unwrap();
-    assert!(error.to_string().contains("invalid allowed_hosts entry \"crm.example.com\""), "{error}");
+    let error = runtime
+        .load(spec("bad-host", &probe(), &["crm.example.com"], &[]))
+        .err()
+        .unwrap();
+    assert!(
+        error
+            .to_string()
+            .contains("invalid allowed_hosts entry \"crm.example.com\""),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -178,12 +276,26 @@ async fn compiled_plugins_are_cached_on_disk() {
         ..RuntimeConfig::default()
     };
     let runtime = PluginRuntime::new(config, kv).unwrap();
-    runtime.load(spec("a", GENERIC_WEBHOOK_WASM, &[], &[])).unwrap();
-    let files: Vec<_> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    runtime
+        .load(spec("a", GENERIC_WEBHOOK_WASM, &[], &[]))
+        .unwrap();
+    let files: Vec<_> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(files[0].extension().is_some_and(|e| e == "cwasm"));
     let modified = std::fs::metadata(&files[0]).unwrap().modified().unwrap();
-    let plugin = runtime.load(spec("b", GENERIC_WEBHOOK_WASM, &[], &[])).unwrap();
-    assert_eq!(std::fs::metadata(&files[0]).unwrap().modified().unwrap(), modified, "reused, not rewritten");
-    assert_eq!(deliver(&plugin, &ringing()).await, DeliveryOutcome::Delivered);
+    let plugin = runtime
+        .load(spec("b", GENERIC_WEBHOOK_WASM, &[], &[]))
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(&files[0]).unwrap().modified().unwrap(),
+        modified,
+        "reused, not rewritten"
+    );
+    assert_eq!(
+        deliver(&plugin, &ringing()).await,
+        DeliveryOutcome::Delivered
+    );
 }

@@ -100,7 +100,10 @@ impl Sink {
 }
 
 fn record(state: &SinkState, method: Method, uri: &Uri, headers: HeaderMap, body: Bytes) {
-    let target = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let target = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
     state.received.lock().unwrap().push(Received {
         method,
         target,
@@ -164,7 +167,12 @@ pub fn runtime() -> (tempfile::TempDir, PluginRuntime) {
 }
 
 /// A plugin spec with the given settings and allowed hosts.
-pub fn spec(name: &str, wasm: &[u8], allowed_hosts: &[&str], settings: &[(&str, &str)]) -> PluginSpec {
+pub fn spec(
+    name: &str,
+    wasm: &[u8],
+    allowed_hosts: &[&str],
+    settings: &[(&str, &str)],
+) -> PluginSpec {
     PluginSpec {
         name: name.to_string(),
         wasm: wasm.into(),
@@ -176,7 +184,10 @@ pub fn spec(name: &str, wasm: &[u8], allowed_hosts: &[&str], settings: &[(&str, 
 }
 
 pub fn to_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 pub fn probe() -> Vec<u8> {

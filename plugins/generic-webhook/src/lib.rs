@@ -60,7 +60,8 @@ impl Plugin for GenericWebhook {
                 aliases: sdk::settings::all()
                     .into_iter()
                     .filter_map(|(key, alias)| {
-                        key.strip_prefix("event_alias.").map(|event| (event.to_string(), alias))
+                        key.strip_prefix("event_alias.")
+                            .map(|event| (event.to_string(), alias))
                     })
                     .collect(),
             },

@@ -141,7 +141,10 @@ fn ended_fields(ended: &Ended, options: &Options) -> Vec<(&'static str, String)>
         ("did", ended.did.clone()),
         ("finishtype", ended.finishtype.as_str().to_string()),
         ("transfer", ended.transfer.to_string()),
-        ("duration", format_duration(ended.duration_seconds, options.duration_format)),
+        (
+            "duration",
+            format_duration(ended.duration_seconds, options.duration_format),
+        ),
         ("title", ended.title.clone()),
         ("id", ended.id.clone()),
     ]
@@ -258,7 +261,10 @@ mod tests {
     fn recording_body_has_files_and_id_and_optionally_the_end_fields() {
         let recording = Event::Recording(Recording {
             id: "210701165649_782-2".into(),
-            files: vec!["https://pbx/webapi/recording/a-1.mp3".into(), "https://pbx/webapi/recording/a-2.mp3".into()],
+            files: vec![
+                "https://pbx/webapi/recording/a-1.mp3".into(),
+                "https://pbx/webapi/recording/a-2.mp3".into(),
+            ],
             last_end: Some(ended()),
         });
         let body = |options: &Options| match render(&recording, options, "u") {
@@ -281,7 +287,13 @@ mod tests {
 
     #[test]
     fn durations_format_as_clock() {
-        for (seconds, expected) in [(0, "00:00:00"), (59, "00:00:59"), (133, "00:02:13"), (86399, "23:59:59"), (90000, "25:00:00")] {
+        for (seconds, expected) in [
+            (0, "00:00:00"),
+            (59, "00:00:59"),
+            (133, "00:02:13"),
+            (86399, "23:59:59"),
+            (90000, "25:00:00"),
+        ] {
             assert_eq!(format_duration(seconds, DurationFormat::Clock), expected);
         }
     }

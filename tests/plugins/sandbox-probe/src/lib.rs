@@ -47,11 +47,15 @@ impl Plugin for SandboxProbe {
                     "idempotency_key": delivery.idempotency_key,
                     "attempt": delivery.attempt,
                 });
-                Request::post(&self.url).json(&body).send()?.error_for_status()?;
+                Request::post(&self.url)
+                    .json(&body)
+                    .send()?
+                    .error_for_status()?;
                 Ok(())
             }
             "kv" => {
-                let previous = sdk::kv::get("last")?.map(|v| String::from_utf8_lossy(&v).into_owned());
+                let previous =
+                    sdk::kv::get("last")?.map(|v| String::from_utf8_lossy(&v).into_owned());
                 sdk::kv::set("last", delivery.event.id().as_bytes())?;
                 let size: usize = sdk::settings::get("kv_value_size")
                     .and_then(|s| s.parse().ok())
@@ -63,7 +67,10 @@ impl Plugin for SandboxProbe {
                     "big": big.err(),
                 });
                 sdk::kv::delete("big")?;
-                Request::post(&self.url).json(&body).send()?.error_for_status()?;
+                Request::post(&self.url)
+                    .json(&body)
+                    .send()?
+                    .error_for_status()?;
                 Ok(())
             }
             other => Err(DeliveryError::permanent(format!("unknown mode {other:?}"))),

@@ -1,0 +1,116 @@
+//! Cost of one delivery with the default plugin against a local sink, side by side with the
+//! same formatting and request done natively in Rust.
+//!
+//! Run: `cargo bench -p callhook --bench delivery`. Figures go to `docs/benchmarks.md`.
+
+use axum::Router;
+use axum::routing::any;
+use callhook::calls::event::{CallEvent, CallId, Offered, UserType};
+use callhook::runtime::{
+    DeliveryOutcome, DeliveryRequest, GENERIC_WEBHOOK_WASM, KvQuota, KvStore, PluginLimits,
+    PluginRuntime, PluginSpec, RuntimeConfig,
+};
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::sync::Arc;
+
+fn event() -> CallEvent {
+    CallEvent::Ringing(Offered {
+        id: CallId {
+            stamp: "210701165649".into(),
+            pbx_call_id: 782,
+            link: 0,
+        },
+        caller_id: "+425630434343".into(),
+        did: "CompanyDID".into(),
+        user: "120".into(),
+        user_type: UserType::Queue,
+    })
+}
+
+fn sdk_event() -> callhook_plugin_sdk::Event {
+    callhook_plugin_sdk::Event::Ringing(callhook_plugin_sdk::Offered {
+        id: "210701165649_782-0".into(),
+        callerid: "+425630434343".into(),
+        did: "CompanyDID".into(),
+        user: "120".into(),
+        usertype: callhook_plugin_sdk::UserType::Queue,
+    })
+}
+
+fn bench(c: &mut Criterion) {
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let sink = tokio.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let app = Router::new().fallback(any(|| async { "ok" }));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{address}")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let db = redb::Database::create(dir.path().join("bench.redb")).unwrap();
+    let runtime = PluginRuntime::new(
+        RuntimeConfig::default(),
+        KvStore::new(Arc::new(db), KvQuota::default()),
+    )
+    .unwrap();
+    let url = format!("{sink}/hook");
+    let plugin = runtime
+        .load(PluginSpec {
+            name: "generic-webhook".into(),
+            wasm: GENERIC_WEBHOOK_WASM.into(),
+            allowed_hosts: vec![sink.clone()],
+            limits: PluginLimits::default(),
+            settings: [("webhook_url".to_string(), url.clone())].into(),
+            secrets: Default::default(),
+        })
+        .unwrap();
+    let event = event();
+    let key = event.key();
+
+    let mut group = c.benchmark_group("delivery");
+    group.bench_function("wasm: instantiate + format + GET to local sink", |b| {
+        b.to_async(&tokio).iter(|| async {
+            let outcome = plugin
+                .deliver(DeliveryRequest {
+                    event: &event,
+                    idempotency_key: &key,
+                    attempt: 1,
+                    timestamp: 1_614_265_330,
+                })
+                .await;
+            assert_eq!(outcome, DeliveryOutcome::Delivered);
+        })
+    });
+
+    let client = reqwest::Client::new();
+    let options = generic_webhook::render::Options::default();
+    let sdk_event = sdk_event();
+    group.bench_function("native: format + GET to local sink (new connection)", |b| {
+        b.to_async(&tokio).iter(|| async {
+            let generic_webhook::render::Rendered::Get { url, .. } =
+                generic_webhook::render::render(&sdk_event, &options, &url)
+            else {
+                unreachable!("call events are GETs by default")
+            };
+            // A fresh connection each time, as the plugin makes one per delivery.
+            let response = client
+                .get(url)
+                .header("connection", "close")
+                .send()
+                .await
+                .unwrap();
+            assert!(response.status().is_success());
+        })
+    });
+    group.bench_function("native: format only", |b| {
+        b.iter(|| generic_webhook::render::render(&sdk_event, &options, &url))
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(200).measurement_time(std::time::Duration::from_secs(5));
+    targets = bench
+}
+criterion_main!(benches);

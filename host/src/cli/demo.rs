@@ -1,0 +1,113 @@
+//! `callhook demo`: simulator, sink and host in one process, playing a few calls.
+
+use crate::app;
+use crate::calls::{Engine, EngineConfig};
+use crate::delivery::{Dispatcher, RetryPolicy};
+use crate::pbx::{Connector, ConnectorConfig};
+use crate::runtime::{
+    GENERIC_WEBHOOK_WASM, KvQuota, KvStore, PluginLimits, PluginRuntime, PluginSpec,
+    RuntimeConfig,
+};
+use anyhow::Context;
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{Method, Uri};
+use callhook_simulator::{Scenario, SimConfig, Simulator};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The calls the demo plays, in order.
+const SCENARIOS: [&str; 4] = [
+    "01-direct-inbound-answered",
+    "03-queue-answered",
+    "05-blind-transfer",
+    "08-outbound-answered",
+];
+
+/// Options of `callhook demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// How fast the calls play: 0.1 plays a 100-second call in 10 seconds.
+    #[arg(long, default_value_t = 0.1)]
+    time_scale: f64,
+}
+
+/// Runs the demo to the end of its last call.
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let scenarios = SCENARIOS
+        .iter()
+        .map(|name| Scenario::builtin(name).with_context(|| format!("while loading {name}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let simulator = Simulator::start(SimConfig::default())
+        .await
+        .context("while starting the 3CX simulator")?;
+    for scenario in &scenarios {
+        simulator.add_directory(&scenario.directory());
+    }
+    let sink = start_sink().await?;
+    println!("3CX simulator  {}", simulator.base_url());
+    println!("webhook sink   {sink}");
+
+    let storage = tempfile::tempdir().context("while creating the demo's storage")?;
+    let db = redb::Database::create(storage.path().join("callhook.redb"))?;
+    let runtime = PluginRuntime::new(
+        RuntimeConfig::default(),
+        KvStore::new(Arc::new(db), KvQuota::default()),
+    )?;
+    let plugin = runtime.load(PluginSpec {
+        name: "generic-webhook".into(),
+        wasm: GENERIC_WEBHOOK_WASM.into(),
+        allowed_hosts: vec![sink.clone()],
+        limits: PluginLimits::default(),
+        settings: [
+            ("webhook_url".to_string(), format!("{sink}/3cx/events")),
+            ("webhook_post_url".to_string(), format!("{sink}/3cx/recordings")),
+        ]
+        .into(),
+        secrets: Default::default(),
+    })?;
+    println!("plugin         generic-webhook (allowed: {sink})\n");
+
+    let config = simulator.config();
+    let connector = Connector::new(
+        ConnectorConfig::new(
+            simulator.base_url().parse()?,
+            config.client_id.clone(),
+            config.client_secret.clone(),
+        ),
+        None,
+    )?;
+    let dispatcher = Dispatcher::new(vec![Arc::new(plugin)], RetryPolicy::default());
+    let engine = Engine::new(EngineConfig {
+        did_rules: [("4930123456".to_string(), "CompanyDID".to_string())].into(),
+        ..EngineConfig::default()
+    });
+    let pipeline = app::Pipeline::start(connector, engine, Arc::new(dispatcher));
+    simulator.wait_snapshots(1).await;
+    for scenario in &scenarios {
+        println!("── {}", scenario.description());
+        simulator.play(scenario, args.time_scale).await?;
+        // The engine waits out its grace period before it calls a part over.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        println!();
+    }
+    pipeline.shutdown().await
+}
+
+/// A webhook receiver on 127.0.0.1 that prints every request; returns its origin.
+async fn start_sink() -> anyhow::Result<String> {
+    async fn print(method: Method, uri: Uri, body: Bytes) -> &'static str {
+        let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        if body.is_empty() {
+            println!("   {method} {target}");
+        } else {
+            println!("   {method} {target} {}", String::from_utf8_lossy(&body));
+        }
+        "ok"
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let origin = format!("http://{}", listener.local_addr()?);
+    let app = Router::new().fallback(print);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(origin)
+}

@@ -1,0 +1,114 @@
+//! Counters of what the connector saw, for metrics, health and tests.
+//!
+//! Plain relaxed atomics: each counter only ever grows and is read on its own, so no ordering
+//! between them is promised. [`ConnectorStats::snapshot`] copies them into a plain struct that
+//! the telemetry module turns into metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters of one connector; share it as `Arc<ConnectorStats>`.
+#[derive(Debug, Default)]
+pub struct ConnectorStats {
+    frames: AtomicU64,
+    malformed_frames: AtomicU64,
+    unknown_events: AtomicU64,
+    ignored_events: AtomicU64,
+    sequence_gaps: AtomicU64,
+    snapshots: AtomicU64,
+    participant_fetches: AtomicU64,
+    fetches_skipped: AtomicU64,
+    not_found: AtomicU64,
+    connects: AtomicU64,
+    disconnects: AtomicU64,
+    tokens_minted: AtomicU64,
+    unauthorized: AtomicU64,
+    changes: AtomicU64,
+}
+
+/// A copy of the counters at one moment. Every count starts at 0 when the connector is made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Text frames received on the event socket, of any kind.
+    pub frames: u64,
+    /// Frames that were not JSON or lacked `event`/`event_type`/a valid `entity` (logged and
+    /// skipped).
+    pub malformed_frames: u64,
+    /// Frames with an `event_type` this version does not know (logged and skipped).
+    pub unknown_events: u64,
+    /// DTMF and prompt-playback frames: valid, but carry no participant change.
+    pub ignored_events: u64,
+    /// `sequence` jumps (frames lost), each followed by a snapshot.
+    pub sequence_gaps: u64,
+    /// Snapshots taken (`GET /callcontrol`), for any reason.
+    pub snapshots: u64,
+    /// Participant fetches (`GET /callcontrol/{dn}/participants/{id}`).
+    pub participant_fetches: u64,
+    /// Upsert frames needing no fetch because a later frame of the same batch named the same
+    /// participant.
+    pub fetches_skipped: u64,
+    /// Participant fetches answered `404` (turned into removes).
+    pub not_found: u64,
+    /// Event socket connections established.
+    pub connects: u64,
+    /// Event socket connections lost or given up (including failed attempts).
+    pub disconnects: u64,
+    /// Access tokens minted.
+    pub tokens_minted: u64,
+    /// `401` answers seen (each causes at most one re-mint).
+    pub unauthorized: u64,
+    /// Changes handed to the output channel.
+    pub changes: u64,
+}
+
+macro_rules! counters {
+    ($($field:ident => $method:ident),* $(,)?) => {
+        impl ConnectorStats {
+            $(
+                pub(crate) fn $method(&self) {
+                    self.$field.fetch_add(1, Ordering::Relaxed);
+                }
+            )*
+
+            /// The counters as they are now.
+            pub fn snapshot(&self) -> StatsSnapshot {
+                StatsSnapshot {
+                    $($field: self.$field.load(Ordering::Relaxed),)*
+                }
+            }
+        }
+    };
+}
+
+counters! {
+    frames => count_frame,
+    malformed_frames => count_malformed_frame,
+    unknown_events => count_unknown_event,
+    ignored_events => count_ignored_event,
+    sequence_gaps => count_sequence_gap,
+    snapshots => count_snapshot,
+    participant_fetches => count_participant_fetch,
+    fetches_skipped => count_fetch_skipped,
+    not_found => count_not_found,
+    connects => count_connect,
+    disconnects => count_disconnect,
+    tokens_minted => count_token_minted,
+    unauthorized => count_unauthorized,
+    changes => count_change,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_add_up() {
+        let stats = ConnectorStats::default();
+        stats.count_frame();
+        stats.count_frame();
+        stats.count_sequence_gap();
+        let snapshot = stats.snapshot();
+        assert_eq!(snapshot.frames, 2);
+        assert_eq!(snapshot.sequence_gaps, 1);
+        assert_eq!(snapshot.snapshots, 0);
+    }
+}

@@ -1,0 +1,545 @@
+//! The one access token shared by the event socket, the Call Control REST calls and XAPI.
+//!
+//! 3CX keeps **one live token per API client**: minting a new token invalidates the previous
+//! one at once (`3cx-api.md`, section 1). So the connector must never have two tokens in flight,
+//! and two users that see a `401` at the same moment must not both mint (the second mint would
+//! invalidate the first one's fresh token and the two would chase each other). Hence:
+//!
+//! - [`TokenManager`] holds the current token behind an async mutex that is kept across the
+//!   mint request, so concurrent callers wait for one mint instead of starting their own;
+//! - every token carries a *generation*; [`TokenManager::refresh_after_401`] mints only if the
+//!   rejected token is still the current one, otherwise it hands out the newer token;
+//! - the token is refreshed before it expires, a safety margin of a fifth of its lifetime
+//!   (at most 60 s) ahead.
+//!
+//! **Lifetime.** The JWT's own `exp` claim is authoritative when the token is a JWT. Otherwise
+//! `expires_in` is used, in minutes when it is under 300 (PBXes before 20.0.9 report `60`,
+//! later ones `3600`), else in seconds; without either, 5 minutes are assumed. See
+//! [`token_lifetime`].
+//!
+//! **Secrets.** The client secret and the tokens live in [`Secret`], whose `Debug` prints
+//! `[redacted]`; nothing here logs them, and captures record only the token's lifetime.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::{DecodePaddingMode, general_purpose};
+use jiff::Timestamp;
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::sync::Mutex;
+use url::Url;
+
+use super::capture::{CaptureWriter, Record};
+use super::http::TransportError;
+use super::stats::ConnectorStats;
+
+/// A string that must never be shown: a client secret or an access token.
+///
+/// `Debug` and `Display`-free by design: the value is reachable only through [`Secret::expose`].
+///
+/// ```
+/// # use callhook::pbx::Secret;
+/// let secret = Secret::from("hunter2");
+/// assert_eq!(format!("{secret:?}"), "Secret([redacted])");
+/// assert_eq!(secret.expose(), "hunter2");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    /// The secret itself, for putting it on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value.into())
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.into())
+    }
+}
+
+/// A bearer token handed out by the [`TokenManager`], with the generation that identifies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    value: Secret,
+    generation: u64,
+}
+
+impl AccessToken {
+    /// The `Authorization` header value, `Bearer <token>`.
+    pub fn header_value(&self) -> String {
+        format!("Bearer {}", self.value.expose())
+    }
+
+    /// Counts the tokens this manager minted: 1 for the first. Used to tell whether a token
+    /// that got `401` is still the current one.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+/// Why no token could be had.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TokenError {
+    /// The token endpoint could not be talked to.
+    #[error("while getting an access token: {0}")]
+    Transport(#[from] TransportError),
+    /// `400` or `401` from the token endpoint: the client id or secret is wrong.
+    #[error(
+        "the PBX refused the API client's credentials (client id `{client_id}`, HTTP {status}: \
+         {detail}); check the client id and secret in 3CX Admin > Integrations > API"
+    )]
+    Credentials {
+        /// The client id that was refused (the secret is never shown).
+        client_id: String,
+        /// `400` or `401`.
+        status: u16,
+        /// The PBX's `error` / `error_description`, or its body, shortened.
+        detail: String,
+    },
+    /// Any other status from the token endpoint.
+    #[error("the token endpoint {url} answered HTTP {status}: {body}")]
+    Status {
+        /// The token endpoint.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The start of the reply body.
+        body: String,
+    },
+    /// `200` but not the JSON the spec describes.
+    #[error("the token endpoint's reply is not the expected JSON ({detail})")]
+    Malformed {
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+impl TokenError {
+    /// Whether retrying cannot help until someone changes a setting (wrong credentials, TLS).
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            TokenError::Credentials { .. } | TokenError::Transport(TransportError::Tls { .. })
+        )
+    }
+}
+
+/// Where a token's lifetime came from; see [`token_lifetime`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifetimeSource {
+    /// The JWT's `exp` claim.
+    JwtExp,
+    /// `expires_in` of 300 or more, taken as seconds.
+    ExpiresInSeconds,
+    /// `expires_in` under 300, taken as minutes (PBXes before 20.0.9).
+    ExpiresInMinutes,
+    /// Neither was usable: 5 minutes assumed.
+    Assumed,
+}
+
+/// How long a token minted at `now` lives.
+///
+/// The JWT's `exp` claim wins when `access_token` is a JWT whose `exp` lies after `now`; else
+/// `expires_in` counts minutes when under 300 and seconds otherwise; else 5 minutes.
+///
+/// ```
+/// # use callhook::pbx::token::{token_lifetime, LifetimeSource};
+/// # use std::time::Duration;
+/// let now = jiff::Timestamp::UNIX_EPOCH;
+/// assert_eq!(token_lifetime("opaque", Some(60), now), (Duration::from_secs(3600), LifetimeSource::ExpiresInMinutes));
+/// assert_eq!(token_lifetime("opaque", Some(3600), now), (Duration::from_secs(3600), LifetimeSource::ExpiresInSeconds));
+/// ```
+pub fn token_lifetime(
+    access_token: &str,
+    expires_in: Option<u64>,
+    now: Timestamp,
+) -> (Duration, LifetimeSource) {
+    if let Some(exp) = jwt_exp(access_token) {
+        let remaining = exp - now.as_second();
+        if remaining > 0 {
+            let subsec = Duration::from_nanos(u64::from(now.subsec_nanosecond().unsigned_abs()));
+            let lifetime = Duration::from_secs(remaining.unsigned_abs()).saturating_sub(subsec);
+            return (lifetime, LifetimeSource::JwtExp);
+        }
+    }
+    match expires_in {
+        Some(n) if n > 0 && n < 300 => (
+            Duration::from_secs(n * 60),
+            LifetimeSource::ExpiresInMinutes,
+        ),
+        Some(n) if n >= 300 => (Duration::from_secs(n), LifetimeSource::ExpiresInSeconds),
+        _ => (Duration::from_secs(300), LifetimeSource::Assumed),
+    }
+}
+
+/// How long before expiry a token is replaced: a fifth of its lifetime, at most 60 s.
+pub fn refresh_margin(lifetime: Duration) -> Duration {
+    (lifetime / 5).min(Duration::from_secs(60))
+}
+
+/// The `exp` claim of a JWT, if `token` is one.
+fn jwt_exp(token: &str) -> Option<i64> {
+    // JWTs use unpadded base64url, but be lenient about padding.
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let mut parts = token.split('.');
+    let (_header, payload, _signature) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let bytes = LENIENT
+        .decode(payload)
+        .or_else(|_| general_purpose::STANDARD_NO_PAD.decode(payload.trim_end_matches('=')))
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    match &claims["exp"] {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The current token and when to replace it.
+struct Current {
+    token: AccessToken,
+    refresh_at: Instant,
+}
+
+/// Mints, caches and refreshes the API client's one access token.
+///
+/// Cheap to share: wrap it in an `Arc` (the [`super::Connector`] does) and hand it to every
+/// user of the PBX's API.
+pub struct TokenManager {
+    http: reqwest::Client,
+    token_url: Url,
+    client_id: String,
+    client_secret: Secret,
+    timeout: Duration,
+    capture: Option<CaptureWriter>,
+    stats: Arc<ConnectorStats>,
+    current: Mutex<Option<Current>>,
+}
+
+impl fmt::Debug for TokenManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenManager")
+            .field("token_url", &self.token_url.as_str())
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenManager {
+    /// A manager minting at `token_url` (`{base}/connect/token`) with these credentials.
+    pub(crate) fn new(
+        http: reqwest::Client,
+        token_url: Url,
+        client_id: String,
+        client_secret: Secret,
+        timeout: Duration,
+        capture: Option<CaptureWriter>,
+        stats: Arc<ConnectorStats>,
+    ) -> Self {
+        TokenManager {
+            http,
+            token_url,
+            client_id,
+            client_secret,
+            timeout,
+            capture,
+            stats,
+            current: Mutex::new(None),
+        }
+    }
+
+    /// A valid token: the cached one, or a new one if there is none or it is about to expire.
+    pub async fn token(&self) -> Result<AccessToken, TokenError> {
+        let mut current = self.current.lock().await;
+        if let Some(c) = current.as_ref()
+            && Instant::now() < c.refresh_at
+        {
+            return Ok(c.token.clone());
+        }
+        self.mint(&mut current).await
+    }
+
+    /// A replacement for `rejected`, which got `401`: a new token if `rejected` is still the
+    /// current one, else the token that already replaced it. The caller retries once with it
+    /// and treats a second `401` as an error.
+    pub async fn refresh_after_401(
+        &self,
+        rejected: &AccessToken,
+    ) -> Result<AccessToken, TokenError> {
+        self.stats.count_unauthorized();
+        let mut current = self.current.lock().await;
+        if let Some(c) = current.as_ref()
+            && c.token.generation != rejected.generation
+        {
+            return Ok(c.token.clone());
+        }
+        self.mint(&mut current).await
+    }
+
+    /// Forgets the current token so the next [`TokenManager::token`] mints one.
+    pub async fn invalidate(&self) {
+        *self.current.lock().await = None;
+    }
+
+    /// Mints a token and makes it current. Called with the lock held.
+    async fn mint(&self, current: &mut Option<Current>) -> Result<AccessToken, TokenError> {
+        let url = self.token_url.as_str();
+        let form = [
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.client_secret.expose()),
+            ("grant_type", "client_credentials"),
+        ];
+        let started = Instant::now();
+        let reply = self
+            .http
+            .post(self.token_url.clone())
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| TransportError::classify(url, &e, self.timeout))?;
+        let status = reply.status();
+        let body = reply
+            .bytes()
+            .await
+            .map_err(|e| TransportError::classify(url, &e, self.timeout))?;
+        let at = Timestamp::now();
+        let result = self.read_reply(status, &body, at);
+        if let Some(capture) = &self.capture {
+            let (lifetime_s, error) = match &result {
+                Ok((_, lifetime, _)) => (Some(lifetime.as_secs_f64()), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            let expires_in = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v["expires_in"].as_u64());
+            capture.record(&Record::Token {
+                at,
+                status: status.as_u16(),
+                expires_in,
+                lifetime_s,
+                error,
+            });
+        }
+        let (value, lifetime, source) = result?;
+        self.stats.count_token_minted();
+        let generation = current.as_ref().map_or(0, |c| c.token.generation) + 1;
+        let token = AccessToken { value, generation };
+        let refresh_in = lifetime.saturating_sub(refresh_margin(lifetime));
+        tracing::debug!(
+            generation,
+            lifetime_s = lifetime.as_secs(),
+            ?source,
+            "minted a 3CX access token"
+        );
+        *current = Some(Current {
+            token: token.clone(),
+            refresh_at: started + refresh_in,
+        });
+        Ok(token)
+    }
+
+    /// The token, its lifetime and where that came from, out of the endpoint's reply.
+    fn read_reply(
+        &self,
+        status: StatusCode,
+        body: &[u8],
+        now: Timestamp,
+    ) -> Result<(Secret, Duration, LifetimeSource), TokenError> {
+        if status == StatusCode::BAD_REQUEST || status == StatusCode::UNAUTHORIZED {
+            return Err(TokenError::Credentials {
+                client_id: self.client_id.clone(),
+                status: status.as_u16(),
+                detail: oauth_detail(body),
+            });
+        }
+        if !status.is_success() {
+            return Err(TokenError::Status {
+                url: self.token_url.to_string(),
+                status: status.as_u16(),
+                body: shorten(&String::from_utf8_lossy(body)),
+            });
+        }
+        let reply: Value = serde_json::from_slice(body).map_err(|e| TokenError::Malformed {
+            detail: format!("not JSON: {e}"),
+        })?;
+        let Some(access_token) = reply["access_token"].as_str().filter(|t| !t.is_empty()) else {
+            return Err(TokenError::Malformed {
+                detail: "no `access_token`".to_owned(),
+            });
+        };
+        let expires_in = match &reply["expires_in"] {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        };
+        let (lifetime, source) = token_lifetime(access_token, expires_in, now);
+        Ok((Secret::from(access_token), lifetime, source))
+    }
+}
+
+/// `error: error_description` of an OAuth error body, else the body itself, shortened.
+fn oauth_detail(body: &[u8]) -> String {
+    if let Ok(value) = serde_json::from_slice::<Value>(body) {
+        let error = value["error"].as_str().unwrap_or_default();
+        let description = value["error_description"].as_str().unwrap_or_default();
+        match (error.is_empty(), description.is_empty()) {
+            (false, false) => return format!("{error}: {description}"),
+            (false, true) => return error.to_owned(),
+            (true, false) => return description.to_owned(),
+            (true, true) => {}
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    if text.trim().is_empty() {
+        "no details".to_owned()
+    } else {
+        shorten(&text)
+    }
+}
+
+/// At most 200 characters of `text`, for error messages.
+pub(crate) fn shorten(text: &str) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn jwt(claims: &str) -> String {
+        format!(
+            "{}.{}.sig",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(claims)
+        )
+    }
+
+    fn at(second: i64) -> Timestamp {
+        Timestamp::from_second(second).unwrap()
+    }
+
+    #[test]
+    fn lifetime_table() {
+        let now = 1_800_000_000;
+        let secs = Duration::from_secs;
+        use LifetimeSource::*;
+        type Case = (
+            &'static str,
+            String,
+            Option<u64>,
+            (Duration, LifetimeSource),
+        );
+        #[rustfmt::skip]
+        let cases: &[Case] = &[
+            ("minutes",                "opaque".into(), Some(60),   (secs(3600), ExpiresInMinutes)),
+            ("one minute",             "opaque".into(), Some(1),    (secs(60), ExpiresInMinutes)),
+            ("299 is still minutes",   "opaque".into(), Some(299),  (secs(299 * 60), ExpiresInMinutes)),
+            ("seconds",                "opaque".into(), Some(3600), (secs(3600), ExpiresInSeconds)),
+            ("300 is seconds",         "opaque".into(), Some(300),  (secs(300), ExpiresInSeconds)),
+            ("nothing",                "opaque".into(), None,       (secs(300), Assumed)),
+            ("zero",                   "opaque".into(), Some(0),    (secs(300), Assumed)),
+            ("jwt wins over minutes",  jwt(&format!(r#"{{"exp":{}}}"#, now + 90)), Some(60), (secs(90), JwtExp)),
+            ("jwt wins over seconds",  jwt(&format!(r#"{{"exp":{}}}"#, now + 7)), Some(3600), (secs(7), JwtExp)),
+            ("jwt exp as string",      jwt(&format!(r#"{{"exp":"{}"}}"#, now + 7)), None, (secs(7), JwtExp)),
+            ("jwt exp as float",       jwt(&format!(r#"{{"exp":{}.0}}"#, now + 7)), None, (secs(7), JwtExp)),
+            ("expired jwt falls back", jwt(&format!(r#"{{"exp":{}}}"#, now - 5)), Some(60), (secs(3600), ExpiresInMinutes)),
+            ("jwt without exp",        jwt(r#"{"sub":"x"}"#), Some(3600), (secs(3600), ExpiresInSeconds)),
+            ("not base64 payload",     "a.%%%.c".into(), Some(60), (secs(3600), ExpiresInMinutes)),
+            ("four parts",             format!("{}.x", jwt(r#"{"exp":1}"#)), Some(60), (secs(3600), ExpiresInMinutes)),
+        ];
+        for (name, token, expires_in, expected) in cases {
+            assert_eq!(
+                token_lifetime(token, *expires_in, at(now)),
+                *expected,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn jwt_lifetime_counts_the_fraction_of_a_second() {
+        let now = Timestamp::new(1_800_000_000, 250_000_000).unwrap();
+        let token = jwt(r#"{"exp":1800000010}"#);
+        assert_eq!(
+            token_lifetime(&token, None, now).0,
+            Duration::from_millis(9750)
+        );
+    }
+
+    #[test]
+    fn refresh_margin_table() {
+        let secs = Duration::from_secs;
+        for (lifetime, margin) in [
+            (secs(3600), secs(60)),
+            (secs(300), secs(60)),
+            (secs(100), secs(20)),
+            (secs(3), Duration::from_millis(600)),
+            (secs(0), secs(0)),
+        ] {
+            assert_eq!(refresh_margin(lifetime), margin, "{lifetime:?}");
+        }
+    }
+
+    #[test]
+    fn oauth_detail_table() {
+        for (body, expected) in [
+            (
+                r#"{"error":"invalid_client","error_description":"wrong client_secret"}"#,
+                "invalid_client: wrong client_secret",
+            ),
+            (r#"{"error":"invalid_client"}"#, "invalid_client"),
+            ("Bad Request", "Bad Request"),
+            ("", "no details"),
+        ] {
+            assert_eq!(oauth_detail(body.as_bytes()), expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn secrets_and_tokens_are_redacted_in_debug() {
+        let token = AccessToken {
+            value: Secret::from("eyJhbGciOi.secret.token"),
+            generation: 3,
+        };
+        let shown = format!("{token:?}");
+        assert!(!shown.contains("eyJ"), "{shown}");
+        assert_eq!(token.header_value(), "Bearer eyJhbGciOi.secret.token");
+    }
+
+    #[test]
+    fn shorten_cuts_long_text() {
+        let long = "x".repeat(500);
+        assert_eq!(shorten(&long).chars().count(), 201);
+        assert_eq!(shorten(" short "), "short");
+    }
+}

@@ -1,0 +1,234 @@
+//! [`RecordingsConfig`]: the resolved `[RECORDINGS]` settings, with their defaults.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+
+use super::convert::{BITRATES, Converter};
+
+/// Where recordings come from (`SOURCE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceKind {
+    /// Poll the PBX's XAPI (`xapi`): works wherever the host runs. The default.
+    #[default]
+    Xapi,
+    /// Watch the PBX's recordings folder (`folder`): when the host runs on the PBX itself.
+    Folder,
+}
+
+/// A certificate chain and its private key, both PEM files (`TLS_CERT`, `TLS_KEY`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Everything the recordings pipeline and its web server need.
+///
+/// Build one from [`Default`] and change what differs:
+///
+/// ```
+/// # use callhook::recordings::{RecordingsConfig, SourceKind};
+/// let config = RecordingsConfig {
+///     enabled: true,
+///     public_url: "https://pbx.example.com:5001".to_owned(),
+///     ..RecordingsConfig::default()
+/// };
+/// assert_eq!(config.source, SourceKind::Xapi);
+/// assert_eq!(config.bitrate_kbps, 32);
+/// assert!(config.check().is_ok());
+/// ```
+///
+/// `Debug` never shows the signing key.
+#[derive(Clone)]
+pub struct RecordingsConfig {
+    /// Whether recordings are fetched, converted and offered at all (`ENABLED`). By default off.
+    pub enabled: bool,
+    /// Where recordings come from (`SOURCE`). By default XAPI.
+    pub source: SourceKind,
+    /// The PBX's recordings folder, one sub-folder per extension, for the `folder` source
+    /// (`FOLDER`). By default `/var/lib/3cxpbx/Instance1/Data/Recordings`.
+    pub folder: PathBuf,
+    /// The time zone of the time stamps in recording file names (`folder` source). By default
+    /// the host's.
+    pub folder_time_zone: TimeZone,
+    /// Where the MP3s are kept and served from (`MP3_DIR`). Created if missing. By default
+    /// `/var/lib/callhook/recordings`.
+    pub mp3_dir: PathBuf,
+    /// The MP3 bitrate in kbit/s (`MP3_BITRATE`), one of 8, 16, 24, 32, 40, 48, 64, 80, 96, 112,
+    /// 128, 160, 192, 224, 256, 320. By default 32, plenty for telephone speech.
+    pub bitrate_kbps: u32,
+    /// How many conversions run at once. By default one per core.
+    pub parallel_conversions: usize,
+    /// MP3s older than this many days are deleted (`KEEP_DAYS`); 0 keeps them forever.
+    /// By default 30.
+    pub keep_days: u32,
+    /// How often the retention sweep runs. By default hourly.
+    pub sweep_interval: Duration,
+    /// The base of the links sent to the CRM (`PUBLIC_URL`), e.g.
+    /// `https://pbx.example.com:5001`; links are `{public_url}/webapi/recording/{file}`.
+    /// Required when enabled. By default empty.
+    pub public_url: String,
+    /// Where the recordings web server listens (`LISTEN`). By default `0.0.0.0:5001`.
+    pub listen: SocketAddr,
+    /// Certificate and key for HTTPS (`TLS_CERT`, `TLS_KEY`); `None` serves plain HTTP, for
+    /// setups behind a reverse proxy. By default `None`.
+    pub tls: Option<TlsFiles>,
+    /// Whether links carry an expiry and an HMAC signature (`SIGN_LINKS`); off only for
+    /// receivers that cannot keep the query string. By default on.
+    pub sign_links: bool,
+    /// The HMAC key for signed links. `None`: a random key is made once and kept in
+    /// `{mp3_dir}/.link-key`, so links survive restarts. By default `None`.
+    pub signing_key: Option<String>,
+    /// How long a signed link works. By default 30 days (the default `keep_days`).
+    pub link_lifetime: Duration,
+    /// How long to wait after a call is over for its recordings to appear. By default 120 s.
+    pub wait_limit: Duration,
+}
+
+impl RecordingsConfig {
+    /// The default `FOLDER`.
+    pub const DEFAULT_FOLDER: &str = "/var/lib/3cxpbx/Instance1/Data/Recordings";
+    /// The default `MP3_DIR`.
+    pub const DEFAULT_MP3_DIR: &str = "/var/lib/callhook/recordings";
+    /// The default `MP3_BITRATE`.
+    pub const DEFAULT_BITRATE_KBPS: u32 = 32;
+    /// The default `KEEP_DAYS`.
+    pub const DEFAULT_KEEP_DAYS: u32 = 30;
+    /// The default wait for recordings.
+    pub const DEFAULT_WAIT_LIMIT: Duration = Duration::from_secs(120);
+    /// The default lifetime of signed links.
+    pub const DEFAULT_LINK_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
+
+    /// How long files are kept; `None` for ever.
+    pub fn keep(&self) -> Option<Duration> {
+        (self.keep_days > 0).then(|| Duration::from_secs(u64::from(self.keep_days) * 86_400))
+    }
+
+    /// Checks what the types cannot. Returns every problem found, one per line; settings that
+    /// only matter when enabled are checked only then.
+    pub fn check(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if !BITRATES.contains(&self.bitrate_kbps) {
+            problems.push(format!(
+                "MP3_BITRATE {} is not one LAME offers: {BITRATES:?}",
+                self.bitrate_kbps
+            ));
+        }
+        for (name, value) in [
+            ("the wait limit", self.wait_limit),
+            ("the link lifetime", self.link_lifetime),
+            ("the sweep interval", self.sweep_interval),
+        ] {
+            if value.is_zero() {
+                problems.push(format!("{name} must be more than 0"));
+            }
+        }
+        if self.enabled {
+            let url = self.public_url.trim();
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                problems.push(format!(
+                    "PUBLIC_URL `{url}` must start with https:// (or http://): the links sent \
+                     to the CRM are built from it"
+                ));
+            }
+            if url.contains(['?', '#']) {
+                problems.push(format!("PUBLIC_URL `{url}` must not carry a query or fragment"));
+            }
+            if self.signing_key.as_deref().is_some_and(|k| k.len() < 16) {
+                problems.push("the link signing key must have at least 16 characters".to_owned());
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
+    }
+}
+
+impl Default for RecordingsConfig {
+    fn default() -> Self {
+        RecordingsConfig {
+            enabled: false,
+            source: SourceKind::Xapi,
+            folder: PathBuf::from(Self::DEFAULT_FOLDER),
+            folder_time_zone: TimeZone::system(),
+            mp3_dir: PathBuf::from(Self::DEFAULT_MP3_DIR),
+            bitrate_kbps: Self::DEFAULT_BITRATE_KBPS,
+            parallel_conversions: Converter::default_parallelism(),
+            keep_days: Self::DEFAULT_KEEP_DAYS,
+            sweep_interval: Duration::from_secs(3600),
+            public_url: String::new(),
+            listen: SocketAddr::from(([0, 0, 0, 0], 5001)),
+            tls: None,
+            sign_links: true,
+            signing_key: None,
+            link_lifetime: Self::DEFAULT_LINK_LIFETIME,
+            wait_limit: Self::DEFAULT_WAIT_LIMIT,
+        }
+    }
+}
+
+impl fmt::Debug for RecordingsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordingsConfig")
+            .field("enabled", &self.enabled)
+            .field("source", &self.source)
+            .field("folder", &self.folder)
+            .field("folder_time_zone", &self.folder_time_zone)
+            .field("mp3_dir", &self.mp3_dir)
+            .field("bitrate_kbps", &self.bitrate_kbps)
+            .field("parallel_conversions", &self.parallel_conversions)
+            .field("keep_days", &self.keep_days)
+            .field("sweep_interval", &self.sweep_interval)
+            .field("public_url", &self.public_url)
+            .field("listen", &self.listen)
+            .field("tls", &self.tls)
+            .field("sign_links", &self.sign_links)
+            .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))
+            .field("link_lifetime", &self.link_lifetime)
+            .field("wait_limit", &self.wait_limit)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_the_defaults() {
+        assert!(RecordingsConfig::default().check().is_ok());
+        assert_eq!(RecordingsConfig::default().keep(), Some(Duration::from_secs(30 * 86_400)));
+    }
+
+    #[test]
+    fn rejects_bad_values_all_at_once() {
+        let config = RecordingsConfig {
+            enabled: true,
+            bitrate_kbps: 33,
+            wait_limit: Duration::ZERO,
+            public_url: "pbx.example.com".to_owned(),
+            signing_key: Some("short".to_owned()),
+            ..RecordingsConfig::default()
+        };
+        let problems = config.check().unwrap_err();
+        assert_eq!(problems.lines().count(), 4, "{problems}");
+        assert!(problems.contains("MP3_BITRATE 33"), "{problems}");
+    }
+
+    #[test]
+    fn never_shows_the_signing_key() {
+        let config = RecordingsConfig {
+            signing_key: Some("super-secret-signing-key".to_owned()),
+            ..RecordingsConfig::default()
+        };
+        assert!(!format!("{config:?}").contains("super-secret"));
+    }
+}

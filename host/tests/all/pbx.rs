@@ -1,0 +1,818 @@
+//! End-to-end tests of the 3CX connector against the simulator, over real HTTP and WebSocket
+//! on 127.0.0.1.
+//!
+//! Each test starts a simulator, runs the connector against it and folds the connector's
+//! [`Change`] stream into a [`View`]: the participants the connector believes alive, and per
+//! participant the history of statuses it saw (`"Gone"` once removed). Scenarios are played
+//! 100x faster than real time; steps are then at least 50 ms apart, far more than a loopback
+//! GET takes, so the connector sees every state and the history must equal the scenario's.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use callhook::pbx::{
+    Change, ConnectionState, Connector, ConnectorConfig, ConnectorError, ConnectorStats,
+    ParticipantStatus, RestClient, RestError, TokenError, capture::CaptureWriter,
+};
+use callhook_simulator::{
+    LoadProfile, ParticipantChange, Scenario, SimConfig, SimHandle, Simulator,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long any wait in these tests may take before the test fails.
+const PATIENCE: Duration = Duration::from_secs(20);
+/// Scenario time scale: 100x faster than real time.
+const FAST: f64 = 0.01;
+
+fn init() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// A connector configuration for `sim` with quick reconnects.
+fn fast_config(sim: &SimHandle) -> ConnectorConfig {
+    let sim_config = sim.config();
+    ConnectorConfig {
+        backoff_min: Duration::from_millis(20),
+        backoff_max: Duration::from_millis(200),
+        request_timeout: Duration::from_secs(5),
+        ..ConnectorConfig::new(
+            sim.base_url().parse().unwrap(),
+            sim_config.client_id.clone(),
+            sim_config.client_secret.clone(),
+        )
+    }
+}
+
+fn status_name(status: ParticipantStatus) -> String {
+    format!("{status:?}")
+}
+
+/// What the connector's output says about the PBX.
+#[derive(Debug, Default)]
+struct View {
+    live: HashMap<u64, ParticipantStatus>,
+    history: BTreeMap<u64, Vec<String>>,
+    /// Participants whose end the connector learnt from a snapshot, not a remove.
+    gone_by_snapshot: BTreeSet<u64>,
+    snapshots: usize,
+    changes: Vec<Change>,
+}
+
+impl View {
+    fn note(&mut self, id: u64, what: String) {
+        let history = self.history.entry(id).or_default();
+        if history.last() != Some(&what) {
+            history.push(what);
+        }
+    }
+
+    fn apply(&mut self, change: Change) {
+        match &change {
+            Change::Snapshot { participants, .. } => {
+                self.snapshots += 1;
+                let present: BTreeSet<u64> = participants.iter().map(|p| p.id).collect();
+                let vanished: Vec<u64> = self
+                    .live
+                    .keys()
+                    .copied()
+                    .filter(|id| !present.contains(id))
+                    .collect();
+                for id in vanished {
+                    self.live.remove(&id);
+                    self.gone_by_snapshot.insert(id);
+                    self.note(id, "Gone".into());
+                }
+                for p in participants {
+                    self.live.insert(p.id, p.status);
+                    self.note(p.id, status_name(p.status));
+                }
+            }
+            Change::Upsert { participant: p, .. } => {
+                self.live.insert(p.id, p.status);
+                self.note(p.id, status_name(p.status));
+            }
+            Change::Remove { participant_id, .. } => {
+                self.live.remove(participant_id);
+                self.note(*participant_id, "Gone".into());
+            }
+        }
+        self.changes.push(change);
+    }
+}
+
+/// The status history each participant of `scenario` goes through.
+fn expected_histories(scenario: &Scenario) -> BTreeMap<u64, Vec<String>> {
+    let mut histories: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for step in scenario.timeline() {
+        let (id, what) = match &step.change {
+            ParticipantChange::Upsert(p) => (
+                p["id"].as_u64().unwrap(),
+                p["status"].as_str().unwrap().to_owned(),
+            ),
+            ParticipantChange::Remove { participant_id, .. } => {
+                (*participant_id, "Gone".to_owned())
+            }
+        };
+        let history = histories.entry(id).or_default();
+        if history.last() != Some(&what) {
+            history.push(what);
+        }
+    }
+    histories
+}
+
+/// A simulator, a connector running against it, and what came out.
+struct Harness {
+    sim: SimHandle,
+    rx: mpsc::Receiver<Change>,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<Result<(), ConnectorError>>>,
+    stats: Arc<ConnectorStats>,
+    rest: RestClient,
+    states: Arc<Mutex<Vec<ConnectionState>>>,
+    view: View,
+}
+
+impl Harness {
+    /// Starts a simulator knowing `scenario`'s DNs and a connector against it, and waits for the
+    /// connector's first snapshot.
+    async fn start(
+        scenario: &Scenario,
+        sim: SimConfig,
+        tweak: impl FnOnce(&mut ConnectorConfig, &SimHandle),
+    ) -> Harness {
+        Self::start_with_capture(scenario, sim, tweak, None).await
+    }
+
+    async fn start_with_capture(
+        scenario: &Scenario,
+        sim: SimConfig,
+        tweak: impl FnOnce(&mut ConnectorConfig, &SimHandle),
+        capture: Option<CaptureWriter>,
+    ) -> Harness {
+        init();
+        let sim = Simulator::start(SimConfig {
+            directory: scenario.directory(),
+            ..sim
+        })
+        .await
+        .expect("the simulator starts");
+        let mut config = fast_config(&sim);
+        tweak(&mut config, &sim);
+        let connector = Connector::new(config, capture).expect("the connector is set up");
+        let stats = connector.stats();
+        let rest = connector.rest();
+        let states = Arc::new(Mutex::new(Vec::new()));
+        let mut state = connector.state();
+        let recorded = states.clone();
+        tokio::spawn(async move {
+            while state.changed().await.is_ok() {
+                let now = state.borrow_and_update().clone();
+                recorded.lock().unwrap().push(now);
+            }
+        });
+        let (tx, rx) = mpsc::channel(16_384);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(connector.run(tx, cancel.clone()));
+        let mut harness = Harness {
+            sim,
+            rx,
+            cancel,
+            task: Some(task),
+            stats,
+            rest,
+            states,
+            view: View::default(),
+        };
+        harness
+            .wait_for("the first snapshot", |v| v.snapshots >= 1)
+            .await;
+        harness
+    }
+
+    /// Applies changes until `done` holds.
+    async fn wait_for(&mut self, what: &str, done: impl Fn(&View) -> bool) {
+        let waiting = async {
+            while !done(&self.view) {
+                match self.rx.recv().await {
+                    Some(change) => self.view.apply(change),
+                    None => panic!("the connector stopped while waiting for {what}"),
+                }
+            }
+        };
+        if tokio::time::timeout(PATIENCE, waiting).await.is_err() {
+            panic!(
+                "timed out waiting for {what}; view: {:#?}\nstats: {:#?}",
+                self.view,
+                self.stats.snapshot()
+            );
+        }
+    }
+
+    /// Applies whatever arrives within `quiet`.
+    async fn drain(&mut self, quiet: Duration) {
+        while let Ok(Some(change)) = tokio::time::timeout(quiet, self.rx.recv()).await {
+            self.view.apply(change);
+        }
+    }
+
+    /// Plays `scenario` at `scale`, then waits until the connector has seen every participant go.
+    async fn play(&mut self, scenario: &Scenario, scale: f64) {
+        self.sim
+            .play(scenario, scale)
+            .await
+            .expect("the scenario plays");
+        let ids: Vec<u64> = expected_histories(scenario).into_keys().collect();
+        self.wait_for("every participant to be gone", |v| {
+            ids.iter().all(|id| {
+                v.history
+                    .get(id)
+                    .and_then(|h| h.last())
+                    .is_some_and(|l| l == "Gone")
+            }) && v.live.is_empty()
+        })
+        .await;
+    }
+
+    /// Stops the connector; it must end with `Ok` and leave the state `Stopped`.
+    async fn stop(mut self) -> (View, SimHandle) {
+        self.cancel.cancel();
+        let result = tokio::time::timeout(PATIENCE, self.task.take().unwrap())
+            .await
+            .expect("the connector stops promptly")
+            .expect("the connector task does not panic");
+        assert!(result.is_ok(), "{result:?}");
+        while let Some(change) = self.rx.recv().await {
+            self.view.apply(change);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            self.states.lock().unwrap().last(),
+            Some(&ConnectionState::Stopped)
+        );
+        (self.view, self.sim)
+    }
+
+    fn saw_state(&self, matches: impl Fn(&ConnectionState) -> bool) -> bool {
+        self.states.lock().unwrap().iter().any(matches)
+    }
+}
+
+fn scenario(toml: &str) -> Scenario {
+    Scenario::from_toml_str(toml).expect("the test scenario is valid")
+}
+
+/// One inbound call on 120: rings at 0, answered at 5, hold 10–15, hang-up at 20; `faults`
+/// are extra `[[fault]]` tables.
+fn call_with_faults(faults: &str) -> Scenario {
+    scenario(&format!(
+        r#"
+first_participant_id = 500
+[[dn]]
+dn = "120"
+{faults}
+[[call]]
+callid = 77
+external = "0123456789"
+[[call.step]]
+at = 0
+action = "ring"
+dn = "120"
+[[call.step]]
+at = 5
+action = "answer"
+dn = "120"
+[[call.step]]
+at = 10
+action = "hold"
+dn = "120"
+[[call.step]]
+at = 15
+action = "resume"
+dn = "120"
+[[call.step]]
+at = 20
+action = "hangup"
+"#
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_normal_call_arrives_complete_and_in_order() {
+    let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
+    let mut h = Harness::start(&scenario, SimConfig::default(), |_, _| {}).await;
+    h.play(&scenario, FAST).await;
+    let stats = h.stats.snapshot();
+    let (view, sim) = h.stop().await;
+    assert_eq!(view.history, expected_histories(&scenario));
+    assert_eq!(
+        view.history.values().next().unwrap(),
+        &["Ringing", "Connected", "Gone"],
+        "ringing, answered, hung up"
+    );
+    assert_eq!(
+        stats.malformed_frames + stats.unknown_events + stats.sequence_gaps,
+        0,
+        "{stats:?}"
+    );
+    assert_eq!(
+        (stats.connects, stats.disconnects, stats.tokens_minted),
+        (1, 0, 1),
+        "{stats:?}"
+    );
+    assert_eq!(sim.tokens_issued(), 1);
+    let upsert = view.changes.iter().find_map(|c| match c {
+        Change::Upsert { participant, .. } => Some(participant.clone()),
+        _ => None,
+    });
+    let upsert = upsert.unwrap();
+    assert_eq!((upsert.dn.as_str(), upsert.callid), ("120", 101));
+    assert_eq!(upsert.party_caller_id, "425630434343");
+    let times: Vec<_> = view.changes.iter().map(Change::at).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "times never go back: {times:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_builtin_scenario_is_seen_exactly() {
+    for name in Scenario::builtin_names() {
+        // The socket drop has its own test: histories there legitimately skip steps.
+        if name.starts_with("11-") {
+            continue;
+        }
+        let scenario = Scenario::builtin(name).unwrap();
+        let mut h = Harness::start(&scenario, SimConfig::default(), |_, _| {}).await;
+        h.play(&scenario, FAST).await;
+        let (view, sim) = h.stop().await;
+        assert_eq!(view.history, expected_histories(&scenario), "{name}");
+        sim.faults().reset();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_superseded_token_is_replaced_once_without_losing_anything() {
+    let scenario = call_with_faults("[[fault]]\nat = 7\naction = \"supersede_token\"");
+    let mut h = Harness::start(&scenario, SimConfig::default(), |_, _| {}).await;
+    h.play(&scenario, FAST).await;
+    let stats = h.stats.snapshot();
+    let (view, sim) = h.stop().await;
+    assert_eq!(view.history, expected_histories(&scenario));
+    assert_eq!(
+        stats.unauthorized, 1,
+        "one 401, then a fresh token: {stats:?}"
+    );
+    assert_eq!(stats.tokens_minted, 2, "{stats:?}");
+    assert_eq!(sim.tokens_issued(), 2);
+    assert_eq!(stats.connects, 1, "the socket stays up: {stats:?}");
+}
+
+/// Tokens living 2 s must be refreshed before they expire, whichever unit `expires_in` uses
+/// (the JWT's `exp` is right either way; a connector that read `1` minute would get 401s).
+async fn refreshes_before_expiry(expires_in_minutes: bool) {
+    let scenario = call_with_faults("");
+    let sim = SimConfig {
+        token_lifetime: Duration::from_secs(2),
+        expires_in_minutes,
+        ..SimConfig::default()
+    };
+    let mut h = Harness::start(&scenario, sim, |c, _| {
+        c.resnapshot_interval = Duration::from_millis(150)
+    })
+    .await;
+    h.wait_for("5 s of resnapshots", |v| v.snapshots >= 30)
+        .await;
+    let stats = h.stats.snapshot();
+    let (_, sim) = h.stop().await;
+    assert_eq!(
+        stats.unauthorized, 0,
+        "no request ever used an expired token: {stats:?}"
+    );
+    assert!(
+        stats.tokens_minted >= 3,
+        "refreshed every ~1.6 s: {stats:?}"
+    );
+    assert_eq!(sim.tokens_issued(), stats.tokens_minted);
+    assert_eq!(stats.disconnects, 0, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_refreshed_before_expiry_with_expires_in_in_seconds() {
+    refreshes_before_expiry(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_refreshed_before_expiry_with_expires_in_in_minutes() {
+    refreshes_before_expiry(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_socket_and_refused_upgrades_heal_and_close_the_call_that_ended_meanwhile() {
+    // Sockets drop at t30 and upgrades answer 401 until t50; call 1101 hangs up at t40.
+    let scenario = Scenario::builtin("11-socket-drop").unwrap();
+    let mut h = Harness::start(&scenario, SimConfig::default(), |_, _| {}).await;
+    h.play(&scenario, 0.02).await;
+    let stats = h.stats.snapshot();
+    let saw_backoff = h.saw_state(|s| matches!(s, ConnectionState::Backoff { .. }));
+    let reconnected = h
+        .states
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| matches!(s, ConnectionState::Connected { .. }))
+        .count();
+    let (view, _sim) = h.stop().await;
+    assert!(stats.connects >= 2 && stats.disconnects >= 2, "{stats:?}");
+    assert!(stats.unauthorized >= 1, "re-upgrades got 401: {stats:?}");
+    assert!(
+        stats.tokens_minted >= 2,
+        "401 on upgrade re-mints: {stats:?}"
+    );
+    assert!(saw_backoff, "the state showed the backoff");
+    assert!(reconnected >= 2, "the state showed the reconnection");
+    // Call 1101's leg on 120 ended during the outage: only the snapshot after reconnecting
+    // could tell, and it did.
+    let expected = expected_histories(&scenario);
+    let (&leg_1101, _) = expected.iter().next().unwrap();
+    assert_eq!(view.history[&leg_1101], ["Ringing", "Connected", "Gone"]);
+    assert!(view.gone_by_snapshot.contains(&leg_1101), "{view:#?}");
+    // Call 1102 went on through the outage and ended normally.
+    assert_eq!(view.history, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_gap_causes_a_snapshot() {
+    let scenario = call_with_faults("[[fault]]\nat = 7\naction = \"skip_sequence\"");
+    let mut h = Harness::start(&scenario, SimConfig::default(), |_, _| {}).await;
+    h.play(&scenario, FAST).await;
+    let stats = h.stats.snapshot();
+    let (view, _) = h.stop().await;
+    assert_eq!(stats.sequence_gaps, 1, "{stats:?}");
+    assert_eq!(view.snapshots, 2, "the first, and one for the gap");
+    assert_eq!(view.history, expected_histories(&scenario));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_and_repeats_change_nothing() {
+    let scenario = call_with_faults(
+        "[[fault]]\nat = 0\naction = \"duplicate_upserts\"\non = true\n\
+         [[fault]]\nat = 0\naction = \"repeat_connected\"\nevery_ms = 750",
+    );
+    let mut h = Harness::start(&scenario, SimConfig::default(), |_, _| {}).await;
+    h.play(&scenario, FAST).await;
+    let stats = h.stats.snapshot();
+    h.sim.faults().reset();
+    let (view, _) = h.stop().await;
+    assert_eq!(view.history, expected_histories(&scenario));
+    let upserts_in_timeline = scenario
+        .timeline()
+        .iter()
+        .filter(|s| matches!(s.change, ParticipantChange::Upsert(_)))
+        .count() as u64;
+    assert!(
+        stats.frames > 2 * upserts_in_timeline,
+        "duplicates and repeats arrived: {stats:?}"
+    );
+    assert!(
+        stats.participant_fetches + stats.fetches_skipped >= 2 * upserts_in_timeline,
+        "{stats:?}"
+    );
+    assert_eq!(stats.sequence_gaps, 0, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_vanishing_before_its_fetch_is_removed() {
+    // The answer at t5 upserts the leg, whose fetch then answers 404.
+    let scenario = call_with_faults("[[fault]]\nat = 3\naction = \"vanish_next_upsert\"");
+    let mut h = Harness::start(&scenario, SimConfig::default(), |_, _| {}).await;
+    h.play(&scenario, FAST).await;
+    let stats = h.stats.snapshot();
+    let (view, _) = h.stop().await;
+    assert_eq!(stats.not_found, 1, "{stats:?}");
+    let (_, history) = view.history.iter().next().unwrap();
+    // Ringing; the 404 is a remove; hold brings it back; resume; hang-up.
+    assert_eq!(history, &["Ringing", "Gone", "Hold", "Connected", "Gone"]);
+    let removes = view
+        .changes
+        .iter()
+        .filter(|c| matches!(c, Change::Remove { .. }))
+        .count();
+    assert_eq!(removes, 2, "the 404 and the hang-up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_unknown_frames_are_skipped_and_counted() {
+    let scenario = call_with_faults(
+        "[[fault]]\nat = 7\naction = \"malformed_frame\"\n\
+         [[fault]]\nat = 12\naction = \"unknown_event_type\"",
+    );
+    let mut h = Harness::start(&scenario, SimConfig::default(), |_, _| {}).await;
+    h.play(&scenario, FAST).await;
+    let stats = h.stats.snapshot();
+    let (view, _) = h.stop().await;
+    assert_eq!(
+        (stats.malformed_frames, stats.unknown_events),
+        (1, 1),
+        "{stats:?}"
+    );
+    // The malformed frame took a sequence number: the next one shows a gap, healed by a snapshot.
+    assert_eq!(stats.sequence_gaps, 1, "{stats:?}");
+    assert_eq!(
+        (stats.connects, stats.disconnects),
+        (1, 0),
+        "the socket stays up: {stats:?}"
+    );
+    assert_eq!(view.history, expected_histories(&scenario));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_snapshots_are_taken() {
+    let scenario = call_with_faults("");
+    let mut h = Harness::start(&scenario, SimConfig::default(), |c, _| {
+        c.resnapshot_interval = Duration::from_millis(100)
+    })
+    .await;
+    h.wait_for("five snapshots", |v| v.snapshots >= 5).await;
+    let stats = h.stats.snapshot();
+    h.stop().await;
+    assert!(stats.snapshots >= 5, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_replays_to_the_same_changes_and_holds_no_secret() {
+    let scenario = call_with_faults(
+        "[[fault]]\nat = 0\naction = \"duplicate_upserts\"\non = true\n\
+         [[fault]]\nat = 7\naction = \"malformed_frame\"\n\
+         [[fault]]\nat = 12\naction = \"supersede_token\"",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("capture.jsonl");
+    let capture = CaptureWriter::create(&path).unwrap();
+    let sim = SimConfig {
+        client_secret: "Very-S3cret-Value".to_owned(),
+        ..SimConfig::default()
+    };
+    let mut h = Harness::start_with_capture(&scenario, sim, |_, _| {}, Some(capture)).await;
+    h.play(&scenario, FAST).await;
+    let (view, _) = h.stop().await;
+    let replayed: Vec<Change> = callhook::pbx::capture::replay_file(&path)
+        .unwrap()
+        .map(|c| c.expect("every line reads"))
+        .collect();
+    assert_eq!(
+        replayed, view.changes,
+        "replay reproduces the live stream exactly"
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !text.contains("Very-S3cret-Value"),
+        "the secret is not captured"
+    );
+    assert!(!text.contains("eyJ"), "no token is captured");
+    assert!(
+        text.contains("\"kind\":\"token\""),
+        "token lifetimes are captured"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_fail_at_start_with_a_clear_error() {
+    init();
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    for (client_id, secret, status) in [
+        ("callhook", "Not-The-S3cret", 401),
+        ("nobody", "secret", 400),
+    ] {
+        let config = ConnectorConfig {
+            client_id: client_id.into(),
+            client_secret: secret.into(),
+            ..fast_config(&sim)
+        };
+        let connector = Connector::new(config, None).unwrap();
+        let (tx, _rx) = mpsc::channel(8);
+        let result = tokio::time::timeout(PATIENCE, connector.run(tx, CancellationToken::new()))
+            .await
+            .unwrap();
+        let error = result.unwrap_err();
+        match &error {
+            ConnectorError::Token(TokenError::Credentials { status: s, .. }) => {
+                assert_eq!(*s, status)
+            }
+            other => panic!("expected a credentials error, got {other:?}"),
+        }
+        let message = error.to_string();
+        assert!(
+            message.contains("credentials") && message.contains(client_id),
+            "{message}"
+        );
+        assert!(!message.contains("Not-The-S3cret"), "{message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_pbx_is_retried_and_reported() {
+    init();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = ConnectorConfig {
+        backoff_min: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(50),
+        ..ConnectorConfig::new(
+            format!("http://127.0.0.1:{port}").parse().unwrap(),
+            "callhook",
+            "secret",
+        )
+    };
+    let connector = Connector::new(config, None).unwrap();
+    let mut state = connector.state();
+    let (tx, _rx) = mpsc::channel(8);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(connector.run(tx, cancel.clone()));
+    let backoff = tokio::time::timeout(
+        PATIENCE,
+        state
+            .wait_for(|s| matches!(s, ConnectionState::Backoff { failures, .. } if *failures >= 3)),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .clone();
+    let ConnectionState::Backoff { error, .. } = backoff else {
+        unreachable!()
+    };
+    assert!(error.contains("cannot reach the PBX"), "{error}");
+    cancel.cancel();
+    assert!(task.await.unwrap().is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_needs_the_pbx_ca_and_works_with_it() {
+    init();
+    let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
+    let sim = Simulator::start(SimConfig {
+        tls: true,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    // Without the CA: a permanent TLS error that says what to do.
+    let connector = Connector::new(fast_config(&sim), None).unwrap();
+    let mut state = connector.state();
+    let (tx, _rx) = mpsc::channel(8);
+    let run = tokio::spawn(connector.run(tx, CancellationToken::new()));
+    let seen = tokio::time::timeout(
+        Duration::from_secs(3),
+        state.wait_for(|s| matches!(s, ConnectionState::Backoff { .. })),
+    )
+    .await
+    .map(|s| s.map(|s| s.clone()));
+    let error = tokio::time::timeout(PATIENCE, run)
+        .await
+        .unwrap_or_else(|_| panic!("still running: {seen:?}"))
+        .unwrap()
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("TLS") && message.contains("ca_file"),
+        "{message}"
+    );
+    sim.shutdown().await;
+
+    // With the CA: a normal call over HTTPS and WSS.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let mut h = Harness::start(
+        &scenario,
+        SimConfig {
+            tls: true,
+            ..SimConfig::default()
+        },
+        |c, sim| {
+            std::fs::write(&ca, sim.ca_pem().unwrap()).unwrap();
+            c.ca_file = Some(ca.clone());
+        },
+    )
+    .await;
+    assert!(h.sim.base_url().starts_with("https://"));
+    h.play(&scenario, FAST).await;
+    let (view, _) = h.stop().await;
+    assert_eq!(view.history, expected_histories(&scenario));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_client_reads_recordings_and_inbound_rules() {
+    let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
+    let mut h = Harness::start(&scenario, SimConfig::default(), |_, _| {}).await;
+    h.play(&scenario, FAST).await;
+    // The connector's own client: a second token manager would supersede the connector's token.
+    let rest = h.rest.clone();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let recordings = loop {
+        let recordings = rest.recordings_after(0, 500).await.unwrap();
+        if !recordings.is_empty() || tokio::time::Instant::now() > deadline {
+            break recordings;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    let recording = &recordings[0];
+    assert!(
+        recording.recording_url.ends_with("(101).wav"),
+        "{recording:?}"
+    );
+    assert!(recording.start_time < recording.end_time);
+    assert!(
+        rest.recordings_after(recording.id, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let file = rest.download_recording(recording.id).await.unwrap();
+    assert!(file.bytes.starts_with(b"RIFF"), "a WAV file");
+    assert_eq!(file.content_type.as_deref(), Some("audio/x-wav"));
+    assert!(file.file_name.is_some_and(|n| n.ends_with(".wav")));
+    assert!(matches!(
+        rest.download_recording(999_999).await,
+        Err(RestError::RecordingNotFound { id: 999_999 })
+    ));
+    let rules = rest.inbound_rules().await.unwrap();
+    assert_eq!(rules[0].rule_name, "CompanyDID");
+    assert_eq!(rules[0].data, "4930123456");
+    let stats = h.stats.snapshot();
+    h.drain(Duration::from_millis(50)).await;
+    h.stop().await;
+    assert_eq!(
+        stats.tokens_minted, 1,
+        "XAPI shares the connector's token: {stats:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_the_socket() {
+    let scenario = call_with_faults("");
+    let h = Harness::start(&scenario, SimConfig::default(), |_, _| {}).await;
+    h.sim.wait_sockets(1).await;
+    let (_, sim) = h.stop().await;
+    let closed = tokio::time::timeout(PATIENCE, async {
+        while sim.sockets() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the simulator saw the socket close");
+}
+
+/// Whether `seen` is `expected` with some entries left out (a busy connector may fetch a
+/// participant only after it changed again, and so skip a state, but never invent one).
+fn is_subsequence(seen: &[String], expected: &[String]) -> bool {
+    let mut expected = expected.iter();
+    seen.iter().all(|s| expected.any(|e| e == s))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_concurrent_calls_lose_nothing() {
+    let scenario = Scenario::load(500, &LoadProfile::default());
+    let mut h = Harness::start(&scenario, SimConfig::default(), |_, _| {}).await;
+    let started = std::time::Instant::now();
+    h.play(&scenario, 0.1).await;
+    let elapsed = started.elapsed();
+    let stats = h.stats.snapshot();
+    let (view, _) = h.stop().await;
+    let expected = expected_histories(&scenario);
+    assert_eq!(
+        view.history.len(),
+        expected.len(),
+        "every participant was seen"
+    );
+    for (id, history) in &expected {
+        let seen = &view.history[id];
+        assert!(
+            is_subsequence(seen, history),
+            "participant {id}: saw {seen:?}, expected {history:?}"
+        );
+        assert_eq!(
+            seen.last().map(String::as_str),
+            Some("Gone"),
+            "participant {id}"
+        );
+    }
+    assert_eq!(stats.sequence_gaps + stats.malformed_frames, 0, "{stats:?}");
+    println!(
+        "500 calls: {} frames, {} fetches ({} skipped) in {elapsed:?}: {:.0} frames/s",
+        stats.frames,
+        stats.participant_fetches,
+        stats.fetches_skipped,
+        stats.frames as f64 / elapsed.as_secs_f64()
+    );
+}

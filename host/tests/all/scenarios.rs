@@ -1,0 +1,169 @@
+//! Every scenario the simulator ships, fed through the pure engine exactly as its timeline
+//! would reach the connector, compared with the scenario's own `[[expect]]` list.
+//!
+//! The same files drive the simulator in the end-to-end tests, so the engine and the
+//! whole pipeline are checked against one source of truth.
+
+use callhook::calls::event::{CallEvent, Direction, FinishType, TransferType, UserType};
+use callhook::calls::{Dn, Engine, EngineConfig, Input};
+use callhook::pbx::participant::{DnType, Participant};
+use callhook_simulator::{ParticipantChange, Scenario};
+use std::collections::BTreeMap;
+
+/// The flat webhook fields of an event (`call-events.md` section 3), plus its call and link.
+pub fn webhook_fields(event: &CallEvent) -> (u64, u32, BTreeMap<String, String>) {
+    let mut fields = BTreeMap::new();
+    let mut put = |key: &str, value: String| {
+        fields.insert(key.to_string(), value);
+    };
+    put("event", event.name().to_string());
+    match event {
+        CallEvent::Ringing(o) | CallEvent::Dialing(o) => {
+            put("callerid", o.caller_id.clone());
+            put("did", o.did.clone());
+            put("user", o.user.clone());
+            put("usertype", user_type(o.user_type).into());
+        }
+        CallEvent::Started(s) => {
+            put("callerid", s.caller_id.clone());
+            put("user", s.user.clone());
+            put("did", s.did.clone());
+            put("trtype", transfer_type(s.transfer_type).into());
+        }
+        CallEvent::Ended(e) => {
+            put("callerid", e.caller_id.clone());
+            put("user", e.user.clone());
+            put("did", e.did.clone());
+            let finish = match e.finish_type {
+                FinishType::Ok => "Ok",
+                FinishType::Missed => "Missed",
+            };
+            put("finishtype", finish.into());
+            put("transfer", e.transfer.to_string());
+            put("duration", e.duration_secs.to_string());
+            put("title", e.title.clone());
+        }
+        CallEvent::Recording(_) => {}
+    }
+    let id = event.call_id();
+    (id.pbx_call_id, id.link, fields)
+}
+
+fn user_type(user_type: UserType) -> &'static str {
+    match user_type {
+        UserType::Ext => "ext",
+        UserType::Queue => "queue",
+        UserType::Other => "other",
+    }
+}
+
+fn transfer_type(transfer_type: TransferType) -> &'static str {
+    match transfer_type {
+        TransferType::NotDef => "NotDef",
+        TransferType::Blind => "Blind",
+        TransferType::Accomp => "Accomp",
+    }
+}
+
+/// Runs a scenario's timeline through a fresh engine and returns every event.
+fn derive(scenario: &Scenario) -> Vec<CallEvent> {
+    let config = EngineConfig {
+        did_rules: [("4930123456".to_string(), "CompanyDID".to_string())].into(),
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(config);
+    let start: jiff::Timestamp = "2026-11-24T10:15:30Z".parse().unwrap();
+    let dns = scenario
+        .directory()
+        .into_iter()
+        .map(|entry| Dn {
+            dn: entry.dn,
+            dn_type: serde_json::from_value(serde_json::Value::String(entry.dn_type))
+                .unwrap_or(DnType::Unknown),
+        })
+        .collect();
+    let mut events = engine
+        .apply(Input::Snapshot { dns, participants: Vec::new() }, start)
+        .events;
+    for step in scenario.timeline() {
+        let at = start + jiff::SignedDuration::try_from(step.at).unwrap();
+        let input = match step.change {
+            ParticipantChange::Upsert(json) => {
+                Input::Upsert(serde_json::from_value::<Participant>(json).unwrap())
+            }
+            ParticipantChange::Remove { dn, participant_id } => {
+                Input::Remove { dn, participant_id }
+            }
+        };
+        events.extend(engine.apply(input, at).events);
+    }
+    let end = start + jiff::SignedDuration::try_from(scenario.duration()).unwrap();
+    events.extend(engine.tick(end + jiff::SignedDuration::from_secs(3600)).events);
+    assert_eq!(engine.active_calls(), 0, "{}: calls left open", scenario.name());
+    events
+}
+
+/// Compares events with expectations call by call (calls may interleave), in order; fields
+/// named in `ignored` are not compared.
+pub fn assert_matches(
+    scenario: &Scenario,
+    events: &[(u64, u32, BTreeMap<String, String>)],
+    ignored: &[&str],
+) {
+    let mut calls: Vec<u64> = scenario.expected().iter().map(|e| e.call).collect();
+    calls.extend(events.iter().map(|(call, ..)| *call));
+    calls.sort();
+    calls.dedup();
+    for call in calls {
+        let expected: Vec<_> = scenario.expected().iter().filter(|e| e.call == call).collect();
+        let actual: Vec<_> = events.iter().filter(|(c, ..)| *c == call).collect();
+        let describe = |list: &[&(u64, u32, BTreeMap<String, String>)]| {
+            list.iter()
+                .map(|(_, link, f)| format!("{}({}, -{link})", f["event"], f.get("user").map_or("", |u| u)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            expected.len(),
+            actual.len(),
+            "{} call {call}: expected {} events, got {:?}",
+            scenario.name(),
+            expected.len(),
+            describe(&actual)
+        );
+        for (want, (_, link, got)) in expected.iter().zip(actual.iter().map(|a| &**a)) {
+            assert_eq!(want.link, *link, "{} call {call}: link of {got:?}", scenario.name());
+            for (key, value) in want.fields.iter().filter(|(k, _)| !ignored.contains(&k.as_str())) {
+                assert_eq!(
+                    got.get(key),
+                    Some(value),
+                    "{} call {call}: field {key} of {got:?}",
+                    scenario.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_builtin_scenario_derives_its_expected_events() {
+    let names = Scenario::builtin_names();
+    assert!(names.len() >= 12, "the twelve scenarios of call-events.md ship: {names:?}");
+    for name in names {
+        let scenario = Scenario::builtin(name).unwrap();
+        let events: Vec<_> = derive(&scenario).iter().map(webhook_fields).collect();
+        assert_matches(&scenario, &events, &[]);
+    }
+}
+
+#[test]
+fn outgoing_events_never_carry_a_did() {
+    for name in Scenario::builtin_names() {
+        for event in derive(&Scenario::builtin(name).unwrap()) {
+            if let CallEvent::Ended(e) = &event
+                && e.direction == Direction::Outgoing
+            {
+                assert_eq!(e.did, "", "{name}");
+            }
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Each fault switch, observed from a client.
+
+use std::time::Duration;
+
+use callhook_simulator::{ParticipantChange, Scenario, SimConfig, SimHandle};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{Events, get, http, start, token, upgrade_status};
+
+/// A simulator knowing scenario 01's DN, a token and an open socket.
+async fn setup(config: SimConfig) -> (SimHandle, String, Events, Vec<ParticipantChange>) {
+    let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
+    let sim = start(SimConfig {
+        directory: scenario.directory(),
+        ..config
+    })
+    .await;
+    let token = token(&sim).await;
+    let events = Events::open(&sim, &token).await;
+    let changes = scenario.timeline().into_iter().map(|s| s.change).collect();
+    (sim, token, events, changes)
+}
+
+fn entity(frame: &Value) -> String {
+    frame["event"]["entity"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn duplicate_upserts_sends_each_upsert_twice() {
+    let (sim, _, mut events, changes) = setup(SimConfig::default()).await;
+    sim.faults().duplicate_upserts(true);
+    sim.apply(&changes[0]); // ringing
+    sim.apply(&changes[2]); // remove: never duplicated
+    let frames = events.take(3).await;
+    assert_eq!(entity(&frames[0]), entity(&frames[1]));
+    assert_eq!(
+        (frames[0]["sequence"].clone(), frames[1]["sequence"].clone()),
+        (1.into(), 2.into())
+    );
+    assert_eq!(frames[2]["event"]["event_type"], 1);
+    sim.faults().duplicate_upserts(false);
+    sim.apply(&changes[0]);
+    sim.apply(&changes[2]);
+    let frames = events.take(2).await;
+    assert_eq!(
+        (
+            frames[0]["event"]["event_type"].clone(),
+            frames[1]["event"]["event_type"].clone()
+        ),
+        (0.into(), 1.into())
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn repeat_connected_reannounces_connected_participants() {
+    let (sim, _, mut events, changes) = setup(SimConfig::default()).await;
+    sim.apply(&changes[0]);
+    sim.apply(&changes[1]); // connected
+    let announced = events.take(2).await;
+    sim.faults()
+        .repeat_connected(Some(Duration::from_millis(20)));
+    let repeats = events.take(3).await;
+    for repeat in &repeats {
+        assert_eq!(entity(repeat), entity(&announced[1]));
+        assert_eq!(repeat["event"]["event_type"], 0);
+    }
+    sim.faults().repeat_connected(None);
+    sim.apply(&changes[2]);
+    // After switching off, the remove arrives (possibly after one in-flight repeat).
+    loop {
+        let frame = events.next_json().await;
+        if frame["event"]["event_type"] == 1 {
+            break;
+        }
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn drop_sockets_closes_every_socket() {
+    let (sim, token, mut first, _) = setup(SimConfig::default()).await;
+    let mut second = Events::open(&sim, &token).await;
+    sim.faults().drop_sockets();
+    first.closed().await;
+    second.closed().await;
+    Events::open(&sim, &token).await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_upgrades_get_401_for_the_window() {
+    let (sim, token, _, _) = setup(SimConfig::default()).await;
+    sim.faults().refuse_upgrades_for(Duration::from_secs(60));
+    let refused = Events::connect(&sim, &token).await.err().expect("refused");
+    assert_eq!(upgrade_status(&refused), Some(401));
+    sim.faults().reset();
+    Events::connect(&sim, &token)
+        .await
+        .expect("accepted after reset");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn skip_sequence_leaves_a_gap() {
+    let (sim, _, mut events, changes) = setup(SimConfig::default()).await;
+    sim.apply(&changes[0]);
+    sim.faults().skip_sequence();
+    sim.apply(&changes[1]);
+    let frames = events.take(2).await;
+    assert_eq!(
+        (frames[0]["sequence"].clone(), frames[1]["sequence"].clone()),
+        (1.into(), 3.into())
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_frames_take_sequence_numbers() {
+    let (sim, _, mut events, changes) = setup(SimConfig::default()).await;
+    sim.faults().malformed_frame();
+    sim.faults().unknown_event_type();
+    sim.faults().send_event(
+        2,
+        "/callcontrol/120/participants/1",
+        serde_json::json!({"dtmf_input": "1"}),
+    );
+    sim.apply(&changes[0]);
+    let garbage = events.next_text().await;
+    assert!(
+        serde_json::from_str::<Value>(&garbage).is_err(),
+        "{garbage}"
+    );
+    let unknown = events.next_json().await;
+    assert_eq!(
+        (
+            unknown["sequence"].clone(),
+            unknown["event"]["event_type"].clone()
+        ),
+        (2.into(), 7.into())
+    );
+    let dtmf = events.next_json().await;
+    assert_eq!(dtmf["event"]["attached_data"]["dtmf_input"], "1");
+    assert_eq!(events.next_json().await["sequence"], 4);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn vanish_next_upsert_answers_404_until_the_next_change() {
+    let (sim, token, mut events, changes) = setup(SimConfig::default()).await;
+    sim.faults().vanish_next_upsert();
+    sim.apply(&changes[0]);
+    let path = entity(&events.next_json().await);
+    assert_eq!(get(&sim, &token, &path).await.status(), 404);
+    let snapshot: Value = get(&sim, &token, "/callcontrol/120")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(snapshot["participants"], serde_json::json!([]));
+    sim.apply(&changes[1]);
+    assert_eq!(entity(&events.next_json().await), path);
+    assert_eq!(get(&sim, &token, &path).await.status(), 200);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn control_endpoint_flips_faults_over_http() {
+    let (sim, _, mut events, changes) = setup(SimConfig {
+        control_endpoint: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let post = |path: &str| {
+        http()
+            .post(format!("{}/_sim/{path}", sim.base_url()))
+            .send()
+    };
+    assert_eq!(
+        post("duplicate_upserts?on=true").await.unwrap().status(),
+        200
+    );
+    assert_eq!(post("duplicate_upserts").await.unwrap().status(), 400);
+    assert_eq!(post("no_such_fault").await.unwrap().status(), 404);
+    sim.apply(&changes[0]);
+    let frames = events.take(2).await;
+    assert_eq!(entity(&frames[0]), entity(&frames[1]));
+    let state: Value = http()
+        .get(format!("{}/_sim/faults", sim.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["duplicate_upserts"], true);
+    assert_eq!(post("drop_sockets").await.unwrap().status(), 200);
+    events.closed().await;
+    let reset = post("reset").await.unwrap();
+    assert_eq!(
+        reset.json::<Value>().await.unwrap()["duplicate_upserts"],
+        false
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn control_endpoint_is_off_by_default() {
+    let (sim, _, mut events, _) = setup(SimConfig::default()).await;
+    let reply = http()
+        .post(format!("{}/_sim/drop_sockets", sim.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 404);
+    events.send(Message::Ping(Vec::new().into())).await;
+    assert!(matches!(
+        events.next_message().await,
+        Some(Message::Pong(_))
+    ));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn scenario_faults_drop_and_refuse_at_their_time() {
+    let scenario = Scenario::builtin("11-socket-drop").unwrap();
+    let sim = start(SimConfig {
+        directory: scenario.directory(),
+        ..SimConfig::default()
+    })
+    .await;
+    let token = token(&sim).await;
+    let mut events = Events::open(&sim, &token).await;
+    // At scale 0.05 the drop comes at 1.5 s and upgrades are refused for 1 s.
+    let (played, ()) = tokio::join!(sim.play(&scenario, 0.05), async {
+        let before_drop = events.take(4).await;
+        assert!(
+            before_drop.iter().all(|f| f["event"]["event_type"] == 0),
+            "two rings, two answers"
+        );
+        events.closed().await;
+        let refused = Events::connect(&sim, &token)
+            .await
+            .err()
+            .expect("refused in the window");
+        assert_eq!(upgrade_status(&refused), Some(401));
+    });
+    played.unwrap();
+    Events::connect(&sim, &token)
+        .await
+        .expect("accepted after the window");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn scenario_faults_duplicate_and_repeat_upserts() {
+    let scenario = Scenario::builtin("12-duplicate-upserts").unwrap();
+    let sim = start(SimConfig {
+        directory: scenario.directory(),
+        ..SimConfig::default()
+    })
+    .await;
+    let token = token(&sim).await;
+    let mut events = Events::open(&sim, &token).await;
+    let (played, upserts) = tokio::join!(sim.play(&scenario, 0.01), async {
+        let mut upserts = 0;
+        loop {
+            let frame = events.next_json().await;
+            if frame["event"]["event_type"] == 1 {
+                return upserts;
+            }
+            upserts += 1;
+        }
+    });
+    played.unwrap();
+    // Ringing and Connected twice each, plus repeats every 7.5 ms over 0.6 s of talk.
+    assert!(upserts > 10, "{upserts} upserts");
+    sim.shutdown().await;
+}
