@@ -3,18 +3,31 @@
 //! The engine is pure; this loop is the only place that feeds it. It applies each change at the
 //! time the connector saw it, calls `tick` when the engine's next deadline passes (grace periods),
 //! hands the events to the dispatcher in the order the engine produced them, and closes the
-//! delivery chains of calls that are over.
+//! delivery chains of calls that are over. With an [`EngineStore`] it saves the engine's state
+//! after every input that changed it.
+
+mod engine_store;
+
+pub use engine_store::{EngineStore, EngineStoreError};
 
 use crate::calls::{self, Engine};
 use crate::delivery::Dispatcher;
-use crate::pbx::{Change, Connector, ConnectorError};
+use crate::pbx::{Change, Connector, ConnectorError, RestClient};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// How many connector changes may wait for the engine.
 const CHANGE_BACKLOG: usize = 4096;
+/// How often the PBX's inbound rules are read again.
+const RULES_REFRESH: Duration = Duration::from_secs(600);
+/// How long the derivation waits for the first read of the inbound rules.
+const RULES_FIRST_WAIT: Duration = Duration::from_secs(10);
+/// How soon a failed read of the inbound rules is tried again.
+const RULES_RETRY: Duration = Duration::from_secs(5);
 
 /// The running pipeline: connector and derivation tasks.
 pub struct Pipeline {
@@ -24,14 +37,30 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Starts the connector and the derivation loop feeding `dispatcher`.
-    pub fn start(connector: Connector, engine: Engine, dispatcher: Arc<Dispatcher>) -> Pipeline {
+    /// Starts the connector and the derivation loop feeding `dispatcher`, saving the engine's
+    /// state into `store` when given.
+    pub fn start(
+        connector: Connector,
+        engine: Engine,
+        dispatcher: Arc<Dispatcher>,
+        store: Option<EngineStore>,
+    ) -> Pipeline {
         let cancel = CancellationToken::new();
         let (changes_tx, changes) = mpsc::channel(CHANGE_BACKLOG);
+        let (rules_tx, rules) = watch::channel(engine.did_rules().clone());
+        tokio::spawn(refresh_did_rules(
+            connector.rest(),
+            engine.did_rules().clone(),
+            rules_tx,
+            cancel.clone(),
+        ));
         let connector = tokio::spawn(connector.run(changes_tx, cancel.clone()));
         let derive = {
             let cancel = cancel.clone();
-            tokio::spawn(async move { derive_events(engine, changes, &dispatcher, cancel).await })
+            tokio::spawn(async move {
+                let inputs = Inputs { changes, rules };
+                derive_events(engine, inputs, &dispatcher, store.as_ref(), cancel).await
+            })
         };
         Pipeline {
             cancel,
@@ -49,13 +78,68 @@ impl Pipeline {
     }
 }
 
-/// Runs the derivation loop until `changes` closes or `cancel` fires.
-pub async fn derive_events(
-    mut engine: Engine,
-    mut changes: mpsc::Receiver<Change>,
-    dispatcher: &Dispatcher,
+/// What the derivation loop listens to.
+pub struct Inputs {
+    /// The connector's changes.
+    pub changes: mpsc::Receiver<Change>,
+    /// The DID → inbound rule table, as it is refreshed.
+    pub rules: watch::Receiver<BTreeMap<String, String>>,
+}
+
+/// Reads the PBX's inbound rules now and every [`RULES_REFRESH`]; rules named in the
+/// configuration's `[did]` table win over the PBX's. The first attempt always publishes a
+/// table (the configured one when the PBX cannot be asked), which the derivation loop waits for.
+async fn refresh_did_rules(
+    rest: RestClient,
+    configured: BTreeMap<String, String>,
+    rules: watch::Sender<BTreeMap<String, String>>,
     cancel: CancellationToken,
 ) {
+    let mut first = true;
+    loop {
+        let wait = match rest.inbound_rules().await {
+            Ok(found) => {
+                let mut table: BTreeMap<String, String> = found
+                    .into_iter()
+                    .filter(|rule| !rule.data.is_empty() && !rule.rule_name.is_empty())
+                    .map(|rule| (rule.data, rule.rule_name))
+                    .collect();
+                table.extend(configured.clone());
+                rules.send_replace(table);
+                RULES_REFRESH
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not read the inbound rules; `did` falls back to numbers");
+                if first {
+                    rules.send_replace(configured.clone());
+                }
+                RULES_RETRY
+            }
+        };
+        first = false;
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Runs the derivation loop until the changes end or `cancel` fires.
+pub async fn derive_events(
+    mut engine: Engine,
+    inputs: Inputs,
+    dispatcher: &Dispatcher,
+    store: Option<&EngineStore>,
+    cancel: CancellationToken,
+) {
+    let Inputs {
+        mut changes,
+        mut rules,
+    } = inputs;
+    // The first calls' `did` needs the rules: wait for the first read (changes queue up).
+    if let Ok(Ok(())) = tokio::time::timeout(RULES_FIRST_WAIT, rules.changed()).await {
+        engine.set_did_rules(rules.borrow_and_update().clone());
+    }
     loop {
         let wait = engine.next_deadline().map(|deadline| {
             let now = jiff::Timestamp::now();
@@ -72,8 +156,18 @@ pub async fn derive_events(
                 None => return,
             },
             _ = sleep_or_forever(wait) => engine.tick(jiff::Timestamp::now()),
+            Ok(()) = rules.changed() => {
+                engine.set_did_rules(rules.borrow_and_update().clone());
+                continue;
+            }
         };
+        let changed = !output.events.is_empty() || !output.finished.is_empty();
         publish(output, dispatcher);
+        if let Some(store) = store.filter(|_| changed)
+            && let Err(error) = store.save(&engine.state())
+        {
+            tracing::error!(%error, "could not save the call state");
+        }
     }
 }
 

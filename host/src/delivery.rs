@@ -1,5 +1,9 @@
 //! Hands call events to the plugins: in order per call and plugin, with retries.
 //!
+//! Routing: an event goes to the plugins the configured routes select for its extension
+//! (`default_plugins` when none matches); a recording goes where its call's last end event went.
+//! Without routes every plugin receives every event.
+//!
 //! Each (plugin, call) pair gets its own chain: a task that delivers that call's events to
 //! that plugin one after the other, so a later event waits while an earlier one is retried,
 //! and different calls and plugins proceed in parallel. A chain ends when its call is over
@@ -11,6 +15,7 @@
 //! stops are lost, which the durable queue (a separate module to come) is there to prevent.
 
 use crate::calls::event::CallEvent;
+use crate::config::Routes;
 use crate::runtime::{DeliveryOutcome, DeliveryRequest, Plugin};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -54,25 +59,45 @@ impl RetryPolicy {
 /// Fans events out to plugins, one ordered chain per (plugin, call).
 pub struct Dispatcher {
     plugins: Vec<Arc<Plugin>>,
+    routes: Option<Routes>,
     retry: RetryPolicy,
     chains: Mutex<HashMap<(usize, String), mpsc::UnboundedSender<CallEvent>>>,
 }
 
 impl Dispatcher {
-    /// A dispatcher to `plugins` with the given retry policy.
-    pub fn new(plugins: Vec<Arc<Plugin>>, retry: RetryPolicy) -> Self {
+    /// A dispatcher to `plugins`, selected per event by `routes` (every plugin when `None`),
+    /// with the given retry policy.
+    pub fn new(plugins: Vec<Arc<Plugin>>, routes: Option<Routes>, retry: RetryPolicy) -> Self {
         Dispatcher {
             plugins,
+            routes,
             retry,
             chains: Mutex::default(),
         }
     }
 
-    /// Queues `event` for every plugin, behind the same call's earlier events.
+    /// The plugins `event` goes to, as indices into `plugins`.
+    fn targets(&self, event: &CallEvent) -> Vec<usize> {
+        let Some(routes) = &self.routes else {
+            return (0..self.plugins.len()).collect();
+        };
+        let user = match event {
+            CallEvent::Recording(recording) => recording.last_end.as_ref().map(|e| e.user.as_str()),
+            other => other.user(),
+        };
+        let names = routes.plugins_for(user.unwrap_or(""), None);
+        (0..self.plugins.len())
+            .filter(|&i| names.contains(&self.plugins[i].name()))
+            .collect()
+    }
+
+    /// Queues `event` for its plugins, behind the same call's earlier events.
     pub fn dispatch(&self, event: CallEvent) {
         let call = call_key(&event);
+        let targets = self.targets(&event);
         let mut chains = self.chains.lock().expect("chain map poisoned");
-        for (index, plugin) in self.plugins.iter().enumerate() {
+        for index in targets {
+            let plugin = &self.plugins[index];
             let key = (index, call.clone());
             let sender = chains
                 .entry(key)

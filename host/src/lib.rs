@@ -8,6 +8,7 @@
 pub mod app;
 pub mod calls;
 pub mod cli;
+pub mod config;
 pub mod delivery;
 pub mod pbx;
 pub mod runtime;

@@ -256,6 +256,11 @@ impl Engine {
         self.config.did_rules = rules;
     }
 
+    /// The DID -> inbound rule table in use.
+    pub fn did_rules(&self) -> &BTreeMap<String, String> {
+        &self.config.did_rules
+    }
+
     /// How many calls are in progress or waiting out their grace period.
     pub fn active_calls(&self) -> usize {
         self.calls.len()

@@ -77,12 +77,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ),
         None,
     )?;
-    let dispatcher = Dispatcher::new(vec![Arc::new(plugin)], RetryPolicy::default());
-    let engine = Engine::new(EngineConfig {
-        did_rules: [("4930123456".to_string(), "CompanyDID".to_string())].into(),
-        ..EngineConfig::default()
-    });
-    let pipeline = app::Pipeline::start(connector, engine, Arc::new(dispatcher));
+    let dispatcher = Dispatcher::new(vec![Arc::new(plugin)], None, RetryPolicy::default());
+    let engine = Engine::new(EngineConfig::default());
+    let pipeline = app::Pipeline::start(connector, engine, Arc::new(dispatcher), None);
     simulator.wait_snapshots(1).await;
     for scenario in &scenarios {
         println!("── {}", scenario.description());

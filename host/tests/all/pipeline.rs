@@ -58,11 +58,10 @@ async fn scenarios_one_to_nine_reach_the_sink_as_expected() {
     // The grace period is scaled with the calls, so waves and transfers keep their meaning.
     let engine = Engine::new(EngineConfig {
         grace: GRACE,
-        did_rules: [("4930123456".to_string(), "CompanyDID".to_string())].into(),
         ..EngineConfig::default()
     });
-    let dispatcher = Arc::new(Dispatcher::new(vec![Arc::new(plugin)], RetryPolicy::default()));
-    let pipeline = Pipeline::start(connector, engine, dispatcher);
+    let dispatcher = Arc::new(Dispatcher::new(vec![Arc::new(plugin)], None, RetryPolicy::default()));
+    let pipeline = Pipeline::start(connector, engine, dispatcher, None);
     simulator.wait_snapshots(1).await;
 
     let plays = scenarios.iter().map(|s| simulator.play(s, TIME_SCALE));

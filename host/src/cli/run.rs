@@ -1,0 +1,167 @@
+//! `callhook run` and `callhook check-config`: the configured host, and its dry run.
+
+use crate::app::{EngineStore, Pipeline};
+use crate::calls::{Engine, EngineConfig};
+use crate::config::{Config, PluginConfig};
+use crate::delivery::{Dispatcher, RetryPolicy};
+use crate::pbx::{CaptureWriter, ConnectionState, Connector, ConnectorConfig};
+use crate::runtime::{
+    GENERIC_WEBHOOK_WASM, KvQuota, KvStore, Plugin, PluginRuntime, PluginSpec, RuntimeConfig,
+};
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Loads the configuration, or an error listing every problem with its place.
+fn load(path: &Path) -> anyhow::Result<Config> {
+    Config::load(path).map_err(|errors| anyhow::anyhow!("{errors}"))
+}
+
+/// The plugin runtime on the configured storage, with its database.
+fn runtime(config: &Config) -> anyhow::Result<(Arc<redb::Database>, PluginRuntime)> {
+    let dir = &config.storage.dir.path;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("while creating the storage directory {}", dir.display()))?;
+    let path = dir.join("callhook.redb");
+    let db = Arc::new(
+        redb::Database::create(&path)
+            .with_context(|| format!("while opening the database {}", path.display()))?,
+    );
+    let runtime = PluginRuntime::new(
+        RuntimeConfig {
+            cache_dir: Some(dir.join("plugin-cache")),
+            ..RuntimeConfig::default()
+        },
+        KvStore::new(db.clone(), KvQuota::default()),
+    )?;
+    Ok((db, runtime))
+}
+
+/// Loads one configured plugin into the runtime.
+fn load_plugin(runtime: &PluginRuntime, plugin: &PluginConfig) -> anyhow::Result<Plugin> {
+    let wasm = plugin
+        .read_wasm(GENERIC_WEBHOOK_WASM)
+        .with_context(|| format!("while reading plugin {}", plugin.name))?;
+    Ok(runtime.load(PluginSpec {
+        name: plugin.name.clone(),
+        wasm,
+        allowed_hosts: plugin.allowed_hosts.clone(),
+        limits: plugin.limits,
+        settings: plugin.settings.clone(),
+        secrets: plugin.expose_secrets(),
+    })?)
+}
+
+/// One line saying what a plugin may do.
+fn describe(plugin: &Plugin) -> String {
+    let hosts: Vec<String> = plugin.policy().patterns().map(|p| p.to_string()).collect();
+    let limits = plugin.limits();
+    format!(
+        "plugin {} (contract {}): allowed hosts [{}], memory {} MiB, timeout {} ms",
+        plugin.name(),
+        plugin.api_version(),
+        hosts.join(", "),
+        limits.memory_bytes >> 20,
+        limits.timeout.as_millis()
+    )
+}
+
+/// `callhook check-config`: validates everything and loads every plugin, connecting nowhere.
+pub fn check_config(path: &Path) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let report = crate::config::check(&config).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    for line in report.lines {
+        println!("ok  {line}");
+    }
+    let storage = tempfile::tempdir()?;
+    let db = redb::Database::create(storage.path().join("check.redb"))?;
+    let runtime = PluginRuntime::new(
+        RuntimeConfig::default(),
+        KvStore::new(Arc::new(db), KvQuota::default()),
+    )?;
+    for plugin in &config.plugins {
+        println!("ok  {}", describe(&load_plugin(&runtime, plugin)?));
+    }
+    println!("{} is valid", path.display());
+    Ok(())
+}
+
+/// `callhook run`: connects to the PBX and delivers events until SIGTERM or Ctrl-C.
+pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let (db, runtime) = runtime(&config)?;
+    let mut plugins = Vec::new();
+    for plugin in &config.plugins {
+        let plugin = load_plugin(&runtime, plugin)?;
+        println!("{}", describe(&plugin));
+        plugins.push(Arc::new(plugin));
+    }
+    let capture = match capture {
+        Some(file) => Some(
+            CaptureWriter::create(&file)
+                .with_context(|| format!("while creating the capture file {}", file.display()))?,
+        ),
+        None => None,
+    };
+    let pbx = &config.pbx;
+    let mut connector_config = ConnectorConfig::new(
+        pbx.url.clone(),
+        pbx.client_id.clone(),
+        pbx.client_secret.expose(),
+    );
+    connector_config.ca_file = pbx.ca_file.as_ref().map(|file| file.path.clone());
+    connector_config.resnapshot_interval = pbx.resnapshot_interval;
+    let connector = Connector::new(connector_config, capture)?;
+    report_connection(connector.state(), pbx.url.to_string());
+
+    let engine_config = EngineConfig {
+        grace: config.engine.grace,
+        report_internal_calls: config.engine.report_internal_calls,
+        time_zone: config.engine.time_zone.clone(),
+        did_rules: config.engine.did_rules.clone(),
+    };
+    let store = EngineStore::new(db);
+    let engine = match store.load() {
+        Ok(Some(state)) => Engine::restore(engine_config, state),
+        Ok(None) => Engine::new(engine_config),
+        Err(error) => {
+            tracing::error!(%error, "starting without the saved call state");
+            Engine::new(engine_config)
+        }
+    };
+    let dispatcher = Dispatcher::new(plugins, Some(config.routes.clone()), RetryPolicy::default());
+    let pipeline = Pipeline::start(connector, engine, Arc::new(dispatcher), Some(store));
+    shutdown_signal().await;
+    println!("stopping");
+    pipeline.shutdown().await
+}
+
+/// Prints connection state changes as they happen.
+fn report_connection(mut state: tokio::sync::watch::Receiver<ConnectionState>, url: String) {
+    tokio::spawn(async move {
+        while state.changed().await.is_ok() {
+            let line = match &*state.borrow() {
+                ConnectionState::Connected { .. } => format!("connected to the PBX at {url}"),
+                ConnectionState::Backoff { delay, error, .. } => {
+                    format!("PBX connection failed ({error}); retrying in {} s", delay.as_secs())
+                }
+                ConnectionState::Connecting { attempt } if *attempt > 1 => {
+                    format!("connecting to the PBX at {url} (attempt {attempt})")
+                }
+                ConnectionState::Connecting { .. } => format!("connecting to the PBX at {url}"),
+                ConnectionState::Stopped => break,
+            };
+            println!("{line}");
+        }
+    });
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler cannot fail");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

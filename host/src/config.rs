@@ -1,0 +1,417 @@
+//! The configuration: `callhook.toml`, the legacy `webhooks.ini`, or both.
+//!
+//! Loading has two steps (house style: parse, then validate). [`raw`] reads the TOML file into
+//! serde-shaped structs whose every value remembers where it was written, and
+//! [`legacy_ini`] reads a `webhooks.ini` into the same shape. [`validate`] then merges the two
+//! (a key of `callhook.toml` wins over the same key from the ini), checks every value and
+//! resolves defaults, relative paths and `env:NAME` references into a [`Config`]. Every
+//! problem found is collected, each with the file, line and key it is about
+//! ([`ConfigError`]); nothing stops at the first.
+//!
+//! Loading never touches the network and reads only the configuration files themselves.
+//! [`check`] goes further for `callhook check-config`: it looks at the files and directories
+//! the configuration names (plugins, certificates, folders), still without connecting
+//! anywhere.
+//!
+//! Hot reload is [`Config::reload`]: parse and validate the new file; on error the caller keeps
+//! the old configuration. [`Config::diff`] says what changed, so the caller restarts only the
+//! plugins and routes affected (and knows which changes need a restart of the process).
+//!
+//! The reference page `docs/configuration.md` is generated from the doc comments of [`raw`]
+//! by a test, so the two never drift.
+
+mod check;
+mod diff;
+mod errors;
+mod legacy_ini;
+mod raw;
+#[cfg(test)]
+mod reference;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::runtime::limits::PluginLimits;
+
+pub use check::{CheckReport, check};
+pub use diff::ConfigDiff;
+pub use errors::{ConfigError, ConfigErrors, ErrorKind, Place};
+pub use raw::RecordingSource;
+
+/// The name of the built-in default plugin.
+pub const GENERIC_WEBHOOK: &str = "generic-webhook";
+
+/// A fully resolved configuration: defaults applied, paths absolute or relative to the working
+/// directory, secrets read from the environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was loaded from.
+    pub file: PathBuf,
+    /// The legacy ini it includes (or `file` itself when that is an ini), if any.
+    pub legacy_ini: Option<PathBuf>,
+    /// The phone system.
+    pub pbx: PbxConfig,
+    /// Event derivation.
+    pub engine: EngineSettings,
+    /// Recordings.
+    pub recordings: RecordingsConfig,
+    /// The HTTP server.
+    pub server: ServerConfig,
+    /// Durable state.
+    pub storage: StorageConfig,
+    /// Every plugin to load, in the order configured; the built-in `generic-webhook` is among
+    /// them when a route or `default_plugins` names it.
+    pub plugins: Vec<PluginConfig>,
+    /// Which plugins receive which extensions' events.
+    pub routes: Routes,
+}
+
+/// The resolved `[pbx]` section; the connector's `ConnectorConfig` is built from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PbxConfig {
+    /// The PBX's origin (`http` or `https`), e.g. `https://pbx.example.com:5001/`.
+    pub url: url::Url,
+    /// The API client's id.
+    pub client_id: String,
+    /// The API client's secret.
+    pub client_secret: Secret,
+    /// A PEM file of extra CA certificates. By default none.
+    pub ca_file: Option<FileRef>,
+    /// How often to take a fresh snapshot. By default 60 s.
+    pub resnapshot_interval: Duration,
+}
+
+/// The resolved engine settings; the engine's `EngineConfig` is built from them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineSettings {
+    /// The transfer / queue-wave grace period. By default 2 s.
+    pub grace: Duration,
+    /// Whether internal calls produce events. By default `false`.
+    pub report_internal_calls: bool,
+    /// The PBX's time zone for call ids (`[pbx] timezone`). By default the host's.
+    pub time_zone: jiff::tz::TimeZone,
+    /// The time zone's name as configured, if one was.
+    pub time_zone_name: Option<String>,
+    /// DID number → inbound rule name (`[did]`). By default empty.
+    pub did_rules: BTreeMap<String, String>,
+}
+
+/// The resolved `[recordings]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordingsConfig {
+    /// Whether recordings are handled at all. By default `false`.
+    pub enabled: bool,
+    /// Where they come from. By default XAPI.
+    pub source: RecordingSource,
+    /// The PBX's recordings folder (`source = "folder"` only).
+    pub folder: Option<FileRef>,
+    /// Where MP3 files are kept. By default `{storage.dir}/recordings`.
+    pub mp3_dir: FileRef,
+    /// MP3 bit rate in kbit/s. By default 32.
+    pub mp3_bitrate: u32,
+    /// Days to keep MP3 files; `None` keeps them for ever. By default 30.
+    pub keep_days: Option<u32>,
+    /// Whether links are signed. By default `true`.
+    pub sign_links: bool,
+}
+
+/// The resolved `[server]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// The listening address. By default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// The base of the links sent to the CRM (set whenever recordings are enabled).
+    pub public_url: Option<url::Url>,
+    /// Certificate and key for HTTPS. By default plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A certificate chain and its private key, both PEM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert: FileRef,
+    /// The private key.
+    pub key: FileRef,
+}
+
+/// The resolved `[storage]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    /// The directory of the queue and the call state. By default `/var/lib/callhook`.
+    pub dir: FileRef,
+}
+
+/// One plugin to load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginConfig {
+    /// Its unique name.
+    pub name: String,
+    /// Where its component comes from.
+    pub source: PluginSource,
+    /// Its `allowed_hosts` patterns, each already checked by the egress policy's parser.
+    pub allowed_hosts: Vec<String>,
+    /// Whether `allowed_hosts` was derived from the `generic-webhook` URLs rather than written.
+    pub allowed_hosts_derived: bool,
+    /// Memory and time limits.
+    pub limits: PluginLimits,
+    /// Plain settings, flattened (`event_alias.incoming`).
+    pub settings: BTreeMap<String, String>,
+    /// Secrets, with `env:NAME` references resolved.
+    pub secrets: BTreeMap<String, Secret>,
+    /// Retry policy overrides.
+    pub retry: RetryOverrides,
+    /// Where the plugin was configured.
+    pub place: Option<Place>,
+}
+
+impl PluginConfig {
+    /// The secrets as plain strings, for the runtime's `PluginSpec`. Do not log them.
+    pub fn expose_secrets(&self) -> BTreeMap<String, String> {
+        self.secrets
+            .iter()
+            .map(|(key, secret)| (key.clone(), secret.expose().to_string()))
+            .collect()
+    }
+
+    /// The component's bytes: the file, or `builtin` for the built-in plugin.
+    pub fn read_wasm(&self, builtin: &[u8]) -> std::io::Result<Arc<[u8]>> {
+        match &self.source {
+            PluginSource::Builtin => Ok(Arc::from(builtin)),
+            PluginSource::File(file) => Ok(Arc::from(std::fs::read(&file.path)?)),
+        }
+    }
+}
+
+/// Where a plugin's component comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PluginSource {
+    /// Built into the binary (`generic-webhook` without `path`).
+    Builtin,
+    /// A `.wasm` file.
+    File(FileRef),
+}
+
+/// Overrides of the delivery retry policy for one plugin; `None` keeps the host's default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RetryOverrides {
+    /// Delays before the 2nd, 3rd, ... attempt; the last repeats.
+    pub ladder: Option<Vec<Duration>>,
+    /// Give up once the first attempt is this old.
+    pub max_age: Option<Duration>,
+    /// The longest `Retry-After` honoured.
+    pub max_retry_after: Option<Duration>,
+}
+
+/// The routes and the fallback list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routes {
+    /// The `[[route]]` entries, in order.
+    pub routes: Vec<Route>,
+    /// Plugins for events no route matches. By default `["generic-webhook"]`.
+    pub default_plugins: Vec<String>,
+}
+
+impl Routes {
+    /// The plugins that receive an event of `extension` (the event's `user`), on a call that
+    /// came through `queue` (if any): every plugin of every matching route, each once, in
+    /// configuration order; `default_plugins` when no route matches.
+    pub fn plugins_for(&self, extension: &str, queue: Option<&str>) -> Vec<&str> {
+        let mut plugins: Vec<&str> = Vec::new();
+        let mut matched = false;
+        for route in &self.routes {
+            if route.matches(extension, queue) {
+                matched = true;
+                for plugin in &route.plugins {
+                    if !plugins.contains(&plugin.as_str()) {
+                        plugins.push(plugin);
+                    }
+                }
+            }
+        }
+        if matched {
+            plugins
+        } else {
+            self.default_plugins.iter().map(String::as_str).collect()
+        }
+    }
+}
+
+/// One `[[route]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// The extensions it matches.
+    pub extensions: Vec<NumberPattern>,
+    /// When set, only calls through one of these queues.
+    pub queues: Option<Vec<NumberPattern>>,
+    /// The plugins that receive the matched events.
+    pub plugins: Vec<String>,
+}
+
+impl Route {
+    /// Whether an event of `extension` on a call through `queue` matches.
+    pub fn matches(&self, extension: &str, queue: Option<&str>) -> bool {
+        let extension_ok = self.extensions.iter().any(|p| p.matches(extension));
+        let queue_ok = match &self.queues {
+            None => true,
+            Some(queues) => queue.is_some_and(|q| queues.iter().any(|p| p.matches(q))),
+        };
+        extension_ok && queue_ok
+    }
+}
+
+/// An extension or queue number pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NumberPattern {
+    /// `*`: any.
+    Any,
+    /// Exactly this number.
+    Exact(String),
+    /// A range of numbers, both ends included (`100-199`).
+    Range(u64, u64),
+}
+
+impl NumberPattern {
+    /// Parses `*`, `205` or `100-199`; `Err` says what is expected.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let digits =
+            |s: &str| !s.is_empty() && s.len() <= 18 && s.bytes().all(|b| b.is_ascii_digit());
+        if text == "*" {
+            return Ok(NumberPattern::Any);
+        }
+        if digits(text) {
+            return Ok(NumberPattern::Exact(text.to_string()));
+        }
+        if let Some((low, high)) = text.split_once('-') {
+            let (low, high) = (low.trim(), high.trim());
+            if digits(low) && digits(high) {
+                let (low, high): (u64, u64) = (low.parse().unwrap_or(0), high.parse().unwrap_or(0));
+                if low <= high {
+                    return Ok(NumberPattern::Range(low, high));
+                }
+                return Err(format!("a range from low to high such as \"{high}-{low}\""));
+            }
+        }
+        Err("an extension number (\"205\"), a range (\"100-199\") or \"*\"".to_string())
+    }
+
+    /// Whether `number` matches.
+    pub fn matches(&self, number: &str) -> bool {
+        match self {
+            NumberPattern::Any => true,
+            NumberPattern::Exact(exact) => exact == number,
+            NumberPattern::Range(low, high) => {
+                !number.is_empty()
+                    && number.bytes().all(|b| b.is_ascii_digit())
+                    && number
+                        .parse::<u64>()
+                        .is_ok_and(|n| (*low..=*high).contains(&n))
+            }
+        }
+    }
+}
+
+/// A path from the configuration and where it was written (for [`check`]'s messages).
+/// Two `FileRef`s are equal when their paths are.
+#[derive(Debug, Clone)]
+pub struct FileRef {
+    /// The path, resolved against the directory of the file it was written in.
+    pub path: PathBuf,
+    /// Where it was written; `None` for a default.
+    pub place: Option<Place>,
+}
+
+impl PartialEq for FileRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+    }
+}
+
+/// A secret value. `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value itself. Do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Where `env:NAME` references are looked up.
+pub trait Env {
+    /// The variable's value, if set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Env for BTreeMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+impl Config {
+    /// Loads `path`: a legacy ini when its name ends in `.ini`, else `callhook.toml`.
+    /// `env:NAME` references are read from the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Self::load_with_env(path, &ProcessEnv)
+    }
+
+    /// [`Config::load`] with `env:NAME` references looked up in `env`.
+    pub fn load_with_env(path: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
+        validate::load(path, env)
+    }
+
+    /// Hot reload: loads `path` again. On error the caller keeps `self` in force and reports
+    /// the errors; on success it applies what [`Config::diff`] reports.
+    pub fn reload(&self, path: &Path, env: &dyn Env) -> Result<(Config, ConfigDiff), ConfigErrors> {
+        let new = Self::load_with_env(path, env)?;
+        let diff = self.diff(&new);
+        Ok((new, diff))
+    }
+
+    /// What changed from `self` to `new`.
+    pub fn diff(&self, new: &Config) -> ConfigDiff {
+        diff::diff(self, new)
+    }
+
+    /// The plugin named `name`.
+    pub fn plugin(&self, name: &str) -> Option<&PluginConfig> {
+        self.plugins.iter().find(|plugin| plugin.name == name)
+    }
+}

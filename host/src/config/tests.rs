@@ -1,0 +1,952 @@
+//! Tests of loading, validation, the legacy ini, `check`, hot reload and the reference page.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+
+const PBX: &str = "[pbx]\nurl = \"https://pbx.example.com:5001\"\nclient_id = \"callhook\"\nclient_secret = \"s3cret\"\n";
+
+/// A temporary directory with files, and the env the tests load with.
+struct Dir {
+    dir: tempfile::TempDir,
+    env: BTreeMap<String, String>,
+}
+
+impl Dir {
+    fn new() -> Self {
+        let env = [
+            ("CALLHOOK_PBX_SECRET", "pbx-secret"),
+            (
+                "CALLHOOK_SIGNING_SECRET",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+            ("HUBSPOT_TOKEN", "pat-123"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Dir {
+            dir: tempfile::tempdir().unwrap(),
+            env,
+        }
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn load(&self, name: &str, text: &str) -> Result<Config, ConfigErrors> {
+        let path = self.write(name, text);
+        Config::load_with_env(&path, &self.env)
+    }
+}
+
+fn load_toml(text: &str) -> Result<Config, ConfigErrors> {
+    Dir::new().load("callhook.toml", text)
+}
+
+/// The errors of an invalid TOML file, as displayed.
+fn errors(text: &str) -> Vec<String> {
+    match load_toml(text) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// Asserts that exactly one error names `file:line` and `key` and contains `words`.
+#[track_caller]
+fn assert_error(errors: &[String], place: &str, key: &str, words: &str) {
+    let found = errors
+        .iter()
+        .any(|e| e.contains(place) && e.contains(&format!(": {key}: ")) && e.contains(words));
+    assert!(
+        found,
+        "no error at {place} for {key} with {words:?} in:\n{}",
+        errors.join("\n")
+    );
+}
+
+// ---- validation error classes ----
+
+#[test]
+fn rejects_unknown_key() {
+    let errors = errors(&format!("{PBX}urll = \"x\"\n"));
+    assert_error(
+        &errors,
+        "callhook.toml:5:1",
+        "pbx.urll",
+        "unknown key; expected",
+    );
+    assert!(errors[0].contains("`url`"), "{errors:?}");
+}
+
+#[test]
+fn rejects_unknown_top_level_key() {
+    let errors = errors(&format!("defaul_plugins = []\n{PBX}"));
+    assert_error(
+        &errors,
+        "callhook.toml:1:1",
+        "defaul_plugins",
+        "`default_plugins`",
+    );
+}
+
+#[test]
+fn rejects_unknown_key_in_a_plugin() {
+    let errors = errors(&format!(
+        "{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\nmemory = 5\n"
+    ));
+    assert_error(
+        &errors,
+        "callhook.toml:8",
+        "plugin.memory",
+        "expected one of",
+    );
+}
+
+#[test]
+fn rejects_wrong_type() {
+    let errors = errors(&format!(
+        "{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\nmemory_mb = \"64\"\n"
+    ));
+    assert_error(&errors, "callhook.toml:8", "plugin.memory_mb", "wrong type");
+}
+
+#[test]
+fn rejects_syntax_error() {
+    let errors = errors(&format!("{PBX}[[plugin]\n"));
+    assert_error_any(&errors, "callhook.toml:5", "syntax error");
+}
+
+#[track_caller]
+fn assert_error_any(errors: &[String], place: &str, words: &str) {
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains(place) && e.contains(words)),
+        "no error at {place} with {words:?} in:\n{}",
+        errors.join("\n")
+    );
+}
+
+#[test]
+fn rejects_bad_url() {
+    let errors = errors(
+        "[pbx]\nurl = \"ftp://pbx.example.com\"\nclient_id = \"c\"\nclient_secret = \"s\"\n",
+    );
+    assert_error(
+        &errors,
+        "callhook.toml:2:7",
+        "pbx.url",
+        "http:// or https:// URL",
+    );
+    let errors = errors_with(&format!(
+        "{PBX}[[plugin]]\nname = \"generic-webhook\"\n[plugin.settings]\nwebhook_url = \"crm.example.com/hook\"\n"
+    ));
+    assert_error(
+        &errors,
+        "callhook.toml:8:15",
+        "plugin.settings.webhook_url",
+        "http:// or https:// URL",
+    );
+}
+
+fn errors_with(text: &str) -> Vec<String> {
+    errors(text)
+}
+
+#[test]
+fn rejects_reversed_extension_range() {
+    let errors = errors(&format!(
+        "{PBX}[[route]]\nextensions = [\"100-199\", \"199-100\"]\nplugins = [\"generic-webhook\"]\n"
+    ));
+    assert_error(
+        &errors,
+        "callhook.toml:6:26",
+        "route.extensions",
+        "\"100-199\"",
+    );
+    assert_error(
+        &errors,
+        "callhook.toml:6",
+        "route.extensions",
+        "found \"199-100\"",
+    );
+}
+
+#[test]
+fn rejects_bad_extension() {
+    let errors = errors(&format!(
+        "{PBX}[[route]]\nextensions = \"1x0\"\nplugins = [\"generic-webhook\"]\n"
+    ));
+    assert_error(
+        &errors,
+        "callhook.toml:6",
+        "route.extensions",
+        "a range (\"100-199\")",
+    );
+}
+
+#[test]
+fn rejects_unknown_plugin_in_route() {
+    let errors = errors(&format!(
+        "{PBX}[[route]]\nextensions = \"*\"\nplugins = [\"generic-webhook\", \"hubspt\"]\n"
+    ));
+    assert_error(
+        &errors,
+        "callhook.toml:7:31",
+        "route.plugins",
+        "unknown plugin \"hubspt\"",
+    );
+    assert!(errors[0].contains("generic-webhook"), "{errors:?}");
+}
+
+#[test]
+fn rejects_unknown_default_plugin() {
+    let errors = errors(&format!("default_plugins = [\"nope\"]\n{PBX}"));
+    assert_error(
+        &errors,
+        "callhook.toml:1",
+        "default_plugins",
+        "unknown plugin \"nope\"",
+    );
+}
+
+#[test]
+fn rejects_duplicate_plugin_names() {
+    let errors = errors(&format!(
+        "{PBX}[[plugin]]\nname = \"crm\"\npath = \"a.wasm\"\n[[plugin]]\nname = \"crm\"\npath = \"b.wasm\"\n"
+    ));
+    assert_error(
+        &errors,
+        "callhook.toml:9",
+        "plugin.name",
+        "duplicate plugin name \"crm\", already defined at ",
+    );
+    assert!(errors[0].contains("callhook.toml:6"), "{errors:?}");
+}
+
+#[test]
+fn rejects_memory_out_of_range() {
+    let errors = errors(&format!(
+        "{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\nmemory_mb = 4096\ntimeout_ms = 0\n"
+    ));
+    assert_error(
+        &errors,
+        "callhook.toml:8:13",
+        "plugin.memory_mb",
+        "from 1 to 1024",
+    );
+    assert_error(
+        &errors,
+        "callhook.toml:9",
+        "plugin.timeout_ms",
+        "from 1 to 600000",
+    );
+}
+
+#[test]
+fn rejects_missing_required_key() {
+    let errors = errors("[pbx]\nurl = \"https://pbx.example.com\"\nclient_secret = \"s\"\n");
+    assert_error(
+        &errors,
+        "callhook.toml:1",
+        "pbx.client_id",
+        "missing required key",
+    );
+    let errors = errors_with("");
+    assert_error_any(&errors, "callhook.toml: pbx.url", "missing required key");
+    let errors = errors_with(&format!("{PBX}[[plugin]]\nname = \"crm\"\n"));
+    assert_error(
+        &errors,
+        "callhook.toml:6",
+        "plugin.path",
+        "missing required key",
+    );
+}
+
+#[test]
+fn rejects_missing_file() {
+    let dir = Dir::new();
+    let missing = dir.dir.path().join("nope.toml");
+    let errors = Config::load_with_env(&missing, &dir.env).unwrap_err();
+    let shown = errors.to_string();
+    assert!(
+        shown.contains("nope.toml") && shown.contains("cannot use"),
+        "{shown}"
+    );
+
+    let errors = dir
+        .load("callhook.toml", &format!("legacy_ini = \"old.ini\"\n{PBX}"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errors.contains("callhook.toml:1:14: legacy_ini: cannot use") && errors.contains("old.ini"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn rejects_unset_env_var() {
+    let errors = errors(
+        "[pbx]\nurl = \"https://pbx.example.com\"\nclient_id = \"c\"\nclient_secret = \"env:NOT_SET_ANYWHERE\"\n",
+    );
+    assert_error(
+        &errors,
+        "callhook.toml:4",
+        "pbx.client_secret",
+        "environment variable NOT_SET_ANYWHERE is not set",
+    );
+}
+
+#[test]
+fn rejects_bad_allowed_host() {
+    let errors = errors(&format!(
+        "{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\nallowed_hosts = [\"https://ok.example.com\", \"crm.example.com\"]\n"
+    ));
+    assert_error(
+        &errors,
+        "callhook.toml:8:44",
+        "plugin.allowed_hosts",
+        "scheme://host[:port]",
+    );
+}
+
+#[test]
+fn rejects_bad_values_of_the_builtin_plugin() {
+    let errors = errors(&format!(
+        "{PBX}[[plugin]]\nname = \"generic-webhook\"\n[plugin.settings]\npost = 2\nduration_format = \"minutes\"\nwebhok_url = \"https://x.example\"\nevent_alias.incomming = \"x\"\n[plugin.secrets]\nsigning_secret = \"not base64!\"\n"
+    ));
+    assert_error(&errors, "callhook.toml:8", "plugin.settings.post", "0 or 1");
+    assert_error(
+        &errors,
+        "callhook.toml:9",
+        "plugin.settings.duration_format",
+        "`clock`",
+    );
+    assert_error(
+        &errors,
+        "callhook.toml:10",
+        "plugin.settings.webhok_url",
+        "unknown key",
+    );
+    assert_error(
+        &errors,
+        "callhook.toml:11",
+        "plugin.settings.event_alias.incomming",
+        "unknown key",
+    );
+    assert_error(
+        &errors,
+        "callhook.toml:13",
+        "plugin.secrets.signing_secret",
+        "whsec_",
+    );
+    assert!(
+        !errors.iter().any(|e| e.contains("not base64!")),
+        "secret shown: {errors:?}"
+    );
+}
+
+#[test]
+fn rejects_bad_durations_and_addresses() {
+    let errors = errors(&format!(
+        "{PBX}resnapshot_interval = \"soon\"\n[engine]\ngrace = \"2h\"\n[server]\nlisten = \"localhost\"\n[recordings]\nmp3_bitrate = 33\n"
+    ));
+    assert_error(
+        &errors,
+        "callhook.toml:5",
+        "pbx.resnapshot_interval",
+        "a duration",
+    );
+    assert_error(&errors, "callhook.toml:7", "engine.grace", "from 0s to 1h");
+    assert_error(
+        &errors,
+        "callhook.toml:9",
+        "server.listen",
+        "IP address and port",
+    );
+    assert_error(&errors, "callhook.toml:11", "recordings.mp3_bitrate", "320");
+}
+
+#[test]
+fn rejects_recordings_without_public_url() {
+    let errors = errors(&format!(
+        "{PBX}[recordings]\nenabled = true\nsource = \"folder\"\n"
+    ));
+    assert_error(
+        &errors,
+        "callhook.toml",
+        "server.public_url",
+        "recordings are enabled",
+    );
+    assert_error(
+        &errors,
+        "callhook.toml:5",
+        "recordings.folder",
+        "missing required key",
+    );
+}
+
+#[test]
+fn rejects_bad_timezone() {
+    let errors = errors(&format!("{PBX}timezone = \"Mars/Olympus\"\n"));
+    assert_error(&errors, "callhook.toml:5", "pbx.timezone", "IANA time zone");
+}
+
+#[test]
+fn collects_every_error() {
+    let errors = errors(
+        "bogus = 1\n[pbx]\nurl = \"nope\"\nclient_id = \"\"\n[[plugin]]\nname = \"Bad Name\"\npath = \"x.wasm\"\n[[route]]\nextensions = \"9-1\"\nplugins = [\"ghost\"]\n",
+    );
+    assert!(errors.len() >= 6, "{errors:#?}");
+    for line in [":1:", ":3:", ":4:", ":6:", ":9:", ":10:"] {
+        assert!(
+            errors.iter().any(|e| e.contains(line)),
+            "{line} in {errors:#?}"
+        );
+    }
+}
+
+// ---- accepted configurations ----
+
+#[test]
+fn accepts_a_minimal_config_with_defaults() {
+    let config = load_toml(PBX).unwrap();
+    assert_eq!(config.pbx.url.as_str(), "https://pbx.example.com:5001/");
+    assert_eq!(config.pbx.client_secret.expose(), "s3cret");
+    assert_eq!(config.pbx.resnapshot_interval, Duration::from_secs(60));
+    assert_eq!(config.engine.grace, Duration::from_secs(2));
+    assert!(!config.engine.report_internal_calls);
+    assert!(!config.recordings.enabled);
+    assert_eq!(config.storage.dir.path, PathBuf::from("/var/lib/callhook"));
+    assert_eq!(
+        config.recordings.mp3_dir.path,
+        PathBuf::from("/var/lib/callhook/recordings")
+    );
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.routes.default_plugins, vec![GENERIC_WEBHOOK]);
+    let plugin = config.plugin(GENERIC_WEBHOOK).unwrap();
+    assert_eq!(plugin.source, PluginSource::Builtin);
+    assert!(plugin.allowed_hosts.is_empty());
+    assert_eq!(plugin.limits, PluginLimits::default());
+}
+
+#[test]
+fn accepts_flattened_settings_and_env_secrets() {
+    let config = load_toml(&format!(
+        "{PBX}[[plugin]]\nname = \"generic-webhook\"\n[plugin.settings]\nwebhook_url = \"https://crm.example.com:8443/hook\"\npost = true\n\"event_alias.ringing\" = \"ring\"\n[plugin.settings.event_alias]\nincoming = \"hangupincoming\"\n[plugin.secrets]\nsigning_secret = \"env:CALLHOOK_SIGNING_SECRET\"\n"
+    ))
+    .unwrap();
+    let plugin = config.plugin(GENERIC_WEBHOOK).unwrap();
+    let settings: Vec<(&str, &str)> = plugin
+        .settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        settings,
+        [
+            ("event_alias.incoming", "hangupincoming"),
+            ("event_alias.ringing", "ring"),
+            ("post", "true"),
+            ("webhook_url", "https://crm.example.com:8443/hook"),
+        ]
+    );
+    assert_eq!(
+        plugin.expose_secrets()["signing_secret"],
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    );
+    assert_eq!(plugin.allowed_hosts, ["https://crm.example.com:8443"]);
+    assert!(plugin.allowed_hosts_derived);
+}
+
+#[test]
+fn accepts_numbers_and_booleans_as_settings() {
+    let config = load_toml(&format!(
+        "{PBX}[[plugin]]\nname = \"crm\"\npath = \"crm.wasm\"\nmemory_mb = 16\ntimeout_ms = 2500\n[plugin.settings]\nportal = 4711\nratio = 0.5\nlog = false\n[plugin.retry]\nladder = [\"1s\", \"1m\"]\nmax_age = \"2h\"\n"
+    ))
+    .unwrap();
+    let plugin = config.plugin("crm").unwrap();
+    assert_eq!(plugin.settings["portal"], "4711");
+    assert_eq!(plugin.settings["ratio"], "0.5");
+    assert_eq!(plugin.settings["log"], "false");
+    assert_eq!(plugin.limits.memory_bytes, 16 << 20);
+    assert_eq!(plugin.limits.timeout, Duration::from_millis(2500));
+    assert_eq!(
+        plugin.retry.ladder,
+        Some(vec![Duration::from_secs(1), Duration::from_secs(60)])
+    );
+    assert_eq!(plugin.retry.max_age, Some(Duration::from_secs(7200)));
+    assert_eq!(plugin.retry.max_retry_after, None);
+    let PluginSource::File(file) = &plugin.source else {
+        panic!("a file")
+    };
+    assert!(file.path.ends_with("crm.wasm") && file.path.is_absolute());
+    // The built-in plugin is loaded because default_plugins names it by default.
+    assert!(config.plugin(GENERIC_WEBHOOK).is_some());
+}
+
+#[test]
+fn debug_redacts_secrets() {
+    let config = load_toml(&format!(
+        "{PBX}[[plugin]]\nname = \"crm\"\npath = \"crm.wasm\"\n[plugin.secrets]\ntoken = \"env:HUBSPOT_TOKEN\"\n"
+    ))
+    .unwrap();
+    let shown = format!("{config:?}");
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("pat-123"),
+        "{shown}"
+    );
+    assert!(shown.contains("redacted"), "{shown}");
+}
+
+const SPEC_INI: &str = "\
+[3CX]
+URL=https://pbx.example.com:5001     ; http:// is accepted too
+CLIENT_ID=callhook
+CLIENT_SECRET=pbx-secret
+TIMEZONE=Europe/Berlin
+
+[WEBHOOKS]
+WEBHOOK_URL=https://crm.example.com/3cx/events
+WEBHOOK_POST_URL=https://hooks.example.net:8443/3cx/recordings
+POST=1
+RECORDING_FULL_INFO=0
+REPORT_INTERNAL_CALLS=1
+DURATION_FORMAT=clock
+SIGNING_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+
+[RECORDINGS]
+ENABLED=1
+SOURCE=folder
+FOLDER=/var/lib/3cxpbx/Instance1/Data/Recordings
+MP3_DIR=mp3
+MP3_BITRATE=64
+KEEP_DAYS=0
+PUBLIC_URL=https://pbx.example.com:5001
+LISTEN=0.0.0.0:5001
+TLS_CERT=/etc/callhook/cert.pem
+TLS_KEY=/etc/callhook/key.pem
+SIGN_LINKS=0
+
+[STORAGE]
+DIR=/var/lib/callhook
+";
+
+#[test]
+fn accepts_legacy_ini_alone() {
+    let dir = Dir::new();
+    let config = dir.load("webhooks.ini", SPEC_INI).unwrap();
+    assert_eq!(
+        config.legacy_ini.as_deref(),
+        Some(dir.dir.path().join("webhooks.ini").as_path())
+    );
+    assert_eq!(config.pbx.url.as_str(), "https://pbx.example.com:5001/");
+    assert_eq!(config.pbx.client_id, "callhook");
+    assert_eq!(config.pbx.client_secret.expose(), "pbx-secret");
+    assert_eq!(
+        config.engine.time_zone_name.as_deref(),
+        Some("Europe/Berlin")
+    );
+    assert!(config.engine.report_internal_calls);
+
+    assert_eq!(config.plugins.len(), 1);
+    let plugin = &config.plugins[0];
+    assert_eq!(plugin.name, GENERIC_WEBHOOK);
+    assert_eq!(plugin.source, PluginSource::Builtin);
+    let settings: Vec<(&str, &str)> = plugin
+        .settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        settings,
+        [
+            ("duration_format", "clock"),
+            ("post", "1"),
+            ("recording_full_info", "0"),
+            (
+                "webhook_post_url",
+                "https://hooks.example.net:8443/3cx/recordings"
+            ),
+            ("webhook_url", "https://crm.example.com/3cx/events"),
+        ]
+    );
+    assert_eq!(
+        plugin.expose_secrets(),
+        BTreeMap::from([(
+            "signing_secret".to_string(),
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()
+        )])
+    );
+    assert_eq!(
+        plugin.allowed_hosts,
+        ["https://crm.example.com", "https://hooks.example.net:8443"]
+    );
+    assert_eq!(config.routes.plugins_for("120", None), [GENERIC_WEBHOOK]);
+
+    let recordings = &config.recordings;
+    assert!(recordings.enabled);
+    assert_eq!(recordings.source, RecordingSource::Folder);
+    assert_eq!(recordings.mp3_bitrate, 64);
+    assert_eq!(recordings.keep_days, None);
+    assert!(!recordings.sign_links);
+    assert_eq!(recordings.mp3_dir.path, dir.dir.path().join("mp3"));
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:5001");
+    assert_eq!(
+        config.server.public_url.as_ref().map(url::Url::as_str),
+        Some("https://pbx.example.com:5001/")
+    );
+    assert!(config.server.tls.is_some());
+    assert_eq!(config.storage.dir.path, PathBuf::from("/var/lib/callhook"));
+}
+
+#[test]
+fn accepts_ini_keys_in_any_case_with_comments() {
+    let config = Dir::new()
+        .load(
+            "old.INI",
+            "; comment\n# another\n[3cx]\nurl = https://pbx.example.com\nClient_Id: callhook\nclient_secret=\"quoted;secret\"\n\n[Webhooks]\nwebhook_url=https://crm.example.com/a;b ; comment\nsigning_secret=\n",
+        )
+        .unwrap();
+    assert_eq!(config.pbx.client_id, "callhook");
+    assert_eq!(config.pbx.client_secret.expose(), "quoted;secret");
+    let plugin = config.plugin(GENERIC_WEBHOOK).unwrap();
+    assert_eq!(
+        plugin.settings["webhook_url"],
+        "https://crm.example.com/a;b"
+    );
+    assert!(plugin.secrets.is_empty());
+}
+
+#[test]
+fn rejects_unknown_ini_key_and_section() {
+    let errors = Dir::new()
+        .load(
+            "webhooks.ini",
+            "[3CX]\nURL=https://pbx.example.com\nCLIENT_ID=c\nCLIENT_SECRET=s\n[WEBHOOKS]\nWEBHOOK_URLL=https://x\n[EXTRA]\nA=1\n",
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errors.contains(
+            "webhooks.ini:6: [WEBHOOKS] WEBHOOK_URLL: unknown key; expected in [WEBHOOKS]"
+        ),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("webhooks.ini:7: [EXTRA]: unknown key"),
+        "{errors}"
+    );
+    assert!(
+        !errors.contains(":8:"),
+        "keys of an unknown section are not reported: {errors}"
+    );
+}
+
+#[test]
+fn rejects_bad_ini_values_at_their_line() {
+    let errors = Dir::new()
+        .load(
+            "webhooks.ini",
+            "[3CX]\nURL=pbx.example.com\nCLIENT_SECRET=env:NOPE_NOT_SET\n[WEBHOOKS]\nPOST=yes please\nWEBHOOK_URL=ftp://x\nPOST=1\n[RECORDINGS]\nMP3_BITRATE=fast\nnot a key\n",
+        )
+        .unwrap_err()
+        .to_string();
+    for expected in [
+        "webhooks.ini:2: [3CX] URL: expected an http:// or https:// URL",
+        "webhooks.ini: [3CX] CLIENT_ID: missing required key",
+        "webhooks.ini:3: [3CX] CLIENT_SECRET: the environment variable NOPE_NOT_SET is not set",
+        "webhooks.ini:5: [WEBHOOKS] POST: expected 0 or 1",
+        "webhooks.ini:6: [WEBHOOKS] WEBHOOK_URL: expected an http:// or https:// URL",
+        "webhooks.ini:7: [WEBHOOKS] POST: duplicate key \"POST\", already defined at line 5",
+        "webhooks.ini:9: [RECORDINGS] MP3_BITRATE: expected a whole number",
+        "webhooks.ini:10: syntax error: expected KEY=VALUE",
+    ] {
+        assert!(errors.contains(expected), "{expected:?} not in\n{errors}");
+    }
+}
+
+#[test]
+fn accepts_legacy_ini_with_toml() {
+    let dir = Dir::new();
+    dir.write("legacy/webhooks.ini", SPEC_INI);
+    let config = dir
+        .load(
+            "callhook.toml",
+            "legacy_ini = \"legacy/webhooks.ini\"\n[pbx]\nclient_id = \"from-toml\"\n[[plugin]]\nname = \"generic-webhook\"\n[plugin.settings]\npost = 0\nevent_alias.incoming = \"hangupincoming\"\n",
+        )
+        .unwrap();
+    // TOML wins, the ini fills the rest.
+    assert_eq!(config.pbx.client_id, "from-toml");
+    assert_eq!(config.pbx.url.as_str(), "https://pbx.example.com:5001/");
+    let plugin = config.plugin(GENERIC_WEBHOOK).unwrap();
+    assert_eq!(plugin.settings["post"], "0");
+    assert_eq!(plugin.settings["event_alias.incoming"], "hangupincoming");
+    assert_eq!(plugin.settings["duration_format"], "clock");
+    assert!(plugin.secrets.contains_key("signing_secret"));
+    assert_eq!(plugin.allowed_hosts.len(), 2);
+    // Ini paths are relative to the ini.
+    assert_eq!(
+        config.recordings.mp3_dir.path,
+        dir.dir.path().join("legacy/mp3")
+    );
+    assert_eq!(
+        config.legacy_ini,
+        Some(dir.dir.path().join("legacy/webhooks.ini"))
+    );
+
+    // An error in the ini names the ini.
+    dir.write(
+        "legacy/webhooks.ini",
+        "[WEBHOOKS]\nDURATION_FORMAT=minutes\n",
+    );
+    let errors = Config::load_with_env(&dir.dir.path().join("callhook.toml"), &dir.env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errors
+            .contains("webhooks.ini:2: [WEBHOOKS] DURATION_FORMAT: expected `seconds` or `clock`"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("callhook.toml:2:2: pbx.url: missing required key"),
+        "{errors}"
+    );
+    assert!(errors.contains("[3CX] URL in the legacy ini"), "{errors}");
+}
+
+#[test]
+fn accepts_the_example_files() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let env = Dir::new().env;
+    let toml = Config::load_with_env(&dir.join("callhook.toml"), &env)
+        .unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(toml.plugins.len(), 2);
+    assert_eq!(
+        toml.routes.plugins_for("150", None),
+        ["hubspot", GENERIC_WEBHOOK]
+    );
+    assert_eq!(toml.routes.plugins_for("300", Some("800")), ["hubspot"]);
+    assert_eq!(toml.routes.plugins_for("300", None), [GENERIC_WEBHOOK]);
+    assert_eq!(toml.engine.did_rules["+4930123456"], "CompanyDID");
+    let ini = Config::load_with_env(&dir.join("webhooks.ini"), &env)
+        .unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(ini.plugins[0].allowed_hosts, ["https://crm.example.com"]);
+    assert!(ini.recordings.enabled);
+}
+
+// ---- routes ----
+
+#[test]
+fn number_patterns() {
+    for (pattern, number, expected) in [
+        ("*", "120", true),
+        ("205", "205", true),
+        ("205", "2050", false),
+        ("100-199", "100", true),
+        ("100-199", "199", true),
+        ("100-199", "200", false),
+        ("100-199", "15x", false),
+        ("100-199", "", false),
+    ] {
+        let parsed = NumberPattern::parse(pattern).unwrap();
+        assert_eq!(parsed.matches(number), expected, "{pattern} {number}");
+    }
+    for bad in ["199-100", "abc", "", "1-", "-5", "12*"] {
+        assert!(NumberPattern::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn routes_send_each_plugin_once_and_fall_back() {
+    let route = |ext: &[&str], queues: Option<&[&str]>, plugins: &[&str]| Route {
+        extensions: ext
+            .iter()
+            .map(|e| NumberPattern::parse(e).unwrap())
+            .collect(),
+        queues: queues.map(|q| q.iter().map(|e| NumberPattern::parse(e).unwrap()).collect()),
+        plugins: plugins.iter().map(ToString::to_string).collect(),
+    };
+    let routes = Routes {
+        routes: vec![
+            route(&["100-199"], None, &["a", "b"]),
+            route(&["150"], None, &["b", "c"]),
+            route(&["*"], Some(&["800"]), &["q"]),
+        ],
+        default_plugins: vec!["d".to_string()],
+    };
+    for (extension, queue, expected) in [
+        ("150", None, vec!["a", "b", "c"]),
+        ("120", None, vec!["a", "b"]),
+        ("120", Some("800"), vec!["a", "b", "q"]),
+        ("300", Some("801"), vec!["d"]),
+        ("800", Some("800"), vec!["q"]),
+        ("300", None, vec!["d"]),
+    ] {
+        assert_eq!(
+            routes.plugins_for(extension, queue),
+            expected,
+            "{extension} {queue:?}"
+        );
+    }
+}
+
+// ---- hot reload ----
+
+#[test]
+fn reload_reports_what_changed_and_keeps_the_old_config_on_error() {
+    let dir = Dir::new();
+    let first = format!(
+        "{PBX}[[plugin]]\nname = \"crm\"\npath = \"crm.wasm\"\n[[plugin]]\nname = \"old\"\npath = \"old.wasm\"\n"
+    );
+    let old = dir.load("callhook.toml", &first).unwrap();
+    let path = dir.dir.path().join("callhook.toml");
+
+    // Same content, lines moved: no change.
+    dir.write("callhook.toml", &format!("\n\n{first}"));
+    let (_, diff) = old.reload(&path, &dir.env).unwrap();
+    assert!(diff.is_empty(), "{diff:?}");
+
+    dir.write(
+        "callhook.toml",
+        &format!(
+            "{PBX}[[plugin]]\nname = \"crm\"\npath = \"crm.wasm\"\nmemory_mb = 32\n[[plugin]]\nname = \"new\"\npath = \"new.wasm\"\n[[route]]\nextensions = \"1\"\nplugins = [\"new\"]\n"
+        ),
+    );
+    let (new, diff) = old.reload(&path, &dir.env).unwrap();
+    assert_eq!(diff.plugins_added, ["new"]);
+    assert_eq!(diff.plugins_removed, ["old"]);
+    assert_eq!(diff.plugins_changed, ["crm"]);
+    assert!(diff.routes_changed);
+    assert!(diff.needs_restart.is_empty());
+
+    dir.write("callhook.toml", &format!("{PBX}[[plugin]]\nname = 5\n"));
+    let errors = new.reload(&path, &dir.env).unwrap_err();
+    assert!(errors.to_string().contains("callhook.toml:6"), "{errors}");
+
+    dir.write("callhook.toml", &PBX.replace("callhook\"", "other\""));
+    let (_, diff) = new.reload(&path, &dir.env).unwrap();
+    assert_eq!(diff.needs_restart, ["pbx"]);
+}
+
+// ---- check ----
+
+#[test]
+fn check_looks_at_plugin_files_and_directories() {
+    let dir = Dir::new();
+    dir.write("good.wasm", "\0asm\x0d\0\x01\0rest");
+    dir.write("core.wasm", "\0asm\x01\0\0\0");
+    dir.write("text.wasm", "hello world");
+    dir.write("cert.pem", "not pem");
+    dir.write("key.pem", "-----BEGIN PRIVATE KEY-----\n");
+    dir.write("state", "a file, not a directory");
+    let config = dir
+        .load(
+            "callhook.toml",
+            &format!(
+                "{PBX}[server]\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n[storage]\ndir = \"state\"\n\
+                 [[plugin]]\nname = \"good\"\npath = \"good.wasm\"\n\
+                 [[plugin]]\nname = \"core\"\npath = \"core.wasm\"\n\
+                 [[plugin]]\nname = \"text\"\npath = \"text.wasm\"\n\
+                 [[plugin]]\nname = \"gone\"\npath = \"gone.wasm\"\n"
+            ),
+        )
+        .unwrap();
+    let errors: Vec<String> = check(&config)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_error(
+        &errors,
+        "callhook.toml:6",
+        "server.tls_cert",
+        "not a PEM file",
+    );
+    assert_error(&errors, "callhook.toml:9", "storage.dir", "not a directory");
+    assert_error(
+        &errors,
+        "callhook.toml:15",
+        "plugin.path",
+        "core WebAssembly module",
+    );
+    assert_error(
+        &errors,
+        "callhook.toml:18",
+        "plugin.path",
+        "not a WebAssembly file",
+    );
+    assert_error(&errors, "callhook.toml:21", "plugin.path", "gone.wasm");
+    assert_eq!(errors.len(), 5, "{errors:#?}");
+
+    let config = dir
+        .load(
+            "ok.toml",
+            &format!("{PBX}[storage]\ndir = \"new/state\"\n[[plugin]]\nname = \"good\"\npath = \"good.wasm\"\nallowed_hosts = [\"https://crm.example.com\"]\n"),
+        )
+        .unwrap();
+    let report = check(&config).unwrap();
+    let report = report.lines.join("\n");
+    assert!(
+        report.contains("plugin good: may reach https://crm.example.com"),
+        "{report}"
+    );
+    assert!(report.contains("(will be created)"), "{report}");
+    assert!(
+        !dir.dir.path().join("new").exists(),
+        "check creates nothing"
+    );
+}
+
+// ---- the reference page ----
+
+#[test]
+fn reference_page_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md");
+    let generated = reference::generate();
+    if std::env::var_os("CALLHOOK_UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        current == generated,
+        "docs/configuration.md is out of date; run the tests with CALLHOOK_UPDATE_DOCS=1"
+    );
+}
+
+#[test]
+fn reference_examples_parse() {
+    let examples = reference::examples();
+    assert!(examples.len() >= 9, "{}", examples.len());
+    for (section, example) in examples {
+        // A subsection of [[plugin]] needs its array of tables.
+        let example = if example.starts_with("[plugin.") {
+            format!("[[plugin]]\n{example}")
+        } else {
+            example
+        };
+        let (_, problems) = raw::parse_toml(&example);
+        assert!(problems.is_empty(), "{section}: {problems:?}\n{example}");
+    }
+}
+
+#[test]
+fn every_ini_key_has_a_toml_key() {
+    for (section, keys) in legacy_ini::schema() {
+        for key in *keys {
+            assert!(
+                !legacy_ini::toml_key(section, key).is_empty(),
+                "[{section}] {key}"
+            );
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The `callhook` binary itself: `run` with a legacy ini against the simulator, and
+//! `check-config`.
+
+use crate::support::Sink;
+use callhook_simulator::{Scenario, SimConfig, Simulator};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const CALLHOOK: &str = env!("CARGO_BIN_EXE_callhook");
+
+/// A running `callhook`, killed when the test ends, however it ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_ini_alone_drives_the_default_plugin_end_to_end() {
+    let simulator = Simulator::start(SimConfig::default()).await.unwrap();
+    let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
+    simulator.add_directory(&scenario.directory());
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("webhooks.ini");
+    std::fs::write(
+        &ini,
+        format!(
+            "[3CX]\nURL={}\nCLIENT_ID=callhook\nCLIENT_SECRET=secret\n\n\
+             [WEBHOOKS]\nWEBHOOK_URL={}\n\n[RECORDINGS]\nENABLED=0\n\n[STORAGE]\nDIR={}\n",
+            simulator.base_url(),
+            sink.url("/3cx/events"),
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Running(
+        Command::new(CALLHOOK)
+            .args(["run", "--config"])
+            .arg(&ini)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    tokio::time::timeout(Duration::from_secs(30), simulator.wait_snapshots(1))
+        .await
+        .expect("callhook connects to the PBX");
+    simulator.play(&scenario, 0.05).await.unwrap();
+    let received = sink.wait_for(3).await;
+    let events: Vec<&str> = received
+        .iter()
+        .map(|r| r.query().split('&').next().unwrap())
+        .collect();
+    assert_eq!(events, ["event=ringing", "event=incomingcall_started", "event=incoming"]);
+    assert!(received[2].query().contains("&did=CompanyDID&finishtype=Ok&transfer=false&"));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.0.wait().unwrap();
+    assert!(exit.success(), "callhook exits cleanly on SIGTERM: {exit:?}");
+    assert!(dir.path().join("state/callhook.redb").exists(), "state is kept on disk");
+}
+
+fn check_config(contents: &str) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("callhook.toml");
+    std::fs::write(&file, contents.replace("{dir}", &dir.path().display().to_string())).unwrap();
+    let output = Command::new(CALLHOOK)
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+const VALID: &str = r#"
+[pbx]
+url = "http://127.0.0.1:5001"
+client_id = "callhook"
+client_secret = "secret"
+
+[storage]
+dir = "{dir}/state"
+
+[[plugin]]
+name = "generic-webhook"
+[plugin.settings]
+webhook_url = "https://crm.example.com/3cx/events"
+"#;
+
+#[test]
+fn check_config_loads_the_plugins_and_reports_their_permissions() {
+    let (ok, stdout, stderr) = check_config(VALID);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(
+            "plugin generic-webhook (contract 0.1.0): allowed hosts [https://crm.example.com], memory 64 MiB, timeout 10000 ms"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("is valid"), "{stdout}");
+}
+
+#[test]
+fn check_config_names_file_line_and_key_of_a_mistake() {
+    let broken = VALID.replace("client_id = \"callhook\"", "client_idd = \"callhook\"");
+    let (ok, _, stderr) = check_config(&broken);
+    assert!(!ok);
+    assert!(stderr.contains("callhook.toml:4:1: pbx.client_idd: unknown key"), "{stderr}");
+    assert!(stderr.contains("client_idd"), "{stderr}");
+}
