@@ -1,18 +1,19 @@
-//! Wiring: connector changes → engine → dispatcher, with the engine's timers.
+//! Wiring: connector changes → engine → durable queue → plugins, with the engine's timers.
 //!
 //! The engine is pure; this loop is the only place that feeds it. It applies each change at the
 //! time the connector saw it, calls `tick` when the engine's next deadline passes (grace periods),
-//! hands the events to the dispatcher in the order the engine produced them, and closes the
-//! delivery chains of calls that are over. With an [`EngineStore`] it saves the engine's state
-//! after every input that changed it.
+//! and hands the events to the queue in the order the engine produced them. With an
+//! [`EngineStore`] it saves the engine's state after every input that changed it.
 
 mod engine_store;
 
 pub use engine_store::{EngineStore, EngineStoreError};
 
 use crate::calls::{self, Engine};
-use crate::delivery::Dispatcher;
 use crate::pbx::{Change, Connector, ConnectorError, RestClient};
+use crate::queue::{Deliverer, Queue};
+use crate::runtime::{DeliveryOutcome, DeliveryRequest, Plugin};
+use std::collections::HashMap;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,20 +30,66 @@ const RULES_FIRST_WAIT: Duration = Duration::from_secs(10);
 /// How soon a failed read of the inbound rules is tried again.
 const RULES_RETRY: Duration = Duration::from_secs(5);
 
-/// The running pipeline: connector and derivation tasks.
+/// The loaded plugins, by name: what the queue delivers with.
+pub struct Plugins(HashMap<String, Arc<Plugin>>);
+
+impl Plugins {
+    /// The plugins, keyed by their names.
+    pub fn new(plugins: impl IntoIterator<Item = Plugin>) -> Self {
+        Plugins(
+            plugins
+                .into_iter()
+                .map(|p| (p.name().to_string(), Arc::new(p)))
+                .collect(),
+        )
+    }
+
+    /// The plugins' names.
+    pub fn names(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
+}
+
+impl Deliverer for Plugins {
+    fn deliver(
+        &self,
+        plugin: &str,
+        request: DeliveryRequest<'_>,
+    ) -> impl Future<Output = DeliveryOutcome> + Send {
+        let found = self.0.get(plugin).cloned();
+        let name = plugin.to_string();
+        async move {
+            match found {
+                Some(plugin) => plugin.deliver(request).await,
+                None => DeliveryOutcome::Failed {
+                    message: format!("plugin {name} is not loaded"),
+                },
+            }
+        }
+    }
+}
+
+/// The durable queue over the loaded plugins.
+pub type DeliveryQueue = Queue<Plugins>;
+
+/// The running pipeline: connector and derivation tasks in front of the queue.
 pub struct Pipeline {
     cancel: CancellationToken,
     connector: JoinHandle<Result<(), ConnectorError>>,
     derive: JoinHandle<()>,
+    queue: Arc<DeliveryQueue>,
 }
 
+/// How long shutdown waits for deliveries in progress.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 impl Pipeline {
-    /// Starts the connector and the derivation loop feeding `dispatcher`, saving the engine's
-    /// state into `store` when given.
+    /// Starts the connector and the derivation loop feeding `queue`, saving the engine's state
+    /// into `store` when given.
     pub fn start(
         connector: Connector,
         engine: Engine,
-        dispatcher: Arc<Dispatcher>,
+        queue: Arc<DeliveryQueue>,
         store: Option<EngineStore>,
     ) -> Pipeline {
         let cancel = CancellationToken::new();
@@ -57,22 +104,34 @@ impl Pipeline {
         let connector = tokio::spawn(connector.run(changes_tx, cancel.clone()));
         let derive = {
             let cancel = cancel.clone();
+            let queue = queue.clone();
             tokio::spawn(async move {
                 let inputs = Inputs { changes, rules };
-                derive_events(engine, inputs, &dispatcher, store.as_ref(), cancel).await
+                derive_events(engine, inputs, &queue, store.as_ref(), cancel).await
             })
         };
         Pipeline {
             cancel,
             connector,
             derive,
+            queue,
         }
     }
 
-    /// Stops both tasks and reports the connector's error, if it failed.
+    /// The queue the pipeline feeds.
+    pub fn queue(&self) -> &Arc<DeliveryQueue> {
+        &self.queue
+    }
+
+    /// Stops taking changes, lets deliveries in progress finish (what does not finish in time
+    /// is delivered after the next start) and reports the connector's error, if it failed.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.cancel.cancel();
         self.derive.await?;
+        let report = self.queue.shutdown(SHUTDOWN_GRACE).await;
+        if report.interrupted > 0 {
+            tracing::warn!(interrupted = report.interrupted, "deliveries resume at the next start");
+        }
         self.connector.await??;
         Ok(())
     }
@@ -128,7 +187,7 @@ async fn refresh_did_rules(
 pub async fn derive_events(
     mut engine: Engine,
     inputs: Inputs,
-    dispatcher: &Dispatcher,
+    queue: &DeliveryQueue,
     store: Option<&EngineStore>,
     cancel: CancellationToken,
 ) {
@@ -162,7 +221,7 @@ pub async fn derive_events(
             }
         };
         let changed = !output.events.is_empty() || !output.finished.is_empty();
-        publish(output, dispatcher);
+        publish(output, queue);
         if let Some(store) = store.filter(|_| changed)
             && let Err(error) = store.save(&engine.state())
         {
@@ -171,16 +230,19 @@ pub async fn derive_events(
     }
 }
 
-fn publish(output: calls::Output, dispatcher: &Dispatcher) {
+/// Hands the events to the queue, in order. An event the queue cannot store is logged with
+/// everything needed to send it by hand: there is nowhere else to keep it.
+fn publish(output: calls::Output, queue: &DeliveryQueue) {
     for event in output.events {
-        tracing::info!(call_id = %event.call_id(), event = event.name(), user = event.user().unwrap_or(""), "event");
-        dispatcher.dispatch(event);
-    }
-    for finished in output.finished {
-        if let Some(part) = finished.parts.first() {
-            dispatcher.close_call(&part.id.stamp, finished.pbx_call_id);
-        } else if let Some(end) = &finished.last_end {
-            dispatcher.close_call(&end.id.stamp, finished.pbx_call_id);
+        let call_id = event.call_id().to_string();
+        tracing::info!(call_id, event = event.name(), user = event.user().unwrap_or(""), "event");
+        if let Err(error) = queue.enqueue(&event) {
+            tracing::error!(
+                call_id,
+                %error,
+                event = %serde_json::to_string(&event).unwrap_or_default(),
+                "could not store the event for delivery"
+            );
         }
     }
 }

@@ -223,6 +223,13 @@ impl Routes {
     /// The plugins that receive an event of `extension` (the event's `user`), on a call that
     /// came through `queue` (if any): every plugin of every matching route, each once, in
     /// configuration order; `default_plugins` when no route matches.
+    /// The plugins for an event about `user`: an extension, or a queue's DN for a call missed
+    /// at queue level (so a route's `queues` select that queue's missed calls).
+    pub fn plugins_for_user(&self, user: &str) -> Vec<&str> {
+        self.plugins_for(user, Some(user))
+    }
+
+    /// The plugins for `extension` ringing on behalf of `queue`, if known.
     pub fn plugins_for(&self, extension: &str, queue: Option<&str>) -> Vec<&str> {
         let mut plugins: Vec<&str> = Vec::new();
         let mut matched = false;
@@ -240,6 +247,16 @@ impl Routes {
             plugins
         } else {
             self.default_plugins.iter().map(String::as_str).collect()
+        }
+    }
+}
+
+impl Default for Routes {
+    /// No routes; every event goes to the built-in `generic-webhook`.
+    fn default() -> Self {
+        Routes {
+            routes: Vec::new(),
+            default_plugins: vec![GENERIC_WEBHOOK.to_string()],
         }
     }
 }

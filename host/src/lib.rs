@@ -9,6 +9,6 @@ pub mod app;
 pub mod calls;
 pub mod cli;
 pub mod config;
-pub mod delivery;
 pub mod pbx;
+pub mod queue;
 pub mod runtime;

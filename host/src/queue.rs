@@ -53,11 +53,11 @@
 //!   reaches the same plugins. Forgotten after [`QueueConfig::call_memory`].
 //! - `queue_plugins: &str → json`: a plugin → `{disabled: {at, reason}?}`.
 
+pub mod cli_format;
 pub mod config;
 pub mod metrics;
 pub mod replay;
 pub mod retry;
-pub mod routing;
 mod schedule;
 mod store;
 #[cfg(test)]
@@ -67,7 +67,6 @@ pub use config::{BreakerPolicy, PluginPolicy, QueueConfig};
 pub use metrics::{PluginStats, QueueStats, render_prometheus};
 pub use replay::{Attempt, DeliveryFilter, DeliveryInfo, DeliveryStatus};
 pub use retry::RetryPolicy;
-pub use routing::{ExtensionPattern, Route, Routing};
 pub use schedule::BreakerState;
 
 use crate::calls::event::CallEvent;
@@ -380,7 +379,11 @@ impl<D: Deliverer> Queue<D> {
             .iter()
             .filter_map(|(name, run)| {
                 let why = run.disabled.as_ref()?;
-                Some((name.to_string(), replay::timestamp(why.at), why.reason.clone()))
+                Some((
+                    name.to_string(),
+                    replay::timestamp(why.at),
+                    why.reason.clone(),
+                ))
             })
             .collect()
     }
@@ -508,9 +511,11 @@ async fn attempt<D: Deliverer>(inner: Arc<Inner<D>>, start: Start) {
                 timestamp: inner.clock.now_ms() / 1000,
             };
             let delivery = AssertUnwindSafe(inner.deliverer.deliver(plugin, request));
-            catch_unwind(delivery).await.unwrap_or_else(|| DeliveryOutcome::Failed {
-                message: "the delivery panicked".to_string(),
-            })
+            catch_unwind(delivery)
+                .await
+                .unwrap_or_else(|| DeliveryOutcome::Failed {
+                    message: "the delivery panicked".to_string(),
+                })
         }
         // The row outlived its event: nothing can be delivered; park it for inspection.
         None => DeliveryOutcome::Rejected {
@@ -553,7 +558,11 @@ async fn attempt<D: Deliverer>(inner: Arc<Inner<D>>, start: Start) {
                 next_at: now + STORE_RETRY_MS,
                 ..row.clone()
             };
-            (Some(retry), false, "repeated after a storage failure".to_string())
+            (
+                Some(retry),
+                false,
+                "repeated after a storage failure".to_string(),
+            )
         }
     };
     AttemptEnded {

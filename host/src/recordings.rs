@@ -10,7 +10,7 @@
 //!    is `FromDn`/`ToDn`, the other number matches, talk time overlaps most, 2 s tolerance;
 //!    the folder's bracketed call id must agree);
 //! 3. **converts** each WAV to MP3 ([`convert`], LAME via `mp3lame-encoder`; PCM 8/16-bit and
-//!    G.711 A-law/µ-law, mono or stereo, read by [`wav`]) on a bounded blocking pool, into a
+//!    G.711 A-law/µ-law, mono or stereo, read by `wav`) on a bounded blocking pool, into a
 //!    temporary file renamed into place as `{part id}-{n}.mp3` ([`store`]);
 //! 4. returns [`Outcome::Ready`] with the `recording` event ([`RecordingReady`]: every link of
 //!    the call in order, and the last end event) for the durable queue, listing recordings that
@@ -80,7 +80,9 @@ mod tests;
 pub use config::{RecordingsConfig, SourceKind, TlsFiles};
 pub use convert::{ConvertError, Converted, Converter, WavInput};
 pub use links::{LinkRefusal, Links};
-pub use pipeline::{Outcome, Recorder, RecorderError, RecordingError, RecordingFailure};
+pub use pipeline::{
+    DOWNLOAD_ATTEMPTS, Outcome, Recorder, RecorderError, RecordingError, RecordingFailure,
+};
 pub use server::{RecordingServer, ServerError};
 pub use store::Store;
 pub use xapi::{BoxFuture, RecordingSource, SourceError, XapiRecording};

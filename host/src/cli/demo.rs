@@ -2,7 +2,7 @@
 
 use crate::app;
 use crate::calls::{Engine, EngineConfig};
-use crate::delivery::{Dispatcher, RetryPolicy};
+use crate::queue::{Queue, QueueConfig};
 use crate::pbx::{Connector, ConnectorConfig};
 use crate::runtime::{
     GENERIC_WEBHOOK_WASM, KvQuota, KvStore, PluginLimits, PluginRuntime, PluginSpec,
@@ -49,10 +49,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("webhook sink   {sink}");
 
     let storage = tempfile::tempdir().context("while creating the demo's storage")?;
-    let db = redb::Database::create(storage.path().join("callhook.redb"))?;
+    let db = Arc::new(redb::Database::create(storage.path().join("callhook.redb"))?);
     let runtime = PluginRuntime::new(
         RuntimeConfig::default(),
-        KvStore::new(Arc::new(db), KvQuota::default()),
+        KvStore::new(db.clone(), KvQuota::default()),
     )?;
     let plugin = runtime.load(PluginSpec {
         name: "generic-webhook".into(),
@@ -77,9 +77,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ),
         None,
     )?;
-    let dispatcher = Dispatcher::new(vec![Arc::new(plugin)], None, RetryPolicy::default());
+    let plugins = app::Plugins::new([plugin]);
+    let queue_config = QueueConfig::new(Default::default(), plugins.names());
+    let queue = Queue::open(db, queue_config, plugins)?;
     let engine = Engine::new(EngineConfig::default());
-    let pipeline = app::Pipeline::start(connector, engine, Arc::new(dispatcher), None);
+    let pipeline = app::Pipeline::start(connector, engine, Arc::new(queue), None);
     simulator.wait_snapshots(1).await;
     for scenario in &scenarios {
         println!("── {}", scenario.description());

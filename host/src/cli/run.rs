@@ -1,9 +1,9 @@
 //! `callhook run` and `callhook check-config`: the configured host, and its dry run.
 
-use crate::app::{EngineStore, Pipeline};
+use crate::app::{EngineStore, Pipeline, Plugins};
 use crate::calls::{Engine, EngineConfig};
 use crate::config::{Config, PluginConfig};
-use crate::delivery::{Dispatcher, RetryPolicy};
+use crate::queue::{Queue, QueueConfig};
 use crate::pbx::{CaptureWriter, ConnectionState, Connector, ConnectorConfig};
 use crate::runtime::{
     GENERIC_WEBHOOK_WASM, KvQuota, KvStore, Plugin, PluginRuntime, PluginSpec, RuntimeConfig,
@@ -94,8 +94,9 @@ pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
     for plugin in &config.plugins {
         let plugin = load_plugin(&runtime, plugin)?;
         println!("{}", describe(&plugin));
-        plugins.push(Arc::new(plugin));
+        plugins.push(plugin);
     }
+    let queue = Queue::open(db.clone(), queue_config(&config), Plugins::new(plugins))?;
     let capture = match capture {
         Some(file) => Some(
             CaptureWriter::create(&file)
@@ -129,11 +130,32 @@ pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
             Engine::new(engine_config)
         }
     };
-    let dispatcher = Dispatcher::new(plugins, Some(config.routes.clone()), RetryPolicy::default());
-    let pipeline = Pipeline::start(connector, engine, Arc::new(dispatcher), Some(store));
+    let pipeline = Pipeline::start(connector, engine, Arc::new(queue), Some(store));
     shutdown_signal().await;
     println!("stopping");
     pipeline.shutdown().await
+}
+
+/// The queue's routing and per-plugin policies, with each plugin's `retry` overrides.
+fn queue_config(config: &Config) -> QueueConfig {
+    let names = config.plugins.iter().map(|p| p.name.clone());
+    let mut queue = QueueConfig::new(config.routes.clone(), names);
+    for plugin in &config.plugins {
+        let Some(policy) = queue.plugins.get_mut(&plugin.name) else {
+            continue;
+        };
+        let overrides = &plugin.retry;
+        if let Some(ladder) = &overrides.ladder {
+            policy.retry.ladder = ladder.clone();
+        }
+        if let Some(max_age) = overrides.max_age {
+            policy.retry.max_age = max_age;
+        }
+        if let Some(max_retry_after) = overrides.max_retry_after {
+            policy.retry.max_retry_after = max_retry_after;
+        }
+    }
+    queue
 }
 
 /// Prints connection state changes as they happen.

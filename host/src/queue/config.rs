@@ -1,29 +1,41 @@
 //! The queue's settings: routing, and per plugin the retry policy, limits and circuit breaker.
 
 use super::retry::RetryPolicy;
-use super::routing::Routing;
+use crate::config::Routes;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Everything the queue needs to know from the configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct QueueConfig {
     /// Which plugins receive which events (`[[route]]`, `default_plugins`).
-    pub routing: Routing,
+    pub routing: Routes,
     /// Every configured plugin with its delivery policy. Deliveries to a plugin missing here
     /// (one removed from the configuration while events for it were queued) are kept but not
     /// attempted, so putting the plugin back resumes them. By default none.
     pub plugins: BTreeMap<String, PluginPolicy>,
-    /// Outcomes kept per delivery for inspection, newest last. By default 20.
+    /// Outcomes kept per delivery for inspection, newest last; 0 means the default. By
+    /// default 20.
     pub attempt_log: usize,
     /// How long the queue remembers which plugins received a call's events, to route the
-    /// call's `recording` to them. By default 2 days.
+    /// call's `recording` to them; zero means the default. By default 2 days.
     pub call_memory: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            routing: Routes::default(),
+            plugins: BTreeMap::new(),
+            attempt_log: DEFAULT_ATTEMPT_LOG,
+            call_memory: DEFAULT_CALL_MEMORY,
+        }
+    }
 }
 
 impl QueueConfig {
     /// A configuration with `routing` and the default policy for each of `plugins`.
-    pub fn new<I, S>(routing: Routing, plugins: I) -> Self
+    pub fn new<I, S>(routing: Routes, plugins: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,

@@ -136,7 +136,11 @@ pub fn render_prometheus(stats: &QueueStats, out: &mut String) {
         "counter",
         "Events committed to the queue.",
         &mut |out| {
-            let _ = writeln!(out, "callhook_queue_events_taken_total {}", stats.events_taken);
+            let _ = writeln!(
+                out,
+                "callhook_queue_events_taken_total {}",
+                stats.events_taken
+            );
         },
     );
     family(
@@ -186,7 +190,9 @@ pub fn render_prometheus(stats: &QueueStats, out: &mut String) {
         "callhook_plugin_disabled",
         "gauge",
         "1 while the plugin is disabled (e.g. after HTTP 410).",
-        &mut per_plugin("callhook_plugin_disabled", |p| f64::from(u8::from(p.disabled))),
+        &mut per_plugin("callhook_plugin_disabled", |p| {
+            f64::from(u8::from(p.disabled))
+        }),
     );
     family(
         "callhook_plugin_breaker_open",
@@ -273,10 +279,25 @@ impl AttemptEnded<'_> {
         );
         match self.outcome {
             DeliveryOutcome::Delivered => tracing::debug!(
-                plugin, call_id, key, delivery, attempt, outcome, elapsed_ms, "delivery attempt"
+                plugin,
+                call_id,
+                key,
+                delivery,
+                attempt,
+                outcome,
+                elapsed_ms,
+                "delivery attempt"
             ),
             _ => tracing::warn!(
-                plugin, call_id, key, delivery, attempt, outcome, message, elapsed_ms, next,
+                plugin,
+                call_id,
+                key,
+                delivery,
+                attempt,
+                outcome,
+                message,
+                elapsed_ms,
+                next,
                 "delivery attempt"
             ),
         }
@@ -363,7 +384,10 @@ mod tests {
             "callhook_plugin_duration_seconds_bucket{plugin=\"hub\\\"spot\",le=\"+Inf\"} 3",
             "callhook_plugin_duration_seconds_count{plugin=\"hub\\\"spot\"} 3",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
     }
 }

@@ -123,13 +123,8 @@ fn info(id: u64, record: DeliveryRecord, in_flight: bool) -> DeliveryInfo {
         in_flight,
         attempts: record.attempts,
         taken_at: timestamp(record.taken_at),
-        next_attempt_at: record
-            .parked
-            .is_none()
-            .then(|| timestamp(record.next_at)),
-        parked: record
-            .parked
-            .map(|p| (timestamp(p.at), p.reason)),
+        next_attempt_at: record.parked.is_none().then(|| timestamp(record.next_at)),
+        parked: record.parked.map(|p| (timestamp(p.at), p.reason)),
         history: record
             .log
             .into_iter()
@@ -162,7 +157,11 @@ pub fn list_deliveries(
 
 /// Marks deliveries in `db` for another attempt at `now`: parked ones start a new series of
 /// retries, pending ones are moved forward. Returns the ids changed (unknown ids are skipped).
-pub fn retry_deliveries(db: &Database, ids: &[u64], now: Timestamp) -> Result<Vec<u64>, QueueError> {
+pub fn retry_deliveries(
+    db: &Database,
+    ids: &[u64],
+    now: Timestamp,
+) -> Result<Vec<u64>, QueueError> {
     let now = now.as_millisecond().max(0) as u64;
     Ok(store::retry_now(db, ids, now)?
         .into_iter()
@@ -211,8 +210,15 @@ impl<D: Deliverer> Queue<D> {
         let inner = &self.inner;
         let now = inner.clock.now_ms();
         let mut state = inner.state();
-        let ids: Vec<u64> = ids.iter().copied().filter(|id| !state.is_busy(*id)).collect();
-        let was_parked: Vec<bool> = ids.iter().map(|id| !state.rows().contains_key(id)).collect();
+        let ids: Vec<u64> = ids
+            .iter()
+            .copied()
+            .filter(|id| !state.is_busy(*id))
+            .collect();
+        let was_parked: Vec<bool> = ids
+            .iter()
+            .map(|id| !state.rows().contains_key(id))
+            .collect();
         let changed = store::retry_now(&inner.db, &ids, now)?;
         for (id, record) in &changed {
             let index = ids.iter().position(|i| i == id).expect("asked for");

@@ -56,7 +56,10 @@ impl RetryPolicy {
     /// (`failed >= 1`), given the delay the receiver asked for and a random `unit` in [-1, 1].
     pub fn delay(&self, failed: u32, asked: Option<Duration>, unit: f64) -> Duration {
         if let Some(asked) = asked {
-            return asked.clamp(self.min_retry_after, self.max_retry_after.max(self.min_retry_after));
+            return asked.clamp(
+                self.min_retry_after,
+                self.max_retry_after.max(self.min_retry_after),
+            );
         }
         let step = (failed.saturating_sub(1) as usize).min(self.ladder.len().saturating_sub(1));
         let base = self
@@ -140,7 +143,11 @@ mod tests {
         #[rustfmt::skip]
         let cases: &[(u64, u64)] = &[(7, 7), (86_400, 3600), (0, 1)];
         for &(asked, expected) in cases {
-            assert_eq!(policy.delay(1, Some(S(asked)), 0.5), S(expected), "asked {asked}");
+            assert_eq!(
+                policy.delay(1, Some(S(asked)), 0.5),
+                S(expected),
+                "asked {asked}"
+            );
         }
     }
 
@@ -159,7 +166,11 @@ mod tests {
             (2, 86_400, NextStep::GiveUp("gave up after 2 attempts in 24h".into())),
         ];
         for (failed, age, expected) in cases {
-            assert_eq!(&policy.next_step(*failed, S(*age), None, 0.0), expected, "{failed} {age}");
+            assert_eq!(
+                &policy.next_step(*failed, S(*age), None, 0.0),
+                expected,
+                "{failed} {age}"
+            );
         }
     }
 

@@ -199,10 +199,6 @@ impl PluginRun {
         }
     }
 
-    pub(crate) fn policy(&self) -> &PluginPolicy {
-        &self.policy
-    }
-
     pub(crate) fn known(&self) -> bool {
         self.known
     }
@@ -351,7 +347,10 @@ impl State {
         let mut later = |at: u64| wake = Some(wake.map_or(at, |w| w.min(at)));
         let mut rearm = Vec::new();
         for plugin in self.plugins.values_mut() {
-            if self.stopping || plugin.ready.is_empty() || !plugin.known || plugin.disabled.is_some()
+            if self.stopping
+                || plugin.ready.is_empty()
+                || !plugin.known
+                || plugin.disabled.is_some()
             {
                 continue;
             }
@@ -456,7 +455,11 @@ impl State {
         for row in self.rows.values() {
             let entry = out.entry(row.lane.plugin.clone()).or_default();
             entry.0 += 1;
-            entry.1 = Some(entry.1.map_or(row.series_start, |s| s.min(row.series_start)));
+            entry.1 = Some(
+                entry
+                    .1
+                    .map_or(row.series_start, |s| s.min(row.series_start)),
+            );
         }
         out
     }
@@ -566,7 +569,14 @@ mod tests {
     #[test]
     fn disabled_and_unknown_plugins_wait() {
         let mut state = State::new(&config(8, None), 0);
-        state.set_disabled("p", Some(ParkRecord { at: 0, reason: "410".into() }), 0);
+        state.set_disabled(
+            "p",
+            Some(ParkRecord {
+                at: 0,
+                reason: "410".into(),
+            }),
+            0,
+        );
         state.insert(1, row("a", 0), 0);
         let mut other = row("a", 0);
         other.lane.plugin = "gone".into();

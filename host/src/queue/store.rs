@@ -2,15 +2,14 @@
 //! documentation of [`crate::queue`] for the format).
 
 use super::QueueError;
-use super::routing::Routing;
+use crate::config::Routes;
 use crate::calls::event::CallEvent;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("queue_meta");
 pub(crate) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("queue_events");
-pub(crate) const DELIVERIES: TableDefinition<u64, &[u8]> =
-    TableDefinition::new("queue_deliveries");
+pub(crate) const DELIVERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("queue_deliveries");
 pub(crate) const CALLS: TableDefinition<&str, &[u8]> = TableDefinition::new("queue_calls");
 pub(crate) const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("queue_plugins");
 
@@ -85,6 +84,9 @@ pub(crate) struct PluginRecord {
     pub disabled: Option<ParkRecord>,
 }
 
+/// Delivery rows with their ids.
+pub(crate) type Rows = Vec<(u64, DeliveryRecord)>;
+
 /// What [`open`] finds on disk.
 pub(crate) struct Loaded {
     /// Every delivery row, pending and parked, by id.
@@ -137,7 +139,9 @@ fn decode<T: for<'de> Deserialize<'de>>(
 pub(crate) fn open(db: &Database) -> Result<Loaded, QueueError> {
     let write = db.begin_write().map_err(storage("opening the queue"))?;
     {
-        let mut meta = write.open_table(META).map_err(storage("opening queue_meta"))?;
+        let mut meta = write
+            .open_table(META)
+            .map_err(storage("opening queue_meta"))?;
         let found = meta
             .get(FORMAT_KEY)
             .map_err(storage("reading the queue format"))?
@@ -156,13 +160,19 @@ pub(crate) fn open(db: &Database) -> Result<Loaded, QueueError> {
             }
         }
         for table in [EVENTS, DELIVERIES] {
-            write.open_table(table).map_err(storage("creating the queue tables"))?;
+            write
+                .open_table(table)
+                .map_err(storage("creating the queue tables"))?;
         }
         for table in [CALLS, PLUGINS] {
-            write.open_table(table).map_err(storage("creating the queue tables"))?;
+            write
+                .open_table(table)
+                .map_err(storage("creating the queue tables"))?;
         }
     }
-    write.commit().map_err(storage("creating the queue tables"))?;
+    write
+        .commit()
+        .map_err(storage("creating the queue tables"))?;
 
     let read = db.begin_read().map_err(storage("loading the queue"))?;
     let table = read
@@ -174,7 +184,9 @@ pub(crate) fn open(db: &Database) -> Result<Loaded, QueueError> {
         let id = id.value();
         deliveries.push((id, decode("queue_deliveries", id, bytes.value())?));
     }
-    let table = read.open_table(PLUGINS).map_err(storage("loading plugin states"))?;
+    let table = read
+        .open_table(PLUGINS)
+        .map_err(storage("loading plugin states"))?;
     let mut disabled = Vec::new();
     for entry in table.iter().map_err(storage("loading plugin states"))? {
         let (name, bytes) = entry.map_err(storage("loading plugin states"))?;
@@ -195,9 +207,9 @@ pub(crate) fn open(db: &Database) -> Result<Loaded, QueueError> {
 pub(crate) fn enqueue(
     db: &Database,
     event: &CallEvent,
-    routing: &Routing,
+    routing: &Routes,
     now: u64,
-) -> Result<(Option<u64>, Vec<(u64, DeliveryRecord)>), QueueError> {
+) -> Result<(Option<u64>, Rows), QueueError> {
     let doing = "taking an event";
     let call = call_key(event);
     let write = db.begin_write().map_err(storage(doing))?;
@@ -402,13 +414,15 @@ pub(crate) fn set_plugin_disabled(
     plugin: &str,
     disabled: Option<ParkRecord>,
 ) -> Result<(), QueueError> {
-    let write = db.begin_write().map_err(storage("writing a plugin state"))?;
+    let write = db
+        .begin_write()
+        .map_err(storage("writing a plugin state"))?;
     set_plugin(&write, plugin, disabled)?;
     write.commit().map_err(storage("writing a plugin state"))
 }
 
 /// Every delivery row, for listing.
-pub(crate) fn all_deliveries(db: &Database) -> Result<Vec<(u64, DeliveryRecord)>, QueueError> {
+pub(crate) fn all_deliveries(db: &Database) -> Result<Rows, QueueError> {
     let doing = "listing deliveries";
     let read = db.begin_read().map_err(storage(doing))?;
     let table = read.open_table(DELIVERIES).map_err(storage(doing))?;
@@ -424,11 +438,7 @@ pub(crate) fn all_deliveries(db: &Database) -> Result<Vec<(u64, DeliveryRecord)>
 /// Moves the given rows back to pending with a new series starting `now`, or, for rows that
 /// are pending already, moves their next attempt to `now`. Rows in `skip` (in flight) and
 /// unknown ids are left alone. Returns the rows as stored.
-pub(crate) fn retry_now(
-    db: &Database,
-    ids: &[u64],
-    now: u64,
-) -> Result<Vec<(u64, DeliveryRecord)>, QueueError> {
+pub(crate) fn retry_now(db: &Database, ids: &[u64], now: u64) -> Result<Rows, QueueError> {
     let doing = "retrying deliveries";
     let write = db.begin_write().map_err(storage(doing))?;
     let mut changed = Vec::new();
@@ -476,9 +486,13 @@ pub(crate) fn prune_calls(db: &Database, before: u64) -> Result<usize, QueueErro
     Ok(removed)
 }
 
-/// How many events are stored (for tests and diagnostics).
+/// How many events are stored.
+#[cfg(test)]
 pub(crate) fn event_count(db: &Database) -> Result<u64, QueueError> {
+    use redb::ReadableTableMetadata;
     let read = db.begin_read().map_err(storage("counting events"))?;
-    let events = read.open_table(EVENTS).map_err(storage("counting events"))?;
+    let events = read
+        .open_table(EVENTS)
+        .map_err(storage("counting events"))?;
     events.len().map_err(storage("counting events"))
 }

@@ -138,7 +138,9 @@ impl RecordingsConfig {
                 ));
             }
             if url.contains(['?', '#']) {
-                problems.push(format!("PUBLIC_URL `{url}` must not carry a query or fragment"));
+                problems.push(format!(
+                    "PUBLIC_URL `{url}` must not carry a query or fragment"
+                ));
             }
             if self.signing_key.as_deref().is_some_and(|k| k.len() < 16) {
                 problems.push("the link signing key must have at least 16 characters".to_owned());
@@ -191,7 +193,10 @@ impl fmt::Debug for RecordingsConfig {
             .field("listen", &self.listen)
             .field("tls", &self.tls)
             .field("sign_links", &self.sign_links)
-            .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "signing_key",
+                &self.signing_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("link_lifetime", &self.link_lifetime)
             .field("wait_limit", &self.wait_limit)
             .finish()
@@ -205,7 +210,10 @@ mod tests {
     #[test]
     fn accepts_the_defaults() {
         assert!(RecordingsConfig::default().check().is_ok());
-        assert_eq!(RecordingsConfig::default().keep(), Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(
+            RecordingsConfig::default().keep(),
+            Some(Duration::from_secs(30 * 86_400))
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mp3lame_encoder::{Bitrate, Builder, FlushNoGap, InterleavedPcm, Mode, MonoPcm, Quality};
+use mp3lame_encoder::{Bitrate, Builder, FlushGap, InterleavedPcm, Mode, MonoPcm, Quality};
 use tokio::sync::Semaphore;
 
 use super::wav::{self, Samples, WavProblem};
@@ -144,14 +144,21 @@ impl Converter {
 
     /// Converts `input` to an MP3 at `output` (replacing any file there), waiting for a free
     /// slot first.
-    pub async fn convert(&self, input: WavInput, output: PathBuf) -> Result<Converted, ConvertError> {
+    pub async fn convert(
+        &self,
+        input: WavInput,
+        output: PathBuf,
+    ) -> Result<Converted, ConvertError> {
         let name = input.name();
-        let permit = self.permits.clone().acquire_owned().await.map_err(|e| {
-            ConvertError::Aborted {
-                input: name.clone(),
-                detail: e.to_string(),
-            }
-        })?;
+        let permit =
+            self.permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|e| ConvertError::Aborted {
+                    input: name.clone(),
+                    detail: e.to_string(),
+                })?;
         let bitrate = self.bitrate_kbps;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -278,7 +285,7 @@ fn encode<R: Read + Seek>(
         }
         mp3.clear();
         encoder
-            .flush_to_vec::<FlushNoGap>(&mut mp3)
+            .flush_to_vec::<FlushGap>(&mut mp3)
             .map_err(|e| encoder_error("flushing failed", &e))?;
         out.write_all(&mp3).map_err(write)?;
         // LAME reserved the first frame for the tag; it can be filled in only now.

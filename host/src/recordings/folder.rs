@@ -4,7 +4,7 @@
 //! `[<display name>]_<from>-<to>_<yyyyMMddHHmmss>(<callid>).wav` (`3cx-api.md`, section 5). A
 //! scan reads only the sub-folders of the extensions of the call being waited for, and only files
 //! modified since shortly before that call's first talk, so it stays cheap however much history
-//! the folder holds; each file is looked at once ([`FolderWatcher`] remembers it), except that a
+//! the folder holds; each file is looked at once (the watcher remembers it), except that a
 //! file whose WAV structure is still incomplete and which was modified in the last
 //! [`SETTLING`] is looked at again later: the PBX may still be writing it.
 //!
@@ -197,14 +197,15 @@ fn look_at(path: &Path, modified: SystemTime, tz: &TimeZone) -> Look {
         return Look::Ignore;
     };
     let young = modified.elapsed().unwrap_or_default() < SETTLING;
-    let probed = File::open(path).map_err(WavProblem::Io).and_then(|mut file| {
-        let len = file.metadata().map_err(WavProblem::Io)?.len();
-        wav::probe(&mut file, len)
-    });
+    let probed = File::open(path)
+        .map_err(WavProblem::Io)
+        .and_then(|mut file| {
+            let len = file.metadata().map_err(WavProblem::Io)?.len();
+            wav::probe(&mut file, len)
+        });
     let end = match probed {
         Ok(format) => {
-            parsed.start
-                + jiff::SignedDuration::try_from(format.duration()).unwrap_or_default()
+            parsed.start + jiff::SignedDuration::try_from(format.duration()).unwrap_or_default()
         }
         Err(_) if young => return Look::Later,
         Err(_) => Timestamp::try_from(modified).unwrap_or(parsed.start),
@@ -245,15 +246,15 @@ mod tests {
             ("[x]_1-2_20261124101530(5).mp3", None),
         ];
         for (name, expected) in cases {
-            let got = parse_file_name(name, &utc)
-                .map(|f| (f.from, f.to, f.start, f.call_id));
-            let expected =
-                expected.map(|(f, t, s, c)| (f.to_owned(), t.to_owned(), s, c));
+            let got = parse_file_name(name, &utc).map(|f| (f.from, f.to, f.start, f.call_id));
+            let expected = expected.map(|(f, t, s, c)| (f.to_owned(), t.to_owned(), s, c));
             assert_eq!(got, expected, "{name}");
         }
         let berlin = TimeZone::get("Europe/Berlin").unwrap();
         assert_eq!(
-            parse_file_name("[x]_1-2_20261124101530(5).wav", &berlin).unwrap().start,
+            parse_file_name("[x]_1-2_20261124101530(5).wav", &berlin)
+                .unwrap()
+                .start,
             at("2026-11-24T09:15:30Z")
         );
     }

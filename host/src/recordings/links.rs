@@ -165,7 +165,8 @@ mod tests {
     fn accepts_its_own_links_until_they_expire() {
         let links = Links::new("https://x", Some(b"key".to_vec()), Duration::from_secs(60));
         let (expires, sig) = query(&links.url_at(FILE, at(1000)));
-        let check = |file: &str, e: &str, s: &str, now| links.verify(file, Some(e), Some(s), at(now));
+        let check =
+            |file: &str, e: &str, s: &str, now| links.verify(file, Some(e), Some(s), at(now));
         assert_eq!(check(FILE, &expires, &sig, 1060), Ok(()));
         assert_eq!(
             check(FILE, &expires, &sig, 1061),
@@ -181,13 +182,21 @@ mod tests {
             (FILE, &expires, "zz"),
             (FILE, "soon", &sig),
         ] {
-            assert_eq!(check(file, e, s, 1000), Err(LinkRefusal::BadSignature), "{file} {e} {s}");
+            assert_eq!(
+                check(file, e, s, 1000),
+                Err(LinkRefusal::BadSignature),
+                "{file} {e} {s}"
+            );
         }
         assert_eq!(
             links.verify(FILE, None, Some(&sig), at(1000)),
             Err(LinkRefusal::Unsigned)
         );
-        let other_key = Links::new("https://x", Some(b"other".to_vec()), Duration::from_secs(60));
+        let other_key = Links::new(
+            "https://x",
+            Some(b"other".to_vec()),
+            Duration::from_secs(60),
+        );
         assert_eq!(
             other_key.verify(FILE, Some(&expires), Some(&sig), at(1000)),
             Err(LinkRefusal::BadSignature)
@@ -197,7 +206,10 @@ mod tests {
     #[test]
     fn unsigned_links_are_bare() {
         let links = Links::new("http://x:8080/base/", None, Duration::from_secs(60));
-        assert_eq!(links.url(FILE), format!("http://x:8080/base/webapi/recording/{FILE}"));
+        assert_eq!(
+            links.url(FILE),
+            format!("http://x:8080/base/webapi/recording/{FILE}")
+        );
         assert_eq!(links.verify(FILE, None, None, at(0)), Ok(()));
     }
 }

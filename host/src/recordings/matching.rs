@@ -95,7 +95,12 @@ pub fn best_part(parts: &[CallPart], pbx_call_id: u64, recording: &RecordingMeta
         if widened < SignedDuration::ZERO {
             continue;
         }
-        let exact = overlap(part.talk_start, part.talk_end, recording.start, recording.end);
+        let exact = overlap(
+            part.talk_start,
+            part.talk_end,
+            recording.start,
+            recording.end,
+        );
         let score = (exact, widened);
         if best.is_none_or(|(_, b)| score > b) {
             best = Some((i, score));
@@ -116,8 +121,17 @@ pub fn numbers_match(a: &str, b: &str) -> bool {
     if da.is_empty() || db.is_empty() {
         return a.trim().eq_ignore_ascii_case(b.trim());
     }
-    let (short, long) = if da.len() <= db.len() { (&da, &db) } else { (&db, &da) };
-    short == long || (short.len() >= MIN_SUFFIX_DIGITS && long.ends_with(short.as_str()))
+    if da == db {
+        return true;
+    }
+    // Trunk and international prefixes (`0`, `00`) differ; the subscriber part does not.
+    let (da, db) = (da.trim_start_matches('0'), db.trim_start_matches('0'));
+    let (short, long) = if da.len() <= db.len() {
+        (da, db)
+    } else {
+        (db, da)
+    };
+    short.len() >= MIN_SUFFIX_DIGITS && long.ends_with(short)
 }
 
 #[cfg(test)]
@@ -171,11 +185,19 @@ mod tests {
         for (recording, expected, why) in [
             (rec(x, "120", 5, 35, None), Some(0), "exact"),
             (rec(x, "130", 40, 100, None), Some(1), "second part"),
-            (rec(x, "120", 99, 110, None), Some(2), "same extension, most overlap"),
+            (
+                rec(x, "120", 99, 110, None),
+                Some(2),
+                "same extension, most overlap",
+            ),
             (rec(x, "120", 36, 37, None), Some(0), "within the tolerance"),
             (rec(x, "120", 38, 39, None), None, "beyond the tolerance"),
             (rec(x, "140", 5, 35, None), None, "another extension"),
-            (rec("0301234567", "120", 5, 35, None), None, "another number"),
+            (
+                rec("0301234567", "120", 5, 35, None),
+                None,
+                "another number",
+            ),
             (rec(x, "120", 5, 35, Some(501)), Some(0), "same call id"),
             (rec(x, "120", 5, 35, Some(502)), None, "another call id"),
         ] {
@@ -201,6 +223,8 @@ mod tests {
         for (a, b, same) in [
             ("+49 30 1234567", "4930-1234567", true),
             ("0301234567", "+49301234567", true),
+            ("0049301234567", "+49301234567", true),
+            ("000123", "123", false),
             ("1234", "991234", false),
             ("120", "120", true),
             ("anonymous", "Anonymous", true),
@@ -214,6 +238,9 @@ mod tests {
     #[test]
     fn a_part_with_an_unknown_number_takes_any() {
         let parts = [part(1, "120", "", 0, 10)];
-        assert_eq!(best_part(&parts, 1, &rec("999", "120", 0, 10, None)), Some(0));
+        assert_eq!(
+            best_part(&parts, 1, &rec("999", "120", 0, 10, None)),
+            Some(0)
+        );
     }
 }

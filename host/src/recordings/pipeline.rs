@@ -1,4 +1,4 @@
-//! [`Recorder`]: from a finished call to its `recording` event.
+//! [`Recorder`]: from a finished call to its `recording` event (or its failure report).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +17,11 @@ use super::store::Store;
 use super::xapi::RecordingSource;
 use crate::calls::FinishedCall;
 use crate::calls::event::{CallId, RecordingReady};
+
+/// How often a recording's download is tried before it is reported as failed.
+pub const DOWNLOAD_ATTEMPTS: u32 = 3;
+/// The pause after the first failed download; it grows linearly.
+const DOWNLOAD_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// The recordings pipeline could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -161,12 +166,16 @@ impl Recorder {
     /// Files are named per part (`{part id}-{n}.mp3`, `n` in order of recording start) and
     /// listed part by part in the order the parts ended; the event's id is the last part's.
     /// Downloads and conversions of one call run concurrently (conversions within the
-    /// converter's bound).
+    /// converter's bound); a failed download is tried [`DOWNLOAD_ATTEMPTS`] times in all.
     pub async fn handle(&self, call: &FinishedCall) -> Outcome {
         let Some(last) = call.parts.last() else {
             return Outcome::NothingToRecord;
         };
-        let found = self.inner.finder.wait_for(call, self.inner.wait_limit).await;
+        let found = self
+            .inner
+            .finder
+            .wait_for(call, self.inner.wait_limit)
+            .await;
         if found.recordings.is_empty() {
             return Outcome::NotFound {
                 id: last.id.clone(),
@@ -236,14 +245,24 @@ impl Inner {
         recording: &RecordingMeta,
         file: &str,
     ) -> Result<Converted, RecordingError> {
-        let input = self
-            .finder
-            .audio(recording)
-            .await
-            .map_err(|e| RecordingError::Download {
-                recording: recording.label(),
-                detail: e.to_string(),
-            })?;
+        let mut attempt = 1;
+        let input = loop {
+            match self.finder.audio(recording).await {
+                Ok(input) => break input,
+                Err(error) if attempt < DOWNLOAD_ATTEMPTS => {
+                    tracing::debug!(recording = %recording.label(), %error, attempt,
+                        "downloading a recording failed; trying again");
+                    tokio::time::sleep(DOWNLOAD_RETRY_DELAY * attempt).await;
+                    attempt += 1;
+                }
+                Err(error) => {
+                    return Err(RecordingError::Download {
+                        recording: recording.label(),
+                        detail: format!("{error} (after {attempt} attempts)"),
+                    });
+                }
+            }
+        };
         let output = self.store.dir().join(file);
         Ok(self.converter.convert(input, output).await?)
     }

@@ -52,26 +52,25 @@ pub fn router(store: Store, links: Links) -> Router {
 }
 
 fn plain(status: StatusCode, text: &str) -> Response {
-    (status, [(header::CACHE_CONTROL, "no-store")], text.to_owned()).into_response()
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-store")],
+        text.to_owned(),
+    )
+        .into_response()
 }
 
 async fn recording(
     State(served): State<Arc<Served>>,
     Path(file): Path<String>,
-    query: Option<Query<LinkQuery>>,
+    Query(query): Query<LinkQuery>,
     headers: HeaderMap,
 ) -> Response {
     let Some(path) = served.store.resolve(&file) else {
         return plain(StatusCode::BAD_REQUEST, "not a recording file name\n");
     };
-    let (expires, sig) = match &query {
-        Some(Query(q)) => (q.expires.as_deref(), q.sig.as_deref()),
-        None => (None, None),
-    };
-    if let Err(refusal) = served
-        .links
-        .verify(&file, expires, sig, SystemTime::now())
-    {
+    let (expires, sig) = (query.expires.as_deref(), query.sig.as_deref());
+    if let Err(refusal) = served.links.verify(&file, expires, sig, SystemTime::now()) {
         let text = match refusal {
             LinkRefusal::Expired { .. } => "this link has expired\n",
             LinkRefusal::Unsigned | LinkRefusal::BadSignature => "this link is not valid\n",
@@ -92,7 +91,9 @@ async fn recording(
         .map(|v| parse_range(v, len));
     let (status, start, count) = match range {
         None | Some(RangeAnswer::Whole) => (StatusCode::OK, 0, len),
-        Some(RangeAnswer::Part { start, end }) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        Some(RangeAnswer::Part { start, end }) => {
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
         Some(RangeAnswer::Unsatisfiable) => {
             return (
                 StatusCode::RANGE_NOT_SATISFIABLE,
@@ -102,7 +103,10 @@ async fn recording(
         }
     };
     if start > 0 && handle.seek(SeekFrom::Start(start)).await.is_err() {
-        return plain(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the recording\n");
+        return plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot read the recording\n",
+        );
     }
     let mut response = Response::new(Body::from_stream(ReaderStream::new(handle.take(count))));
     *response.status_mut() = status;
@@ -110,16 +114,17 @@ async fn recording(
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/mpeg"));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=3600"),
+    );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
     if status == StatusCode::PARTIAL_CONTENT
-        && let Ok(value) = HeaderValue::from_str(&format!(
-            "bytes {start}-{}/{len}",
-            start + count - 1
-        ))
+        && let Ok(value) =
+            HeaderValue::from_str(&format!("bytes {start}-{}/{len}", start + count - 1))
     {
         headers.insert(header::CONTENT_RANGE, value);
     }

@@ -91,9 +91,11 @@ impl RecordingServer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         match self.tls {
-            None => axum::serve(self.tcp, router)
-                .with_graceful_shutdown(shutdown)
-                .await,
+            None => {
+                axum::serve(self.tcp, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
             Some(config) => {
                 let listener = TlsListener::new(self.tcp, config)?;
                 axum::serve(listener, router)

@@ -167,15 +167,15 @@ impl Finder {
             inbox.drain(..excess);
         }
         let mut claimed = Vec::new();
-        inbox.retain(|(recording, _)| {
-            match best_part(&call.parts, call.pbx_call_id, recording) {
+        inbox.retain(
+            |(recording, _)| match best_part(&call.parts, call.pbx_call_id, recording) {
                 Some(part) => {
                     claimed.push((part, recording.clone()));
                     false
                 }
                 None => true,
-            }
-        });
+            },
+        );
         claimed
     }
 }

@@ -131,6 +131,10 @@ mod tests {
         let store = Store::open(dir.path().join("mp3")).unwrap();
         let key = store.link_key().unwrap();
         assert_eq!(key.len(), 64);
-        assert_eq!(store.link_key().unwrap(), key, "the same key after a restart");
+        assert_eq!(
+            store.link_key().unwrap(),
+            key,
+            "the same key after a restart"
+        );
     }
 }

@@ -101,12 +101,17 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
 }
 
 /// Reads the RIFF header and chunk list of a WAV of `file_len` bytes, up to its `data` chunk.
-pub(crate) fn probe<R: Read + Seek>(reader: &mut R, file_len: u64) -> Result<WavFormat, WavProblem> {
+pub(crate) fn probe<R: Read + Seek>(
+    reader: &mut R,
+    file_len: u64,
+) -> Result<WavFormat, WavProblem> {
     let corrupt = |why: String| Err(WavProblem::Corrupt(why));
     let mut header = [0u8; 12];
     reader.seek(SeekFrom::Start(0))?;
     if file_len < 12 {
-        return corrupt(format!("only {file_len} bytes, too short for a RIFF header"));
+        return corrupt(format!(
+            "only {file_len} bytes, too short for a RIFF header"
+        ));
     }
     reader.read_exact(&mut header)?;
     if &header[0..4] != b"RIFF" || &header[8..12] != b"WAVE" {
@@ -239,7 +244,11 @@ impl<R: Read + Seek> Samples<R> {
                     .map_err(|e| WavProblem::Corrupt(e.to_string()))?;
                 Ok(Samples::Pcm {
                     samples: reader.into_samples(),
-                    scale: if wav.encoding == Encoding::Pcm8 { 256 } else { 1 },
+                    scale: if wav.encoding == Encoding::Pcm8 {
+                        256
+                    } else {
+                        1
+                    },
                     left: samples,
                 })
             }
@@ -324,20 +333,25 @@ const fn mulaw_to_linear(code: u8) -> i16 {
     }) as i16
 }
 
-const fn table(decode: fn(u8) -> i16) -> [i16; 256] {
+/// The decoding table of one law (`mu` picks µ-law, else A-law).
+const fn table(mu: bool) -> [i16; 256] {
     let mut out = [0i16; 256];
     let mut code = 0;
     while code < 256 {
-        out[code] = decode(code as u8);
+        out[code] = if mu {
+            mulaw_to_linear(code as u8)
+        } else {
+            alaw_to_linear(code as u8)
+        };
         code += 1;
     }
     out
 }
 
 /// A-law code to linear PCM.
-pub(crate) static ALAW: [i16; 256] = table(alaw_to_linear);
+pub(crate) static ALAW: [i16; 256] = table(false);
 /// µ-law code to linear PCM.
-pub(crate) static MULAW: [i16; 256] = table(mulaw_to_linear);
+pub(crate) static MULAW: [i16; 256] = table(true);
 
 #[cfg(test)]
 mod tests {
@@ -402,7 +416,10 @@ mod tests {
         let cases: [(Vec<u8>, &str); 8] = [
             (wav(1, 1, 8000, 24, &[0; 6]), "unsupported: 24-bit PCM"),
             (wav(3, 1, 8000, 32, &[0; 8]), "unsupported: 32-bit float"),
-            (wav(2, 1, 8000, 4, &[0; 8]), "unsupported: format tag 0x0002"),
+            (
+                wav(2, 1, 8000, 4, &[0; 8]),
+                "unsupported: format tag 0x0002",
+            ),
             (wav(1, 3, 8000, 16, &[0; 12]), "unsupported: 3 channels"),
             (wav(1, 1, 0, 16, &[0; 8]), "corrupt: a sample rate of 0 Hz"),
             (b"RIFX\0\0\0\0WAVE".to_vec(), "corrupt: no RIFF/WAVE header"),
@@ -411,7 +428,7 @@ mod tests {
                 "corrupt: the `fmt ` chunk announces 16 bytes but 3 are there",
             ),
             (
-                wav(1, 1, 8000, 16, &[0; 8])[..50].to_vec(),
+                wav(1, 1, 8000, 16, &[0; 8])[..58].to_vec(),
                 "corrupt: the `data` chunk announces 8 bytes but only 2 follow",
             ),
         ];

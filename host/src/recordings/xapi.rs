@@ -132,7 +132,7 @@ impl XapiPoller {
         };
         loop {
             let page = self.client.recordings_after(cursor, PAGE).await?;
-            let full = page.len() >= PAGE as usize;
+            let (full, before) = (page.len() >= PAGE as usize, cursor);
             for recording in page {
                 if recording.id > cursor {
                     cursor = recording.id;
@@ -140,7 +140,8 @@ impl XapiPoller {
                     found.push(recording);
                 }
             }
-            if !full {
+            // A full page that did not move the cursor would repeat for ever.
+            if !full || cursor == before {
                 return Ok(());
             }
         }

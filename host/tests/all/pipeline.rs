@@ -5,7 +5,8 @@ use crate::scenarios::assert_matches;
 use crate::support::*;
 use callhook::app::Pipeline;
 use callhook::calls::{Engine, EngineConfig};
-use callhook::delivery::{Dispatcher, RetryPolicy};
+use callhook::app::Plugins;
+use callhook::queue::{Queue, QueueConfig};
 use callhook::pbx::{Connector, ConnectorConfig};
 use callhook::runtime::GENERIC_WEBHOOK_WASM;
 use callhook_simulator::{Scenario, SimConfig, Simulator};
@@ -60,8 +61,10 @@ async fn scenarios_one_to_nine_reach_the_sink_as_expected() {
         grace: GRACE,
         ..EngineConfig::default()
     });
-    let dispatcher = Arc::new(Dispatcher::new(vec![Arc::new(plugin)], None, RetryPolicy::default()));
-    let pipeline = Pipeline::start(connector, engine, dispatcher, None);
+    let plugins = Plugins::new([plugin]);
+    let queue_config = QueueConfig::new(Default::default(), plugins.names());
+    let queue = Queue::open(database(&_dir, "queue.redb"), queue_config, plugins).unwrap();
+    let pipeline = Pipeline::start(connector, engine, Arc::new(queue), None);
     simulator.wait_snapshots(1).await;
 
     let plays = scenarios.iter().map(|s| simulator.play(s, TIME_SCALE));

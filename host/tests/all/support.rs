@@ -166,6 +166,11 @@ pub fn runtime() -> (tempfile::TempDir, PluginRuntime) {
     (dir, runtime)
 }
 
+/// A fresh database file `name` in `dir`.
+pub fn database(dir: &tempfile::TempDir, name: &str) -> Arc<redb::Database> {
+    Arc::new(redb::Database::create(dir.path().join(name)).unwrap())
+}
+
 /// A plugin spec with the given settings and allowed hosts.
 pub fn spec(
     name: &str,
