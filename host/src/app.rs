@@ -2,8 +2,10 @@
 //!
 //! The engine is pure; this loop is the only place that feeds it. It applies each change at the
 //! time the connector saw it, calls `tick` when the engine's next deadline passes (grace periods),
-//! and hands the events to the queue in the order the engine produced them. With an
-//! [`EngineStore`] it saves the engine's state after every input that changed it.
+//! and hands the events to the queue in the order the engine produced them. When a call is over
+//! and recordings are on, the [`Recorder`] fetches, converts and links its recordings and the
+//! `recording` event joins the same queue. With an [`EngineStore`] it saves the engine's state
+//! after every input that changed it.
 
 mod engine_store;
 
@@ -12,6 +14,8 @@ pub use engine_store::{EngineStore, EngineStoreError};
 use crate::calls::{self, Engine};
 use crate::pbx::{Change, Connector, ConnectorError, RestClient};
 use crate::queue::{Deliverer, Queue};
+use crate::recordings::{Outcome, Recorder, RecordingServer, RecordingSource, RecordingsConfig, retention};
+use std::net::SocketAddr;
 use crate::runtime::{DeliveryOutcome, DeliveryRequest, Plugin};
 use std::collections::HashMap;
 use std::collections::BTreeMap;
@@ -85,12 +89,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 impl Pipeline {
     /// Starts the connector and the derivation loop feeding `queue`, saving the engine's state
-    /// into `store` when given.
+    /// into `store` and handing finished calls to `recorder` when given.
     pub fn start(
         connector: Connector,
         engine: Engine,
         queue: Arc<DeliveryQueue>,
         store: Option<EngineStore>,
+        recorder: Option<Recorder>,
     ) -> Pipeline {
         let cancel = CancellationToken::new();
         let (changes_tx, changes) = mpsc::channel(CHANGE_BACKLOG);
@@ -107,7 +112,12 @@ impl Pipeline {
             let queue = queue.clone();
             tokio::spawn(async move {
                 let inputs = Inputs { changes, rules };
-                derive_events(engine, inputs, &queue, store.as_ref(), cancel).await
+                let outputs = Outputs {
+                    queue,
+                    store,
+                    recorder,
+                };
+                derive_events(engine, inputs, outputs, cancel).await
             })
         };
         Pipeline {
@@ -143,6 +153,38 @@ pub struct Inputs {
     pub changes: mpsc::Receiver<Change>,
     /// The DID → inbound rule table, as it is refreshed.
     pub rules: watch::Receiver<BTreeMap<String, String>>,
+}
+
+/// Starts the recordings side: the file server on `config.listen` (its address is returned,
+/// which matters when the port was 0) and the retention sweep, both until `cancel`; and the
+/// recorder that fetches recordings from `xapi` (or the folder, per `config.source`).
+pub async fn start_recordings(
+    config: &RecordingsConfig,
+    xapi: Arc<dyn RecordingSource>,
+    cancel: CancellationToken,
+) -> anyhow::Result<(Recorder, SocketAddr)> {
+    config.check().map_err(|error| anyhow::anyhow!("recordings: {error}"))?;
+    let recorder = Recorder::new(config, Some(xapi))?;
+    let server = RecordingServer::bind(config.listen, config.tls.as_ref()).await?;
+    let address = server.local_addr()?;
+    let stop = cancel.clone();
+    tokio::spawn(server.run(recorder.router(), async move { stop.cancelled().await }));
+    if let Some(keep) = config.keep() {
+        let dir = recorder.store().dir().to_owned();
+        let every = config.sweep_interval;
+        tokio::spawn(async move { retention::run(&dir, keep, every, cancel).await });
+    }
+    Ok((recorder, address))
+}
+
+/// Where the derivation loop's results go.
+pub struct Outputs {
+    /// The events, for delivery.
+    pub queue: Arc<DeliveryQueue>,
+    /// The engine's state, after every change, when given.
+    pub store: Option<EngineStore>,
+    /// Finished calls, for their recordings, when given.
+    pub recorder: Option<Recorder>,
 }
 
 /// Reads the PBX's inbound rules now and every [`RULES_REFRESH`]; rules named in the
@@ -187,8 +229,7 @@ async fn refresh_did_rules(
 pub async fn derive_events(
     mut engine: Engine,
     inputs: Inputs,
-    queue: &DeliveryQueue,
-    store: Option<&EngineStore>,
+    outputs: Outputs,
     cancel: CancellationToken,
 ) {
     let Inputs {
@@ -221,8 +262,8 @@ pub async fn derive_events(
             }
         };
         let changed = !output.events.is_empty() || !output.finished.is_empty();
-        publish(output, queue);
-        if let Some(store) = store.filter(|_| changed)
+        publish(output, &outputs);
+        if let Some(store) = outputs.store.as_ref().filter(|_| changed)
             && let Err(error) = store.save(&engine.state())
         {
             tracing::error!(%error, "could not save the call state");
@@ -232,18 +273,56 @@ pub async fn derive_events(
 
 /// Hands the events to the queue, in order. An event the queue cannot store is logged with
 /// everything needed to send it by hand: there is nowhere else to keep it.
-fn publish(output: calls::Output, queue: &DeliveryQueue) {
+fn publish(output: calls::Output, outputs: &Outputs) {
     for event in output.events {
         let call_id = event.call_id().to_string();
         tracing::info!(call_id, event = event.name(), user = event.user().unwrap_or(""), "event");
-        if let Err(error) = queue.enqueue(&event) {
-            tracing::error!(
-                call_id,
-                %error,
-                event = %serde_json::to_string(&event).unwrap_or_default(),
-                "could not store the event for delivery"
-            );
+        enqueue(&outputs.queue, &event);
+    }
+    if let Some(recorder) = &outputs.recorder {
+        for call in output.finished {
+            let recorder = recorder.clone();
+            let queue = outputs.queue.clone();
+            tokio::spawn(async move { record(&recorder, &call, &queue).await });
         }
+    }
+}
+
+/// Queues one event; an event the queue cannot store is logged whole, as there is nowhere
+/// else to keep it.
+fn enqueue(queue: &DeliveryQueue, event: &crate::calls::event::CallEvent) {
+    if let Err(error) = queue.enqueue(event) {
+        tracing::error!(
+            call_id = %event.call_id(),
+            %error,
+            event = %serde_json::to_string(event).unwrap_or_default(),
+            "could not store the event for delivery"
+        );
+    }
+}
+
+/// Waits for a finished call's recordings and queues the `recording` event; failures are
+/// reported, never dropped silently.
+async fn record(recorder: &Recorder, call: &calls::FinishedCall, queue: &DeliveryQueue) {
+    match recorder.handle(call).await {
+        Outcome::Ready { event, failures } => {
+            for failure in &failures {
+                tracing::error!(call_id = %failure.part, file = failure.file, error = %failure.error, "recording failed");
+            }
+            enqueue(queue, &crate::calls::event::CallEvent::Recording(event));
+        }
+        Outcome::Failed { id, failures } => {
+            for failure in &failures {
+                tracing::error!(call_id = %id, file = failure.file, error = %failure.error, "recording failed");
+            }
+        }
+        Outcome::NotFound { id, waited, last_error } => tracing::warn!(
+            call_id = %id,
+            waited_s = waited.as_secs(),
+            last_error = last_error.unwrap_or_default(),
+            "no recording appeared"
+        ),
+        Outcome::NothingToRecord => {}
     }
 }
 

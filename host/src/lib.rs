@@ -11,4 +11,5 @@ pub mod cli;
 pub mod config;
 pub mod pbx;
 pub mod queue;
+pub mod recordings;
 pub mod runtime;

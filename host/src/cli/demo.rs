@@ -3,6 +3,8 @@
 use crate::app;
 use crate::calls::{Engine, EngineConfig};
 use crate::queue::{Queue, QueueConfig};
+use crate::recordings::RecordingsConfig;
+use tokio_util::sync::CancellationToken;
 use crate::pbx::{Connector, ConnectorConfig};
 use crate::runtime::{
     GENERIC_WEBHOOK_WASM, KvQuota, KvStore, PluginLimits, PluginRuntime, PluginSpec,
@@ -66,7 +68,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .into(),
         secrets: Default::default(),
     })?;
-    println!("plugin         generic-webhook (allowed: {sink})\n");
+    println!("plugin         generic-webhook (allowed: {sink})");
 
     let config = simulator.config();
     let connector = Connector::new(
@@ -81,16 +83,38 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let queue_config = QueueConfig::new(Default::default(), plugins.names());
     let queue = Queue::open(db, queue_config, plugins)?;
     let engine = Engine::new(EngineConfig::default());
-    let pipeline = app::Pipeline::start(connector, engine, Arc::new(queue), None);
+    let listen = free_local_address()?;
+    let recordings = RecordingsConfig {
+        enabled: true,
+        mp3_dir: storage.path().join("recordings"),
+        listen,
+        public_url: format!("http://{listen}"),
+        keep_days: 0,
+        ..RecordingsConfig::default()
+    };
+    let stop_recordings = CancellationToken::new();
+    let (recorder, address) =
+        app::start_recordings(&recordings, Arc::new(connector.rest()), stop_recordings.clone())
+            .await?;
+    println!("recordings     http://{address}/webapi/recording/ (signed links)\n");
+    let pipeline = app::Pipeline::start(connector, engine, Arc::new(queue), None, Some(recorder));
     simulator.wait_snapshots(1).await;
     for scenario in &scenarios {
         println!("── {}", scenario.description());
         simulator.play(scenario, args.time_scale).await?;
-        // The engine waits out its grace period before it calls a part over.
-        tokio::time::sleep(Duration::from_millis(2500)).await;
+        // The engine waits out its grace period (2 s) before it calls a part over; then the
+        // recordings are fetched, converted and posted.
+        tokio::time::sleep(Duration::from_secs(4)).await;
         println!();
     }
-    pipeline.shutdown().await
+    let stopped = pipeline.shutdown().await;
+    stop_recordings.cancel();
+    stopped
+}
+
+/// A free port on 127.0.0.1 for the recordings server, whose links must name it up front.
+fn free_local_address() -> anyhow::Result<std::net::SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
 /// A webhook receiver on 127.0.0.1 that prints every request; returns its origin.

@@ -2,7 +2,9 @@
 
 use crate::app::{EngineStore, Pipeline, Plugins};
 use crate::calls::{Engine, EngineConfig};
-use crate::config::{Config, PluginConfig};
+use crate::config::{Config, PluginConfig, RecordingSource};
+use crate::recordings::{RecordingsConfig, SourceKind, TlsFiles};
+use tokio_util::sync::CancellationToken;
 use crate::queue::{Queue, QueueConfig};
 use crate::pbx::{CaptureWriter, ConnectionState, Connector, ConnectorConfig};
 use crate::runtime::{
@@ -130,10 +132,61 @@ pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
             Engine::new(engine_config)
         }
     };
-    let pipeline = Pipeline::start(connector, engine, Arc::new(queue), Some(store));
+    let stop_recordings = CancellationToken::new();
+    let recorder = if config.recordings.enabled {
+        let recordings = recordings_config(&config);
+        let (recorder, address) =
+            crate::app::start_recordings(&recordings, Arc::new(connector.rest()), stop_recordings.clone())
+                .await?;
+        println!(
+            "recordings served on {address} as {}/webapi/recording/... (links {})",
+            recordings.public_url.trim_end_matches('/'),
+            if recordings.sign_links { "signed" } else { "unsigned" }
+        );
+        Some(recorder)
+    } else {
+        None
+    };
+    let pipeline = Pipeline::start(connector, engine, Arc::new(queue), Some(store), recorder);
     shutdown_signal().await;
     println!("stopping");
-    pipeline.shutdown().await
+    let stopped = pipeline.shutdown().await;
+    stop_recordings.cancel();
+    stopped
+}
+
+/// The recordings settings of the configuration, in the recorder's terms.
+fn recordings_config(config: &Config) -> RecordingsConfig {
+    let recordings = &config.recordings;
+    let defaults = RecordingsConfig::default();
+    RecordingsConfig {
+        enabled: recordings.enabled,
+        source: match recordings.source {
+            RecordingSource::Xapi => SourceKind::Xapi,
+            RecordingSource::Folder => SourceKind::Folder,
+        },
+        folder: recordings
+            .folder
+            .as_ref()
+            .map_or(defaults.folder, |folder| folder.path.clone()),
+        folder_time_zone: config.engine.time_zone.clone(),
+        mp3_dir: recordings.mp3_dir.path.clone(),
+        bitrate_kbps: recordings.mp3_bitrate,
+        keep_days: recordings.keep_days.unwrap_or(0),
+        public_url: config
+            .server
+            .public_url
+            .as_ref()
+            .map(|url| url.to_string())
+            .unwrap_or_default(),
+        listen: config.server.listen,
+        tls: config.server.tls.as_ref().map(|tls| TlsFiles {
+            cert: tls.cert.path.clone(),
+            key: tls.key.path.clone(),
+        }),
+        sign_links: recordings.sign_links,
+        ..defaults
+    }
 }
 
 /// The queue's routing and per-plugin policies, with each plugin's `retry` overrides.

@@ -331,6 +331,14 @@ impl RestClient {
         self.odata_list(&path).await
     }
 
+    /// `Recordings?$orderby=Id desc&$top=K`: the newest recordings, newest first (`top` is
+    /// clamped to 1–100).
+    pub async fn newest_recordings(&self, top: u32) -> Result<Vec<Recording>, RestError> {
+        let top = top.clamp(1, MAX_TOP);
+        let path = format!("/xapi/v1/Recordings?$orderby=Id%20desc&$top={top}");
+        self.odata_list(&path).await
+    }
+
     /// `Pbx.DownloadRecording(recId=N)`: the recording's WAV file.
     pub async fn download_recording(&self, id: u64) -> Result<RecordingFile, RestError> {
         let path = format!("/xapi/v1/Recordings/Pbx.DownloadRecording(recId={id})");

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use jiff::Timestamp;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -36,26 +35,8 @@ pub const PAGE: u32 = 100;
 /// The shortest time between two polls.
 pub const MIN_POLL_GAP: Duration = Duration::from_millis(100);
 
-/// One recording as XAPI lists it (the fields matching uses).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct XapiRecording {
-    /// `Id`; ids only grow.
-    pub id: u64,
-    /// `RecordingUrl`: the path relative to the recordings folder.
-    pub recording_url: String,
-    /// `StartTime`.
-    pub start_time: Timestamp,
-    /// `EndTime`.
-    pub end_time: Timestamp,
-    /// `FromDn`.
-    pub from_dn: String,
-    /// `ToDn`.
-    pub to_dn: String,
-    /// `FromCallerNumber`.
-    pub from_caller_number: String,
-    /// `ToCallerNumber`.
-    pub to_caller_number: String,
-}
+/// One recording as XAPI lists it: the connector's typed record.
+pub use crate::pbx::rest::Recording as XapiRecording;
 
 /// The XAPI requests the recordings pipeline makes.
 pub trait RecordingSource: Send + Sync {
@@ -72,6 +53,30 @@ pub trait RecordingSource: Send + Sync {
 
     /// `GET /xapi/v1/Recordings/Pbx.DownloadRecording(recId={id})`: the WAV file's bytes.
     fn download_recording(&self, id: u64) -> BoxFuture<'_, Result<Bytes, SourceError>>;
+}
+
+/// The connector's REST client is the real source: it shares the connector's one token.
+impl RecordingSource for crate::pbx::RestClient {
+    fn recordings_after(
+        &self,
+        after_id: u64,
+        top: u32,
+    ) -> BoxFuture<'_, Result<Vec<XapiRecording>, SourceError>> {
+        Box::pin(async move { Ok(crate::pbx::RestClient::recordings_after(self, after_id, top).await?) })
+    }
+
+    fn newest_recordings(
+        &self,
+        top: u32,
+    ) -> BoxFuture<'_, Result<Vec<XapiRecording>, SourceError>> {
+        Box::pin(async move { Ok(crate::pbx::RestClient::newest_recordings(self, top).await?) })
+    }
+
+    fn download_recording(&self, id: u64) -> BoxFuture<'_, Result<Bytes, SourceError>> {
+        Box::pin(async move {
+            Ok(crate::pbx::RestClient::download_recording(self, id).await?.bytes)
+        })
+    }
 }
 
 /// The shared XAPI poller.

@@ -64,7 +64,7 @@ async fn scenarios_one_to_nine_reach_the_sink_as_expected() {
     let plugins = Plugins::new([plugin]);
     let queue_config = QueueConfig::new(Default::default(), plugins.names());
     let queue = Queue::open(database(&_dir, "queue.redb"), queue_config, plugins).unwrap();
-    let pipeline = Pipeline::start(connector, engine, Arc::new(queue), None);
+    let pipeline = Pipeline::start(connector, engine, Arc::new(queue), None, None);
     simulator.wait_snapshots(1).await;
 
     let plays = scenarios.iter().map(|s| simulator.play(s, TIME_SCALE));
