@@ -5,7 +5,9 @@ use crate::scenarios::assert_matches;
 use crate::support::*;
 use callhook::app::Pipeline;
 use callhook::calls::{Engine, EngineConfig};
-use callhook::app::Plugins;
+use callhook::app::{Plugins, start_recordings};
+use callhook::recordings::RecordingsConfig;
+use tokio_util::sync::CancellationToken;
 use callhook::queue::{Queue, QueueConfig};
 use callhook::pbx::{Connector, ConnectorConfig};
 use callhook::runtime::GENERIC_WEBHOOK_WASM;
@@ -21,9 +23,84 @@ const TIME_SCALE: f64 = 0.05;
 /// scenario has a pause between 2 s and 6 s (scenario time) that must count as "over".
 const GRACE: Duration = Duration::from_millis(300);
 
+/// Simulator, sink and the whole host pipeline between them, on 127.0.0.1.
+struct Harness {
+    simulator: callhook_simulator::SimHandle,
+    sink: Sink,
+    pipeline: Pipeline,
+    stop_recordings: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    /// Starts everything for `scenarios`, with recordings when `recordings` is set.
+    async fn start(scenarios: &[Scenario], recordings: bool) -> Harness {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let simulator = Simulator::start(SimConfig::default()).await.unwrap();
+        for scenario in scenarios {
+            simulator.add_directory(&scenario.directory());
+        }
+        let sink = Sink::start().await;
+        let (dir, runtime) = runtime();
+        let events = sink.url("/events");
+        let posts = sink.url("/recordings");
+        let settings = [("webhook_url", events.as_str()), ("webhook_post_url", posts.as_str())];
+        let plugin = runtime
+            .load(spec("generic-webhook", GENERIC_WEBHOOK_WASM, &[&sink.origin()], &settings))
+            .unwrap();
+        let config = simulator.config();
+        let connector = Connector::new(
+            ConnectorConfig::new(
+                simulator.base_url().parse().unwrap(),
+                config.client_id.clone(),
+                config.client_secret.clone(),
+            ),
+            None,
+        )
+        .unwrap();
+        // The grace period is scaled with the calls, so waves and transfers keep their meaning.
+        let engine = Engine::new(EngineConfig {
+            grace: GRACE,
+            ..EngineConfig::default()
+        });
+        let plugins = Plugins::new([plugin]);
+        let queue_config = QueueConfig::new(Default::default(), plugins.names());
+        let queue = Queue::open(database(&dir, "queue.redb"), queue_config, plugins).unwrap();
+        let stop_recordings = CancellationToken::new();
+        let recorder = if recordings {
+            let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+            let config = RecordingsConfig {
+                enabled: true,
+                mp3_dir: dir.path().join("mp3"),
+                listen,
+                public_url: format!("http://{listen}"),
+                ..RecordingsConfig::default()
+            };
+            let xapi = Arc::new(connector.rest());
+            let (recorder, _) = start_recordings(&config, xapi, stop_recordings.clone()).await.unwrap();
+            Some(recorder)
+        } else {
+            None
+        };
+        let pipeline = Pipeline::start(connector, engine, Arc::new(queue), None, recorder);
+        simulator.wait_snapshots(1).await;
+        Harness {
+            simulator,
+            sink,
+            pipeline,
+            stop_recordings,
+            _dir: dir,
+        }
+    }
+
+    async fn stop(self) {
+        self.pipeline.shutdown().await.unwrap();
+        self.stop_recordings.cancel();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenarios_one_to_nine_reach_the_sink_as_expected() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let names = [
         "01-direct-inbound-answered",
         "02-direct-inbound-missed",
@@ -36,37 +113,8 @@ async fn scenarios_one_to_nine_reach_the_sink_as_expected() {
         "09-outbound-unanswered",
     ];
     let scenarios: Vec<Scenario> = names.iter().map(|n| Scenario::builtin(n).unwrap()).collect();
-    let simulator = Simulator::start(SimConfig::default()).await.unwrap();
-    for scenario in &scenarios {
-        simulator.add_directory(&scenario.directory());
-    }
-    let sink = Sink::start().await;
-    let (_dir, runtime) = runtime();
-    let url = sink.url("/events");
-    let plugin = runtime
-        .load(spec("generic-webhook", GENERIC_WEBHOOK_WASM, &[&sink.origin()], &[("webhook_url", &url)]))
-        .unwrap();
-    let config = simulator.config();
-    let connector = Connector::new(
-        ConnectorConfig::new(
-            simulator.base_url().parse().unwrap(),
-            config.client_id.clone(),
-            config.client_secret.clone(),
-        ),
-        None,
-    )
-    .unwrap();
-    // The grace period is scaled with the calls, so waves and transfers keep their meaning.
-    let engine = Engine::new(EngineConfig {
-        grace: GRACE,
-        ..EngineConfig::default()
-    });
-    let plugins = Plugins::new([plugin]);
-    let queue_config = QueueConfig::new(Default::default(), plugins.names());
-    let queue = Queue::open(database(&_dir, "queue.redb"), queue_config, plugins).unwrap();
-    let pipeline = Pipeline::start(connector, engine, Arc::new(queue), None, None);
-    simulator.wait_snapshots(1).await;
-
+    let harness = Harness::start(&scenarios, false).await;
+    let (simulator, sink) = (&harness.simulator, &harness.sink);
     let plays = scenarios.iter().map(|s| simulator.play(s, TIME_SCALE));
     for played in futures_util::future::join_all(plays).await {
         played.unwrap();
@@ -76,9 +124,10 @@ async fn scenarios_one_to_nine_reach_the_sink_as_expected() {
     // Nothing more arrives once the grace periods are over.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sink.received().len(), expected, "{:#?}", sink.received());
-    pipeline.shutdown().await.unwrap();
+    harness.stop().await;
 
-    let events: Vec<(u64, u32, BTreeMap<String, String>)> = received.iter().map(parse).collect();
+    let events: Vec<(u64, u32, BTreeMap<String, String>)> =
+        received.iter().filter(|r| r.method == "GET").map(parse).collect();
     for scenario in &scenarios {
         // Durations and titles are in scaled time here: durations are checked with a tolerance.
         let calls: Vec<u64> = scenario.expected().iter().map(|e| e.call).collect();
@@ -104,6 +153,74 @@ async fn scenarios_one_to_nine_reach_the_sink_as_expected() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_yields_one_recording_post_with_two_playable_links() {
+    let scenario = Scenario::builtin("05-blind-transfer").unwrap();
+    let harness = Harness::start(std::slice::from_ref(&scenario), true).await;
+    harness.simulator.play(&scenario, TIME_SCALE).await.unwrap();
+    let received = harness.sink.wait_for(scenario.expected().len() + 1).await;
+    let posts: Vec<&Received> = received.iter().filter(|r| r.target == "/recordings").collect();
+    assert_eq!(posts.len(), 1, "{received:#?}");
+    let body: serde_json::Value = serde_json::from_slice(&posts[0].body).unwrap();
+    let files: Vec<String> = body["FILES"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(files.len(), 2, "{body}");
+    let id = body["id"].as_str().unwrap();
+    assert!(id.ends_with("_501-2"), "the id of the call's last part: {id}");
+    assert!(files[0].contains(&format!("{}-1-1.mp3?expires=", &id[..id.len() - 2])), "{files:?}");
+    assert!(files[1].contains(&format!("{id}-1.mp3?expires=")), "{files:?}");
+
+    // 120 talked 30 s and 130 talked 60 s, played 20 times faster.
+    let client = reqwest::Client::new();
+    for (link, seconds) in files.iter().zip([30.0 * TIME_SCALE, 60.0 * TIME_SCALE]) {
+        let response = client.get(link).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "audio/mpeg");
+        let played = mp3_seconds(response.bytes().await.unwrap().to_vec());
+        assert!((played - seconds).abs() <= seconds * 0.05, "{link}: {played} s, expected {seconds} s");
+    }
+    let tampered = files[0].replace("sig=", "sig=0");
+    assert_eq!(client.get(&tampered).send().await.unwrap().status(), 403);
+    harness.stop().await;
+}
+
+/// The playing time of an MP3, decoded.
+fn mp3_seconds(bytes: Vec<u8>) -> f64 {
+    use symphonia::core::errors::Error;
+    let stream = symphonia::core::io::MediaSourceStream::new(
+        Box::new(std::io::Cursor::new(bytes)),
+        Default::default(),
+    );
+    let mut hint = symphonia::core::probe::Hint::new();
+    hint.with_extension("mp3");
+    let options = symphonia::core::formats::FormatOptions {
+        enable_gapless: true,
+        ..Default::default()
+    };
+    let mut format = symphonia::default::get_probe()
+        .format(&hint, stream, &options, &Default::default())
+        .unwrap()
+        .format;
+    let track = format.default_track().unwrap().clone();
+    let rate = track.codec_params.sample_rate.unwrap() as f64;
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &Default::default())
+        .unwrap();
+    let mut frames = 0u64;
+    loop {
+        match format.next_packet() {
+            Ok(packet) => frames += decoder.decode(&packet).unwrap().frames() as u64,
+            Err(Error::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => panic!("the MP3 does not decode: {e}"),
+        }
+    }
+    frames as f64 / rate
 }
 
 /// The call, link and fields of one webhook GET.
