@@ -1,5 +1,6 @@
 //! The `callhook` command line.
 
+mod deliveries;
 mod demo;
 mod replay;
 mod run;
@@ -42,6 +43,12 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Inspect and replay deliveries kept in the durable queue (while callhook is stopped).
+    Deliveries {
+        /// What to do.
+        #[command(subcommand)]
+        command: DeliveriesCommand,
+    },
     /// Feed a capture file (written by `run --capture`) through the event engine and print the
     /// events it derives, one JSON object per line.
     Replay {
@@ -53,6 +60,34 @@ pub enum Command {
     },
 }
 
+/// The `deliveries` commands.
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesCommand {
+    /// List pending and parked deliveries with their last outcomes.
+    List {
+        /// The configuration whose storage holds the queue.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Which deliveries.
+        #[command(flatten)]
+        selection: deliveries::Selection,
+        /// Show every attempt's time, outcome and message.
+        #[arg(long)]
+        history: bool,
+    },
+    /// Attempt a delivery again (by id), or every selected one, at the next start.
+    Retry {
+        /// The delivery's id, as `list` shows it.
+        id: Option<u64>,
+        /// The configuration whose storage holds the queue.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Which deliveries, when no id is given.
+        #[command(flatten)]
+        selection: deliveries::Selection,
+    },
+}
+
 impl Cli {
     /// Runs the chosen command.
     pub async fn run(self) -> anyhow::Result<()> {
@@ -60,6 +95,18 @@ impl Cli {
             Command::Demo(args) => demo::run(args).await,
             Command::Run { config, capture } => run::run(&config, capture).await,
             Command::CheckConfig { config } => run::check_config(&config),
+            Command::Deliveries { command } => match command {
+                DeliveriesCommand::List {
+                    config,
+                    selection,
+                    history,
+                } => deliveries::list(&config, &selection, history),
+                DeliveriesCommand::Retry {
+                    id,
+                    config,
+                    selection,
+                } => deliveries::retry(&config, id, &selection),
+            },
             Command::Replay { file, timezone } => replay::run(&file, timezone.as_deref()),
         }
     }

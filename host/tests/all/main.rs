@@ -1,5 +1,6 @@
 //! Integration tests of the host, compiled as one binary.
 
+mod chaos;
 mod cli;
 mod pbx;
 mod pipeline;

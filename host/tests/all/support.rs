@@ -12,6 +12,7 @@ use callhook::runtime::{
     PluginSpec, RuntimeConfig,
 };
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -27,6 +28,8 @@ pub struct Received {
     pub target: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Whether the sink answered it with a 2xx.
+    pub succeeded: bool,
 }
 
 impl Received {
@@ -39,15 +42,30 @@ impl Received {
     }
 }
 
-#[derive(Default)]
 struct SinkState {
     received: Mutex<Vec<Received>>,
     arrived: Notify,
+    /// What `/switch/...` answers once its failures are used up.
+    switch_status: AtomicU16,
+    /// How many more requests to `/switch/...` answer 500 first.
+    switch_failures: AtomicUsize,
+}
+
+impl Default for SinkState {
+    fn default() -> Self {
+        SinkState {
+            received: Mutex::default(),
+            arrived: Notify::new(),
+            switch_status: AtomicU16::new(200),
+            switch_failures: AtomicUsize::new(0),
+        }
+    }
 }
 
 /// A webhook receiver on 127.0.0.1. `/ok/...` answers 200, `/status/{code}` answers `code`
 /// (with `Retry-After: 7` for 429 and 503), `/redirect` answers 302 to `/ok/redirected`,
-/// `/slow` never answers within a test's patience.
+/// `/slow` never answers within a test's patience, and `/switch/...` answers 500 for the next
+/// [`Sink::fail_next`] requests, then what [`Sink::answer`] last set (200 by default).
 pub struct Sink {
     pub base: String,
     state: Arc<SinkState>,
@@ -55,14 +73,55 @@ pub struct Sink {
 
 impl Sink {
     pub async fn start() -> Sink {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener)
+    }
+
+    /// `/switch/...` answers 500 to the next `count` requests.
+    pub fn fail_next(&self, count: usize) {
+        self.state.switch_failures.store(count, Ordering::SeqCst);
+    }
+
+    /// `/switch/...` answers `status` from now on.
+    pub fn answer(&self, status: u16) {
+        self.state.switch_status.store(status, Ordering::SeqCst);
+    }
+
+    /// Requests received whose status was a success (recorded before answering, so this
+    /// counts requests to `/ok` and to `/switch` while it answered 2xx).
+    pub fn successes(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.succeeded)
+            .collect()
+    }
+
+    /// Waits until `count` successful requests arrived (at most 20 s).
+    pub async fn wait_for_successes(&self, count: usize) -> Vec<Received> {
+        let wait = async {
+            loop {
+                let notified = self.state.arrived.notified();
+                if self.successes().len() >= count {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), wait)
+            .await
+            .unwrap_or_else(|_| panic!("expected {count} successes, got {:?}", self.received()));
+        self.successes()
+    }
+
+    fn serve(listener: tokio::net::TcpListener) -> Sink {
         let state = Arc::new(SinkState::default());
         let app = Router::new()
             .route("/status/{code}", any(status))
             .route("/redirect", any(redirect))
             .route("/slow", any(slow))
+            .route("/switch/{*rest}", any(switch))
             .fallback(ok)
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Sink { base, state }
@@ -100,6 +159,17 @@ impl Sink {
 }
 
 fn record(state: &SinkState, method: Method, uri: &Uri, headers: HeaderMap, body: Bytes) {
+    record_answered(state, method, uri, headers, body, true);
+}
+
+fn record_answered(
+    state: &SinkState,
+    method: Method,
+    uri: &Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    succeeded: bool,
+) {
     let target = uri
         .path_and_query()
         .map(|p| p.as_str().to_string())
@@ -109,6 +179,7 @@ fn record(state: &SinkState, method: Method, uri: &Uri, headers: HeaderMap, body
         target,
         headers,
         body,
+        succeeded,
     });
     state.arrived.notify_waiters();
 }
@@ -132,13 +203,33 @@ async fn status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    record(&state, method, &uri, headers, body);
     let code = StatusCode::from_u16(code).unwrap();
+    record_answered(&state, method, &uri, headers, body, code.is_success());
     if code == StatusCode::TOO_MANY_REQUESTS || code == StatusCode::SERVICE_UNAVAILABLE {
         (code, [("retry-after", "7")], "busy").into_response()
     } else {
         (code, "sink says no").into_response()
     }
+}
+
+async fn switch(
+    State(state): State<Arc<SinkState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let failing = state
+        .switch_failures
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    let status = if failing {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::from_u16(state.switch_status.load(Ordering::SeqCst)).unwrap()
+    };
+    record_answered(&state, method, &uri, headers, body, status.is_success());
+    status
 }
 
 async fn redirect(

@@ -1,0 +1,267 @@
+//! Nothing is lost: receivers that fail for a while, a host killed with SIGKILL, permanent
+//! rejections replayed by an operator, and a receiver that is gone for good. Real plugins, a
+//! real sink, the real `callhook` binary where a process must die.
+
+use crate::support::*;
+use callhook::app::Plugins;
+use callhook::calls::event::{CallEvent, CallId, Direction, Offered, Started, TransferType, UserType};
+use callhook::queue::{Queue, QueueConfig};
+use callhook::runtime::GENERIC_WEBHOOK_WASM;
+use callhook_simulator::{Scenario, SimConfig, Simulator};
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const CALLHOOK: &str = env!("CARGO_BIN_EXE_callhook");
+
+fn id(call: u64, link: u32) -> CallId {
+    CallId {
+        stamp: "261124101530".into(),
+        pbx_call_id: call,
+        link,
+    }
+}
+
+/// Ringing, started and ended of one call.
+fn call_events(call: u64) -> [CallEvent; 3] {
+    let mut end = ended_fields();
+    end.id = id(call, 1);
+    [
+        CallEvent::Ringing(Offered {
+            id: id(call, 0),
+            caller_id: CALLER.into(),
+            did: String::new(),
+            user: "120".into(),
+            user_type: UserType::Ext,
+        }),
+        CallEvent::Started(Started {
+            id: id(call, 1),
+            direction: Direction::Incoming,
+            caller_id: CALLER.into(),
+            user: "120".into(),
+            did: String::new(),
+            transfer_type: TransferType::NotDef,
+        }),
+        CallEvent::Ended(end),
+    ]
+}
+
+/// A queue over the real generic-webhook plugin posting to `url`, retrying every 50 ms.
+fn queue_to(sink: &Sink, url: &str, dir: &tempfile::TempDir) -> Queue<Plugins> {
+    let (_, runtime) = runtime();
+    let plugin = runtime
+        .load(spec("generic-webhook", GENERIC_WEBHOOK_WASM, &[&sink.origin()], &[("webhook_url", url)]))
+        .unwrap();
+    let plugins = Plugins::new([plugin]);
+    let mut config = QueueConfig::new(Default::default(), plugins.names());
+    for policy in config.plugins.values_mut() {
+        policy.retry.ladder = vec![Duration::from_millis(50)];
+        policy.breaker.failures = 0;
+    }
+    Queue::open(database(dir, "queue.redb"), config, plugins).unwrap()
+}
+
+/// `(call, event)` of each successful request, in arrival order.
+fn delivered(sink: &Sink) -> Vec<(String, String)> {
+    sink.successes()
+        .iter()
+        .map(|r| {
+            let field = |key: &str| {
+                r.query()
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix(&format!("{key}=")))
+                    .unwrap()
+                    .to_string()
+            };
+            let id = field("id");
+            let call = id.split('-').next().unwrap().to_string();
+            (call, field("event"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_for_a_while_gets_everything_in_order_once_it_recovers() {
+    let sink = Sink::start().await;
+    sink.fail_next(12);
+    let dir = tempfile::tempdir().unwrap();
+    let queue = queue_to(&sink, &sink.url("/switch/events"), &dir);
+    for round in 0..3 {
+        for call in 1..=3u64 {
+            queue.enqueue(&call_events(call)[round]).unwrap();
+        }
+    }
+    sink.wait_for_successes(9).await;
+    let delivered = delivered(&sink);
+    assert_eq!(delivered.len(), 9, "each event once: {delivered:?}");
+    for call in 1..=3 {
+        let order: Vec<&str> = delivered
+            .iter()
+            .filter(|(c, _)| c.ends_with(&format!("_{call}")))
+            .map(|(_, event)| event.as_str())
+            .collect();
+        assert_eq!(order, ["ringing", "incomingcall_started", "incoming"], "call {call}");
+    }
+    assert!(sink.received().len() >= 9 + 12, "the failures were retried");
+    queue.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_is_gone_disables_its_plugin() {
+    let sink = Sink::start().await;
+    sink.answer(410);
+    let dir = tempfile::tempdir().unwrap();
+    let queue = queue_to(&sink, &sink.url("/switch/events"), &dir);
+    queue.enqueue(&call_events(1)[0]).unwrap();
+    sink.wait_for(1).await;
+    let wait_disabled = async {
+        while queue.disabled_plugins().is_empty() {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait_disabled).await.unwrap();
+    assert_eq!(queue.disabled_plugins()[0].0, "generic-webhook");
+    // Events taken while disabled wait, unattempted, until an operator re-enables the plugin.
+    queue.enqueue(&call_events(2)[0]).unwrap();
+    sink.answer(200);
+    assert!(queue.enable_plugin("generic-webhook").unwrap());
+    let successes = sink.wait_for_successes(1).await;
+    assert!(successes[0].query().contains("_2-0"), "{successes:?}");
+    queue.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A `callhook.toml` for the simulator and a sink at `sink_origin`, retrying every second.
+fn config(dir: &std::path::Path, pbx: &str, sink_origin: &str) -> std::path::PathBuf {
+    let file = dir.join("callhook.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[pbx]
+url = "{pbx}"
+client_id = "callhook"
+client_secret = "secret"
+
+[engine]
+grace = "300ms"
+
+[storage]
+dir = "{state}"
+
+[[plugin]]
+name = "generic-webhook"
+allowed_hosts = ["{sink_origin}"]
+[plugin.settings]
+webhook_url = "{sink_origin}/switch/events"
+[plugin.retry]
+ladder = ["1s"]
+"#,
+            state = dir.join("state").display()
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// A running `callhook`, killed when the test ends, however it ends.
+struct Host(std::process::Child);
+
+impl Host {
+    fn start(config: &std::path::Path) -> Host {
+        Host(
+            Command::new(CALLHOOK)
+                .args(["run", "--config"])
+                .arg(config)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    fn signal(&mut self, signal: &str) {
+        let pid = self.0.id().to_string();
+        assert!(Command::new("kill").args([signal, &pid]).status().unwrap().success());
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (at most 30 s) until the host has taken its first snapshot.
+async fn connected(simulator: &callhook_simulator::SimHandle) {
+    tokio::time::timeout(Duration::from_secs(30), simulator.wait_snapshots(1))
+        .await
+        .expect("callhook connects to the PBX");
+}
+
+fn callhook(args: &[&str], config: &std::path::Path) -> String {
+    let output = Command::new(CALLHOOK).args(args).arg("--config").arg(config).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_killed_while_the_receiver_fails_delivers_everything_after_restart() {
+    let simulator = Simulator::start(SimConfig::default()).await.unwrap();
+    let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
+    simulator.add_directory(&scenario.directory());
+    let sink = Sink::start().await;
+    sink.answer(503);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &simulator.base_url(), &sink.origin());
+
+    let mut host = Host::start(&config);
+    connected(&simulator).await;
+    simulator.play(&scenario, 0.02).await.unwrap();
+    // Attempts every second: three more failures span well past the end event's grace period.
+    let already = sink.received().len();
+    sink.wait_for(already + 3).await;
+    host.signal("-KILL");
+
+    sink.answer(200);
+    let _host = Host::start(&config);
+    sink.wait_for_successes(3).await;
+    let events: BTreeSet<(String, String)> = delivered(&sink).into_iter().collect();
+    let names: BTreeSet<&str> = events.iter().map(|(_, e)| e.as_str()).collect();
+    assert_eq!(names, BTreeSet::from(["ringing", "incomingcall_started", "incoming"]));
+    assert_eq!(events.len(), 3, "one call, three events, none missing: {events:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_deliveries_are_parked_and_replayed_by_the_operator() {
+    let simulator = Simulator::start(SimConfig::default()).await.unwrap();
+    let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
+    simulator.add_directory(&scenario.directory());
+    let sink = Sink::start().await;
+    sink.answer(404);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &simulator.base_url(), &sink.origin());
+
+    let mut host = Host::start(&config);
+    connected(&simulator).await;
+    simulator.play(&scenario, 0.02).await.unwrap();
+    sink.wait_for(3).await;
+    host.signal("-TERM");
+
+    let listed = callhook(&["deliveries", "list", "--failed"], &config);
+    let parked: BTreeMap<&str, &str> = listed
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().next().map(|id| (id, line)))
+        .collect();
+    assert_eq!(parked.len(), 3, "{listed}");
+    assert!(listed.contains("HTTP 404"), "{listed}");
+
+    sink.answer(200);
+    let retried = callhook(&["deliveries", "retry", "--failed"], &config);
+    assert!(retried.starts_with("3 deliveries"), "{retried}");
+    let _host = Host::start(&config);
+    sink.wait_for_successes(3).await;
+    let events: Vec<String> = delivered(&sink).into_iter().map(|(_, e)| e).collect();
+    assert_eq!(events.len(), 3, "{events:?}");
+}
