@@ -8,14 +8,17 @@
 //! after every input that changed it.
 
 mod engine_store;
+pub mod observe;
 
 pub use engine_store::{EngineStore, EngineStoreError};
+pub use observe::{EventCounter, Observed};
 
 use crate::calls::{self, Engine};
 use crate::pbx::{Change, Connector, ConnectorError, RestClient};
 use crate::queue::{Deliverer, Queue};
-use crate::recordings::{Outcome, Recorder, RecordingServer, RecordingSource, RecordingsConfig, retention};
-use std::net::SocketAddr;
+use crate::recordings::{
+    Outcome, Recorder, RecordingSource, RecordingsConfig, retention,
+};
 use crate::runtime::{DeliveryOutcome, DeliveryRequest, Plugin};
 use std::collections::HashMap;
 use std::collections::BTreeMap;
@@ -82,6 +85,7 @@ pub struct Pipeline {
     connector: JoinHandle<Result<(), ConnectorError>>,
     derive: JoinHandle<()>,
     queue: Arc<DeliveryQueue>,
+    observed: Observed,
 }
 
 /// How long shutdown waits for deliveries in progress.
@@ -97,6 +101,13 @@ impl Pipeline {
         store: Option<EngineStore>,
         recorder: Option<Recorder>,
     ) -> Pipeline {
+        let events = Arc::new(EventCounter::default());
+        let observed = Observed {
+            events: events.clone(),
+            connection: connector.state(),
+            connector: connector.stats(),
+            queue: queue.clone(),
+        };
         let cancel = CancellationToken::new();
         let (changes_tx, changes) = mpsc::channel(CHANGE_BACKLOG);
         let (rules_tx, rules) = watch::channel(engine.did_rules().clone());
@@ -116,6 +127,7 @@ impl Pipeline {
                     queue,
                     store,
                     recorder,
+                    events,
                 };
                 derive_events(engine, inputs, outputs, cancel).await
             })
@@ -125,12 +137,13 @@ impl Pipeline {
             connector,
             derive,
             queue,
+            observed,
         }
     }
 
-    /// The queue the pipeline feeds.
-    pub fn queue(&self) -> &Arc<DeliveryQueue> {
-        &self.queue
+    /// What `/metrics` and `/healthz` read.
+    pub fn observed(&self) -> Observed {
+        self.observed.clone()
     }
 
     /// Stops taking changes, lets deliveries in progress finish (what does not finish in time
@@ -155,26 +168,21 @@ pub struct Inputs {
     pub rules: watch::Receiver<BTreeMap<String, String>>,
 }
 
-/// Starts the recordings side: the file server on `config.listen` (its address is returned,
-/// which matters when the port was 0) and the retention sweep, both until `cancel`; and the
-/// recorder that fetches recordings from `xapi` (or the folder, per `config.source`).
-pub async fn start_recordings(
+/// Starts the recorder, which fetches recordings from `xapi` (or the folder, per
+/// `config.source`), and the retention sweep, which runs until `cancel`.
+pub fn start_recorder(
     config: &RecordingsConfig,
     xapi: Arc<dyn RecordingSource>,
     cancel: CancellationToken,
-) -> anyhow::Result<(Recorder, SocketAddr)> {
+) -> anyhow::Result<Recorder> {
     config.check().map_err(|error| anyhow::anyhow!("recordings: {error}"))?;
     let recorder = Recorder::new(config, Some(xapi))?;
-    let server = RecordingServer::bind(config.listen, config.tls.as_ref()).await?;
-    let address = server.local_addr()?;
-    let stop = cancel.clone();
-    tokio::spawn(server.run(recorder.router(), async move { stop.cancelled().await }));
     if let Some(keep) = config.keep() {
         let dir = recorder.store().dir().to_owned();
         let every = config.sweep_interval;
         tokio::spawn(async move { retention::run(&dir, keep, every, cancel).await });
     }
-    Ok((recorder, address))
+    Ok(recorder)
 }
 
 /// Where the derivation loop's results go.
@@ -185,6 +193,8 @@ pub struct Outputs {
     pub store: Option<EngineStore>,
     /// Finished calls, for their recordings, when given.
     pub recorder: Option<Recorder>,
+    /// Counts the events, for `/metrics`.
+    pub events: Arc<EventCounter>,
 }
 
 /// Reads the PBX's inbound rules now and every [`RULES_REFRESH`]; rules named in the
@@ -277,6 +287,7 @@ fn publish(output: calls::Output, outputs: &Outputs) {
     for event in output.events {
         let call_id = event.call_id().to_string();
         tracing::info!(call_id, event = event.name(), user = event.user().unwrap_or(""), "event");
+        outputs.events.count(event.name());
         enqueue(&outputs.queue, &event);
     }
     if let Some(recorder) = &outputs.recorder {

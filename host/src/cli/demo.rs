@@ -3,7 +3,7 @@
 use crate::app;
 use crate::calls::{Engine, EngineConfig};
 use crate::queue::{Queue, QueueConfig};
-use crate::recordings::RecordingsConfig;
+use crate::recordings::{RecordingServer, RecordingsConfig};
 use tokio_util::sync::CancellationToken;
 use crate::pbx::{Connector, ConnectorConfig};
 use crate::runtime::{
@@ -93,10 +93,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ..RecordingsConfig::default()
     };
     let stop_recordings = CancellationToken::new();
-    let (recorder, address) =
-        app::start_recordings(&recordings, Arc::new(connector.rest()), stop_recordings.clone())
-            .await?;
-    println!("recordings     http://{address}/webapi/recording/ (signed links)\n");
+    let recorder =
+        app::start_recorder(&recordings, Arc::new(connector.rest()), stop_recordings.clone())?;
+    let server = RecordingServer::bind(listen, None).await?;
+    let stop = stop_recordings.clone();
+    tokio::spawn(server.run(recorder.router(), async move { stop.cancelled().await }));
+    println!("recordings     http://{listen}/webapi/recording/ (signed links)\n");
     let pipeline = app::Pipeline::start(connector, engine, Arc::new(queue), None, Some(recorder));
     simulator.wait_snapshots(1).await;
     for scenario in &scenarios {

@@ -3,7 +3,7 @@
 use crate::app::{EngineStore, Pipeline, Plugins};
 use crate::calls::{Engine, EngineConfig};
 use crate::config::{Config, PluginConfig, RecordingSource};
-use crate::recordings::{RecordingsConfig, SourceKind, TlsFiles};
+use crate::recordings::{RecordingServer, RecordingsConfig, SourceKind, TlsFiles};
 use tokio_util::sync::CancellationToken;
 use crate::queue::{Queue, QueueConfig};
 use crate::pbx::{CaptureWriter, ConnectionState, Connector, ConnectorConfig};
@@ -132,14 +132,17 @@ pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
             Engine::new(engine_config)
         }
     };
-    let stop_recordings = CancellationToken::new();
+    let server = RecordingServer::bind(config.server.listen, tls_files(&config).as_ref())
+        .await
+        .with_context(|| format!("while opening the HTTP server on {}", config.server.listen))?;
+    let address = server.local_addr()?;
+    let stop_server = CancellationToken::new();
     let recorder = if config.recordings.enabled {
         let recordings = recordings_config(&config);
-        let (recorder, address) =
-            crate::app::start_recordings(&recordings, Arc::new(connector.rest()), stop_recordings.clone())
-                .await?;
+        let recorder =
+            crate::app::start_recorder(&recordings, Arc::new(connector.rest()), stop_server.clone())?;
         println!(
-            "recordings served on {address} as {}/webapi/recording/... (links {})",
+            "recordings served as {}/webapi/recording/... (links {})",
             recordings.public_url.trim_end_matches('/'),
             if recordings.sign_links { "signed" } else { "unsigned" }
         );
@@ -147,12 +150,28 @@ pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
     } else {
         None
     };
+    let mut router = axum::Router::new();
+    if let Some(recorder) = &recorder {
+        router = router.merge(recorder.router());
+    }
     let pipeline = Pipeline::start(connector, engine, Arc::new(queue), Some(store), recorder);
+    let router = router.merge(crate::app::observe::router(pipeline.observed()));
+    let stop = stop_server.clone();
+    tokio::spawn(server.run(router, async move { stop.cancelled().await }));
+    println!("HTTP server on {address}: /metrics, /healthz");
     shutdown_signal().await;
     println!("stopping");
     let stopped = pipeline.shutdown().await;
-    stop_recordings.cancel();
+    stop_server.cancel();
     stopped
+}
+
+/// The configured certificate and key, in the server's terms.
+fn tls_files(config: &Config) -> Option<TlsFiles> {
+    config.server.tls.as_ref().map(|tls| TlsFiles {
+        cert: tls.cert.path.clone(),
+        key: tls.key.path.clone(),
+    })
 }
 
 /// The recordings settings of the configuration, in the recorder's terms.
@@ -180,10 +199,7 @@ fn recordings_config(config: &Config) -> RecordingsConfig {
             .map(|url| url.to_string())
             .unwrap_or_default(),
         listen: config.server.listen,
-        tls: config.server.tls.as_ref().map(|tls| TlsFiles {
-            cert: tls.cert.path.clone(),
-            key: tls.key.path.clone(),
-        }),
+        tls: tls_files(config),
         sign_links: recordings.sign_links,
         ..defaults
     }

@@ -145,6 +145,9 @@ client_secret = "secret"
 [engine]
 grace = "300ms"
 
+[server]
+listen = "127.0.0.1:0"
+
 [storage]
 dir = "{state}"
 

@@ -30,7 +30,8 @@ async fn a_legacy_ini_alone_drives_the_default_plugin_end_to_end() {
         &ini,
         format!(
             "[3CX]\nURL={}\nCLIENT_ID=callhook\nCLIENT_SECRET=secret\n\n\
-             [WEBHOOKS]\nWEBHOOK_URL={}\n\n[RECORDINGS]\nENABLED=0\n\n[STORAGE]\nDIR={}\n",
+             [WEBHOOKS]\nWEBHOOK_URL={}\n\n[RECORDINGS]\nENABLED=0\nLISTEN=127.0.0.1:0\n\n\
+             [STORAGE]\nDIR={}\n",
             simulator.base_url(),
             sink.url("/3cx/events"),
             dir.path().join("state").display()
@@ -41,10 +42,11 @@ async fn a_legacy_ini_alone_drives_the_default_plugin_end_to_end() {
         Command::new(CALLHOOK)
             .args(["run", "--config"])
             .arg(&ini)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .spawn()
             .unwrap(),
     );
+    let server = http_address(&mut child.0);
 
     tokio::time::timeout(Duration::from_secs(30), simulator.wait_snapshots(1))
         .await
@@ -58,6 +60,18 @@ async fn a_legacy_ini_alone_drives_the_default_plugin_end_to_end() {
     assert_eq!(events, ["event=ringing", "event=incomingcall_started", "event=incoming"]);
     assert!(received[2].query().contains("&did=CompanyDID&finishtype=Ok&transfer=false&"));
 
+    let health = reqwest::get(format!("http://{server}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let metrics = reqwest::get(format!("http://{server}/metrics")).await.unwrap().text().await.unwrap();
+    for line in [
+        "callhook_events_derived_total{event=\"ringing\"} 1",
+        "callhook_events_derived_total{event=\"incoming\"} 1",
+        "callhook_pbx_connected 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    assert!(metrics.contains("callhook_queue_"), "{metrics}");
+
     let status = Command::new("kill")
         .args(["-TERM", &child.0.id().to_string()])
         .status()
@@ -66,6 +80,24 @@ async fn a_legacy_ini_alone_drives_the_default_plugin_end_to_end() {
     let exit = child.0.wait().unwrap();
     assert!(exit.success(), "callhook exits cleanly on SIGTERM: {exit:?}");
     assert!(dir.path().join("state/callhook.redb").exists(), "state is kept on disk");
+}
+
+/// Reads the host's startup lines until it names its HTTP server's address.
+fn http_address(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let address = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let rest = line.strip_prefix("HTTP server on ")?;
+            rest.split_once(": /").map(|(address, _)| address.to_string())
+        })
+        .expect("callhook prints its HTTP address");
+    // Keep draining stdout so the host never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    address
 }
 
 fn check_config(contents: &str) -> (bool, String, String) {

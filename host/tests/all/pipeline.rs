@@ -5,8 +5,8 @@ use crate::scenarios::assert_matches;
 use crate::support::*;
 use callhook::app::Pipeline;
 use callhook::calls::{Engine, EngineConfig};
-use callhook::app::{Plugins, start_recordings};
-use callhook::recordings::RecordingsConfig;
+use callhook::app::{Plugins, start_recorder};
+use callhook::recordings::{RecordingServer, RecordingsConfig};
 use tokio_util::sync::CancellationToken;
 use callhook::queue::{Queue, QueueConfig};
 use callhook::pbx::{Connector, ConnectorConfig};
@@ -77,7 +77,10 @@ impl Harness {
                 ..RecordingsConfig::default()
             };
             let xapi = Arc::new(connector.rest());
-            let (recorder, _) = start_recordings(&config, xapi, stop_recordings.clone()).await.unwrap();
+            let recorder = start_recorder(&config, xapi, stop_recordings.clone()).unwrap();
+            let server = RecordingServer::bind(listen, None).await.unwrap();
+            let stop = stop_recordings.clone();
+            tokio::spawn(server.run(recorder.router(), async move { stop.cancelled().await }));
             Some(recorder)
         } else {
             None

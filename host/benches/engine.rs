@@ -1,0 +1,196 @@
+//! Events derived per second by the call engine, and its memory per active call.
+//!
+//! The input is the simulator's load scenario (`Scenario::load(n, &LoadProfile::default())`):
+//! every call rings, most are answered and talk for 30 s, all are up at once. Its timeline is
+//! turned into engine inputs once, outside the measurement (JSON → `Participant`), exactly as
+//! `host/tests/all/scenarios.rs` does; each iteration feeds them to a fresh engine, from the
+//! directory snapshot to a final `tick` after the last hang-up.
+//!
+//! Memory per active call is taken at the moment most calls are up, in two ways: the heap
+//! growth seen by a counting global allocator while the engine took the calls in, and the size
+//! of the engine's `state()` as JSON (what the host persists).
+//!
+//! Run: `cargo bench -p callhook --bench engine`. Figures go to `docs/benchmarks.md`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use callhook::calls::{Dn, Engine, EngineConfig, Input};
+use callhook::pbx::participant::{DnType, Participant};
+use callhook_simulator::{LoadProfile, ParticipantChange, Scenario};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use jiff::{SignedDuration, Timestamp};
+
+/// The system allocator, keeping count of the bytes currently allocated.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to `System` unchanged; only a counter is kept beside it.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller upholds `alloc`'s contract, which `System` shares.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: `ptr` came from `alloc` with this `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller upholds `realloc`'s contract, which `System` shares.
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+            LIVE.fetch_add(new_size, Ordering::Relaxed);
+        }
+        new
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Call counts to measure.
+const SIZES: [usize; 3] = [100, 500, 2000];
+
+/// A load scenario as engine inputs: the directory snapshot, the timeline, and when it is over.
+struct Prepared {
+    snapshot: Input,
+    steps: Vec<(Timestamp, Input)>,
+    end: Timestamp,
+}
+
+fn start() -> Timestamp {
+    "2026-11-24T10:15:30Z".parse().unwrap()
+}
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        did_rules: [("4930123456".to_string(), "CompanyDID".to_string())].into(),
+        ..EngineConfig::default()
+    }
+}
+
+fn prepare(n_calls: usize) -> Prepared {
+    let scenario = Scenario::load(n_calls, &LoadProfile::default());
+    let dns = scenario
+        .directory()
+        .into_iter()
+        .map(|entry| Dn {
+            dn: entry.dn,
+            dn_type: serde_json::from_value(serde_json::Value::String(entry.dn_type))
+                .unwrap_or(DnType::Unknown),
+        })
+        .collect();
+    let steps = scenario
+        .timeline()
+        .into_iter()
+        .map(|step| {
+            let at = start() + SignedDuration::try_from(step.at).unwrap();
+            let input = match step.change {
+                ParticipantChange::Upsert(json) => {
+                    Input::Upsert(serde_json::from_value::<Participant>(json).unwrap())
+                }
+                ParticipantChange::Remove { dn, participant_id } => {
+                    Input::Remove { dn, participant_id }
+                }
+            };
+            (at, input)
+        })
+        .collect();
+    Prepared {
+        snapshot: Input::Snapshot {
+            dns,
+            participants: Vec::new(),
+        },
+        steps,
+        end: start()
+            + SignedDuration::try_from(scenario.duration()).unwrap()
+            + SignedDuration::from_hours(1),
+    }
+}
+
+/// Runs the whole scenario through a fresh engine; returns how many events came out.
+fn derive(prepared: &Prepared, steps: Vec<(Timestamp, Input)>) -> usize {
+    let mut engine = Engine::new(config());
+    let mut events = engine.apply(prepared.snapshot.clone(), start()).events.len();
+    for (at, input) in steps {
+        events += engine.apply(input, at).events.len();
+    }
+    events += engine.tick(prepared.end).events.len();
+    assert_eq!(engine.active_calls(), 0, "calls left open");
+    events
+}
+
+/// Memory once every call is up (each step before the first hang-up applied):
+/// `(active calls, heap growth, state JSON bytes)`, both sizes beyond the directory snapshot's.
+fn memory_at_peak(prepared: &Prepared) -> (usize, usize, usize) {
+    let mut engine = Engine::new(config());
+    engine.apply(prepared.snapshot.clone(), start());
+    let base_json = serde_json::to_vec(&engine.state()).unwrap().len();
+    let base = LIVE.load(Ordering::Relaxed);
+    // Inputs are cloned inside the measurement: what the engine keeps of them counts.
+    for (at, input) in prepared
+        .steps
+        .iter()
+        .take_while(|(_, input)| !matches!(input, Input::Remove { .. }))
+    {
+        drop(engine.apply(input.clone(), *at));
+    }
+    let growth = LIVE.load(Ordering::Relaxed).saturating_sub(base);
+    let json = serde_json::to_vec(&engine.state()).unwrap().len() - base_json;
+    (engine.active_calls(), growth, json)
+}
+
+fn bench(c: &mut Criterion) {
+    let prepared: Vec<(usize, Prepared)> = SIZES.iter().map(|&n| (n, prepare(n))).collect();
+
+    println!("engine memory with every call of the load scenario up:");
+    println!("| calls | active | heap growth | per active call | state JSON per call |");
+    println!("|---|---|---|---|---|");
+    for (n, p) in &prepared {
+        let (active, growth, json) = memory_at_peak(p);
+        println!(
+            "| {n} | {active} | {:.1} KiB | {} B | {} B |",
+            growth as f64 / 1024.0,
+            growth / active,
+            json / active,
+        );
+    }
+
+    let mut group = c.benchmark_group("engine");
+    for (n, p) in &prepared {
+        let events = derive(p, p.steps.clone());
+        println!(
+            "load-{n}: {} inputs → {events} events ({:.1} per call)",
+            p.steps.len(),
+            events as f64 / *n as f64
+        );
+        group.throughput(Throughput::Elements(events as u64));
+        group.bench_function(format!("load-{n}: derive every event"), |b| {
+            b.iter_batched(
+                || p.steps.clone(),
+                |steps| derive(p, steps),
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3));
+    targets = bench
+}
+criterion_main!(benches);
