@@ -120,7 +120,10 @@ fn prepare(n_calls: usize) -> Prepared {
 /// Runs the whole scenario through a fresh engine; returns how many events came out.
 fn derive(prepared: &Prepared, steps: Vec<(Timestamp, Input)>) -> usize {
     let mut engine = Engine::new(config());
-    let mut events = engine.apply(prepared.snapshot.clone(), start()).events.len();
+    let mut events = engine
+        .apply(prepared.snapshot.clone(), start())
+        .events
+        .len();
     for (at, input) in steps {
         events += engine.apply(input, at).events.len();
     }

@@ -187,7 +187,12 @@ fn main() {
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_owned));
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(str::to_owned)
+        });
     match &lame_version {
         Some(version) => println!("lame CLI: {version}\n"),
         None => println!(

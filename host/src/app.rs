@@ -16,12 +16,10 @@ pub use observe::{EventCounter, Observed};
 use crate::calls::{self, Engine};
 use crate::pbx::{Change, Connector, ConnectorError, RestClient};
 use crate::queue::{Deliverer, Queue};
-use crate::recordings::{
-    Outcome, Recorder, RecordingSource, RecordingsConfig, retention,
-};
+use crate::recordings::{Outcome, Recorder, RecordingSource, RecordingsConfig, retention};
 use crate::runtime::{DeliveryOutcome, DeliveryRequest, Plugin};
-use std::collections::HashMap;
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -153,7 +151,10 @@ impl Pipeline {
         self.derive.await?;
         let report = self.queue.shutdown(SHUTDOWN_GRACE).await;
         if report.interrupted > 0 {
-            tracing::warn!(interrupted = report.interrupted, "deliveries resume at the next start");
+            tracing::warn!(
+                interrupted = report.interrupted,
+                "deliveries resume at the next start"
+            );
         }
         self.connector.await??;
         Ok(())
@@ -175,7 +176,9 @@ pub fn start_recorder(
     xapi: Arc<dyn RecordingSource>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Recorder> {
-    config.check().map_err(|error| anyhow::anyhow!("recordings: {error}"))?;
+    config
+        .check()
+        .map_err(|error| anyhow::anyhow!("recordings: {error}"))?;
     let recorder = Recorder::new(config, Some(xapi))?;
     if let Some(keep) = config.keep() {
         let dir = recorder.store().dir().to_owned();
@@ -286,7 +289,12 @@ pub async fn derive_events(
 fn publish(output: calls::Output, outputs: &Outputs) {
     for event in output.events {
         let call_id = event.call_id().to_string();
-        tracing::info!(call_id, event = event.name(), user = event.user().unwrap_or(""), "event");
+        tracing::info!(
+            call_id,
+            event = event.name(),
+            user = event.user().unwrap_or(""),
+            "event"
+        );
         outputs.events.count(event.name());
         enqueue(&outputs.queue, &event);
     }
@@ -327,7 +335,11 @@ async fn record(recorder: &Recorder, call: &calls::FinishedCall, queue: &Deliver
                 tracing::error!(call_id = %id, file = failure.file, error = %failure.error, "recording failed");
             }
         }
-        Outcome::NotFound { id, waited, last_error } => tracing::warn!(
+        Outcome::NotFound {
+            id,
+            waited,
+            last_error,
+        } => tracing::warn!(
             call_id = %id,
             waited_s = waited.as_secs(),
             last_error = last_error.unwrap_or_default(),

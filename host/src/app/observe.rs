@@ -25,7 +25,12 @@ pub struct EventCounter(Mutex<BTreeMap<&'static str, u64>>);
 impl EventCounter {
     /// Counts one event called `name`.
     pub fn count(&self, name: &'static str) {
-        *self.0.lock().expect("counter poisoned").entry(name).or_default() += 1;
+        *self
+            .0
+            .lock()
+            .expect("counter poisoned")
+            .entry(name)
+            .or_default() += 1;
     }
 
     fn snapshot(&self) -> BTreeMap<&'static str, u64> {
@@ -59,15 +64,36 @@ async fn metrics(State(observed): State<Observed>) -> impl IntoResponse {
     let family = |out: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };
-    family(&mut out, "callhook_events_derived_total", "counter", "Call events derived, by event.");
+    family(
+        &mut out,
+        "callhook_events_derived_total",
+        "counter",
+        "Call events derived, by event.",
+    );
     for (event, count) in observed.events.snapshot() {
-        let _ = writeln!(out, "callhook_events_derived_total{{event=\"{event}\"}} {count}");
+        let _ = writeln!(
+            out,
+            "callhook_events_derived_total{{event=\"{event}\"}} {count}"
+        );
     }
-    family(&mut out, "callhook_pbx_connected", "gauge", "1 while the PBX connection is up.");
-    let connected = matches!(*observed.connection.borrow(), ConnectionState::Connected { .. });
+    family(
+        &mut out,
+        "callhook_pbx_connected",
+        "gauge",
+        "1 while the PBX connection is up.",
+    );
+    let connected = matches!(
+        *observed.connection.borrow(),
+        ConnectionState::Connected { .. }
+    );
     let _ = writeln!(out, "callhook_pbx_connected {}", u8::from(connected));
     let stats = observed.connector.snapshot();
-    family(&mut out, "callhook_pbx_total", "counter", "Connector counters, by what was counted.");
+    family(
+        &mut out,
+        "callhook_pbx_total",
+        "counter",
+        "Connector counters, by what was counted.",
+    );
     for (what, value) in [
         ("frames", stats.frames),
         ("malformed_frames", stats.malformed_frames),
@@ -90,10 +116,13 @@ async fn metrics(State(observed): State<Observed>) -> impl IntoResponse {
 
 async fn healthz(State(observed): State<Observed>) -> impl IntoResponse {
     let (status, reason) = match &*observed.connection.borrow() {
-        ConnectionState::Connected { since } => (StatusCode::OK, format!("connected since {since}")),
-        ConnectionState::Connecting { attempt } => {
-            (StatusCode::SERVICE_UNAVAILABLE, format!("connecting (attempt {attempt})"))
+        ConnectionState::Connected { since } => {
+            (StatusCode::OK, format!("connected since {since}"))
         }
+        ConnectionState::Connecting { attempt } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("connecting (attempt {attempt})"),
+        ),
         ConnectionState::Backoff { error, .. } => (StatusCode::SERVICE_UNAVAILABLE, error.clone()),
         ConnectionState::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "stopped".to_string()),
     };

@@ -76,6 +76,9 @@ pub fn retry(config: &Path, id: Option<u64>, selection: &Selection) -> anyhow::R
     if let Some(id) = id {
         anyhow::ensure!(!retried.is_empty(), "there is no delivery {id}");
     }
-    println!("{} deliveries will be attempted again when callhook starts", retried.len());
+    println!(
+        "{} deliveries will be attempted again when callhook starts",
+        retried.len()
+    );
     Ok(())
 }

@@ -2,13 +2,11 @@
 
 use crate::app;
 use crate::calls::{Engine, EngineConfig};
+use crate::pbx::{Connector, ConnectorConfig};
 use crate::queue::{Queue, QueueConfig};
 use crate::recordings::{RecordingServer, RecordingsConfig};
-use tokio_util::sync::CancellationToken;
-use crate::pbx::{Connector, ConnectorConfig};
 use crate::runtime::{
-    GENERIC_WEBHOOK_WASM, KvQuota, KvStore, PluginLimits, PluginRuntime, PluginSpec,
-    RuntimeConfig,
+    GENERIC_WEBHOOK_WASM, KvQuota, KvStore, PluginLimits, PluginRuntime, PluginSpec, RuntimeConfig,
 };
 use anyhow::Context;
 use axum::Router;
@@ -17,6 +15,7 @@ use axum::http::{Method, Uri};
 use callhook_simulator::{Scenario, SimConfig, Simulator};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// The calls the demo plays, in order.
 const SCENARIOS: [&str; 4] = [
@@ -51,7 +50,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("webhook sink   {sink}");
 
     let storage = tempfile::tempdir().context("while creating the demo's storage")?;
-    let db = Arc::new(redb::Database::create(storage.path().join("callhook.redb"))?);
+    let db = Arc::new(redb::Database::create(
+        storage.path().join("callhook.redb"),
+    )?);
     let runtime = PluginRuntime::new(
         RuntimeConfig::default(),
         KvStore::new(db.clone(), KvQuota::default()),
@@ -63,7 +64,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         limits: PluginLimits::default(),
         settings: [
             ("webhook_url".to_string(), format!("{sink}/3cx/events")),
-            ("webhook_post_url".to_string(), format!("{sink}/3cx/recordings")),
+            (
+                "webhook_post_url".to_string(),
+                format!("{sink}/3cx/recordings"),
+            ),
         ]
         .into(),
         secrets: Default::default(),
@@ -93,8 +97,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ..RecordingsConfig::default()
     };
     let stop_recordings = CancellationToken::new();
-    let recorder =
-        app::start_recorder(&recordings, Arc::new(connector.rest()), stop_recordings.clone())?;
+    let recorder = app::start_recorder(
+        &recordings,
+        Arc::new(connector.rest()),
+        stop_recordings.clone(),
+    )?;
     let server = RecordingServer::bind(listen, None).await?;
     let stop = stop_recordings.clone();
     tokio::spawn(server.run(recorder.router(), async move { stop.cancelled().await }));

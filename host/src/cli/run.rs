@@ -3,16 +3,16 @@
 use crate::app::{EngineStore, Pipeline, Plugins};
 use crate::calls::{Engine, EngineConfig};
 use crate::config::{Config, PluginConfig, RecordingSource};
-use crate::recordings::{RecordingServer, RecordingsConfig, SourceKind, TlsFiles};
-use tokio_util::sync::CancellationToken;
-use crate::queue::{Queue, QueueConfig};
 use crate::pbx::{CaptureWriter, ConnectionState, Connector, ConnectorConfig};
+use crate::queue::{Queue, QueueConfig};
+use crate::recordings::{RecordingServer, RecordingsConfig, SourceKind, TlsFiles};
 use crate::runtime::{
     GENERIC_WEBHOOK_WASM, KvQuota, KvStore, Plugin, PluginRuntime, PluginSpec, RuntimeConfig,
 };
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// Loads the configuration, or an error listing every problem with its place.
 fn load(path: &Path) -> anyhow::Result<Config> {
@@ -139,12 +139,19 @@ pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
     let stop_server = CancellationToken::new();
     let recorder = if config.recordings.enabled {
         let recordings = recordings_config(&config);
-        let recorder =
-            crate::app::start_recorder(&recordings, Arc::new(connector.rest()), stop_server.clone())?;
+        let recorder = crate::app::start_recorder(
+            &recordings,
+            Arc::new(connector.rest()),
+            stop_server.clone(),
+        )?;
         println!(
             "recordings served as {}/webapi/recording/... (links {})",
             recordings.public_url.trim_end_matches('/'),
-            if recordings.sign_links { "signed" } else { "unsigned" }
+            if recordings.sign_links {
+                "signed"
+            } else {
+                "unsigned"
+            }
         );
         Some(recorder)
     } else {
@@ -234,7 +241,10 @@ fn report_connection(mut state: tokio::sync::watch::Receiver<ConnectionState>, u
             let line = match &*state.borrow() {
                 ConnectionState::Connected { .. } => format!("connected to the PBX at {url}"),
                 ConnectionState::Backoff { delay, error, .. } => {
-                    format!("PBX connection failed ({error}); retrying in {} s", delay.as_secs())
+                    format!(
+                        "PBX connection failed ({error}); retrying in {} s",
+                        delay.as_secs()
+                    )
                 }
                 ConnectionState::Connecting { attempt } if *attempt > 1 => {
                     format!("connecting to the PBX at {url} (attempt {attempt})")

@@ -2,8 +2,8 @@
 //! documentation of [`crate::queue`] for the format).
 
 use super::QueueError;
-use crate::config::Routes;
 use crate::calls::event::CallEvent;
+use crate::config::Routes;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 

@@ -62,7 +62,9 @@ impl RecordingSource for crate::pbx::RestClient {
         after_id: u64,
         top: u32,
     ) -> BoxFuture<'_, Result<Vec<XapiRecording>, SourceError>> {
-        Box::pin(async move { Ok(crate::pbx::RestClient::recordings_after(self, after_id, top).await?) })
+        Box::pin(
+            async move { Ok(crate::pbx::RestClient::recordings_after(self, after_id, top).await?) },
+        )
     }
 
     fn newest_recordings(
@@ -74,7 +76,9 @@ impl RecordingSource for crate::pbx::RestClient {
 
     fn download_recording(&self, id: u64) -> BoxFuture<'_, Result<Bytes, SourceError>> {
         Box::pin(async move {
-            Ok(crate::pbx::RestClient::download_recording(self, id).await?.bytes)
+            Ok(crate::pbx::RestClient::download_recording(self, id)
+                .await?
+                .bytes)
         })
     }
 }

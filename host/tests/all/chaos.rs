@@ -4,7 +4,9 @@
 
 use crate::support::*;
 use callhook::app::Plugins;
-use callhook::calls::event::{CallEvent, CallId, Direction, Offered, Started, TransferType, UserType};
+use callhook::calls::event::{
+    CallEvent, CallId, Direction, Offered, Started, TransferType, UserType,
+};
 use callhook::queue::{Queue, QueueConfig};
 use callhook::runtime::GENERIC_WEBHOOK_WASM;
 use callhook_simulator::{Scenario, SimConfig, Simulator};
@@ -50,7 +52,12 @@ fn call_events(call: u64) -> [CallEvent; 3] {
 fn queue_to(sink: &Sink, url: &str, dir: &tempfile::TempDir) -> Queue<Plugins> {
     let (_, runtime) = runtime();
     let plugin = runtime
-        .load(spec("generic-webhook", GENERIC_WEBHOOK_WASM, &[&sink.origin()], &[("webhook_url", url)]))
+        .load(spec(
+            "generic-webhook",
+            GENERIC_WEBHOOK_WASM,
+            &[&sink.origin()],
+            &[("webhook_url", url)],
+        ))
         .unwrap();
     let plugins = Plugins::new([plugin]);
     let mut config = QueueConfig::new(Default::default(), plugins.names());
@@ -100,7 +107,11 @@ async fn a_receiver_down_for_a_while_gets_everything_in_order_once_it_recovers()
             .filter(|(c, _)| c.ends_with(&format!("_{call}")))
             .map(|(_, event)| event.as_str())
             .collect();
-        assert_eq!(order, ["ringing", "incomingcall_started", "incoming"], "call {call}");
+        assert_eq!(
+            order,
+            ["ringing", "incomingcall_started", "incoming"],
+            "call {call}"
+        );
     }
     assert!(sink.received().len() >= 9 + 12, "the failures were retried");
     queue.shutdown(Duration::from_secs(1)).await;
@@ -119,7 +130,9 @@ async fn a_receiver_that_is_gone_disables_its_plugin() {
             tokio::task::yield_now().await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), wait_disabled).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), wait_disabled)
+        .await
+        .unwrap();
     assert_eq!(queue.disabled_plugins()[0].0, "generic-webhook");
     // Events taken while disabled wait, unattempted, until an operator re-enables the plugin.
     queue.enqueue(&call_events(2)[0]).unwrap();
@@ -183,7 +196,13 @@ impl Host {
 
     fn signal(&mut self, signal: &str) {
         let pid = self.0.id().to_string();
-        assert!(Command::new("kill").args([signal, &pid]).status().unwrap().success());
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
         self.0.wait().unwrap();
     }
 }
@@ -203,8 +222,17 @@ async fn connected(simulator: &callhook_simulator::SimHandle) {
 }
 
 fn callhook(args: &[&str], config: &std::path::Path) -> String {
-    let output = Command::new(CALLHOOK).args(args).arg("--config").arg(config).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(CALLHOOK)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).unwrap()
 }
 
@@ -231,8 +259,15 @@ async fn a_host_killed_while_the_receiver_fails_delivers_everything_after_restar
     sink.wait_for_successes(3).await;
     let events: BTreeSet<(String, String)> = delivered(&sink).into_iter().collect();
     let names: BTreeSet<&str> = events.iter().map(|(_, e)| e.as_str()).collect();
-    assert_eq!(names, BTreeSet::from(["ringing", "incomingcall_started", "incoming"]));
-    assert_eq!(events.len(), 3, "one call, three events, none missing: {events:?}");
+    assert_eq!(
+        names,
+        BTreeSet::from(["ringing", "incomingcall_started", "incoming"])
+    );
+    assert_eq!(
+        events.len(),
+        3,
+        "one call, three events, none missing: {events:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

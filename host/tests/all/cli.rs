@@ -57,12 +57,30 @@ async fn a_legacy_ini_alone_drives_the_default_plugin_end_to_end() {
         .iter()
         .map(|r| r.query().split('&').next().unwrap())
         .collect();
-    assert_eq!(events, ["event=ringing", "event=incomingcall_started", "event=incoming"]);
-    assert!(received[2].query().contains("&did=CompanyDID&finishtype=Ok&transfer=false&"));
+    assert_eq!(
+        events,
+        [
+            "event=ringing",
+            "event=incomingcall_started",
+            "event=incoming"
+        ]
+    );
+    assert!(
+        received[2]
+            .query()
+            .contains("&did=CompanyDID&finishtype=Ok&transfer=false&")
+    );
 
-    let health = reqwest::get(format!("http://{server}/healthz")).await.unwrap();
+    let health = reqwest::get(format!("http://{server}/healthz"))
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
-    let metrics = reqwest::get(format!("http://{server}/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("http://{server}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for line in [
         "callhook_events_derived_total{event=\"ringing\"} 1",
         "callhook_events_derived_total{event=\"incoming\"} 1",
@@ -78,8 +96,14 @@ async fn a_legacy_ini_alone_drives_the_default_plugin_end_to_end() {
         .unwrap();
     assert!(status.success());
     let exit = child.0.wait().unwrap();
-    assert!(exit.success(), "callhook exits cleanly on SIGTERM: {exit:?}");
-    assert!(dir.path().join("state/callhook.redb").exists(), "state is kept on disk");
+    assert!(
+        exit.success(),
+        "callhook exits cleanly on SIGTERM: {exit:?}"
+    );
+    assert!(
+        dir.path().join("state/callhook.redb").exists(),
+        "state is kept on disk"
+    );
 }
 
 /// Reads the host's startup lines until it names its HTTP server's address.
@@ -92,7 +116,8 @@ fn http_address(child: &mut std::process::Child) -> String {
         .map_while(Result::ok)
         .find_map(|line| {
             let rest = line.strip_prefix("HTTP server on ")?;
-            rest.split_once(": /").map(|(address, _)| address.to_string())
+            rest.split_once(": /")
+                .map(|(address, _)| address.to_string())
         })
         .expect("callhook prints its HTTP address");
     // Keep draining stdout so the host never blocks on a full pipe.
@@ -103,7 +128,11 @@ fn http_address(child: &mut std::process::Child) -> String {
 fn check_config(contents: &str) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("callhook.toml");
-    std::fs::write(&file, contents.replace("{dir}", &dir.path().display().to_string())).unwrap();
+    std::fs::write(
+        &file,
+        contents.replace("{dir}", &dir.path().display().to_string()),
+    )
+    .unwrap();
     let output = Command::new(CALLHOOK)
         .args(["check-config", "--config"])
         .arg(&file)
@@ -149,6 +178,9 @@ fn check_config_names_file_line_and_key_of_a_mistake() {
     let broken = VALID.replace("client_id = \"callhook\"", "client_idd = \"callhook\"");
     let (ok, _, stderr) = check_config(&broken);
     assert!(!ok);
-    assert!(stderr.contains("callhook.toml:4:1: pbx.client_idd: unknown key"), "{stderr}");
+    assert!(
+        stderr.contains("callhook.toml:4:1: pbx.client_idd: unknown key"),
+        "{stderr}"
+    );
     assert!(stderr.contains("client_idd"), "{stderr}");
 }

@@ -4,17 +4,17 @@
 use crate::scenarios::assert_matches;
 use crate::support::*;
 use callhook::app::Pipeline;
-use callhook::calls::{Engine, EngineConfig};
 use callhook::app::{Plugins, start_recorder};
-use callhook::recordings::{RecordingServer, RecordingsConfig};
-use tokio_util::sync::CancellationToken;
-use callhook::queue::{Queue, QueueConfig};
+use callhook::calls::{Engine, EngineConfig};
 use callhook::pbx::{Connector, ConnectorConfig};
+use callhook::queue::{Queue, QueueConfig};
+use callhook::recordings::{RecordingServer, RecordingsConfig};
 use callhook::runtime::GENERIC_WEBHOOK_WASM;
 use callhook_simulator::{Scenario, SimConfig, Simulator};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Scenario seconds per real second: 0.05 plays a 100 s call in 5 s.
 const TIME_SCALE: f64 = 0.05;
@@ -44,9 +44,17 @@ impl Harness {
         let (dir, runtime) = runtime();
         let events = sink.url("/events");
         let posts = sink.url("/recordings");
-        let settings = [("webhook_url", events.as_str()), ("webhook_post_url", posts.as_str())];
+        let settings = [
+            ("webhook_url", events.as_str()),
+            ("webhook_post_url", posts.as_str()),
+        ];
         let plugin = runtime
-            .load(spec("generic-webhook", GENERIC_WEBHOOK_WASM, &[&sink.origin()], &settings))
+            .load(spec(
+                "generic-webhook",
+                GENERIC_WEBHOOK_WASM,
+                &[&sink.origin()],
+                &settings,
+            ))
             .unwrap();
         let config = simulator.config();
         let connector = Connector::new(
@@ -68,7 +76,10 @@ impl Harness {
         let queue = Queue::open(database(&dir, "queue.redb"), queue_config, plugins).unwrap();
         let stop_recordings = CancellationToken::new();
         let recorder = if recordings {
-            let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+            let listen = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap();
             let config = RecordingsConfig {
                 enabled: true,
                 mp3_dir: dir.path().join("mp3"),
@@ -115,7 +126,10 @@ async fn scenarios_one_to_nine_reach_the_sink_as_expected() {
         "08-outbound-answered",
         "09-outbound-unanswered",
     ];
-    let scenarios: Vec<Scenario> = names.iter().map(|n| Scenario::builtin(n).unwrap()).collect();
+    let scenarios: Vec<Scenario> = names
+        .iter()
+        .map(|n| Scenario::builtin(n).unwrap())
+        .collect();
     let harness = Harness::start(&scenarios, false).await;
     let (simulator, sink) = (&harness.simulator, &harness.sink);
     let plays = scenarios.iter().map(|s| simulator.play(s, TIME_SCALE));
@@ -129,12 +143,19 @@ async fn scenarios_one_to_nine_reach_the_sink_as_expected() {
     assert_eq!(sink.received().len(), expected, "{:#?}", sink.received());
     harness.stop().await;
 
-    let events: Vec<(u64, u32, BTreeMap<String, String>)> =
-        received.iter().filter(|r| r.method == "GET").map(parse).collect();
+    let events: Vec<(u64, u32, BTreeMap<String, String>)> = received
+        .iter()
+        .filter(|r| r.method == "GET")
+        .map(parse)
+        .collect();
     for scenario in &scenarios {
         // Durations and titles are in scaled time here: durations are checked with a tolerance.
         let calls: Vec<u64> = scenario.expected().iter().map(|e| e.call).collect();
-        let mine: Vec<_> = events.iter().filter(|(c, ..)| calls.contains(c)).cloned().collect();
+        let mine: Vec<_> = events
+            .iter()
+            .filter(|(c, ..)| calls.contains(c))
+            .cloned()
+            .collect();
         assert_matches(scenario, &mine, &["duration", "title"]);
         for want in scenario.expected() {
             let Some(seconds) = want.fields.get("duration") else {
@@ -143,7 +164,9 @@ async fn scenarios_one_to_nine_reach_the_sink_as_expected() {
             let got = events
                 .iter()
                 .find(|(call, link, f)| {
-                    *call == want.call && *link == want.link && f["event"] == want.fields["event"]
+                    *call == want.call
+                        && *link == want.link
+                        && f["event"] == want.fields["event"]
                         && f.get("user") == want.fields.get("user")
                 })
                 .unwrap_or_else(|| panic!("{}: no event for {want:?}", scenario.name()));
@@ -164,7 +187,10 @@ async fn a_transfer_yields_one_recording_post_with_two_playable_links() {
     let harness = Harness::start(std::slice::from_ref(&scenario), true).await;
     harness.simulator.play(&scenario, TIME_SCALE).await.unwrap();
     let received = harness.sink.wait_for(scenario.expected().len() + 1).await;
-    let posts: Vec<&Received> = received.iter().filter(|r| r.target == "/recordings").collect();
+    let posts: Vec<&Received> = received
+        .iter()
+        .filter(|r| r.target == "/recordings")
+        .collect();
     assert_eq!(posts.len(), 1, "{received:#?}");
     let body: serde_json::Value = serde_json::from_slice(&posts[0].body).unwrap();
     let files: Vec<String> = body["FILES"]
@@ -175,9 +201,18 @@ async fn a_transfer_yields_one_recording_post_with_two_playable_links() {
         .collect();
     assert_eq!(files.len(), 2, "{body}");
     let id = body["id"].as_str().unwrap();
-    assert!(id.ends_with("_501-2"), "the id of the call's last part: {id}");
-    assert!(files[0].contains(&format!("{}-1-1.mp3?expires=", &id[..id.len() - 2])), "{files:?}");
-    assert!(files[1].contains(&format!("{id}-1.mp3?expires=")), "{files:?}");
+    assert!(
+        id.ends_with("_501-2"),
+        "the id of the call's last part: {id}"
+    );
+    assert!(
+        files[0].contains(&format!("{}-1-1.mp3?expires=", &id[..id.len() - 2])),
+        "{files:?}"
+    );
+    assert!(
+        files[1].contains(&format!("{id}-1.mp3?expires=")),
+        "{files:?}"
+    );
 
     // 120 talked 30 s and 130 talked 60 s, played 20 times faster.
     let client = reqwest::Client::new();
@@ -186,7 +221,10 @@ async fn a_transfer_yields_one_recording_post_with_two_playable_links() {
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "audio/mpeg");
         let played = mp3_seconds(response.bytes().await.unwrap().to_vec());
-        assert!((played - seconds).abs() <= seconds * 0.05, "{link}: {played} s, expected {seconds} s");
+        assert!(
+            (played - seconds).abs() <= seconds * 0.05,
+            "{link}: {played} s, expected {seconds} s"
+        );
     }
     let tampered = files[0].replace("sig=", "sig=0");
     assert_eq!(client.get(&tampered).send().await.unwrap().status(), 403);

@@ -184,10 +184,13 @@ async fn a_signing_secret_adds_standard_webhooks_headers() {
     );
 }
 
+/// A check of one delivery outcome.
+type Expectation = fn(&DeliveryOutcome) -> bool;
+
 #[tokio::test]
 async fn receiver_statuses_become_delivery_outcomes() {
     let sink = Sink::start().await;
-    let cases: &[(&str, fn(&DeliveryOutcome) -> bool)] = &[
+    let cases: &[(&str, Expectation)] = &[
         ("/status/500", |o| {
             matches!(o, DeliveryOutcome::Retry { after: None, .. })
         }),

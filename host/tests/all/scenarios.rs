@@ -83,7 +83,13 @@ fn derive(scenario: &Scenario) -> Vec<CallEvent> {
         })
         .collect();
     let mut events = engine
-        .apply(Input::Snapshot { dns, participants: Vec::new() }, start)
+        .apply(
+            Input::Snapshot {
+                dns,
+                participants: Vec::new(),
+            },
+            start,
+        )
         .events;
     for step in scenario.timeline() {
         let at = start + jiff::SignedDuration::try_from(step.at).unwrap();
@@ -98,8 +104,17 @@ fn derive(scenario: &Scenario) -> Vec<CallEvent> {
         events.extend(engine.apply(input, at).events);
     }
     let end = start + jiff::SignedDuration::try_from(scenario.duration()).unwrap();
-    events.extend(engine.tick(end + jiff::SignedDuration::from_secs(3600)).events);
-    assert_eq!(engine.active_calls(), 0, "{}: calls left open", scenario.name());
+    events.extend(
+        engine
+            .tick(end + jiff::SignedDuration::from_secs(3600))
+            .events,
+    );
+    assert_eq!(
+        engine.active_calls(),
+        0,
+        "{}: calls left open",
+        scenario.name()
+    );
     events
 }
 
@@ -115,11 +130,21 @@ pub fn assert_matches(
     calls.sort();
     calls.dedup();
     for call in calls {
-        let expected: Vec<_> = scenario.expected().iter().filter(|e| e.call == call).collect();
+        let expected: Vec<_> = scenario
+            .expected()
+            .iter()
+            .filter(|e| e.call == call)
+            .collect();
         let actual: Vec<_> = events.iter().filter(|(c, ..)| *c == call).collect();
         let describe = |list: &[&(u64, u32, BTreeMap<String, String>)]| {
             list.iter()
-                .map(|(_, link, f)| format!("{}({}, -{link})", f["event"], f.get("user").map_or("", |u| u)))
+                .map(|(_, link, f)| {
+                    format!(
+                        "{}({}, -{link})",
+                        f["event"],
+                        f.get("user").map_or("", |u| u)
+                    )
+                })
                 .collect::<Vec<_>>()
         };
         assert_eq!(
@@ -131,8 +156,17 @@ pub fn assert_matches(
             describe(&actual)
         );
         for (want, (_, link, got)) in expected.iter().zip(actual.iter().map(|a| &**a)) {
-            assert_eq!(want.link, *link, "{} call {call}: link of {got:?}", scenario.name());
-            for (key, value) in want.fields.iter().filter(|(k, _)| !ignored.contains(&k.as_str())) {
+            assert_eq!(
+                want.link,
+                *link,
+                "{} call {call}: link of {got:?}",
+                scenario.name()
+            );
+            for (key, value) in want
+                .fields
+                .iter()
+                .filter(|(k, _)| !ignored.contains(&k.as_str()))
+            {
                 assert_eq!(
                     got.get(key),
                     Some(value),
@@ -147,7 +181,10 @@ pub fn assert_matches(
 #[test]
 fn every_builtin_scenario_derives_its_expected_events() {
     let names = Scenario::builtin_names();
-    assert!(names.len() >= 12, "the twelve scenarios of call-events.md ship: {names:?}");
+    assert!(
+        names.len() >= 12,
+        "the twelve scenarios of call-events.md ship: {names:?}"
+    );
     for name in names {
         let scenario = Scenario::builtin(name).unwrap();
         let events: Vec<_> = derive(&scenario).iter().map(webhook_fields).collect();

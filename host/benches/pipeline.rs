@@ -1,0 +1,264 @@
+//! The whole host under a steady load: simulator → connector → engine → durable queue →
+//! generic-webhook plugin → local sink, all in this process on 127.0.0.1 and wired like
+//! `host/tests/all/pipeline.rs` (without recordings).
+//!
+//! The load is `Scenario::load(1400, ..)` with the calls starting evenly over 20 s, ringing 1 s
+//! and talking 6 s: about 200 events/s while starts, answers and ends overlap. Its timeline
+//! is applied to the simulator in real time by this bench (the simulator's own player would
+//! also publish recordings), noting when each change was applied. Latency is from there to the
+//! sink receiving the webhook: for `ringing`/`dialing` from the call's first change, for
+//! `*_started` from the change that connected it, for end events from the call's last change
+//! plus the engine's 2 s grace period (which the engine waits on purpose). The process's RSS
+//! (simulator and sink included) is sampled every 100 ms.
+//!
+//! Run: `cargo bench -p callhook --bench pipeline`. Figures go to `docs/benchmarks.md`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::routing::any;
+use callhook::app::{Pipeline, Plugins};
+use callhook::calls::{Engine, EngineConfig};
+use callhook::pbx::{Connector, ConnectorConfig};
+use callhook::queue::{Queue, QueueConfig};
+use callhook::runtime::{
+    GENERIC_WEBHOOK_WASM, KvQuota, KvStore, PluginLimits, PluginRuntime, PluginSpec, RuntimeConfig,
+};
+use callhook_simulator::{LoadProfile, ParticipantChange, Scenario, SimConfig, Simulator};
+
+/// Concurrent calls started over [`RAMP`].
+const CALLS: usize = 1400;
+/// The calls start evenly over this time.
+const RAMP: Duration = Duration::from_secs(20);
+/// The engine's grace period before end events (its default).
+const GRACE: Duration = Duration::from_secs(2);
+/// How long the bench waits for the last webhook after the last change.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// What the sink received: when, and the query string.
+type Received = Arc<Mutex<Vec<(Instant, String)>>>;
+
+/// When the simulator applied a call's changes.
+#[derive(Default)]
+struct Applied {
+    first: Option<Instant>,
+    connected: Option<Instant>,
+    last: Option<Instant>,
+}
+
+/// The process's resident set size in KiB.
+fn vm_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+async fn sink() -> (String, Received) {
+    let received = Received::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new()
+        .fallback(any(
+            |State(received): State<Received>, RawQuery(query): RawQuery| async move {
+                let at = Instant::now();
+                received
+                    .lock()
+                    .unwrap()
+                    .push((at, query.unwrap_or_default()));
+                "ok"
+            },
+        ))
+        .with_state(received.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (origin, received)
+}
+
+/// The call id and event name of a webhook's query string.
+fn call_and_event(query: &str) -> (u64, String) {
+    let field = |name: &str| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("no {name} in {query}"))
+            .to_owned()
+    };
+    let id = field("id");
+    let (_, call_and_link) = id.split_once('_').unwrap();
+    let (call, _) = call_and_link.split_once('-').unwrap();
+    (call.parse().unwrap(), field("event"))
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+async fn run() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let scenario = Scenario::load(
+        CALLS,
+        &LoadProfile {
+            ramp: RAMP,
+            ring: Duration::from_secs(1),
+            talk: Duration::from_secs(6),
+            ..LoadProfile::default()
+        },
+    );
+    let simulator = Simulator::start(SimConfig {
+        directory: scenario.directory(),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let (origin, received) = sink().await;
+    let dir = tempfile::tempdir().unwrap();
+    let open = |name: &str| Arc::new(redb::Database::create(dir.path().join(name)).unwrap());
+    let runtime = PluginRuntime::new(
+        RuntimeConfig::default(),
+        KvStore::new(open("kv.redb"), KvQuota::default()),
+    )
+    .unwrap();
+    let plugin = runtime
+        .load(PluginSpec {
+            name: "generic-webhook".into(),
+            wasm: GENERIC_WEBHOOK_WASM.into(),
+            allowed_hosts: vec![origin.clone()],
+            limits: PluginLimits::default(),
+            settings: [("webhook_url".to_string(), format!("{origin}/events"))].into(),
+            secrets: Default::default(),
+        })
+        .unwrap();
+    let config = simulator.config();
+    let connector = Connector::new(
+        ConnectorConfig::new(
+            simulator.base_url().parse().unwrap(),
+            config.client_id.clone(),
+            config.client_secret.clone(),
+        ),
+        None,
+    )
+    .unwrap();
+    let engine = Engine::new(EngineConfig {
+        grace: GRACE,
+        ..EngineConfig::default()
+    });
+    let plugins = Plugins::new([plugin]);
+    let queue_config = QueueConfig::new(Default::default(), plugins.names());
+    let queue = Queue::open(open("queue.redb"), queue_config, plugins).unwrap();
+    let pipeline = Pipeline::start(connector, engine, Arc::new(queue), None, None);
+    simulator.wait_snapshots(1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let rss_before = vm_rss_kib();
+    let peak = Arc::new(Mutex::new(rss_before));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let rss = vm_rss_kib();
+                let mut peak = peak.lock().unwrap();
+                *peak = (*peak).max(rss);
+            }
+        })
+    };
+
+    // Apply the timeline in real time, noting when each call's changes went out.
+    let mut applied: HashMap<u64, Applied> = HashMap::new();
+    let mut call_of: HashMap<u64, u64> = HashMap::new();
+    let start = tokio::time::Instant::now();
+    for step in scenario.timeline() {
+        tokio::time::sleep_until(start + step.at).await;
+        let now = Instant::now();
+        let call = match &step.change {
+            ParticipantChange::Upsert(json) => {
+                let call = json["callid"].as_u64().unwrap();
+                call_of.insert(json["id"].as_u64().unwrap(), call);
+                let entry = applied.entry(call).or_default();
+                entry.first.get_or_insert(now);
+                if json["status"] == "Connected" {
+                    entry.connected.get_or_insert(now);
+                }
+                call
+            }
+            ParticipantChange::Remove { participant_id, .. } => call_of[participant_id],
+        };
+        applied.get_mut(&call).unwrap().last = Some(now);
+        simulator.apply(&step.change);
+    }
+    let expected = scenario.expected().len();
+    let waiting = async {
+        while received.lock().unwrap().len() < expected {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let complete = tokio::time::timeout(PATIENCE, waiting).await.is_ok();
+    sampler.abort();
+    let peak = *peak.lock().unwrap();
+    pipeline.shutdown().await.unwrap();
+    simulator.shutdown().await;
+
+    let received = received.lock().unwrap();
+    let mut immediate = Vec::new();
+    let mut ends = Vec::new();
+    for (at, query) in received.iter() {
+        let (call, event) = call_and_event(query);
+        let times = &applied[&call];
+        match event.as_str() {
+            "ringing" | "dialing" => immediate.push(*at - times.first.unwrap()),
+            "incomingcall_started" | "outgoingcall_started" => {
+                immediate.push(*at - times.connected.unwrap())
+            }
+            _ => ends.push(at.saturating_duration_since(times.last.unwrap() + GRACE)),
+        }
+    }
+    immediate.sort();
+    ends.sort();
+    let first = received.iter().map(|(at, _)| *at).min().unwrap();
+    let last = received.iter().map(|(at, _)| *at).max().unwrap();
+    println!(
+        "load-{CALLS}: {} of {expected} webhooks received{}, over {:.1} s: {:.0} events/s on average",
+        received.len(),
+        if complete { "" } else { " (gave up waiting)" },
+        (last - first).as_secs_f64(),
+        received.len() as f64 / (last - first).as_secs_f64(),
+    );
+    let mut busiest = HashMap::<u64, usize>::new();
+    for (at, _) in received.iter() {
+        *busiest.entry((*at - first).as_secs()).or_default() += 1;
+    }
+    println!("busiest second: {} events", busiest.values().max().unwrap());
+    println!("\n| latency, change applied → webhook received | events | p50 | p99 | max |");
+    println!("|---|---|---|---|---|");
+    for (what, list) in [
+        ("ringing, dialing, *_started", &immediate),
+        ("end events, beyond the 2 s grace", &ends),
+    ] {
+        println!(
+            "| {what} | {} | {:.1} ms | {:.1} ms | {:.1} ms |",
+            list.len(),
+            percentile(list, 50).as_secs_f64() * 1e3,
+            percentile(list, 99).as_secs_f64() * 1e3,
+            list.last().unwrap().as_secs_f64() * 1e3,
+        );
+    }
+    println!(
+        "\nprocess RSS (simulator and sink included): {:.1} MiB before, {:.1} MiB at the peak",
+        rss_before as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // cargo test --benches asks for a list; there is nothing to list.
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(run());
+}
