@@ -98,19 +98,30 @@ impl Sink {
 
     /// Waits until `count` successful requests arrived (at most 20 s).
     pub async fn wait_for_successes(&self, count: usize) -> Vec<Received> {
+        self.wait_until(|| self.successes().len() >= count, Duration::from_secs(20))
+            .await;
+        self.successes()
+    }
+
+    /// Waits until `done` holds, re-checking at every request, for at most `patience`.
+    async fn wait_until(&self, done: impl Fn() -> bool, patience: Duration) {
         let wait = async {
             loop {
                 let notified = self.state.arrived.notified();
-                if self.successes().len() >= count {
+                if done() {
                     return;
                 }
                 notified.await;
             }
         };
-        tokio::time::timeout(Duration::from_secs(20), wait)
+        tokio::time::timeout(patience, wait)
             .await
-            .unwrap_or_else(|_| panic!("expected {count} successes, got {:?}", self.received()));
-        self.successes()
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the sink's requests were not as expected: {:#?}",
+                    self.received()
+                )
+            });
     }
 
     fn serve(listener: tokio::net::TcpListener) -> Sink {
@@ -142,18 +153,8 @@ impl Sink {
 
     /// Waits until `count` requests arrived (at most 10 s).
     pub async fn wait_for(&self, count: usize) -> Vec<Received> {
-        let wait = async {
-            loop {
-                let notified = self.state.arrived.notified();
-                if self.state.received.lock().unwrap().len() >= count {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(10), wait)
-            .await
-            .unwrap_or_else(|_| panic!("expected {count} requests, got {:?}", self.received()));
+        self.wait_until(|| self.received().len() >= count, Duration::from_secs(10))
+            .await;
         self.received()
     }
 }
