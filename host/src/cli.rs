@@ -2,6 +2,7 @@
 
 mod deliveries;
 mod demo;
+mod plugin;
 mod replay;
 mod run;
 
@@ -49,6 +50,12 @@ pub enum Command {
         #[command(subcommand)]
         command: DeliveriesCommand,
     },
+    /// Plugin authoring.
+    Plugin {
+        /// What to do.
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// Feed a capture file (written by `run --capture`) through the event engine and print the
     /// events it derives, one JSON object per line.
     Replay {
@@ -88,6 +95,23 @@ pub enum DeliveriesCommand {
     },
 }
 
+/// The `plugin` commands.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Create a ready-to-build plugin crate from the SDK's template.
+    New {
+        /// The plugin's name, e.g. `my-crm`.
+        name: String,
+        /// Where to create it. By default `./NAME`.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The plugin SDK to depend on by path. By default the SDK this callhook was built
+        /// from, if it is still there, else the published crate of the same version.
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+}
+
 impl Cli {
     /// Runs the chosen command.
     pub async fn run(self) -> anyhow::Result<()> {
@@ -95,6 +119,9 @@ impl Cli {
             Command::Demo(args) => demo::run(args).await,
             Command::Run { config, capture } => run::run(&config, capture).await,
             Command::CheckConfig { config } => run::check_config(&config),
+            Command::Plugin {
+                command: PluginCommand::New { name, dir, sdk },
+            } => plugin::new(&name, dir, sdk),
             Command::Deliveries { command } => match command {
                 DeliveriesCommand::List {
                     config,

@@ -184,3 +184,78 @@ fn check_config_names_file_line_and_key_of_a_mistake() {
     );
     assert!(stderr.contains("client_idd"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scaffolded_plugin_builds_loads_and_delivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("my-crm");
+    let output = Command::new(CALLHOOK)
+        .args(["plugin", "new", "my-crm", "--dir"])
+        .arg(&crate_dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        printed.contains("cargo build --release --target wasm32-wasip2"),
+        "{printed}"
+    );
+
+    // Build it as its author would, with the workspace's lock file and plugin build directory
+    // so that nothing new is downloaded or compiled twice.
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    std::fs::copy(workspace.join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
+    let target = workspace.join("target").join("plugins");
+    let build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .current_dir(&crate_dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let wasm = std::fs::read(target.join("wasm32-wasip2/release/my_crm.wasm")).unwrap();
+
+    let sink = Sink::start().await;
+    let (_dir, runtime) = crate::support::runtime();
+    let url = sink.url("/calls");
+    let plugin = runtime
+        .load(crate::support::spec(
+            "my-crm",
+            &wasm,
+            &[&sink.origin()],
+            &[("url", &url)],
+        ))
+        .unwrap();
+    assert_eq!(
+        crate::support::deliver(&plugin, &crate::support::ringing()).await,
+        callhook::runtime::DeliveryOutcome::Delivered
+    );
+    let body: serde_json::Value = serde_json::from_slice(&sink.wait_for(1).await[0].body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "event": "ringing",
+            "call": "210701165649_782-0",
+            "extension": "120",
+            "from": "+425630434343",
+        })
+    );
+}
