@@ -3,6 +3,7 @@
 mod deliveries;
 mod demo;
 mod plugin;
+mod plugin_test;
 mod replay;
 mod run;
 
@@ -110,6 +111,9 @@ pub enum PluginCommand {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+    /// Run a plugin against a simulator scenario or a capture and print the HTTP requests it
+    /// sends, answered by a local stand-in: nothing reaches the real CRM.
+    Test(plugin_test::TestArgs),
 }
 
 impl Cli {
@@ -119,9 +123,10 @@ impl Cli {
             Command::Demo(args) => demo::run(args).await,
             Command::Run { config, capture } => run::run(&config, capture).await,
             Command::CheckConfig { config } => run::check_config(&config),
-            Command::Plugin {
-                command: PluginCommand::New { name, dir, sdk },
-            } => plugin::new(&name, dir, sdk),
+            Command::Plugin { command } => match command {
+                PluginCommand::New { name, dir, sdk } => plugin::new(&name, dir, sdk),
+                PluginCommand::Test(args) => plugin_test::run(args).await,
+            },
             Command::Deliveries { command } => match command {
                 DeliveriesCommand::List {
                     config,

@@ -59,7 +59,14 @@ pub struct RuntimeConfig {
     pub max_instances: u32,
     /// Largest memory cap any plugin may be given, in bytes. By default 256 MiB.
     pub max_memory_bytes: usize,
+    /// Send every allowed request to this local stand-in instead of its destination, over plain
+    /// HTTP, with the original URL in the header [`ORIGINAL_URL_HEADER`]. By default none; used
+    /// by `callhook plugin test` so that a test never touches the real CRM.
+    pub stand_in: Option<std::net::SocketAddr>,
 }
+
+/// The header that carries a request's real destination to a stand-in.
+pub const ORIGINAL_URL_HEADER: &str = "x-callhook-original-url";
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
@@ -67,6 +74,7 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             max_instances: 64,
             max_memory_bytes: 256 << 20,
+            stand_in: None,
         }
     }
 }
@@ -135,6 +143,7 @@ pub struct PluginRuntime {
     cache: cache::CompileCache,
     kv: KvStore,
     max_memory_bytes: usize,
+    stand_in: Option<std::net::SocketAddr>,
 }
 
 impl PluginRuntime {
@@ -152,6 +161,7 @@ impl PluginRuntime {
             cache: cache::CompileCache::new(config.cache_dir),
             kv,
             max_memory_bytes: config.max_memory_bytes,
+            stand_in: config.stand_in,
         })
     }
 
@@ -201,6 +211,7 @@ impl PluginRuntime {
                 secrets: spec.secrets,
                 limits: spec.limits,
                 policy: Arc::new(policy),
+                stand_in: self.stand_in,
             }),
             pre,
             engine: self.engine.clone(),

@@ -302,6 +302,15 @@ impl EgressPolicy {
         check_addresses(&target, pattern, &addresses)
     }
 
+    /// Checks only the request's origin against the patterns, resolving nothing: for requests
+    /// that go to a local stand-in instead of their destination (`callhook plugin test`).
+    pub fn check_origin(&self, uri: &http::Uri) -> Result<(), Refusal> {
+        let target = Target::from_uri(uri).ok_or_else(|| Refusal::Malformed {
+            url: uri.to_string(),
+        })?;
+        self.matching_pattern(&target).map(|_| ())
+    }
+
     /// The pattern that allows `target`, preferring an exact one.
     fn matching_pattern(&self, target: &Target) -> Result<&HostPattern, Refusal> {
         let mut matching = self.patterns.iter().filter(|p| p.matches(target));

@@ -31,6 +31,8 @@ pub struct PluginIdentity {
     pub limits: PluginLimits,
     /// Its egress policy.
     pub policy: Arc<EgressPolicy>,
+    /// Where its requests go instead of their destination, if anywhere.
+    pub stand_in: Option<std::net::SocketAddr>,
 }
 
 /// The `T` of `Store<T>` for plugins.
@@ -59,6 +61,7 @@ impl PluginState {
                 policy: plugin.policy.clone(),
                 limits: plugin.limits,
                 refusals: Arc::default(),
+                stand_in: plugin.stand_in,
             },
             limiter: MemoryLimiter::new(plugin.limits.memory_bytes),
             plugin,
@@ -148,6 +151,7 @@ struct EgressHooks {
     policy: Arc<EgressPolicy>,
     limits: PluginLimits,
     refusals: Arc<Mutex<Vec<Refusal>>>,
+    stand_in: Option<std::net::SocketAddr>,
 }
 
 type ResponseFuture = Box<
@@ -169,9 +173,15 @@ impl WasiHttpHooks for EgressHooks {
         let policy = self.policy.clone();
         let refusals = self.refusals.clone();
         let options = self.options(options);
+        let stand_in = self.stand_in;
         Box::new(async move {
             use http_body_util::BodyExt;
-            if let Err(refusal) = policy.check(request.uri()).await {
+            let mut request = request;
+            let checked = match stand_in {
+                None => policy.check(request.uri()).await,
+                Some(_) => policy.check_origin(request.uri()),
+            };
+            if let Err(refusal) = checked {
                 let error = if refusal.is_address() {
                     wasmtime_wasi_http::Error::DestinationIpProhibited
                 } else {
@@ -183,6 +193,9 @@ impl WasiHttpHooks for EgressHooks {
                     .push(refusal);
                 return Err(error);
             }
+            if let Some(stand_in) = stand_in {
+                redirect_to(&mut request, stand_in)?;
+            }
             let (response, io) =
                 wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             Ok((
@@ -191,6 +204,32 @@ impl WasiHttpHooks for EgressHooks {
             ))
         })
     }
+}
+
+/// Points `request` at the stand-in over plain HTTP, keeping its path and query and carrying
+/// its real URL in [`ORIGINAL_URL_HEADER`](super::ORIGINAL_URL_HEADER).
+fn redirect_to(
+    request: &mut http::Request<wasmtime_wasi_http::WasiBody>,
+    stand_in: std::net::SocketAddr,
+) -> wasmtime_wasi_http::Result<()> {
+    let original = request.uri().to_string();
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    *request.uri_mut() = http::Uri::builder()
+        .scheme("http")
+        .authority(stand_in.to_string())
+        .path_and_query(path)
+        .build()
+        .map_err(|_| wasmtime_wasi_http::Error::HttpRequestUriInvalid)?;
+    let value = http::HeaderValue::from_str(&original)
+        .map_err(|_| wasmtime_wasi_http::Error::HttpRequestUriInvalid)?;
+    request
+        .headers_mut()
+        .insert(super::ORIGINAL_URL_HEADER, value);
+    Ok(())
 }
 
 impl EgressHooks {

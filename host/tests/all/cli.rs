@@ -259,3 +259,35 @@ async fn a_scaffolded_plugin_builds_loads_and_delivers() {
         })
     );
 }
+
+#[test]
+fn plugin_test_prints_the_requests_a_plugin_would_send_without_sending_them() {
+    let output = Command::new(CALLHOOK)
+        .args([
+            "plugin",
+            "test",
+            "generic-webhook",
+            "--scenario",
+            "01-direct-inbound-answered",
+            "--setting",
+            "webhook_url=https://crm.example.com/hook",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let requests: Vec<&str> = stdout.lines().filter(|l| l.starts_with("  GET ")).collect();
+    assert_eq!(requests.len(), 3, "{stdout}");
+    assert!(
+        requests[0].starts_with(
+            "  GET https://crm.example.com/hook?event=ringing&callerid=425630434343&did=4930123456&user=120&usertype=ext&id="
+        ),
+        "{stdout}"
+    );
+    assert!(requests[2].contains("?event=incoming&"), "{stdout}");
+    assert!(stdout.ends_with("3 events\n"), "{stdout}");
+}
