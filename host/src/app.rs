@@ -14,10 +14,12 @@ pub use engine_store::{EngineStore, EngineStoreError};
 pub use observe::{EventCounter, Observed};
 
 use crate::calls::{self, Engine};
-use crate::pbx::{Change, Connector, ConnectorError, RestClient};
+use crate::pbx::participant::{DnType, Participant};
+use crate::pbx::{Change, Connector, ConnectorError, Dn, RestClient};
 use crate::queue::{Deliverer, Queue};
 use crate::recordings::{Outcome, Recorder, RecordingSource, RecordingsConfig, retention};
 use crate::runtime::{DeliveryOutcome, DeliveryRequest, Plugin};
+use callhook_simulator::{ParticipantChange, Scenario};
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -354,6 +356,40 @@ async fn sleep_or_forever(wait: Option<std::time::Duration>) {
         Some(wait) => tokio::time::sleep(wait).await,
         None => std::future::pending().await,
     }
+}
+
+/// A simulator scenario's participant changes as the connector would report them, the
+/// scenario starting at `start`: a snapshot of its directory, then each upsert and remove.
+pub fn scenario_changes(scenario: &Scenario, start: jiff::Timestamp) -> Vec<Change> {
+    let dns = scenario
+        .directory()
+        .into_iter()
+        .map(|entry| Dn {
+            dn: entry.dn,
+            dn_type: serde_json::from_value(serde_json::Value::String(entry.dn_type))
+                .unwrap_or(DnType::Unknown),
+        })
+        .collect();
+    let mut changes = vec![Change::Snapshot {
+        at: start,
+        dns,
+        participants: Vec::new(),
+    }];
+    for step in scenario.timeline() {
+        let at = start + jiff::SignedDuration::try_from(step.at).unwrap_or_default();
+        changes.push(match step.change {
+            ParticipantChange::Upsert(json) => Change::Upsert {
+                at,
+                participant: serde_json::from_value::<Participant>(json).unwrap_or_default(),
+            },
+            ParticipantChange::Remove { dn, participant_id } => Change::Remove {
+                at,
+                dn,
+                participant_id,
+            },
+        });
+    }
+    changes
 }
 
 /// Maps the connector's change to the engine's input.

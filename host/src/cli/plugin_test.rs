@@ -1,10 +1,9 @@
 //! `callhook plugin test`: a plugin against a scenario or a capture, with every request it
 //! makes answered by a local stand-in and printed, so nothing reaches the real CRM.
 
-use crate::app::to_input;
+use crate::app::{scenario_changes, to_input};
 use crate::calls::{Engine, EngineConfig};
-use crate::pbx::participant::{DnType, Participant};
-use crate::pbx::{Change, Dn, Replay};
+use crate::pbx::{Change, Replay};
 use crate::runtime::{
     DeliveryOutcome, DeliveryRequest, GENERIC_WEBHOOK_WASM, KvQuota, KvStore, ORIGINAL_URL_HEADER,
     PluginLimits, PluginRuntime, PluginSpec, RuntimeConfig,
@@ -12,7 +11,7 @@ use crate::runtime::{
 use anyhow::Context;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method};
-use callhook_simulator::{ParticipantChange, Scenario};
+use callhook_simulator::Scenario;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,7 +48,7 @@ fn key_value(text: &str) -> Result<(String, String), String> {
 /// Runs the test and prints each event, the requests it caused and any failure.
 pub async fn run(args: TestArgs) -> anyhow::Result<()> {
     let changes = match (&args.scenario, &args.capture) {
-        (Some(scenario), _) => scenario_changes(&load_scenario(scenario)?),
+        (Some(scenario), _) => scenario_changes(&load_scenario(scenario)?, jiff::Timestamp::now()),
         (None, Some(capture)) => capture_changes(capture)?,
         (None, None) => unreachable!("clap requires --scenario or --capture"),
     };
@@ -134,40 +133,6 @@ fn load_scenario(name: &str) -> anyhow::Result<Scenario> {
         Scenario::builtin(name)?
     };
     Ok(scenario)
-}
-
-/// A scenario's participant changes as the connector would report them, from now on.
-fn scenario_changes(scenario: &Scenario) -> Vec<Change> {
-    let start = jiff::Timestamp::now();
-    let dns = scenario
-        .directory()
-        .into_iter()
-        .map(|entry| Dn {
-            dn: entry.dn,
-            dn_type: serde_json::from_value(serde_json::Value::String(entry.dn_type))
-                .unwrap_or(DnType::Unknown),
-        })
-        .collect();
-    let mut changes = vec![Change::Snapshot {
-        at: start,
-        dns,
-        participants: Vec::new(),
-    }];
-    for step in scenario.timeline() {
-        let at = start + jiff::SignedDuration::try_from(step.at).unwrap_or_default();
-        changes.push(match step.change {
-            ParticipantChange::Upsert(json) => Change::Upsert {
-                at,
-                participant: serde_json::from_value::<Participant>(json).unwrap_or_default(),
-            },
-            ParticipantChange::Remove { dn, participant_id } => Change::Remove {
-                at,
-                dn,
-                participant_id,
-            },
-        });
-    }
-    changes
 }
 
 fn capture_changes(file: &Path) -> anyhow::Result<Vec<Change>> {

@@ -11,10 +11,8 @@ use callhook::queue::{Queue, QueueConfig};
 use callhook::runtime::GENERIC_WEBHOOK_WASM;
 use callhook_simulator::{Scenario, SimConfig, Simulator};
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-
-const CALLHOOK: &str = env!("CARGO_BIN_EXE_callhook");
 
 fn id(call: u64, link: u32) -> CallId {
     CallId {
@@ -177,41 +175,6 @@ ladder = ["1s"]
     )
     .unwrap();
     file
-}
-
-/// A running `callhook`, killed when the test ends, however it ends.
-struct Host(std::process::Child);
-
-impl Host {
-    fn start(config: &std::path::Path) -> Host {
-        Host(
-            Command::new(CALLHOOK)
-                .args(["run", "--config"])
-                .arg(config)
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
-    }
-
-    fn signal(&mut self, signal: &str) {
-        let pid = self.0.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args([signal, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Waits (at most 30 s) until the host has taken its first snapshot.

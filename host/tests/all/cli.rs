@@ -1,22 +1,10 @@
 //! The `callhook` binary itself: `run` with a legacy ini against the simulator, and
 //! `check-config`.
 
-use crate::support::Sink;
+use crate::support::{CALLHOOK, Host, Sink};
 use callhook_simulator::{Scenario, SimConfig, Simulator};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-const CALLHOOK: &str = env!("CARGO_BIN_EXE_callhook");
-
-/// A running `callhook`, killed when the test ends, however it ends.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_legacy_ini_alone_drives_the_default_plugin_end_to_end() {
@@ -38,14 +26,7 @@ async fn a_legacy_ini_alone_drives_the_default_plugin_end_to_end() {
         ),
     )
     .unwrap();
-    let mut child = Running(
-        Command::new(CALLHOOK)
-            .args(["run", "--config"])
-            .arg(&ini)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = Host::start_with_output(&ini, Stdio::piped());
     let server = http_address(&mut child.0);
 
     tokio::time::timeout(Duration::from_secs(30), simulator.wait_snapshots(1))

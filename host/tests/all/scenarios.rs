@@ -4,10 +4,10 @@
 //! The same files drive the simulator in the end-to-end tests, so the engine and the
 //! whole pipeline are checked against one source of truth.
 
+use callhook::app::{scenario_changes, to_input};
 use callhook::calls::event::{CallEvent, Direction, FinishType, TransferType, UserType};
-use callhook::calls::{Dn, Engine, EngineConfig, Input};
-use callhook::pbx::participant::{DnType, Participant};
-use callhook_simulator::{ParticipantChange, Scenario};
+use callhook::calls::{Engine, EngineConfig};
+use callhook_simulator::Scenario;
 use std::collections::BTreeMap;
 
 /// The flat webhook fields of an event (`call-events.md` section 3), plus its call and link.
@@ -73,35 +73,10 @@ fn derive(scenario: &Scenario) -> Vec<CallEvent> {
     };
     let mut engine = Engine::new(config);
     let start: jiff::Timestamp = "2026-11-24T10:15:30Z".parse().unwrap();
-    let dns = scenario
-        .directory()
-        .into_iter()
-        .map(|entry| Dn {
-            dn: entry.dn,
-            dn_type: serde_json::from_value(serde_json::Value::String(entry.dn_type))
-                .unwrap_or(DnType::Unknown),
-        })
-        .collect();
-    let mut events = engine
-        .apply(
-            Input::Snapshot {
-                dns,
-                participants: Vec::new(),
-            },
-            start,
-        )
-        .events;
-    for step in scenario.timeline() {
-        let at = start + jiff::SignedDuration::try_from(step.at).unwrap();
-        let input = match step.change {
-            ParticipantChange::Upsert(json) => {
-                Input::Upsert(serde_json::from_value::<Participant>(json).unwrap())
-            }
-            ParticipantChange::Remove { dn, participant_id } => {
-                Input::Remove { dn, participant_id }
-            }
-        };
-        events.extend(engine.apply(input, at).events);
+    let mut events = Vec::new();
+    for change in scenario_changes(scenario, start) {
+        let at = change.at();
+        events.extend(engine.apply(to_input(change), at).events);
     }
     let end = start + jiff::SignedDuration::try_from(scenario.duration()).unwrap();
     events.extend(

@@ -12,10 +12,56 @@ use callhook::runtime::{
     PluginSpec, RuntimeConfig,
 };
 use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
+
+/// The `callhook` binary under test.
+pub const CALLHOOK: &str = env!("CARGO_BIN_EXE_callhook");
+
+/// A running `callhook`, killed when the test ends, however it ends.
+pub struct Host(pub std::process::Child);
+
+impl Host {
+    /// `callhook run --config CONFIG`, its output discarded.
+    pub fn start(config: &std::path::Path) -> Host {
+        Self::start_with_output(config, Stdio::null())
+    }
+
+    /// `callhook run --config CONFIG`, its standard output going to `stdout`.
+    pub fn start_with_output(config: &std::path::Path, stdout: Stdio) -> Host {
+        Host(
+            Command::new(CALLHOOK)
+                .args(["run", "--config"])
+                .arg(config)
+                .stdout(stdout)
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    /// Sends `signal` (e.g. `-TERM`) and waits for the process to end.
+    pub fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        self.0.wait().unwrap()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 /// The sandbox probe test plugin, built by `host/build.rs`.
 pub const SANDBOX_PROBE_WASM: &str = env!("CALLHOOK_SANDBOX_PROBE_WASM");
