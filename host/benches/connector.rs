@@ -12,7 +12,7 @@
 //! 2. **Throughput.** The whole load scenario (43 s of scenario time) is played at time scale
 //!    0.001, i.e. in 43 ms, which offers far more frames than the connector can take; from the
 //!    start of the play to the `Change` reporting the last participant gone, frames (the
-//!    connector's own count) and `Change`s per second are reported. Three runs, with fresh call
+//!    connector's own count) and `Change`s per second are reported. Five runs, with fresh call
 //!    and participant ids each.
 //!
 //! Run: `cargo bench -p callhook --bench connector`. Figures go to `docs/benchmarks.md`.
@@ -68,7 +68,7 @@ const CALLS: usize = 500;
 /// Scenario seconds per real second.
 const TIME_SCALE: f64 = 0.001;
 /// Throughput runs.
-const RUNS: u64 = 3;
+const RUNS: u64 = 5;
 /// How long any wait may take before the bench gives up.
 const PATIENCE: Duration = Duration::from_secs(60);
 

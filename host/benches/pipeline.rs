@@ -201,23 +201,28 @@ async fn run() {
     simulator.shutdown().await;
 
     let received = received.lock().unwrap();
-    let mut immediate = Vec::new();
-    let mut ends = Vec::new();
-    for (at, query) in received.iter() {
-        let (call, event) = call_and_event(query);
-        let times = &applied[&call];
-        match event.as_str() {
-            "ringing" | "dialing" => immediate.push(*at - times.first.unwrap()),
-            "incomingcall_started" | "outgoingcall_started" => {
-                immediate.push(*at - times.connected.unwrap())
-            }
-            _ => ends.push(at.saturating_duration_since(times.last.unwrap() + GRACE)),
-        }
-    }
-    immediate.sort();
-    ends.sort();
     let first = received.iter().map(|(at, _)| *at).min().unwrap();
     let last = received.iter().map(|(at, _)| *at).max().unwrap();
+    // (second of the run it arrived in, whether an end event, latency)
+    let latencies: Vec<(u64, bool, Duration)> = received
+        .iter()
+        .map(|(at, query)| {
+            let (call, event) = call_and_event(query);
+            let times = &applied[&call];
+            let (end, from) = match event.as_str() {
+                "ringing" | "dialing" => (false, times.first.unwrap()),
+                "incomingcall_started" | "outgoingcall_started" => {
+                    (false, times.connected.unwrap())
+                }
+                _ => (true, times.last.unwrap() + GRACE),
+            };
+            (
+                (*at - first).as_secs(),
+                end,
+                at.saturating_duration_since(from),
+            )
+        })
+        .collect();
     println!(
         "load-{CALLS}: {} of {expected} webhooks received{}, over {:.1} s: {:.0} events/s on average",
         received.len(),
@@ -225,25 +230,46 @@ async fn run() {
         (last - first).as_secs_f64(),
         received.len() as f64 / (last - first).as_secs_f64(),
     );
-    let mut busiest = HashMap::<u64, usize>::new();
-    for (at, _) in received.iter() {
-        *busiest.entry((*at - first).as_secs()).or_default() += 1;
-    }
-    println!("busiest second: {} events", busiest.values().max().unwrap());
+    let table = |rows: Vec<(String, Vec<Duration>)>| {
+        println!("|---|---|---|---|---|");
+        for (what, mut list) in rows {
+            list.sort();
+            println!(
+                "| {what} | {} | {:.1} ms | {:.1} ms | {:.1} ms |",
+                list.len(),
+                percentile(&list, 50).as_secs_f64() * 1e3,
+                percentile(&list, 99).as_secs_f64() * 1e3,
+                list.last().unwrap().as_secs_f64() * 1e3,
+            );
+        }
+    };
+    let select = |keep: &dyn Fn(u64, bool) -> bool| -> Vec<Duration> {
+        latencies
+            .iter()
+            .filter(|(second, end, _)| keep(*second, *end))
+            .map(|(_, _, latency)| *latency)
+            .collect()
+    };
     println!("\n| latency, change applied → webhook received | events | p50 | p99 | max |");
-    println!("|---|---|---|---|---|");
-    for (what, list) in [
-        ("ringing, dialing, *_started", &immediate),
-        ("end events, beyond the 2 s grace", &ends),
-    ] {
-        println!(
-            "| {what} | {} | {:.1} ms | {:.1} ms | {:.1} ms |",
-            list.len(),
-            percentile(list, 50).as_secs_f64() * 1e3,
-            percentile(list, 99).as_secs_f64() * 1e3,
-            list.last().unwrap().as_secs_f64() * 1e3,
-        );
-    }
+    table(vec![
+        ("ringing, dialing, *_started".into(), select(&|_, end| !end)),
+        (
+            "end events, beyond the 2 s grace".into(),
+            select(&|_, end| end),
+        ),
+    ]);
+    println!("\n| received in seconds | events | p50 | p99 | max |");
+    let seconds = (last - first).as_secs();
+    table(
+        (0..=seconds / 5)
+            .map(|window| {
+                let range = window * 5..window * 5 + 5;
+                let what = format!("{}–{}", range.start, range.end);
+                (what, select(&|second, _| range.contains(&second)))
+            })
+            .filter(|(_, list)| !list.is_empty())
+            .collect(),
+    );
     println!(
         "\nprocess RSS (simulator and sink included): {:.1} MiB before, {:.1} MiB at the peak",
         rss_before as f64 / 1024.0,

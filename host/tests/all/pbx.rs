@@ -617,6 +617,22 @@ async fn wrong_credentials_fail_at_start_with_a_clear_error() {
     }
 }
 
+#[tokio::test]
+async fn a_pbx_without_a_call_control_licence_fails_at_start_with_a_clear_error() {
+    init();
+    let sim = Simulator::start(SimConfig::default()).await.unwrap();
+    sim.faults().no_licence(true);
+    let connector = Connector::new(fast_config(&sim), None).unwrap();
+    let (tx, _rx) = mpsc::channel(8);
+    let result = tokio::time::timeout(PATIENCE, connector.run(tx, CancellationToken::new()))
+        .await
+        .unwrap();
+    let error = result.unwrap_err();
+    assert!(error.is_permanent(), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("licence"), "{message}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_pbx_is_retried_and_reported() {
     init();

@@ -26,6 +26,7 @@ pub struct Faults {
     tokens: Arc<TokenStore>,
     duplicate: AtomicBool,
     vanish_next: AtomicBool,
+    unlicensed: AtomicBool,
     repeat: watch::Sender<Option<Duration>>,
     refuse_until: Mutex<Option<Instant>>,
     corrupt: Mutex<BTreeSet<u64>>,
@@ -38,6 +39,7 @@ impl Faults {
             tokens,
             duplicate: AtomicBool::new(false),
             vanish_next: AtomicBool::new(false),
+            unlicensed: AtomicBool::new(false),
             repeat: watch::Sender::new(None),
             refuse_until: Mutex::new(None),
             corrupt: Mutex::new(BTreeSet::new()),
@@ -120,6 +122,16 @@ impl Faults {
         self.tokens.supersede();
     }
 
+    /// While on, the Call Control endpoints (REST and the WebSocket upgrade) answer `403`, as a
+    /// PBX without a Call Control licence does; tokens and XAPI keep working. By default off.
+    pub fn no_licence(&self, on: bool) {
+        self.unlicensed.store(on, Ordering::SeqCst);
+    }
+
+    pub(crate) fn unlicensed(&self) -> bool {
+        self.unlicensed.load(Ordering::SeqCst)
+    }
+
     /// Serves (and writes into the recordings folder) broken bytes instead of the WAV of the
     /// recording with XAPI `Id` `id`. May be set before the recording exists.
     pub fn corrupt_recording(&self, id: u64) {
@@ -135,6 +147,7 @@ impl Faults {
         self.duplicate_upserts(false);
         self.repeat_connected(None);
         self.vanish_next.store(false, Ordering::SeqCst);
+        self.unlicensed.store(false, Ordering::SeqCst);
         *self.refuse_until.lock().expect("fault lock") = None;
         self.corrupt.lock().expect("fault lock").clear();
     }
@@ -146,6 +159,7 @@ impl Faults {
             "repeat_connected_ms": self.repeat.borrow().map(|p| p.as_millis() as u64),
             "refusing_upgrades": self.refusing_upgrades(),
             "vanish_next_upsert": self.vanish_next.load(Ordering::SeqCst),
+            "no_licence": self.unlicensed(),
             "corrupt_recordings": *self.corrupt.lock().expect("fault lock"),
         })
     }

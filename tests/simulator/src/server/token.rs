@@ -213,7 +213,17 @@ pub(crate) async fn require_bearer(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match token {
-        Some(token) if shared.tokens.accepts(token) => next.run(request).await,
+        Some(token) if shared.tokens.accepts(token) => {
+            let call_control = request.uri().path().starts_with("/callcontrol");
+            if call_control && shared.faults.unlicensed() {
+                return (
+                    StatusCode::FORBIDDEN,
+                    Json(json!({"error": "Call Control API requires a licence"})),
+                )
+                    .into_response();
+            }
+            next.run(request).await
+        }
         _ => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#)],
