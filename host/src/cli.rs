@@ -83,6 +83,15 @@ pub enum DeliveriesCommand {
         #[arg(long)]
         history: bool,
     },
+    /// Re-enable a plugin that was disabled because its receiver answered 410 (gone); its
+    /// waiting deliveries are attempted again from the next start.
+    EnablePlugin {
+        /// The plugin's name.
+        plugin: String,
+        /// The configuration whose storage holds the queue.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Attempt a delivery again (by id), or every selected one, at the next start.
     Retry {
         /// The delivery's id, as `list` shows it.
@@ -138,6 +147,9 @@ impl Cli {
                     config,
                     selection,
                 } => deliveries::retry(&config, id, &selection),
+                DeliveriesCommand::EnablePlugin { plugin, config } => {
+                    deliveries::enable(&config, &plugin)
+                }
             },
             Command::Replay { file, timezone } => replay::run(&file, timezone.as_deref()),
         }

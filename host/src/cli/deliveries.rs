@@ -6,7 +6,7 @@
 
 use crate::config::Config;
 use crate::queue::cli_format::render_deliveries;
-use crate::queue::replay::{DeliveryFilter, list_deliveries, retry_deliveries};
+use crate::queue::replay::{DeliveryFilter, enable_plugin, list_deliveries, retry_deliveries};
 use anyhow::Context;
 use std::path::Path;
 
@@ -80,5 +80,14 @@ pub fn retry(config: &Path, id: Option<u64>, selection: &Selection) -> anyhow::R
         "{} deliveries will be attempted again when callhook starts",
         retried.len()
     );
+    Ok(())
+}
+
+/// `deliveries enable-plugin`: lets a plugin that was disabled (its receiver answered 410)
+/// receive deliveries again from the host's next start.
+pub fn enable(config: &Path, plugin: &str) -> anyhow::Result<()> {
+    let db = open(config)?;
+    enable_plugin(&db, plugin)?;
+    println!("plugin {plugin} receives deliveries again when callhook starts");
     Ok(())
 }

@@ -169,6 +169,12 @@ pub fn retry_deliveries(
         .collect())
 }
 
+/// Re-enables `plugin` in `db` (after a receiver answered 410), for a CLI run while the host
+/// is stopped; the host attempts its deliveries again from its next start.
+pub fn enable_plugin(db: &Database, plugin: &str) -> Result<(), QueueError> {
+    store::set_plugin_disabled(db, plugin, None)
+}
+
 impl<D: Deliverer> Queue<D> {
     /// The deliveries that match `filter`, by id.
     pub fn list(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryInfo>, QueueError> {

@@ -266,3 +266,31 @@ async fn rejected_deliveries_are_parked_and_replayed_by_the_operator() {
     let events: Vec<String> = delivered(&sink).into_iter().map(|(_, e)| e).collect();
     assert_eq!(events.len(), 3, "{events:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_re_enables_a_plugin_whose_receiver_was_gone() {
+    let simulator = Simulator::start(SimConfig::default()).await.unwrap();
+    let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
+    simulator.add_directory(&scenario.directory());
+    let sink = Sink::start().await;
+    sink.answer(410);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &simulator.base_url(), &sink.origin());
+
+    let mut host = Host::start(&config);
+    connected(&simulator).await;
+    simulator.play(&scenario, 0.02).await.unwrap();
+    // The first event meets the 410 and disables the plugin: the others are not attempted.
+    sink.wait_for(1).await;
+    host.signal("-TERM");
+    assert_eq!(sink.received().len(), 1, "{:#?}", sink.received());
+
+    sink.answer(200);
+    let enabled = callhook(&["deliveries", "enable-plugin", "generic-webhook"], &config);
+    assert!(enabled.contains("receives deliveries again"), "{enabled}");
+    callhook(&["deliveries", "retry", "--failed"], &config);
+    let _host = Host::start(&config);
+    sink.wait_for_successes(3).await;
+    let events: Vec<String> = delivered(&sink).into_iter().map(|(_, e)| e).collect();
+    assert_eq!(events, ["ringing", "incomingcall_started", "incoming"]);
+}
