@@ -17,9 +17,7 @@
 //!
 //! Run: `cargo bench -p callhook --bench connector`. Figures go to `docs/benchmarks.md`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use callhook::pbx::{Change, Connector, ConnectorConfig};
@@ -27,41 +25,8 @@ use callhook_simulator::{LoadProfile, ParticipantChange, Scenario, SimConfig, Si
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// The system allocator, keeping count of the bytes currently allocated.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded to `System` unchanged; only a counter is kept beside it.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller upholds `alloc`'s contract, which `System` shares.
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: `ptr` came from `alloc` with this `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: the caller upholds `realloc`'s contract, which `System` shares.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-            LIVE.fetch_add(new_size, Ordering::Relaxed);
-        }
-        new
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
 /// Concurrent calls.
 const CALLS: usize = 500;
@@ -169,13 +134,13 @@ async fn run() {
     let (up, rest) = timeline.split_at(split);
     let ids: HashSet<u64> = up.iter().filter_map(|s| upserted_id(&s.change)).collect();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (rss, live) = (vm_rss_kib(), LIVE.load(Ordering::Relaxed));
+    let (rss, live) = (vm_rss_kib(), counting_alloc::live_bytes());
     for step in up {
         sim.apply(&step.change);
     }
     consume(&mut rx, ids.clone(), upserted).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (rss_up, live_up) = (vm_rss_kib(), LIVE.load(Ordering::Relaxed));
+    let (rss_up, live_up) = (vm_rss_kib(), counting_alloc::live_bytes());
     println!(
         "memory with {CALLS} calls up ({} participants, simulator included):",
         ids.len()

@@ -3,7 +3,7 @@
 //! The input is the simulator's load scenario (`Scenario::load(n, &LoadProfile::default())`):
 //! every call rings, most are answered and talk for 30 s, all are up at once. Its timeline is
 //! turned into engine inputs once, outside the measurement (JSON → `Participant`), exactly as
-//! `host/tests/all/scenarios.rs` does; each iteration feeds them to a fresh engine, from the
+//! `callhook plugin test` and `host/tests/all/scenarios.rs` do (`app::scenario_changes`); each iteration feeds them to a fresh engine, from the
 //! directory snapshot to a final `tick` after the last hang-up.
 //!
 //! Memory per active call is taken at the moment most calls are up, in two ways: the heap
@@ -12,50 +12,14 @@
 //!
 //! Run: `cargo bench -p callhook --bench engine`. Figures go to `docs/benchmarks.md`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use callhook::calls::{Dn, Engine, EngineConfig, Input};
-use callhook::pbx::participant::{DnType, Participant};
-use callhook_simulator::{LoadProfile, ParticipantChange, Scenario};
+use callhook::app::{scenario_changes, to_input};
+use callhook::calls::{Engine, EngineConfig, Input};
+use callhook_simulator::{LoadProfile, Scenario};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
 
-/// The system allocator, keeping count of the bytes currently allocated.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded to `System` unchanged; only a counter is kept beside it.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller upholds `alloc`'s contract, which `System` shares.
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: `ptr` came from `alloc` with this `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: the caller upholds `realloc`'s contract, which `System` shares.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-            LIVE.fetch_add(new_size, Ordering::Relaxed);
-        }
-        new
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
 /// Call counts to measure.
 const SIZES: [usize; 3] = [100, 500, 2000];
@@ -80,36 +44,13 @@ fn config() -> EngineConfig {
 
 fn prepare(n_calls: usize) -> Prepared {
     let scenario = Scenario::load(n_calls, &LoadProfile::default());
-    let dns = scenario
-        .directory()
-        .into_iter()
-        .map(|entry| Dn {
-            dn: entry.dn,
-            dn_type: serde_json::from_value(serde_json::Value::String(entry.dn_type))
-                .unwrap_or(DnType::Unknown),
-        })
-        .collect();
-    let steps = scenario
-        .timeline()
-        .into_iter()
-        .map(|step| {
-            let at = start() + SignedDuration::try_from(step.at).unwrap();
-            let input = match step.change {
-                ParticipantChange::Upsert(json) => {
-                    Input::Upsert(serde_json::from_value::<Participant>(json).unwrap())
-                }
-                ParticipantChange::Remove { dn, participant_id } => {
-                    Input::Remove { dn, participant_id }
-                }
-            };
-            (at, input)
-        })
+    let mut changes = scenario_changes(&scenario, start()).into_iter();
+    let snapshot = to_input(changes.next().expect("the directory snapshot comes first"));
+    let steps = changes
+        .map(|change| (change.at(), to_input(change)))
         .collect();
     Prepared {
-        snapshot: Input::Snapshot {
-            dns,
-            participants: Vec::new(),
-        },
+        snapshot,
         steps,
         end: start()
             + SignedDuration::try_from(scenario.duration()).unwrap()
@@ -138,7 +79,7 @@ fn memory_at_peak(prepared: &Prepared) -> (usize, usize, usize) {
     let mut engine = Engine::new(config());
     engine.apply(prepared.snapshot.clone(), start());
     let base_json = serde_json::to_vec(&engine.state()).unwrap().len();
-    let base = LIVE.load(Ordering::Relaxed);
+    let base = counting_alloc::live_bytes();
     // Inputs are cloned inside the measurement: what the engine keeps of them counts.
     for (at, input) in prepared
         .steps
@@ -147,7 +88,7 @@ fn memory_at_peak(prepared: &Prepared) -> (usize, usize, usize) {
     {
         drop(engine.apply(input.clone(), *at));
     }
-    let growth = LIVE.load(Ordering::Relaxed).saturating_sub(base);
+    let growth = counting_alloc::live_bytes().saturating_sub(base);
     let json = serde_json::to_vec(&engine.state()).unwrap().len() - base_json;
     (engine.active_calls(), growth, json)
 }
