@@ -1,6 +1,6 @@
 //! The whole host under a steady load: simulator → connector → engine → durable queue →
 //! generic-webhook plugin → local sink, all in this process on 127.0.0.1 and wired like
-//! `host/tests/all/pipeline.rs` (without recordings).
+//! `callhook run` (the engine's call state saved with the events; no recordings).
 //!
 //! The load is `Scenario::load(1400, ..)` with the calls starting evenly over 20 s, ringing 1 s
 //! and talking 6 s: about 200 events/s while starts, answers and ends overlap. Its timeline
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::routing::any;
-use callhook::app::{Pipeline, Plugins};
+use callhook::app::{EngineStore, Pipeline, Plugins};
 use callhook::calls::{Engine, EngineConfig};
 use callhook::pbx::{Connector, ConnectorConfig};
 use callhook::queue::{Queue, QueueConfig};
@@ -147,7 +147,8 @@ async fn run() {
     let plugins = Plugins::new([plugin]);
     let queue_config = QueueConfig::new(Default::default(), plugins.names());
     let queue = Queue::open(open("queue.redb"), queue_config, plugins).unwrap();
-    let pipeline = Pipeline::start(connector, engine, Arc::new(queue), None, None);
+    let store = EngineStore::of(&queue);
+    let pipeline = Pipeline::start(connector, engine, Arc::new(queue), Some(store), None);
     simulator.wait_snapshots(1).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 

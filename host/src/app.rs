@@ -6,17 +6,24 @@
 //! and recordings are on, the [`Recorder`] fetches, converts and links its recordings and the
 //! `recording` event joins the same queue. With an [`EngineStore`] it saves the engine's state
 //! after every input that changed it.
+//!
+//! Group commit: the loop applies every change that is already waiting (up to [`BATCH`]) before
+//! it hands the events to the queue, so one transaction, and one fsync, takes them all together
+//! with the engine's state. When the disk is slow, changes wait a little longer and the next
+//! batch is larger, instead of a backlog of one fsync per event building up.
 
+pub mod configured;
 mod engine_store;
 pub mod observe;
+pub mod reload;
 
-pub use engine_store::{EngineStore, EngineStoreError};
+pub use engine_store::{EngineStore, EngineStoreError, StateRecords};
 pub use observe::{EventCounter, Observed};
 
 use crate::calls::{self, Engine};
 use crate::pbx::participant::{DnType, Participant};
 use crate::pbx::{Change, Connector, ConnectorError, Dn, RestClient};
-use crate::queue::{Deliverer, Queue};
+use crate::queue::{AttachedWrite, Deliverer, Queue};
 use crate::recordings::{Outcome, Recorder, RecordingSource, RecordingsConfig, retention};
 use crate::runtime::{DeliveryOutcome, DeliveryRequest, Plugin};
 use callhook_simulator::{ParticipantChange, Scenario};
@@ -30,6 +37,8 @@ use tokio_util::sync::CancellationToken;
 
 /// How many connector changes may wait for the engine.
 const CHANGE_BACKLOG: usize = 4096;
+/// At most this many changes are applied before their events are taken in one transaction.
+const BATCH: usize = 256;
 /// How often the PBX's inbound rules are read again.
 const RULES_REFRESH: Duration = Duration::from_secs(600);
 /// How long the derivation waits for the first read of the inbound rules.
@@ -251,6 +260,9 @@ pub async fn derive_events(
         mut changes,
         mut rules,
     } = inputs;
+    if outputs.store.is_some() {
+        engine.track_changes();
+    }
     // The first calls' `did` needs the rules: wait for the first read (changes queue up).
     if let Ok(Ok(())) = tokio::time::timeout(RULES_FIRST_WAIT, rules.changed()).await {
         engine.set_did_rules(rules.borrow_and_update().clone());
@@ -261,7 +273,7 @@ pub async fn derive_events(
             let left = deadline.duration_since(now);
             std::time::Duration::try_from(left).unwrap_or_default()
         });
-        let output = tokio::select! {
+        let mut output = tokio::select! {
             _ = cancel.cancelled() => return,
             change = changes.recv() => match change {
                 Some(change) => {
@@ -276,29 +288,44 @@ pub async fn derive_events(
                 continue;
             }
         };
-        let changed = !output.events.is_empty() || !output.finished.is_empty();
-        publish(output, &outputs);
-        if let Some(store) = outputs.store.as_ref().filter(|_| changed)
-            && let Err(error) = store.save(&engine.state())
-        {
-            tracing::error!(%error, "could not save the call state");
+        for _ in 1..BATCH {
+            let Ok(change) = changes.try_recv() else {
+                break;
+            };
+            let at = change.at();
+            let more = engine.apply(to_input(change), at);
+            output.events.extend(more.events);
+            output.finished.extend(more.finished);
         }
+        let changes = engine.take_changes();
+        let state = (!changes.is_empty()).then(|| StateRecords::of(&changes));
+        publish(output, &outputs, state.as_ref());
     }
 }
 
-/// Hands the events to the queue, in order. An event the queue cannot store is logged with
-/// everything needed to send it by hand: there is nowhere else to keep it.
-fn publish(output: calls::Output, outputs: &Outputs) {
-    for event in output.events {
-        let call_id = event.call_id().to_string();
+/// Hands the events to the queue in order, in one transaction with the engine's `state` when
+/// given. Events the queue cannot store are logged with everything needed to send them by
+/// hand: there is nowhere else to keep them.
+fn publish(output: calls::Output, outputs: &Outputs, state: Option<&StateRecords>) {
+    for event in &output.events {
         tracing::info!(
-            call_id,
+            call_id = %event.call_id(),
             event = event.name(),
             user = event.user().unwrap_or(""),
             "event"
         );
         outputs.events.count(event.name());
-        enqueue(&outputs.queue, &event);
+    }
+    let save = state
+        .map(|state| move |write: &redb::WriteTransaction| EngineStore::write_in(write, state));
+    let attached = save.as_ref().map(|save| save as AttachedWrite<'_>);
+    if (!output.events.is_empty() || attached.is_some())
+        && let Err(error) = outputs.queue.take(&output.events, attached)
+    {
+        tracing::error!(%error, "could not store the events and the call state");
+        for event in &output.events {
+            log_lost(event, &error);
+        }
     }
     if let Some(recorder) = &outputs.recorder {
         for call in output.finished {
@@ -309,16 +336,21 @@ fn publish(output: calls::Output, outputs: &Outputs) {
     }
 }
 
+/// Logs an event the queue could not store, whole.
+fn log_lost(event: &crate::calls::event::CallEvent, error: &crate::queue::QueueError) {
+    tracing::error!(
+        call_id = %event.call_id(),
+        %error,
+        event = %serde_json::to_string(event).unwrap_or_default(),
+        "could not store the event for delivery"
+    );
+}
+
 /// Queues one event; an event the queue cannot store is logged whole, as there is nowhere
 /// else to keep it.
 fn enqueue(queue: &DeliveryQueue, event: &crate::calls::event::CallEvent) {
     if let Err(error) = queue.enqueue(event) {
-        tracing::error!(
-            call_id = %event.call_id(),
-            %error,
-            event = %serde_json::to_string(event).unwrap_or_default(),
-            "could not store the event for delivery"
-        );
+        log_lost(event, &error);
     }
 }
 

@@ -119,4 +119,6 @@ mod script;
 #[cfg(test)]
 mod tests;
 
-pub use engine::{CallPart, Dn, Engine, EngineConfig, EngineState, FinishedCall, Input, Output};
+pub use engine::{
+    CallPart, Dn, Engine, EngineConfig, EngineState, FinishedCall, Input, Output, StateChanges,
+};

@@ -28,6 +28,9 @@ pub enum Command {
     /// Shows, within a minute and without any configuration, the webhooks a CRM would receive.
     Demo(demo::DemoArgs),
     /// Connect to the PBX and deliver its call events to the configured plugins until SIGTERM.
+    ///
+    /// Plugins and routes reload on SIGHUP and when the configuration file changes; a broken
+    /// configuration is rejected and the one in force stays.
     Run {
         /// The configuration: `callhook.toml`, or a legacy `webhooks.ini`.
         #[arg(long, short)]

@@ -86,6 +86,8 @@ pub struct PbxConfig {
     pub ca_file: Option<FileRef>,
     /// How often to take a fresh snapshot. By default 60 s.
     pub resnapshot_interval: Duration,
+    /// Where `url` was written, for messages about the connection.
+    pub url_place: Option<Place>,
 }
 
 /// The resolved engine settings; the engine's `EngineConfig` is built from them.
@@ -168,6 +170,10 @@ pub struct PluginConfig {
     pub secrets: BTreeMap<String, Secret>,
     /// Retry policy overrides.
     pub retry: RetryOverrides,
+    /// Deliveries running at once, at least 1.
+    pub concurrency: u32,
+    /// Deliveries started per second at most; `None` for no limit.
+    pub rate_per_second: Option<f64>,
     /// Where the plugin was configured.
     pub place: Option<Place>,
 }

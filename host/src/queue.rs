@@ -2,7 +2,7 @@
 //! at least once, in order per call, across crashes, receiver outages and plugin failures.
 //!
 //! # Guarantees
-//! - **Taken means stored.** [`Queue::enqueue`] routes the event and commits the event and one
+//! - **Taken means stored.** [`Queue::enqueue`] (or [`Queue::take`], for a batch) routes the event and commits the event and one
 //!   delivery row per selected plugin in one transaction; only when it returns `Ok` is the event
 //!   taken. A crash before the commit loses nothing that was acknowledged.
 //! - **Removed only on success.** A row is deleted in the same transaction that records the
@@ -32,9 +32,21 @@
 //! The host already keeps the plugins' key-value store in redb, so the queue shares that one
 //! file: pure Rust (no C toolchain, no bundled SQLite), ACID transactions with copy-on-write
 //! B-trees whose commits are crash-safe (a torn write leaves the previous commit intact), and
-//! no server to run. Every commit is durable (`Durability::Immediate`), an fsync; at the
-//! target of a few hundred events a second that is affordable. Transactions are synchronous
-//! and short; the queue runs them inline on its tasks.
+//! no server to run. Transactions are synchronous and short; the queue runs them inline on its
+//! tasks.
+//!
+//! # Commits and fsyncs
+//! An fsync costs milliseconds on a real disk, so the queue spends them only where a guarantee
+//! needs one:
+//! - **Taking events is durable** (an fsync before [`Queue::take`] returns), and takes a whole
+//!   batch at once: group commit. The derivation hands over every event of the changes that
+//!   arrived meanwhile, together with the engine's call state, so under load one fsync covers
+//!   many events instead of a backlog of one fsync per event building up.
+//! - **An attempt's outcome is not fsynced** (except a 410 that disables a plugin); it reaches
+//!   the disk with the next durable commit, at the latest after about a second. A crash before
+//!   that repeats the attempt, which at-least-once delivery allows: same idempotency key, and
+//!   the interrupted attempt is not counted.
+//! - Operator actions (retry, enable, disable) are durable.
 //!
 //! # On-disk format (version 1)
 //! Tables in the shared database, all prefixed `queue_`; values are JSON (serde) so that a
@@ -77,9 +89,11 @@ use schedule::{Row, Start, State};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 use store::{AttemptLog, Change, ParkRecord};
+
+pub use store::AttachedWrite;
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -192,20 +206,48 @@ pub struct Queue<D: Deliverer> {
 
 struct Inner<D> {
     db: Arc<Database>,
-    config: QueueConfig,
+    /// Swapped by [`Queue::reconfigure`]; an attempt uses the one in force when it starts.
+    config: RwLock<Arc<QueueConfig>>,
     clock: Clock,
-    deliverer: D,
+    /// Swapped by [`Queue::reconfigure`]; an attempt keeps the one it started with.
+    deliverer: RwLock<Arc<D>>,
     state: Mutex<State>,
     wake: Notify,
     /// Held while taking an event, so ids enter the scheduler in commit order and no event is
     /// taken after shutdown begins.
     taking: Mutex<()>,
     stopping: AtomicBool,
+    /// Set by a commit that is not durable yet; cleared by [`store::flush`].
+    unflushed: AtomicBool,
 }
 
 impl<D> Inner<D> {
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn config(&self) -> Arc<QueueConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn deliverer(&self) -> Arc<D> {
+        self.deliverer
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes every commit so far durable, if one is not.
+    fn flush(&self) {
+        if self.unflushed.swap(false, Ordering::SeqCst)
+            && let Err(error) = store::flush(&self.db)
+        {
+            self.unflushed.store(true, Ordering::SeqCst);
+            tracing::error!(%error, "could not flush the delivery queue to disk");
+        }
     }
 }
 
@@ -213,6 +255,9 @@ impl<D> Inner<D> {
 const STORE_RETRY_MS: u64 = 5_000;
 /// Call memory is pruned every this many events taken.
 const PRUNE_EVERY: u64 = 4096;
+/// How long a commit that is not durable (an attempt's outcome, the engine's state alone) may
+/// wait for a durable one before the scheduler makes one.
+const FLUSH_WITHIN: Duration = Duration::from_secs(1);
 
 impl<D: Deliverer> Queue<D> {
     /// Opens the queue in `db` (creating its tables), schedules every pending row and starts
@@ -249,13 +294,14 @@ impl<D: Deliverer> Queue<D> {
         tracing::info!(pending, parked, "delivery queue opened");
         let inner = Arc::new(Inner {
             db,
-            config,
+            config: RwLock::new(Arc::new(config)),
             clock,
-            deliverer,
+            deliverer: RwLock::new(Arc::new(deliverer)),
             state: Mutex::new(state),
             wake: Notify::new(),
             taking: Mutex::new(()),
             stopping: AtomicBool::new(false),
+            unflushed: AtomicBool::new(false),
         });
         let scheduler = tokio::spawn(run_scheduler(inner.clone()));
         Ok(Queue {
@@ -265,43 +311,93 @@ impl<D: Deliverer> Queue<D> {
     }
 
     /// Takes `event`: routes it and commits it with one delivery row per selected plugin. The
-    /// event is taken only when this returns `Ok`. Synchronous (one short write transaction).
+    /// event is taken only when this returns `Ok`. Synchronous (one short write transaction
+    /// with an fsync).
     pub fn enqueue(&self, event: &CallEvent) -> Result<Enqueued, QueueError> {
+        let mut taken = self.take(std::slice::from_ref(event), None)?;
+        Ok(taken.pop().expect("one result per event"))
+    }
+
+    /// Takes a batch of events in one transaction (one fsync for all: group commit), in order,
+    /// together with `attached`, the caller's own write (the engine's call state). Either all
+    /// of it is stored or none: the events are taken only when this returns `Ok`. Returns what
+    /// was stored per event. A batch that stores no event (routing selected no plugin, or
+    /// `events` is empty) commits `attached` without an fsync; it becomes durable within
+    /// about a second.
+    pub fn take(
+        &self,
+        events: &[CallEvent],
+        attached: Option<AttachedWrite<'_>>,
+    ) -> Result<Vec<Enqueued>, QueueError> {
         let inner = &self.inner;
         let _taking = inner.taking.lock().unwrap_or_else(PoisonError::into_inner);
         if inner.stopping.load(Ordering::SeqCst) {
             return Err(QueueError::ShuttingDown);
         }
         let now = inner.clock.now_ms();
-        let (event_id, rows) = store::enqueue(&inner.db, event, &inner.config.routing, now)?;
-        let taken = {
+        let config = inner.config();
+        let taken = store::take(&inner.db, events, &config.routing, now, attached)?;
+        if attached.is_some() && taken.iter().all(|(id, _)| id.is_none()) {
+            inner.unflushed.store(true, Ordering::SeqCst);
+        }
+        let count = {
             let mut state = inner.state();
-            for (id, record) in &rows {
+            for (id, record) in taken.iter().flat_map(|(_, rows)| rows) {
                 state.insert(*id, Row::from_record(record), now);
             }
-            state.taken += u64::from(event_id.is_some());
-            state.taken
+            let before = state.taken;
+            state.taken += taken.iter().filter(|(id, _)| id.is_some()).count() as u64;
+            (before, state.taken)
         };
         inner.wake.notify_one();
-        if taken % PRUNE_EVERY == 0 {
-            let before = now.saturating_sub(inner.config.call_memory().as_millis() as u64);
+        if count.0 / PRUNE_EVERY != count.1 / PRUNE_EVERY {
+            let before = now.saturating_sub(config.call_memory().as_millis() as u64);
             if let Err(error) = store::prune_calls(&inner.db, before) {
                 tracing::warn!(%error, "could not prune the queue's call memory");
             }
         }
-        tracing::debug!(
-            call_id = %event.call_id(),
-            event = event.name(),
-            deliveries = rows.len(),
-            "event taken"
-        );
-        Ok(Enqueued {
-            event: event_id,
-            deliveries: rows
-                .into_iter()
-                .map(|(id, record)| (id, record.plugin))
-                .collect(),
-        })
+        Ok(events
+            .iter()
+            .zip(taken)
+            .map(|(event, (event_id, rows))| {
+                tracing::debug!(
+                    call_id = %event.call_id(),
+                    event = event.name(),
+                    deliveries = rows.len(),
+                    "event taken"
+                );
+                Enqueued {
+                    event: event_id,
+                    deliveries: rows
+                        .into_iter()
+                        .map(|(id, record)| (id, record.plugin))
+                        .collect(),
+                }
+            })
+            .collect())
+    }
+
+    /// Puts a new configuration and deliverer in force (hot reload), without losing or
+    /// repeating anything: events are taken with the new routing from now on; attempts that
+    /// have started finish with the old deliverer, every later attempt uses the new one.
+    /// Deliveries queued for a plugin that `config` no longer lists are kept and wait; they
+    /// resume if the plugin is configured again (or can be listed with `deliveries list`).
+    pub fn reconfigure(&self, config: QueueConfig, deliverer: D) {
+        let inner = &self.inner;
+        let _taking = inner.taking.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = inner.clock.now_ms();
+        inner.state().set_policies(&config.plugins, now);
+        *inner.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+        *inner
+            .deliverer
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(deliverer);
+        inner.wake.notify_one();
+    }
+
+    /// The database the queue keeps its tables in.
+    pub fn database(&self) -> &Arc<Database> {
+        &self.inner.db
     }
 
     /// A snapshot of depths, ages and counters, for `/metrics`.
@@ -416,6 +512,7 @@ impl<D: Deliverer> Queue<D> {
         let _ = tokio::time::timeout(grace, drained).await;
         let interrupted = tasks.len();
         tasks.shutdown().await;
+        self.inner.flush();
         tracing::info!(interrupted, "delivery queue stopped");
         ShutdownReport { interrupted }
     }
@@ -438,7 +535,17 @@ impl<D: Deliverer> Drop for Queue<D> {
 /// attempt. Returns the running attempts when shutdown begins.
 async fn run_scheduler<D: Deliverer>(inner: Arc<Inner<D>>) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
+    let mut flush_at: Option<tokio::time::Instant> = None;
     loop {
+        if inner.unflushed.load(Ordering::SeqCst) {
+            let at = *flush_at.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_WITHIN);
+            if at <= tokio::time::Instant::now() {
+                inner.flush();
+                flush_at = None;
+            }
+        } else {
+            flush_at = None;
+        }
         let now = inner.clock.now_ms();
         let (starts, wake) = {
             let mut state = inner.state();
@@ -456,9 +563,16 @@ async fn run_scheduler<D: Deliverer>(inner: Arc<Inner<D>>) -> JoinSet<()> {
                 None => std::future::pending().await,
             }
         };
+        let flush = async {
+            match flush_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = inner.wake.notified() => {}
             _ = sleep => {}
+            _ = flush => {}
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Err(error) = joined {
                     tracing::error!(%error, "a delivery task ended abnormally");
@@ -473,12 +587,8 @@ async fn run_scheduler<D: Deliverer>(inner: Arc<Inner<D>>) -> JoinSet<()> {
 async fn attempt<D: Deliverer>(inner: Arc<Inner<D>>, start: Start) {
     let Start { id, row } = start;
     let plugin: &str = &row.lane.plugin;
-    let policy = inner
-        .config
-        .plugins
-        .get(plugin)
-        .cloned()
-        .unwrap_or_default();
+    let config = inner.config();
+    let policy = config.plugins.get(plugin).cloned().unwrap_or_default();
     let event = match store::load_event(&inner.db, row.event) {
         Ok(event) => event,
         Err(error) => {
@@ -510,7 +620,8 @@ async fn attempt<D: Deliverer>(inner: Arc<Inner<D>>, start: Start) {
                 attempt: attempt_no,
                 timestamp: inner.clock.now_ms() / 1000,
             };
-            let delivery = AssertUnwindSafe(inner.deliverer.deliver(plugin, request));
+            let deliverer = inner.deliverer();
+            let delivery = AssertUnwindSafe(deliverer.deliver(plugin, request));
             catch_unwind(delivery)
                 .await
                 .unwrap_or_else(|| DeliveryOutcome::Failed {
@@ -533,8 +644,11 @@ async fn attempt<D: Deliverer>(inner: Arc<Inner<D>>, start: Start) {
         message: outcome.message().map(str::to_string),
         duration_ms: duration.as_millis() as u64,
     };
-    let limit = inner.config.attempt_log();
+    let limit = config.attempt_log();
     let recorded = store::record_attempt(&inner.db, id, log, &change, limit, disable.as_ref());
+    if disable.is_none() && recorded.is_ok() {
+        inner.unflushed.store(true, Ordering::SeqCst);
+    }
     let call_id = event
         .as_ref()
         .map(|e| e.call_id().to_string())

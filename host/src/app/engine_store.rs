@@ -1,19 +1,25 @@
 //! Keeps the engine's call state durable, so a restarted host continues calls in progress with
 //! the same ids and links and closes calls that ended while it was down (scenario 11).
 //!
-//! On disk: table `engine_state` in the host's redb database, one row `current` holding the
-//! JSON of [`EngineState`]. It is rewritten after every input that produced events or changed
-//! which calls are active; a crash loses at most the input being applied, which the next
-//! snapshot after reconnecting heals.
+//! On disk, in the delivery queue's redb database: table `engine_calls` (PBX call id → the
+//! call's record) and table `engine_meta` (`dns` → the DN table's record). Records are the
+//! engine's own JSON ([`StateChanges`]). Only what changed is written: after every batch of
+//! inputs, the records of the calls it touched (deleted when the call is over) and the DN table
+//! if a snapshot replaced it, in the same transaction that takes the batch's events
+//! ([`Queue::take`]), so the saved state and the events taken never disagree. A batch that
+//! produced no event is committed without an fsync, so a crash may lose it; the next snapshot
+//! after reconnecting heals that.
 
-use crate::calls::EngineState;
-use redb::{Database, ReadableDatabase, TableDefinition};
+use crate::calls::{EngineState, StateChanges};
+use crate::queue::{Deliverer, Queue};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use std::sync::Arc;
 
-const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("engine_state");
-const KEY: &str = "current";
+const CALLS: TableDefinition<u64, &[u8]> = TableDefinition::new("engine_calls");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("engine_meta");
+const DNS_KEY: &str = "dns";
 
-/// Why the state could not be read or written.
+/// Why the state could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineStoreError {
     /// The database failed.
@@ -34,37 +40,75 @@ pub struct EngineStore {
     db: Arc<Database>,
 }
 
+/// The records of a [`StateChanges`], ready to write.
+#[derive(Debug, Default)]
+pub struct StateRecords {
+    dns: Option<Vec<u8>>,
+    calls: Vec<(u64, Option<Vec<u8>>)>,
+}
+
+impl StateRecords {
+    /// The records of `changes`.
+    pub fn of(changes: &StateChanges) -> Self {
+        StateRecords {
+            dns: changes.dns_record(),
+            calls: changes.call_records(),
+        }
+    }
+}
+
 impl EngineStore {
-    /// The store in `db`.
-    pub fn new(db: Arc<Database>) -> Self {
-        EngineStore { db }
+    /// The store in `queue`'s database, where [`EngineStore::write_in`] writes with the events.
+    pub fn of<D: Deliverer>(queue: &Queue<D>) -> Self {
+        EngineStore {
+            db: queue.database().clone(),
+        }
     }
 
     /// The last saved state, if any.
     pub fn load(&self) -> Result<Option<EngineState>, EngineStoreError> {
         let read = self.db.begin_read().map_err(database)?;
-        let table = match read.open_table(TABLE) {
+        let meta = match read.open_table(META) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(error) => return Err(database(error)),
         };
-        let Some(bytes) = table.get(KEY).map_err(database)? else {
-            return Ok(None);
+        let calls = match read.open_table(CALLS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(error) => return Err(database(error)),
         };
-        serde_json::from_slice(bytes.value())
-            .map(Some)
-            .map_err(|e| EngineStoreError::Corrupt(e.to_string()))
+        let dns = meta.get(DNS_KEY).map_err(database)?;
+        let mut records = Vec::new();
+        for entry in calls.iter().map_err(database)? {
+            let (_, record) = entry.map_err(database)?;
+            records.push(record.value().to_vec());
+        }
+        EngineState::from_records(
+            dns.as_ref().map(|d| d.value()),
+            records.iter().map(Vec::as_slice),
+        )
+        .map(Some)
+        .map_err(|e| EngineStoreError::Corrupt(e.to_string()))
     }
 
-    /// Replaces the saved state.
-    pub fn save(&self, state: &EngineState) -> Result<(), EngineStoreError> {
-        let bytes = serde_json::to_vec(state).map_err(database)?;
-        let write = self.db.begin_write().map_err(database)?;
-        write
-            .open_table(TABLE)
-            .map_err(database)?
-            .insert(KEY, bytes.as_slice())
-            .map_err(database)?;
-        write.commit().map_err(database)
+    /// Writes `records` over the saved state within `write`, the queue's transaction that takes
+    /// the events of the same inputs.
+    pub fn write_in(write: &WriteTransaction, records: &StateRecords) -> Result<(), String> {
+        let text = |e: redb::Error| e.to_string();
+        let mut meta = write.open_table(META).map_err(|e| text(e.into()))?;
+        let mut calls = write.open_table(CALLS).map_err(|e| text(e.into()))?;
+        if let Some(dns) = &records.dns {
+            meta.insert(DNS_KEY, dns.as_slice())
+                .map_err(|e| text(e.into()))?;
+        }
+        for (id, record) in &records.calls {
+            match record {
+                Some(record) => calls.insert(id, record.as_slice()).map(drop),
+                None => calls.remove(id).map(drop),
+            }
+            .map_err(|e| text(e.into()))?;
+        }
+        Ok(())
     }
 }

@@ -124,6 +124,59 @@ pub struct EngineState {
     calls: Vec<Call>,
 }
 
+impl EngineState {
+    /// Reassembles a state saved as records: the DN table record and one record per call, as
+    /// [`StateChanges::dns_record`] and [`StateChanges::call_records`] wrote them.
+    pub fn from_records<'a>(
+        dns: Option<&[u8]>,
+        calls: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<EngineState, serde_json::Error> {
+        Ok(EngineState {
+            dns: dns
+                .map(serde_json::from_slice)
+                .transpose()?
+                .unwrap_or_default(),
+            calls: calls
+                .into_iter()
+                .map(serde_json::from_slice)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// The parts of the engine's state that changed ([`Engine::take_changes`]), as records to
+/// write over a saved state: records are private to the engine, store them, never edit them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StateChanges {
+    dns: Option<BTreeMap<String, DnType>>,
+    calls: BTreeMap<u64, Option<Call>>,
+}
+
+impl StateChanges {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.dns.is_none() && self.calls.is_empty()
+    }
+
+    /// The new DN table record, if it changed.
+    pub fn dns_record(&self) -> Option<Vec<u8>> {
+        self.dns.as_ref().map(encode)
+    }
+
+    /// Each changed call by its PBX call id: its new record, or `None` when the call is over
+    /// and its record is to be deleted.
+    pub fn call_records(&self) -> Vec<(u64, Option<Vec<u8>>)> {
+        self.calls
+            .iter()
+            .map(|(id, call)| (*id, call.as_ref().map(encode)))
+            .collect()
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("the engine state always serializes")
+}
+
 /// The pure event-derivation engine; see the `calls` module docs for its rules.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -132,6 +185,15 @@ pub struct Engine {
     calls: BTreeMap<u64, Call>,
     /// `(dn, participant id)` -> `callid` of every leg present (derived from `calls`).
     legs: BTreeMap<(String, u64), u64>,
+    /// What changed since [`Engine::take_changes`], once [`Engine::track_changes`] was called.
+    touched: Option<Touched>,
+}
+
+/// The parts of the state changed since they were last taken.
+#[derive(Debug, Clone, Default)]
+struct Touched {
+    dns: bool,
+    calls: BTreeSet<u64>,
 }
 
 impl Engine {
@@ -156,6 +218,36 @@ impl Engine {
             dns: state.dns,
             calls,
             legs,
+            touched: None,
+        }
+    }
+
+    /// From now on, notes which parts of the state change, for [`Engine::take_changes`]: a host
+    /// that persists the state writes only those.
+    pub fn track_changes(&mut self) {
+        self.touched.get_or_insert_with(Touched::default);
+    }
+
+    /// The parts of the state changed since the last call (since [`Engine::track_changes`] the
+    /// first time): the DN table if a snapshot replaced it, and every call that changed, with
+    /// `None` for a call that is over. Empty while changes are not tracked.
+    pub fn take_changes(&mut self) -> StateChanges {
+        let Some(touched) = self.touched.as_mut().map(std::mem::take) else {
+            return StateChanges::default();
+        };
+        StateChanges {
+            dns: touched.dns.then(|| self.dns.clone()),
+            calls: touched
+                .calls
+                .into_iter()
+                .map(|id| (id, self.calls.get(&id).cloned()))
+                .collect(),
+        }
+    }
+
+    fn touch(&mut self, callid: u64) {
+        if let Some(touched) = &mut self.touched {
+            touched.calls.insert(callid);
         }
     }
 
@@ -174,6 +266,9 @@ impl Engine {
         match input {
             Input::Snapshot { dns, participants } => {
                 self.dns = dns.into_iter().map(|d| (d.dn, d.dn_type)).collect();
+                if let Some(touched) = &mut self.touched {
+                    touched.dns = true;
+                }
                 let present: BTreeSet<(String, u64)> =
                     participants.iter().map(|p| (p.dn.clone(), p.id)).collect();
                 let gone: Vec<(String, u64)> = self
@@ -231,6 +326,9 @@ impl Engine {
             let Some(call) = self.calls.get_mut(&id) else {
                 continue;
             };
+            if let Some(touched) = &mut self.touched {
+                touched.calls.insert(id);
+            }
             if call.expire(&ctx, now, &mut out.events)
                 && let Some(call) = self.calls.remove(&id)
             {
@@ -294,7 +392,9 @@ impl Engine {
             .entry(p.callid)
             .or_insert_with(|| Call::new(p.callid, fields::stamp(at, &self.config.time_zone)));
         self.legs.insert(key, p.callid);
+        let callid = p.callid;
         call.upsert(&ctx, p, at, &mut out.events);
+        self.touch(callid);
     }
 
     fn remove(&mut self, key: &(String, u64), left: Departure, out: &mut Output) {
@@ -306,6 +406,7 @@ impl Engine {
         if let Some(call) = self.calls.get_mut(&callid) {
             call.remove(&ctx, &key.0, key.1, left, &mut out.events);
         }
+        self.touch(callid);
     }
 }
 

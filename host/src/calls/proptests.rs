@@ -319,6 +319,8 @@ fn run(
 ) -> (Vec<CallEvent>, usize) {
     let t0: Timestamp = script::T0.parse().unwrap();
     let mut engine = Engine::new(config.clone());
+    engine.track_changes();
+    let mut saved = script::Saved::default();
     let mut events = Vec::new();
     let mut truth: BTreeMap<(String, u64), Participant> = BTreeMap::new();
     let snapshot = |truth: &BTreeMap<_, Participant>| Input::Snapshot {
@@ -371,8 +373,8 @@ fn run(
             }
             Noise::Resnapshot => events.extend(engine.apply(snapshot(&truth), at).events),
             Noise::Restart if restarts => {
-                let json = serde_json::to_string(&engine.state()).unwrap();
-                engine = Engine::restore(config.clone(), serde_json::from_str(&json).unwrap());
+                saved.apply(&engine.take_changes());
+                engine = saved.restore(&engine, config);
             }
             _ => {}
         }

@@ -16,7 +16,9 @@ use jiff::{SignedDuration, Timestamp};
 use crate::calls::event::{
     CallEvent, CallId, Direction, Ended, FinishType, Offered, Started, TransferType, UserType,
 };
-use crate::calls::{Dn, Engine, EngineConfig, FinishedCall, Input, Output};
+use crate::calls::{
+    Dn, Engine, EngineConfig, EngineState, FinishedCall, Input, Output, StateChanges,
+};
 use crate::pbx::participant::{DnType, Participant, ParticipantStatus};
 
 /// The external number of the scenarios.
@@ -169,10 +171,44 @@ impl Leg {
 /// An engine driven like the host drives it, recording everything it sends.
 pub(super) struct Script {
     engine: Engine,
+    saved: Saved,
     config: EngineConfig,
     t0: Timestamp,
     now: Timestamp,
     out: Output,
+}
+
+/// The saved state as the host keeps it: the records of every change taken so far.
+#[derive(Default)]
+pub(super) struct Saved {
+    dns: Option<Vec<u8>>,
+    calls: BTreeMap<u64, Vec<u8>>,
+}
+
+impl Saved {
+    /// Writes `changes` over the records.
+    pub(super) fn apply(&mut self, changes: &StateChanges) {
+        if let Some(dns) = changes.dns_record() {
+            self.dns = Some(dns);
+        }
+        for (id, record) in changes.call_records() {
+            match record {
+                Some(record) => self.calls.insert(id, record),
+                None => self.calls.remove(&id),
+            };
+        }
+    }
+
+    /// A new engine from the records, after checking they hold exactly `engine`'s state.
+    pub(super) fn restore(&self, engine: &Engine, config: &EngineConfig) -> Engine {
+        let state =
+            EngineState::from_records(self.dns.as_deref(), self.calls.values().map(Vec::as_slice))
+                .expect("records read back");
+        assert_eq!(state, engine.state(), "the records hold the whole state");
+        let mut engine = Engine::restore(config.clone(), state);
+        engine.track_changes();
+        engine
+    }
 }
 
 impl Script {
@@ -185,6 +221,7 @@ impl Script {
     pub(super) fn with(config: EngineConfig) -> Self {
         let t0: Timestamp = T0.parse().expect("T0 parses");
         let mut engine = Engine::new(config.clone());
+        engine.track_changes();
         let out = engine.apply(
             Input::Snapshot {
                 dns: dns(),
@@ -194,6 +231,7 @@ impl Script {
         );
         Self {
             engine,
+            saved: Saved::default(),
             config,
             t0,
             now: t0,
@@ -235,11 +273,11 @@ impl Script {
         })
     }
 
-    /// A host restart: the state goes through JSON and a new engine continues from it.
+    /// A host restart: the state is saved as the host saves it, as records of what changed,
+    /// and a new engine continues from those records.
     pub(super) fn restart(&mut self) -> &mut Self {
-        let json = serde_json::to_string(&self.engine.state()).expect("state serializes");
-        let state = serde_json::from_str(&json).expect("state deserializes");
-        self.engine = Engine::restore(self.config.clone(), state);
+        self.saved.apply(&self.engine.take_changes());
+        self.engine = self.saved.restore(&self.engine, &self.config);
         self
     }
 

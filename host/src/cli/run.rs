@@ -1,14 +1,14 @@
 //! `callhook run` and `callhook check-config`: the configured host, and its dry run.
 
+use crate::app::configured::{describe, load_plugin, load_plugins, queue_config};
+use crate::app::reload::{self, Reloader};
 use crate::app::{EngineStore, Pipeline, Plugins};
 use crate::calls::{Engine, EngineConfig};
-use crate::config::{Config, PluginConfig, RecordingSource};
+use crate::config::{Config, RecordingSource};
 use crate::pbx::{CaptureWriter, ConnectionState, Connector, ConnectorConfig};
-use crate::queue::{Queue, QueueConfig};
+use crate::queue::Queue;
 use crate::recordings::{RecordingServer, RecordingsConfig, SourceKind, TlsFiles};
-use crate::runtime::{
-    GENERIC_WEBHOOK_WASM, KvQuota, KvStore, Plugin, PluginRuntime, PluginSpec, RuntimeConfig,
-};
+use crate::runtime::{KvQuota, KvStore, PluginRuntime, RuntimeConfig};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,35 +39,6 @@ fn runtime(config: &Config) -> anyhow::Result<(Arc<redb::Database>, PluginRuntim
     Ok((db, runtime))
 }
 
-/// Loads one configured plugin into the runtime.
-fn load_plugin(runtime: &PluginRuntime, plugin: &PluginConfig) -> anyhow::Result<Plugin> {
-    let wasm = plugin
-        .read_wasm(GENERIC_WEBHOOK_WASM)
-        .with_context(|| format!("while reading plugin {}", plugin.name))?;
-    Ok(runtime.load(PluginSpec {
-        name: plugin.name.clone(),
-        wasm,
-        allowed_hosts: plugin.allowed_hosts.clone(),
-        limits: plugin.limits,
-        settings: plugin.settings.clone(),
-        secrets: plugin.expose_secrets(),
-    })?)
-}
-
-/// One line saying what a plugin may do.
-fn describe(plugin: &Plugin) -> String {
-    let hosts: Vec<String> = plugin.policy().patterns().map(|p| p.to_string()).collect();
-    let limits = plugin.limits();
-    format!(
-        "plugin {} (contract {}): allowed hosts [{}], memory {} MiB, timeout {} ms",
-        plugin.name(),
-        plugin.api_version(),
-        hosts.join(", "),
-        limits.memory_bytes >> 20,
-        limits.timeout.as_millis()
-    )
-}
-
 /// `callhook check-config`: validates everything and loads every plugin, connecting nowhere.
 pub fn check_config(path: &Path) -> anyhow::Result<()> {
     let config = load(path)?;
@@ -92,13 +63,11 @@ pub fn check_config(path: &Path) -> anyhow::Result<()> {
 pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
     let config = load(path)?;
     let (db, runtime) = runtime(&config)?;
-    let mut plugins = Vec::new();
-    for plugin in &config.plugins {
-        let plugin = load_plugin(&runtime, plugin)?;
-        println!("{}", describe(&plugin));
-        plugins.push(plugin);
+    let plugins = load_plugins(&runtime, &config)?;
+    for plugin in &plugins {
+        println!("{}", describe(plugin));
     }
-    let queue = Queue::open(db.clone(), queue_config(&config), Plugins::new(plugins))?;
+    let queue = Queue::open(db, queue_config(&config), Plugins::new(plugins))?;
     let capture = match capture {
         Some(file) => Some(
             CaptureWriter::create(&file)
@@ -115,7 +84,7 @@ pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
     connector_config.ca_file = pbx.ca_file.as_ref().map(|file| file.path.clone());
     connector_config.resnapshot_interval = pbx.resnapshot_interval;
     let connector = Connector::new(connector_config, capture)?;
-    report_connection(connector.state(), pbx.url.to_string());
+    report_connection(connector.state(), pbx);
 
     let engine_config = EngineConfig {
         grace: config.engine.grace,
@@ -123,7 +92,7 @@ pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
         time_zone: config.engine.time_zone.clone(),
         did_rules: config.engine.did_rules.clone(),
     };
-    let store = EngineStore::new(db);
+    let store = EngineStore::of(&queue);
     let engine = match store.load() {
         Ok(Some(state)) => Engine::restore(engine_config, state),
         Ok(None) => Engine::new(engine_config),
@@ -161,7 +130,19 @@ pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
     if let Some(recorder) = &recorder {
         router = router.merge(recorder.router());
     }
-    let pipeline = Pipeline::start(connector, engine, Arc::new(queue), Some(store), recorder);
+    let queue = Arc::new(queue);
+    let pipeline = Pipeline::start(connector, engine, queue.clone(), Some(store), recorder);
+    let reloader = Reloader::new(config, runtime, queue);
+    let watched = reloader.watched_files();
+    reload::spawn(reloader, stop_server.clone());
+    println!(
+        "plugins and routes reload on SIGHUP and when these change: {}",
+        watched
+            .iter()
+            .map(|file| file.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let router = router.merge(crate::app::observe::router(pipeline.observed()));
     let stop = stop_server.clone();
     tokio::spawn(server.run(router, async move { stop.cancelled().await }));
@@ -212,40 +193,26 @@ fn recordings_config(config: &Config) -> RecordingsConfig {
     }
 }
 
-/// The queue's routing and per-plugin policies, with each plugin's `retry` overrides.
-fn queue_config(config: &Config) -> QueueConfig {
-    let names = config.plugins.iter().map(|p| p.name.clone());
-    let mut queue = QueueConfig::new(config.routes.clone(), names);
-    for plugin in &config.plugins {
-        let Some(policy) = queue.plugins.get_mut(&plugin.name) else {
-            continue;
-        };
-        let overrides = &plugin.retry;
-        if let Some(ladder) = &overrides.ladder {
-            policy.retry.ladder = ladder.clone();
-        }
-        if let Some(max_age) = overrides.max_age {
-            policy.retry.max_age = max_age;
-        }
-        if let Some(max_retry_after) = overrides.max_retry_after {
-            policy.retry.max_retry_after = max_retry_after;
-        }
-    }
-    queue
-}
-
-/// Prints connection state changes as they happen.
-fn report_connection(mut state: tokio::sync::watch::Receiver<ConnectionState>, url: String) {
+/// Prints connection state changes as they happen; a failure names the PBX's address and
+/// where it is configured, since a wrong address is the usual cause.
+fn report_connection(
+    mut state: tokio::sync::watch::Receiver<ConnectionState>,
+    pbx: &crate::config::PbxConfig,
+) {
+    let url = pbx.url.to_string();
+    let configured = pbx
+        .url_place
+        .as_ref()
+        .map_or_else(|| "pbx.url".to_string(), ToString::to_string);
     tokio::spawn(async move {
         while state.changed().await.is_ok() {
             let line = match &*state.borrow() {
                 ConnectionState::Connected { .. } => format!("connected to the PBX at {url}"),
-                ConnectionState::Backoff { delay, error, .. } => {
-                    format!(
-                        "PBX connection failed ({error}); retrying in {} s",
-                        delay.as_secs()
-                    )
-                }
+                ConnectionState::Backoff { delay, error, .. } => format!(
+                    "cannot reach the PBX at {url} (configured at {configured}): {error}; \
+                     retrying in {} s",
+                    delay.as_secs()
+                ),
                 ConnectionState::Connecting { attempt } if *attempt > 1 => {
                     format!("connecting to the PBX at {url} (attempt {attempt})")
                 }

@@ -55,7 +55,10 @@ pub(super) fn diff(old: &Config, new: &Config) -> ConfigDiff {
     }
     diff.routes_changed = old.routes != new.routes;
     diff.engine_changed = old.engine != new.engine;
-    if old.pbx != new.pbx {
+    // `url_place` is where it was written: moving lines around is no change.
+    let mut old_pbx = old.pbx.clone();
+    old_pbx.url_place = new.pbx.url_place.clone();
+    if old_pbx != new.pbx {
         diff.needs_restart.push("pbx");
     }
     if old.server != new.server {

@@ -261,6 +261,17 @@ pub(crate) struct RawEngine {
 /// ladder = ["10s", "1m", "10m"]
 /// max_age = "12h"
 /// ```
+///
+/// A receiver that allows 5 requests a second, two at a time:
+///
+/// ```toml
+/// [[plugin]]
+/// name = "pipedrive"
+/// path = "plugins/pipedrive.wasm"
+/// allowed_hosts = ["https://api.pipedrive.com"]
+/// concurrency = 2
+/// rate_per_second = 5
+/// ```
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPlugin {
@@ -292,6 +303,13 @@ pub(crate) struct RawPlugin {
     /// How failed deliveries are retried; see [`[plugin.retry]`](#pluginretry).
     /// By default the host's policy.
     pub retry: Option<Loc<RawRetry>>,
+    /// Deliveries to this plugin running at once (different calls; one call's events are
+    /// always delivered one after the other): 1 to 256. By default 8.
+    pub concurrency: Option<Loc<u64>>,
+    /// Deliveries started per second at most, with bursts of up to one second's worth, for a
+    /// receiver with a rate limit: a number above 0 (e.g. `0.5` for one every two seconds).
+    /// Deliveries waiting for their turn use up no retries. By default no limit.
+    pub rate_per_second: Option<Loc<f64>>,
 }
 
 /// `[plugin.retry]`: overrides of the retry policy for one plugin. A delivery that failed

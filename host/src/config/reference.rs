@@ -38,10 +38,15 @@ configuration without starting anything or connecting anywhere.
 - Durations are strings such as `\"2s\"`, `\"500ms\"`, `\"10m\"` or `\"1h 30m\"`.
 - Secrets (`pbx.client_secret`, `[plugin.secrets]`) are the value itself or `env:NAME`, read
   from the environment variable `NAME` when the configuration is loaded; they are never logged.
-- On `SIGHUP` or a change of the file, the configuration is loaded again; plugins and routes
-  change without losing queued events, and a broken file is rejected while the old
-  configuration stays in force. Changes of `[pbx]`, `[server]`, `[storage]` and
-  `[recordings]` take effect at the next start.
+- Hot reload: on `SIGHUP`, or when the file changes (or the legacy ini it names, or a plugin's
+  `.wasm` file), `callhook run` loads the configuration again. Plugins (added, removed,
+  changed settings, permissions, limits, retry policy, a new `.wasm` under the same path) and
+  routes change at once, without losing or repeating queued events: what is queued goes to the
+  new plugin instances, deliveries already running finish with the old ones, and deliveries
+  queued for a removed plugin wait until it is configured again. A file that does not load,
+  or a plugin that does not load, rejects the whole reload: the errors are printed with their
+  places and the configuration in force stays. Changes of `[pbx]`, `[engine]`, `[did]`,
+  `[server]`, `[storage]` and `[recordings]` take effect at the next start.
 
 A complete, commented example is [`config/callhook.toml`](../config/callhook.toml).
 ";

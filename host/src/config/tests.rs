@@ -253,6 +253,25 @@ fn rejects_memory_out_of_range() {
 }
 
 #[test]
+fn rejects_delivery_limits_out_of_range() {
+    let errors = errors(&format!(
+        "{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\nconcurrency = 0\nrate_per_second = -1\n"
+    ));
+    assert_error(
+        &errors,
+        "callhook.toml:8:15",
+        "plugin.concurrency",
+        "from 1 to 256",
+    );
+    assert_error(
+        &errors,
+        "callhook.toml:9",
+        "plugin.rate_per_second",
+        "above 0",
+    );
+}
+
+#[test]
 fn rejects_missing_required_key() {
     let errors = errors("[pbx]\nurl = \"https://pbx.example.com\"\nclient_secret = \"s\"\n");
     assert_error(
@@ -486,6 +505,7 @@ fn accepts_numbers_and_booleans_as_settings() {
     );
     assert_eq!(plugin.retry.max_age, Some(Duration::from_secs(7200)));
     assert_eq!(plugin.retry.max_retry_after, None);
+    assert_eq!((plugin.concurrency, plugin.rate_per_second), (8, None));
     let PluginSource::File(file) = &plugin.source else {
         panic!("a file")
     };

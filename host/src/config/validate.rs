@@ -26,6 +26,8 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_MEMORY_MB: u64 = 64;
 const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 const MAX_TIMEOUT_MS: u64 = 600_000;
+const DEFAULT_CONCURRENCY: u64 = 8;
+const MAX_CONCURRENCY: u64 = 256;
 const MP3_BITRATES: &[u32] = &[
     8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
 ];
@@ -277,6 +279,8 @@ impl Validator<'_> {
                 settings: BTreeMap::new(),
                 secrets: BTreeMap::new(),
                 retry: RetryOverrides::default(),
+                concurrency: DEFAULT_CONCURRENCY as u32,
+                rate_per_second: None,
                 place: None,
             });
         }
@@ -350,7 +354,12 @@ impl Validator<'_> {
             ),
             None => Some(Duration::from_secs(60)),
         };
+        let url_place = pbx
+            .url
+            .as_ref()
+            .map(|url| self.sources.place(&url.at, Some("pbx.url".to_string())));
         Some(PbxConfig {
+            url_place,
             url: url?,
             client_id: client_id?,
             client_secret: client_secret?,
@@ -617,6 +626,32 @@ impl Validator<'_> {
             Some(ms) => ms.value,
             None => DEFAULT_TIMEOUT_MS,
         };
+        let concurrency = match &raw.concurrency {
+            Some(n) if !(1..=MAX_CONCURRENCY).contains(&n.value) => {
+                self.invalid(
+                    &n.at,
+                    "plugin.concurrency",
+                    format!("a number of deliveries from 1 to {MAX_CONCURRENCY}"),
+                    n.value.to_string(),
+                );
+                DEFAULT_CONCURRENCY
+            }
+            Some(n) => n.value,
+            None => DEFAULT_CONCURRENCY,
+        };
+        let rate_per_second = match &raw.rate_per_second {
+            Some(rate) if !(rate.value.is_finite() && rate.value > 0.0) => {
+                self.invalid(
+                    &rate.at,
+                    "plugin.rate_per_second",
+                    "a number of deliveries per second above 0, e.g. 5 or 0.5",
+                    rate.value.to_string(),
+                );
+                None
+            }
+            Some(rate) => Some(rate.value),
+            None => None,
+        };
         let settings = self.settings(raw, builtin);
         let secrets = self.secrets(raw, builtin);
         let (allowed_hosts, allowed_hosts_derived) = match &raw.allowed_hosts {
@@ -655,6 +690,8 @@ impl Validator<'_> {
             settings,
             secrets,
             retry,
+            concurrency: concurrency as u32,
+            rate_per_second,
             place: Some(
                 self.sources
                     .place(&name.at, Some("plugin.name".to_string())),
@@ -1155,5 +1192,6 @@ fn placeholder_pbx() -> PbxConfig {
         client_secret: Secret::new(""),
         ca_file: None,
         resnapshot_interval: Duration::from_secs(60),
+        url_place: None,
     }
 }

@@ -256,6 +256,25 @@ impl State {
         self.plugins.get_mut(name).expect("just inserted")
     }
 
+    /// Puts new per-plugin policies in force (hot reload). A plugin keeps its counters, breaker
+    /// and disabled state; one no longer listed becomes unknown, so its rows wait; a new one
+    /// starts. The rate limit starts afresh only when it changed.
+    pub(crate) fn set_policies(&mut self, policies: &BTreeMap<String, PluginPolicy>, now: u64) {
+        self.policies = policies.clone();
+        for (name, run) in &mut self.plugins {
+            let policy = policies.get(&**name);
+            run.known = policy.is_some();
+            let policy = policy.cloned().unwrap_or_default();
+            if policy.rate_per_second != run.policy.rate_per_second {
+                run.bucket = policy.rate_per_second.map(|rate| Bucket::new(rate, now));
+            }
+            run.policy = policy;
+        }
+        for name in policies.keys() {
+            self.plugin(name, now);
+        }
+    }
+
     pub(crate) fn plugins(&self) -> &BTreeMap<Arc<str>, PluginRun> {
         &self.plugins
     }
@@ -564,6 +583,23 @@ mod tests {
         assert_eq!(ids(&starts), [1], "one probe");
         state.finish(1, &lane(1), None, Some(true), 10_000);
         assert_eq!(ids(&state.pump(10_000).0), [2, 3, 4]);
+    }
+
+    #[test]
+    fn new_policies_resume_and_hold_plugins() {
+        let mut state = State::new(&config(8, None), 0);
+        let mut other = row("a", 0);
+        other.lane.plugin = "q".into();
+        state.insert(1, other, 0);
+        assert!(state.pump(0).0.is_empty(), "q is not configured");
+        let mut policies = config(8, None).plugins;
+        policies.insert("q".into(), PluginPolicy::default());
+        policies.remove("p");
+        state.set_policies(&policies, 0);
+        assert_eq!(ids(&state.pump(0).0), [1], "q now is");
+        state.insert(2, row("b", 0), 0);
+        assert!(state.pump(0).0.is_empty(), "p no longer is");
+        assert!(!state.plugins()["p"].known());
     }
 
     #[test]

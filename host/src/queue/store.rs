@@ -4,7 +4,9 @@
 use super::QueueError;
 use crate::calls::event::CallEvent;
 use crate::config::Routes;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
 use serde::{Deserialize, Serialize};
 
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("queue_meta");
@@ -201,94 +203,131 @@ pub(crate) fn open(db: &Database) -> Result<Loaded, QueueError> {
     })
 }
 
-/// Takes `event`: routes it and commits the event, one row per selected plugin and the call's
-/// plugin set in one transaction. Returns the event id and the new rows (none, and nothing
-/// stored, when routing selects no plugin).
-pub(crate) fn enqueue(
+/// A write joined to the transaction that takes a batch of events (the engine's call state),
+/// so that both are stored or neither.
+pub type AttachedWrite<'a> = &'a (dyn Fn(&WriteTransaction) -> Result<(), String> + 'a);
+
+/// Takes `events` in one transaction: routes each and stores it, one row per selected plugin
+/// and the call's plugin set, then runs `attached`. Returns, per event, its id and new rows
+/// (none, and nothing stored, when routing selects no plugin). The commit is durable (an
+/// fsync) when it stored an event; a batch that stored only the attached write is not, and
+/// becomes durable with the next durable commit.
+pub(crate) fn take(
     db: &Database,
+    events: &[CallEvent],
+    routing: &Routes,
+    now: u64,
+    attached: Option<AttachedWrite<'_>>,
+) -> Result<Vec<(Option<u64>, Rows)>, QueueError> {
+    let doing = "taking events";
+    let mut write = db.begin_write().map_err(storage(doing))?;
+    let mut taken = Vec::with_capacity(events.len());
+    for event in events {
+        taken.push(take_one(&write, event, routing, now)?);
+    }
+    if let Some(attached) = attached {
+        attached(&write).map_err(|message| QueueError::Storage { doing, message })?;
+    }
+    let stored_any = taken.iter().any(|(id, _)| id.is_some());
+    set_durable(&mut write, stored_any)?;
+    write.commit().map_err(storage(doing))?;
+    Ok(taken)
+}
+
+/// Sets the commit's durability: `durable` is an fsync before `commit` returns; otherwise the
+/// commit is visible at once and reaches the disk with the next durable commit.
+fn set_durable(write: &mut WriteTransaction, durable: bool) -> Result<(), QueueError> {
+    let durability = if durable {
+        Durability::Immediate
+    } else {
+        Durability::None
+    };
+    write
+        .set_durability(durability)
+        .map_err(storage("choosing a commit's durability"))
+}
+
+/// Routes and stores one event within `write`.
+fn take_one(
+    write: &WriteTransaction,
     event: &CallEvent,
     routing: &Routes,
     now: u64,
 ) -> Result<(Option<u64>, Rows), QueueError> {
     let doing = "taking an event";
     let call = call_key(event);
-    let write = db.begin_write().map_err(storage(doing))?;
-    let (event_id, rows) = {
-        let mut calls = write.open_table(CALLS).map_err(storage(doing))?;
-        let mut known: CallRecord = match calls.get(call.as_str()).map_err(storage(doing))? {
-            Some(bytes) => decode("queue_calls", &call, bytes.value())?,
-            None => CallRecord::default(),
-        };
-        let plugins: Vec<String> = match (event, event.user()) {
-            (_, Some(user)) => routing
-                .plugins_for_user(user)
+    let mut calls = write.open_table(CALLS).map_err(storage(doing))?;
+    let mut known: CallRecord = match calls.get(call.as_str()).map_err(storage(doing))? {
+        Some(bytes) => decode("queue_calls", &call, bytes.value())?,
+        None => CallRecord::default(),
+    };
+    let plugins: Vec<String> = match (event, event.user()) {
+        (_, Some(user)) => routing
+            .plugins_for_user(user)
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        _ if !known.plugins.is_empty() => known.plugins.clone(),
+        (CallEvent::Recording(recording), None) => match &recording.last_end {
+            Some(end) => routing
+                .plugins_for_user(&end.user)
                 .into_iter()
                 .map(str::to_string)
                 .collect(),
-            _ if !known.plugins.is_empty() => known.plugins.clone(),
-            (CallEvent::Recording(recording), None) => match &recording.last_end {
-                Some(end) => routing
-                    .plugins_for_user(&end.user)
-                    .into_iter()
-                    .map(str::to_string)
-                    .collect(),
-                None => routing.default_plugins.clone(),
-            },
-            _ => routing.default_plugins.clone(),
-        };
-        if plugins.is_empty() {
-            return Ok((None, Vec::new()));
-        }
-        let mut meta = write.open_table(META).map_err(storage(doing))?;
-        let event_id = meta
-            .get(NEXT_ID_KEY)
-            .map_err(storage(doing))?
-            .map(|v| v.value())
-            .unwrap_or(1);
-        meta.insert(NEXT_ID_KEY, event_id + plugins.len() as u64 + 1)
-            .map_err(storage(doing))?;
-        let mut events = write.open_table(EVENTS).map_err(storage(doing))?;
-        let record = EventRecord {
-            event: event.clone(),
-            taken_at: now,
-        };
-        events
-            .insert(event_id, encode(&record).as_slice())
-            .map_err(storage(doing))?;
-        let mut deliveries = write.open_table(DELIVERIES).map_err(storage(doing))?;
-        let mut rows = Vec::with_capacity(plugins.len());
-        for (offset, plugin) in plugins.into_iter().enumerate() {
-            let id = event_id + 1 + offset as u64;
-            let row = DeliveryRecord {
-                event: event_id,
-                plugin,
-                call: call.clone(),
-                call_id: event.call_id().to_string(),
-                event_name: event.name().to_string(),
-                key: event.key(),
-                taken_at: now,
-                attempts: 0,
-                series_start: now,
-                series_failures: 0,
-                next_at: now,
-                parked: None,
-                log: Vec::new(),
-            };
-            deliveries
-                .insert(id, encode(&row).as_slice())
-                .map_err(storage(doing))?;
-            if !known.plugins.contains(&row.plugin) {
-                known.plugins.push(row.plugin.clone());
-            }
-            rows.push((id, row));
-        }
-        known.last_at = now;
-        calls
-            .insert(call.as_str(), encode(&known).as_slice())
-            .map_err(storage(doing))?;
-        (event_id, rows)
+            None => routing.default_plugins.clone(),
+        },
+        _ => routing.default_plugins.clone(),
     };
-    write.commit().map_err(storage(doing))?;
+    if plugins.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    let mut meta = write.open_table(META).map_err(storage(doing))?;
+    let event_id = meta
+        .get(NEXT_ID_KEY)
+        .map_err(storage(doing))?
+        .map(|v| v.value())
+        .unwrap_or(1);
+    meta.insert(NEXT_ID_KEY, event_id + plugins.len() as u64 + 1)
+        .map_err(storage(doing))?;
+    let mut events = write.open_table(EVENTS).map_err(storage(doing))?;
+    let record = EventRecord {
+        event: event.clone(),
+        taken_at: now,
+    };
+    events
+        .insert(event_id, encode(&record).as_slice())
+        .map_err(storage(doing))?;
+    let mut deliveries = write.open_table(DELIVERIES).map_err(storage(doing))?;
+    let mut rows = Vec::with_capacity(plugins.len());
+    for (offset, plugin) in plugins.into_iter().enumerate() {
+        let id = event_id + 1 + offset as u64;
+        let row = DeliveryRecord {
+            event: event_id,
+            plugin,
+            call: call.clone(),
+            call_id: event.call_id().to_string(),
+            event_name: event.name().to_string(),
+            key: event.key(),
+            taken_at: now,
+            attempts: 0,
+            series_start: now,
+            series_failures: 0,
+            next_at: now,
+            parked: None,
+            log: Vec::new(),
+        };
+        deliveries
+            .insert(id, encode(&row).as_slice())
+            .map_err(storage(doing))?;
+        if !known.plugins.contains(&row.plugin) {
+            known.plugins.push(row.plugin.clone());
+        }
+        rows.push((id, row));
+    }
+    known.last_at = now;
+    calls
+        .insert(call.as_str(), encode(&known).as_slice())
+        .map_err(storage(doing))?;
     Ok((Some(event_id), rows))
 }
 
@@ -307,6 +346,11 @@ pub(crate) fn load_event(db: &Database, event_id: u64) -> Result<Option<CallEven
 /// Records one attempt of delivery `id`, applies `change` and, for a receiver that is gone,
 /// disables the plugin, all in one transaction. Returns the row as stored (`None` when it was
 /// delivered, or no longer exists).
+///
+/// The commit is durable only when it disables the plugin. Otherwise it reaches the disk with
+/// the next durable commit ([`flush`], or the next event taken): a crash before that repeats
+/// the attempt, which at-least-once delivery allows (same idempotency key, and an interrupted
+/// attempt is not counted).
 pub(crate) fn record_attempt(
     db: &Database,
     id: u64,
@@ -316,7 +360,7 @@ pub(crate) fn record_attempt(
     disable: Option<&ParkRecord>,
 ) -> Result<Option<DeliveryRecord>, QueueError> {
     let doing = "recording a delivery attempt";
-    let write = db.begin_write().map_err(storage(doing))?;
+    let mut write = db.begin_write().map_err(storage(doing))?;
     let stored = {
         let mut deliveries = write.open_table(DELIVERIES).map_err(storage(doing))?;
         let row: Option<DeliveryRecord> = match deliveries.get(id).map_err(storage(doing))? {
@@ -357,8 +401,17 @@ pub(crate) fn record_attempt(
         }
         stored
     };
+    set_durable(&mut write, disable.is_some())?;
     write.commit().map_err(storage(doing))?;
     Ok(stored)
+}
+
+/// Makes every earlier commit durable: an empty durable commit.
+pub(crate) fn flush(db: &Database) -> Result<(), QueueError> {
+    let doing = "flushing the queue to disk";
+    let mut write = db.begin_write().map_err(storage(doing))?;
+    set_durable(&mut write, true)?;
+    write.commit().map_err(storage(doing))
 }
 
 /// Removes the event once none of its rows (the ids right after its own, up to the next

@@ -243,6 +243,109 @@ async fn enqueue_commits_the_event_and_its_rows_together() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_batch_and_its_attached_write_are_taken_together_or_not_at_all() {
+    const MARK: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("test_mark");
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(&dir);
+    let clock = Clock::starting_at(T0);
+    let fake = Fake::new(&clock, |_, _, _| retry());
+    let queue = Queue::open_with_clock(db.clone(), config(&["crm"]), fake, clock).unwrap();
+    let mark = |write: &redb::WriteTransaction| -> Result<(), String> {
+        let mut table = write.open_table(MARK).map_err(|e| e.to_string())?;
+        table.insert("batch", 1).map_err(|e| e.to_string())?;
+        Ok(())
+    };
+    let batch = [ringing(1, "100"), ringing(2, "100"), started(1, "100")];
+    let taken = queue.take(&batch, Some(&mark)).unwrap();
+    let ids: Vec<Option<u64>> = taken.iter().map(|t| t.event).collect();
+    assert_eq!(
+        ids,
+        [Some(1), Some(3), Some(5)],
+        "in order, ids as one by one"
+    );
+    assert_eq!(store::event_count(&db).unwrap(), 3);
+    let read = redb::ReadableDatabase::begin_read(&*db).unwrap();
+    let marked = read.open_table(MARK).unwrap().get("batch").unwrap();
+    assert_eq!(
+        marked.map(|v| v.value()),
+        Some(1),
+        "the attached write committed"
+    );
+
+    let failing = |_: &redb::WriteTransaction| -> Result<(), String> { Err("disk full".into()) };
+    let error = queue.take(&[ended(1, "100")], Some(&failing)).unwrap_err();
+    assert!(error.to_string().contains("disk full"), "{error}");
+    assert_eq!(
+        store::event_count(&db).unwrap(),
+        3,
+        "nothing of the batch stored"
+    );
+    assert_eq!(queue.stats().depth, 3, "nor scheduled");
+    assert_eq!(queue.stats().events_taken, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconfigure_swaps_plugins_and_routes_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(&dir);
+    let clock = Clock::starting_at(T0);
+    let old = Fake::new(&clock, |_, _, _| retry());
+    let queue = Queue::open_with_clock(db, config(&["crm"]), old.clone(), clock.clone()).unwrap();
+    let first = [ringing(1, "100"), started(1, "100")];
+    for event in &first {
+        queue.enqueue(event).unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        old.delivered("crm"),
+        Vec::<String>::new(),
+        "the old one fails"
+    );
+
+    // A new instance of the same plugin: what is queued goes to it, in order.
+    let new = Fake::delivering(&clock);
+    queue.reconfigure(config(&["crm"]), new.clone());
+    settle(&queue, drained).await;
+    assert_eq!(new.delivered("crm"), keys(&first));
+
+    // Routes now name "audit" instead; "crm" is gone and what is queued for it waits.
+    let audit = Fake::delivering(&clock);
+    let mut both = config(&["crm", "audit"]);
+    both.routing.routes[0].plugins = vec!["audit".into()];
+    queue.reconfigure(both, audit.clone());
+    queue.enqueue(&ringing(2, "100")).unwrap();
+    settle(&queue, drained).await;
+    assert_eq!(audit.delivered("audit"), keys(&[ringing(2, "100")]));
+    assert_eq!(audit.delivered("crm"), Vec::<String>::new());
+
+    let mut only_audit = config(&["audit"]);
+    only_audit.routing.routes[0].plugins = vec!["audit".into(), "crm".into()];
+    queue.reconfigure(only_audit, audit.clone());
+    queue.enqueue(&ringing(3, "100")).unwrap();
+    settle(&queue, |stats| stats.plugins["audit"].pending == 0).await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let stats = queue.stats();
+    assert_eq!(
+        stats.plugins["crm"].pending, 1,
+        "kept for the removed plugin"
+    );
+    assert!(!stats.plugins["crm"].configured);
+    assert_eq!(
+        audit.delivered("crm"),
+        Vec::<String>::new(),
+        "and not attempted"
+    );
+
+    queue.reconfigure(config(&["audit", "crm"]), audit.clone());
+    settle(&queue, drained).await;
+    assert_eq!(
+        audit.delivered("crm"),
+        keys(&[ringing(3, "100")]),
+        "configured again, it resumes"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_event_no_plugin_wants_is_not_stored() {
     let dir = tempfile::tempdir().unwrap();
     let db = database(&dir);

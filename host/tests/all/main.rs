@@ -5,6 +5,7 @@ mod cli;
 mod pbx;
 mod pipeline;
 mod plugins;
+mod reload;
 mod sandbox;
 mod scenarios;
 mod support;

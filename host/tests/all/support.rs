@@ -42,8 +42,23 @@ impl Host {
         )
     }
 
-    /// Sends `signal` (e.g. `-TERM`) and waits for the process to end.
-    pub fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
+    /// `callhook run --config CONFIG`, everything it prints collected in [`Lines`].
+    pub fn start_capturing(config: &std::path::Path) -> (Host, Lines) {
+        let mut child = Command::new(CALLHOOK)
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = Lines::default();
+        lines.follow(child.stdout.take().unwrap());
+        lines.follow(child.stderr.take().unwrap());
+        (Host(child), lines)
+    }
+
+    /// Sends `signal` (e.g. `-HUP`) and returns at once.
+    pub fn send(&self, signal: &str) {
         let pid = self.0.id().to_string();
         assert!(
             Command::new("kill")
@@ -52,7 +67,61 @@ impl Host {
                 .unwrap()
                 .success()
         );
+    }
+
+    /// Sends `signal` (e.g. `-TERM`) and waits for the process to end.
+    pub fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
+        self.send(signal);
         self.0.wait().unwrap()
+    }
+}
+
+/// What a host printed, standard output and error, line by line as it comes.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<Mutex<Vec<String>>>);
+
+impl Lines {
+    fn follow(&self, stream: impl std::io::Read + Send + 'static) {
+        use std::io::BufRead;
+        let lines = self.0.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stream)
+                .lines()
+                .map_while(Result::ok)
+            {
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+
+    /// Every line so far.
+    pub fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// How many lines so far `wanted` accepts.
+    pub fn count(&self, wanted: impl Fn(&str) -> bool) -> usize {
+        self.all().iter().filter(|line| wanted(line)).count()
+    }
+
+    /// Waits (at most 30 s) until `wanted` accepts more than `seen` lines; returns the last.
+    pub async fn wait_for_more(&self, seen: usize, wanted: impl Fn(&str) -> bool) -> String {
+        for _ in 0..3000 {
+            let matching: Vec<String> = self.all().into_iter().filter(|l| wanted(l)).collect();
+            if matching.len() > seen {
+                return matching.last().unwrap().clone();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "no such line within 30 s; the host printed:\n{}",
+            self.all().join("\n")
+        );
+    }
+
+    /// Waits (at most 30 s) for a line that `wanted` accepts; returns it.
+    pub async fn wait_for(&self, wanted: impl Fn(&str) -> bool) -> String {
+        self.wait_for_more(0, wanted).await
     }
 }
 
