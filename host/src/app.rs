@@ -12,6 +12,7 @@
 //! with the engine's state. When the disk is slow, changes wait a little longer and the next
 //! batch is larger, instead of a backlog of one fsync per event building up.
 
+pub mod admin;
 pub mod configured;
 mod engine_store;
 pub mod observe;

@@ -48,7 +48,10 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Inspect and replay deliveries kept in the durable queue (while callhook is stopped).
+    /// Inspect and replay deliveries kept in the durable queue.
+    ///
+    /// While callhook runs, the commands act on it at once (through the admin socket in its
+    /// storage directory); while it is stopped, on its database, taking effect at its next start.
     Deliveries {
         /// What to do.
         #[command(subcommand)]
@@ -87,7 +90,7 @@ pub enum DeliveriesCommand {
         history: bool,
     },
     /// Re-enable a plugin that was disabled because its receiver answered 410 (gone); its
-    /// waiting deliveries are attempted again from the next start.
+    /// waiting deliveries are attempted again (the one parked by the 410 needs a `retry`).
     EnablePlugin {
         /// The plugin's name.
         plugin: String,
@@ -95,7 +98,8 @@ pub enum DeliveriesCommand {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Attempt a delivery again (by id), or every selected one, at the next start.
+    /// Attempt a delivery again (by id), or every selected one: a parked one gets a fresh
+    /// series of retries, a waiting one is tried now.
     Retry {
         /// The delivery's id, as `list` shows it.
         id: Option<u64>,
@@ -144,14 +148,14 @@ impl Cli {
                     config,
                     selection,
                     history,
-                } => deliveries::list(&config, &selection, history),
+                } => deliveries::list(&config, &selection, history).await,
                 DeliveriesCommand::Retry {
                     id,
                     config,
                     selection,
-                } => deliveries::retry(&config, id, &selection),
+                } => deliveries::retry(&config, id, &selection).await,
                 DeliveriesCommand::EnablePlugin { plugin, config } => {
-                    deliveries::enable(&config, &plugin)
+                    deliveries::enable(&config, &plugin).await
                 }
             },
             Command::Replay { file, timezone } => replay::run(&file, timezone.as_deref()),

@@ -1,14 +1,15 @@
 //! `callhook deliveries`: inspect and replay the durable queue.
 //!
-//! The queue's database can be opened by one process at a time, so these commands work while
-//! the host is stopped (they say so when it is running); the host picks up what they change at
-//! its next start.
+//! While the host runs, the commands ask it through its admin socket ([`crate::app::admin`])
+//! and take effect at once. While it is stopped, they open the database themselves (redb lets
+//! one process open it) and the host picks up what they changed at its next start.
 
+use crate::app::admin::{self, Request, Response};
 use crate::config::Config;
 use crate::queue::cli_format::render_deliveries;
 use crate::queue::replay::{DeliveryFilter, enable_plugin, list_deliveries, retry_deliveries};
 use anyhow::Context;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Which deliveries a command applies to.
 #[derive(Debug, clap::Args)]
@@ -33,44 +34,88 @@ impl Selection {
             since: self.since,
         }
     }
+
+    fn is_narrowed(&self) -> bool {
+        self.failed || self.plugin.is_some() || self.since.is_some()
+    }
 }
 
-/// Opens the queue's database of the configuration at `config`.
-fn open(config: &Path) -> anyhow::Result<redb::Database> {
+/// The storage directory of the configuration at `config`.
+fn storage(config: &Path) -> anyhow::Result<PathBuf> {
     let config = Config::load(config).map_err(|errors| anyhow::anyhow!("{errors}"))?;
-    let path = config.storage.dir.path.join("callhook.redb");
-    redb::Database::open(&path).with_context(|| {
-        format!(
-            "while opening {} (is callhook still running? stop it first)",
-            path.display()
-        )
-    })
+    Ok(config.storage.dir.path)
+}
+
+/// Asks the running host, if one serves `storage`; prints its answer. `false` when no host
+/// runs.
+async fn ask_host(storage: &Path, request: Request) -> anyhow::Result<bool> {
+    let socket = admin::socket_path(storage);
+    let answer = admin::send(&socket, &request)
+        .await
+        .with_context(|| format!("while asking the running callhook at {}", socket.display()))?;
+    match answer {
+        None => Ok(false),
+        Some(Response::Done(text)) => {
+            print!("{text}");
+            Ok(true)
+        }
+        Some(Response::Failed(why)) => Err(anyhow::anyhow!("{why}")),
+    }
+}
+
+/// Opens the queue's database in `storage`, for a host that is stopped.
+fn open(storage: &Path) -> anyhow::Result<redb::Database> {
+    let path = storage.join("callhook.redb");
+    redb::Database::open(&path).with_context(|| format!("while opening {}", path.display()))
 }
 
 /// `deliveries list`: prints the selected deliveries with their last outcomes.
-pub fn list(config: &Path, selection: &Selection, history: bool) -> anyhow::Result<()> {
-    let db = open(config)?;
-    let deliveries = list_deliveries(&db, &selection.filter())?;
+pub async fn list(config: &Path, selection: &Selection, history: bool) -> anyhow::Result<()> {
+    let storage = storage(config)?;
+    let filter = selection.filter();
+    if ask_host(
+        &storage,
+        Request::List {
+            filter: filter.clone(),
+            history,
+        },
+    )
+    .await?
+    {
+        return Ok(());
+    }
+    let deliveries = list_deliveries(&open(&storage)?, &filter)?;
     print!("{}", render_deliveries(&deliveries, history));
     Ok(())
 }
 
-/// `deliveries retry`: schedules the given delivery, or every selected one, for another
-/// attempt at the host's next start.
-pub fn retry(config: &Path, id: Option<u64>, selection: &Selection) -> anyhow::Result<()> {
-    let db = open(config)?;
+/// `deliveries retry`: the given delivery, or every selected one, is attempted again: at once
+/// by a running host, else at the host's next start.
+pub async fn retry(config: &Path, id: Option<u64>, selection: &Selection) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        id.is_some() || selection.is_narrowed(),
+        "name a delivery id, or select deliveries with --failed, --plugin or --since"
+    );
+    let storage = storage(config)?;
+    let filter = selection.filter();
+    if ask_host(
+        &storage,
+        Request::Retry {
+            id,
+            filter: filter.clone(),
+        },
+    )
+    .await?
+    {
+        return Ok(());
+    }
+    let db = open(&storage)?;
     let ids: Vec<u64> = match id {
         Some(id) => vec![id],
-        None => {
-            anyhow::ensure!(
-                selection.failed || selection.plugin.is_some() || selection.since.is_some(),
-                "name a delivery id, or select deliveries with --failed, --plugin or --since"
-            );
-            list_deliveries(&db, &selection.filter())?
-                .into_iter()
-                .map(|delivery| delivery.id)
-                .collect()
-        }
+        None => list_deliveries(&db, &filter)?
+            .into_iter()
+            .map(|delivery| delivery.id)
+            .collect(),
     };
     let retried = retry_deliveries(&db, &ids, jiff::Timestamp::now())?;
     if let Some(id) = id {
@@ -84,10 +129,16 @@ pub fn retry(config: &Path, id: Option<u64>, selection: &Selection) -> anyhow::R
 }
 
 /// `deliveries enable-plugin`: lets a plugin that was disabled (its receiver answered 410)
-/// receive deliveries again from the host's next start.
-pub fn enable(config: &Path, plugin: &str) -> anyhow::Result<()> {
-    let db = open(config)?;
-    enable_plugin(&db, plugin)?;
+/// receive deliveries again: at once in a running host, else from its next start.
+pub async fn enable(config: &Path, plugin: &str) -> anyhow::Result<()> {
+    let storage = storage(config)?;
+    let request = Request::EnablePlugin {
+        plugin: plugin.to_string(),
+    };
+    if ask_host(&storage, request).await? {
+        return Ok(());
+    }
+    enable_plugin(&open(&storage)?, plugin)?;
     println!("plugin {plugin} receives deliveries again when callhook starts");
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `callhook run` and `callhook check-config`: the configured host, and its dry run.
 
+use crate::app::admin;
 use crate::app::configured::{describe, load_plugin, load_plugins, queue_config};
 use crate::app::reload::{self, Reloader};
 use crate::app::{EngineStore, Pipeline, Plugins};
@@ -132,6 +133,13 @@ pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
     }
     let queue = Arc::new(queue);
     let pipeline = Pipeline::start(connector, engine, queue.clone(), Some(store), recorder);
+    let admin = admin::serve(queue.clone(), &config.storage.dir.path, stop_server.clone())
+        .with_context(|| {
+            format!(
+                "while opening the admin socket {}",
+                admin::socket_path(&config.storage.dir.path).display()
+            )
+        })?;
     let reloader = Reloader::new(config, runtime, queue);
     let watched = reloader.watched_files();
     reload::spawn(reloader, stop_server.clone());
@@ -151,6 +159,7 @@ pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
     println!("stopping");
     let stopped = pipeline.shutdown().await;
     stop_server.cancel();
+    let _ = admin.await;
     stopped
 }
 

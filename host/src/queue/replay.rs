@@ -78,7 +78,7 @@ pub struct DeliveryInfo {
 }
 
 /// Which deliveries to list or retry. By default all.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeliveryFilter {
     /// Only parked deliveries (`--failed`).
     pub parked_only: bool,
@@ -209,6 +209,12 @@ impl<D: Deliverer> Queue<D> {
             .map(|(id, _)| id)
             .collect();
         self.retry_ids(&ids)
+    }
+
+    /// Attempts the deliveries `ids` again now, like [`Queue::retry`]; unknown ids and those
+    /// being attempted are skipped. Returns the ids retried.
+    pub fn retry_all(&self, ids: &[u64]) -> Result<Vec<u64>, QueueError> {
+        self.retry_ids(ids)
     }
 
     /// Holds the scheduler's state across the write, so no row starts or ends in between.

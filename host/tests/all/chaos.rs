@@ -268,6 +268,50 @@ async fn rejected_deliveries_are_parked_and_replayed_by_the_operator() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_lists_and_replays_deliveries_while_the_host_runs() {
+    let simulator = Simulator::start(SimConfig::default()).await.unwrap();
+    let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
+    simulator.add_directory(&scenario.directory());
+    let sink = Sink::start().await;
+    sink.answer(404);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &simulator.base_url(), &sink.origin());
+
+    let mut host = Host::start(&config);
+    connected(&simulator).await;
+    simulator.play(&scenario, 0.02).await.unwrap();
+    sink.wait_for(3).await;
+    let parked = async {
+        loop {
+            let listed = callhook(&["deliveries", "list", "--failed"], &config);
+            if listed.lines().skip(1).count() == 3 {
+                return listed;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let listed = tokio::time::timeout(Duration::from_secs(30), parked)
+        .await
+        .expect("the running host lists its three parked deliveries");
+    assert!(listed.contains("HTTP 404"), "{listed}");
+
+    sink.answer(200);
+    let retried = callhook(&["deliveries", "retry", "--failed"], &config);
+    assert_eq!(retried, "3 deliveries will be attempted again now\n");
+    sink.wait_for_successes(3).await;
+    let events: Vec<String> = delivered(&sink).into_iter().map(|(_, e)| e).collect();
+    assert_eq!(events, ["ringing", "incomingcall_started", "incoming"]);
+    let listed = callhook(&["deliveries", "list"], &config);
+    assert_eq!(listed.lines().skip(1).count(), 0, "{listed}");
+
+    assert!(host.signal("-TERM").success());
+    assert!(
+        !dir.path().join("state/admin.sock").exists(),
+        "the socket goes with the host"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_re_enables_a_plugin_whose_receiver_was_gone() {
     let simulator = Simulator::start(SimConfig::default()).await.unwrap();
     let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
