@@ -9,7 +9,7 @@ use callhook::calls::event::{
 };
 use callhook::queue::{Queue, QueueConfig};
 use callhook::runtime::GENERIC_WEBHOOK_WASM;
-use callhook_simulator::{Scenario, SimConfig, Simulator};
+use callhook_simulator::{Scenario, SimConfig, SimHandle, Simulator};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::Duration;
@@ -177,8 +177,39 @@ ladder = ["1s"]
     file
 }
 
+/// Scenario 01 played against a running host whose receiver answers `status`.
+struct OneCall {
+    _simulator: SimHandle,
+    sink: Sink,
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    host: Host,
+}
+
+impl OneCall {
+    async fn play(status: u16) -> OneCall {
+        let simulator = Simulator::start(SimConfig::default()).await.unwrap();
+        let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
+        simulator.add_directory(&scenario.directory());
+        let sink = Sink::start().await;
+        sink.answer(status);
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), &simulator.base_url(), &sink.origin());
+        let host = Host::start(&config);
+        connected(&simulator).await;
+        simulator.play(&scenario, 0.02).await.unwrap();
+        OneCall {
+            _simulator: simulator,
+            sink,
+            dir,
+            config,
+            host,
+        }
+    }
+}
+
 /// Waits (at most 30 s) until the host has taken its first snapshot.
-async fn connected(simulator: &callhook_simulator::SimHandle) {
+async fn connected(simulator: &SimHandle) {
     tokio::time::timeout(Duration::from_secs(30), simulator.wait_snapshots(1))
         .await
         .expect("callhook connects to the PBX");
@@ -201,17 +232,13 @@ fn callhook(args: &[&str], config: &std::path::Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_killed_while_the_receiver_fails_delivers_everything_after_restart() {
-    let simulator = Simulator::start(SimConfig::default()).await.unwrap();
-    let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
-    simulator.add_directory(&scenario.directory());
-    let sink = Sink::start().await;
-    sink.answer(503);
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &simulator.base_url(), &sink.origin());
-
-    let mut host = Host::start(&config);
-    connected(&simulator).await;
-    simulator.play(&scenario, 0.02).await.unwrap();
+    let OneCall {
+        sink,
+        dir: _dir,
+        config,
+        mut host,
+        _simulator,
+    } = OneCall::play(503).await;
     // Attempts every second: three more failures span well past the end event's grace period.
     let already = sink.received().len();
     sink.wait_for(already + 3).await;
@@ -235,17 +262,13 @@ async fn a_host_killed_while_the_receiver_fails_delivers_everything_after_restar
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_deliveries_are_parked_and_replayed_by_the_operator() {
-    let simulator = Simulator::start(SimConfig::default()).await.unwrap();
-    let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
-    simulator.add_directory(&scenario.directory());
-    let sink = Sink::start().await;
-    sink.answer(404);
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &simulator.base_url(), &sink.origin());
-
-    let mut host = Host::start(&config);
-    connected(&simulator).await;
-    simulator.play(&scenario, 0.02).await.unwrap();
+    let OneCall {
+        sink,
+        dir: _dir,
+        config,
+        mut host,
+        _simulator,
+    } = OneCall::play(404).await;
     sink.wait_for(3).await;
     host.signal("-TERM");
 
@@ -269,17 +292,13 @@ async fn rejected_deliveries_are_parked_and_replayed_by_the_operator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_lists_and_replays_deliveries_while_the_host_runs() {
-    let simulator = Simulator::start(SimConfig::default()).await.unwrap();
-    let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
-    simulator.add_directory(&scenario.directory());
-    let sink = Sink::start().await;
-    sink.answer(404);
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &simulator.base_url(), &sink.origin());
-
-    let mut host = Host::start(&config);
-    connected(&simulator).await;
-    simulator.play(&scenario, 0.02).await.unwrap();
+    let OneCall {
+        sink,
+        dir,
+        config,
+        mut host,
+        _simulator,
+    } = OneCall::play(404).await;
     sink.wait_for(3).await;
     let parked = async {
         loop {
@@ -313,17 +332,13 @@ async fn an_operator_lists_and_replays_deliveries_while_the_host_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_re_enables_a_plugin_whose_receiver_was_gone() {
-    let simulator = Simulator::start(SimConfig::default()).await.unwrap();
-    let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
-    simulator.add_directory(&scenario.directory());
-    let sink = Sink::start().await;
-    sink.answer(410);
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &simulator.base_url(), &sink.origin());
-
-    let mut host = Host::start(&config);
-    connected(&simulator).await;
-    simulator.play(&scenario, 0.02).await.unwrap();
+    let OneCall {
+        sink,
+        dir: _dir,
+        config,
+        mut host,
+        _simulator,
+    } = OneCall::play(410).await;
     // The first event meets the 410 and disables the plugin: the others are not attempted.
     sink.wait_for(1).await;
     host.signal("-TERM");
