@@ -127,6 +127,7 @@ impl Pipeline {
             rules_tx,
             cancel.clone(),
         ));
+        resume_recording_jobs(store.as_ref(), recorder.as_ref(), &queue);
         let connector = tokio::spawn(connector.run(changes_tx, cancel.clone()));
         let derive = {
             let cancel = cancel.clone();
@@ -210,6 +211,32 @@ pub struct Outputs {
     pub recorder: Option<Recorder>,
     /// Counts the events, for `/metrics`.
     pub events: Arc<EventCounter>,
+}
+
+/// Starts the recording jobs a previous run left unfinished (stopped or killed while a call's
+/// recordings were being fetched).
+fn resume_recording_jobs(
+    store: Option<&EngineStore>,
+    recorder: Option<&Recorder>,
+    queue: &Arc<DeliveryQueue>,
+) {
+    let (Some(store), Some(recorder)) = (store, recorder) else {
+        return;
+    };
+    let jobs = match store.recording_jobs() {
+        Ok(jobs) => jobs,
+        Err(error) => {
+            tracing::error!(%error, "could not read the unfinished recording jobs");
+            return;
+        }
+    };
+    if !jobs.is_empty() {
+        tracing::info!(jobs = jobs.len(), "resuming unfinished recording jobs");
+    }
+    for call in jobs {
+        let (recorder, queue) = (recorder.clone(), queue.clone());
+        tokio::spawn(async move { record(&recorder, &call, &queue, true).await });
+    }
 }
 
 /// Reads the PBX's inbound rules now and every [`RULES_REFRESH`]; rules named in the
@@ -299,7 +326,12 @@ pub async fn derive_events(
             output.finished.extend(more.finished);
         }
         let changes = engine.take_changes();
-        let state = (!changes.is_empty()).then(|| StateRecords::of(&changes));
+        let jobs = match (&outputs.store, &outputs.recorder) {
+            (Some(_), Some(_)) => output.finished.as_slice(),
+            _ => &[],
+        };
+        let state = StateRecords::of(&changes, jobs);
+        let state = (!state.is_empty()).then_some(state);
         publish(output, &outputs, state.as_ref());
     }
 }
@@ -332,7 +364,8 @@ fn publish(output: calls::Output, outputs: &Outputs, state: Option<&StateRecords
         for call in output.finished {
             let recorder = recorder.clone();
             let queue = outputs.queue.clone();
-            tokio::spawn(async move { record(&recorder, &call, &queue).await });
+            let kept = outputs.store.is_some();
+            tokio::spawn(async move { record(&recorder, &call, &queue, kept).await });
         }
     }
 }
@@ -347,40 +380,60 @@ fn log_lost(event: &crate::calls::event::CallEvent, error: &crate::queue::QueueE
     );
 }
 
-/// Queues one event; an event the queue cannot store is logged whole, as there is nowhere
-/// else to keep it.
-fn enqueue(queue: &DeliveryQueue, event: &crate::calls::event::CallEvent) {
-    if let Err(error) = queue.enqueue(event) {
-        log_lost(event, &error);
-    }
-}
-
 /// Waits for a finished call's recordings and queues the `recording` event; failures are
-/// reported, never dropped silently.
-async fn record(recorder: &Recorder, call: &calls::FinishedCall, queue: &DeliveryQueue) {
-    match recorder.handle(call).await {
+/// reported, never dropped silently. With the recording job `kept` in the database, the job is
+/// removed in the transaction that takes the event (or once the recorder gave up), so a host
+/// stopped before that looks for the recordings again at its next start.
+async fn record(
+    recorder: &Recorder,
+    call: &calls::FinishedCall,
+    queue: &DeliveryQueue,
+    kept: bool,
+) {
+    let event = match recorder.handle(call).await {
         Outcome::Ready { event, failures } => {
             for failure in &failures {
                 tracing::error!(call_id = %failure.part, file = failure.file, error = %failure.error, "recording failed");
             }
-            enqueue(queue, &crate::calls::event::CallEvent::Recording(event));
+            Some(crate::calls::event::CallEvent::Recording(event))
         }
         Outcome::Failed { id, failures } => {
             for failure in &failures {
                 tracing::error!(call_id = %id, file = failure.file, error = %failure.error, "recording failed");
             }
+            None
         }
         Outcome::NotFound {
             id,
             waited,
             last_error,
-        } => tracing::warn!(
-            call_id = %id,
-            waited_s = waited.as_secs(),
-            last_error = last_error.unwrap_or_default(),
-            "no recording appeared"
-        ),
-        Outcome::NothingToRecord => {}
+        } => {
+            tracing::warn!(
+                call_id = %id,
+                waited_s = waited.as_secs(),
+                last_error = last_error.unwrap_or_default(),
+                "no recording appeared"
+            );
+            None
+        }
+        Outcome::NothingToRecord => None,
+    };
+    let events: Vec<_> = event.into_iter().collect();
+    let done =
+        |write: &redb::WriteTransaction| EngineStore::recording_done_in(write, call.pbx_call_id);
+    let attached = kept.then_some(&done as AttachedWrite<'_>);
+    if (!events.is_empty() || attached.is_some())
+        && let Err(error) = queue.take(&events, attached)
+    {
+        for event in &events {
+            log_lost(event, &error);
+        }
+        if kept {
+            tracing::warn!(
+                pbx_call_id = call.pbx_call_id,
+                "the recording job stays; it is done again at the next start"
+            );
+        }
     }
 }
 

@@ -9,8 +9,14 @@
 //! ([`Queue::take`]), so the saved state and the events taken never disagree. A batch that
 //! produced no event is committed without an fsync, so a crash may lose it; the next snapshot
 //! after reconnecting heals that.
+//!
+//! Finished calls waiting for their recordings are kept too, in table `recording_jobs` (PBX
+//! call id → the [`FinishedCall`] as JSON): written with the events that ended the call, and
+//! removed in the transaction that takes the call's `recording` event (or when the recorder
+//! gives up). A host stopped or killed in between looks for the recordings again when it
+//! starts.
 
-use crate::calls::{EngineState, StateChanges};
+use crate::calls::{EngineState, FinishedCall, StateChanges};
 use crate::queue::{Deliverer, Queue};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use std::sync::Arc;
@@ -18,6 +24,7 @@ use std::sync::Arc;
 const CALLS: TableDefinition<u64, &[u8]> = TableDefinition::new("engine_calls");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("engine_meta");
 const DNS_KEY: &str = "dns";
+const RECORDING_JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("recording_jobs");
 
 /// Why the state could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -40,20 +47,33 @@ pub struct EngineStore {
     db: Arc<Database>,
 }
 
-/// The records of a [`StateChanges`], ready to write.
+/// The records of a [`StateChanges`] and of new recording jobs, ready to write.
 #[derive(Debug, Default)]
 pub struct StateRecords {
     dns: Option<Vec<u8>>,
     calls: Vec<(u64, Option<Vec<u8>>)>,
+    recording_jobs: Vec<(u64, Vec<u8>)>,
 }
 
 impl StateRecords {
-    /// The records of `changes`.
-    pub fn of(changes: &StateChanges) -> Self {
+    /// The records of `changes`, and of `finished` calls whose recordings are to be fetched.
+    pub fn of(changes: &StateChanges, finished: &[FinishedCall]) -> Self {
         StateRecords {
             dns: changes.dns_record(),
             calls: changes.call_records(),
+            recording_jobs: finished
+                .iter()
+                .map(|call| {
+                    let json = serde_json::to_vec(call).expect("a finished call serializes");
+                    (call.pbx_call_id, json)
+                })
+                .collect(),
         }
+    }
+
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.dns.is_none() && self.calls.is_empty() && self.recording_jobs.is_empty()
     }
 }
 
@@ -92,12 +112,47 @@ impl EngineStore {
         .map_err(|e| EngineStoreError::Corrupt(e.to_string()))
     }
 
+    /// The finished calls whose recordings were not handled yet.
+    pub fn recording_jobs(&self) -> Result<Vec<FinishedCall>, EngineStoreError> {
+        let read = self.db.begin_read().map_err(database)?;
+        let jobs = match read.open_table(RECORDING_JOBS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(error) => return Err(database(error)),
+        };
+        let mut calls = Vec::new();
+        for entry in jobs.iter().map_err(database)? {
+            let (_, record) = entry.map_err(database)?;
+            let call = serde_json::from_slice(record.value())
+                .map_err(|e| EngineStoreError::Corrupt(e.to_string()))?;
+            calls.push(call);
+        }
+        Ok(calls)
+    }
+
+    /// Removes the recording job of call `pbx_call_id` within `write`, the queue's transaction
+    /// that takes its `recording` event (if any).
+    pub fn recording_done_in(write: &WriteTransaction, pbx_call_id: u64) -> Result<(), String> {
+        let mut jobs = write
+            .open_table(RECORDING_JOBS)
+            .map_err(|e| e.to_string())?;
+        jobs.remove(pbx_call_id).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
     /// Writes `records` over the saved state within `write`, the queue's transaction that takes
     /// the events of the same inputs.
     pub fn write_in(write: &WriteTransaction, records: &StateRecords) -> Result<(), String> {
         let text = |e: redb::Error| e.to_string();
         let mut meta = write.open_table(META).map_err(|e| text(e.into()))?;
         let mut calls = write.open_table(CALLS).map_err(|e| text(e.into()))?;
+        let mut jobs = write
+            .open_table(RECORDING_JOBS)
+            .map_err(|e| text(e.into()))?;
+        for (id, record) in &records.recording_jobs {
+            jobs.insert(id, record.as_slice())
+                .map_err(|e| text(e.into()))?;
+        }
         if let Some(dns) = &records.dns {
             meta.insert(DNS_KEY, dns.as_slice())
                 .map_err(|e| text(e.into()))?;

@@ -261,6 +261,59 @@ async fn a_host_killed_while_the_receiver_fails_delivers_everything_after_restar
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_still_awaited_when_the_host_is_killed_is_posted_after_restart() {
+    let simulator = Simulator::start(SimConfig {
+        recording_delay: Duration::from_secs(4),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
+    simulator.add_directory(&scenario.directory());
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &simulator.base_url(), &sink.origin());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace(
+        "[server]\n",
+        "[recordings]\nenabled = true\n\n[server]\npublic_url = \"http://127.0.0.1:9\"\n",
+    );
+    text = text.replace(
+        "[plugin.retry]",
+        &format!(
+            "webhook_post_url = \"{}\"\n[plugin.retry]",
+            sink.url("/ok/recordings")
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+
+    let mut host = Host::start(&config);
+    connected(&simulator).await;
+    simulator.play(&scenario, 0.02).await.unwrap();
+    // The call's events, the last of them taken with the recording job; the recording itself
+    // appears 4 s after the call.
+    sink.wait_for(3).await;
+    host.signal("-KILL");
+    assert_eq!(
+        sink.received().len(),
+        3,
+        "killed before the recording was posted"
+    );
+
+    let _host = Host::start(&config);
+    let received = sink.wait_for(4).await;
+    let posts: Vec<_> = received
+        .iter()
+        .filter(|r| r.target == "/ok/recordings")
+        .collect();
+    assert_eq!(posts.len(), 1, "{received:#?}");
+    let body: serde_json::Value = serde_json::from_slice(&posts[0].body).unwrap();
+    assert_eq!(body["FILES"].as_array().map(Vec::len), Some(1), "{body}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.received().len(), 4, "posted once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_deliveries_are_parked_and_replayed_by_the_operator() {
     let OneCall {
         sink,
