@@ -1,7 +1,7 @@
 //! The configuration in the terms of the plugin runtime and the queue: what `run` starts with
 //! and what a hot reload puts in force.
 
-use crate::config::{Config, PluginConfig};
+use crate::config::{Config, PluginConfig, PluginSource};
 use crate::queue::QueueConfig;
 use crate::runtime::{GENERIC_WEBHOOK_WASM, Plugin, PluginRuntime, PluginSpec};
 use anyhow::Context;
@@ -11,7 +11,7 @@ use anyhow::Context;
 pub fn load_plugin(runtime: &PluginRuntime, plugin: &PluginConfig) -> anyhow::Result<Plugin> {
     let wasm = plugin
         .read_wasm(GENERIC_WEBHOOK_WASM)
-        .with_context(|| format!("while reading plugin {}", plugin.name))?;
+        .with_context(|| format!("while reading plugin {}", whence(plugin)))?;
     runtime
         .load(PluginSpec {
             name: plugin.name.clone(),
@@ -21,7 +21,19 @@ pub fn load_plugin(runtime: &PluginRuntime, plugin: &PluginConfig) -> anyhow::Re
             settings: plugin.settings.clone(),
             secrets: plugin.expose_secrets(),
         })
-        .with_context(|| format!("while loading plugin {}", plugin.name))
+        .with_context(|| format!("while loading plugin {}", whence(plugin)))
+}
+
+/// A plugin's name, file and where it is configured, for messages.
+fn whence(plugin: &PluginConfig) -> String {
+    let file = match &plugin.source {
+        PluginSource::Builtin => "built in".to_string(),
+        PluginSource::File(file) => file.path.display().to_string(),
+    };
+    match &plugin.place {
+        Some(place) => format!("{} ({file}, configured at {place})", plugin.name),
+        None => format!("{} ({file})", plugin.name),
+    }
 }
 
 /// Loads every configured plugin; the first that does not load is the error.

@@ -166,6 +166,41 @@ fn check_config_names_file_line_and_key_of_a_mistake() {
     assert!(stderr.contains("client_idd"), "{stderr}");
 }
 
+/// A WebAssembly component that declares the plugin contract version but exports nothing.
+fn component_without_the_export() -> Vec<u8> {
+    let (name, version) = (b"callhook:api-version", b"0.1.0");
+    let mut section = vec![name.len() as u8];
+    section.extend(name);
+    section.extend(version);
+    let mut wasm = b"\0asm\x0d\0\x01\0".to_vec();
+    wasm.extend([0, section.len() as u8]);
+    wasm.extend(section);
+    wasm
+}
+
+#[test]
+fn check_config_names_the_plugin_file_and_place_of_a_plugin_without_the_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("empty.wasm");
+    std::fs::write(&wasm, component_without_the_export()).unwrap();
+    let config = format!(
+        "{VALID}\n[[plugin]]\nname = \"crm\"\npath = \"{}\"\nallowed_hosts = [\"https://crm.example.com\"]\n",
+        wasm.display()
+    );
+    let (ok, _, stderr) = check_config(&config);
+    assert!(!ok);
+    let place = format!("plugin crm ({}, configured at ", wasm.display());
+    assert!(stderr.contains(&place), "{stderr}");
+    assert!(
+        stderr.contains("callhook.toml:16:8: plugin.name)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no export `deliver`"),
+        "names the missing export: {stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scaffolded_plugin_builds_loads_and_delivers() {
     let dir = tempfile::tempdir().unwrap();
