@@ -173,7 +173,18 @@ pub fn spawn(mut reloader: Reloader, cancel: CancellationToken) -> tokio::task::
                     "file changed"
                 }
             };
-            reloader.reload_and_report(why);
+            // Loading plugins compiles them: off the async workers.
+            let done = tokio::task::spawn_blocking(move || {
+                reloader.reload_and_report(why);
+                reloader
+            });
+            reloader = match done.await {
+                Ok(reloader) => reloader,
+                Err(error) => {
+                    tracing::error!(%error, "the reload failed; reload is off until a restart");
+                    return;
+                }
+            };
             let files = reloader.watched_files();
             if watcher.files != files {
                 watcher = FileWatcher::start(files, changed_tx.clone());
