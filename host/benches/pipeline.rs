@@ -1,6 +1,6 @@
 //! The whole host under a steady load: simulator → connector → engine → durable queue →
-//! generic-webhook plugin → local sink, all in this process on 127.0.0.1 and wired like
-//! `callhook run` (the engine's call state saved with the events; no recordings).
+//! generic-webhook plugin → local sink, all in this process on 127.0.0.1: `app::local`'s host,
+//! which saves the engine's call state with the events like `callhook run` (no recordings).
 //!
 //! The load is `Scenario::load(1400, ..)` with the calls starting evenly over 20 s, ringing 1 s
 //! and talking 6 s: about 200 events/s while starts, answers and ends overlap. Its timeline
@@ -20,13 +20,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::routing::any;
-use callhook::app::{EngineStore, Pipeline, Plugins};
-use callhook::calls::{Engine, EngineConfig};
-use callhook::pbx::{Connector, ConnectorConfig};
-use callhook::queue::{Queue, QueueConfig};
-use callhook::runtime::{
-    GENERIC_WEBHOOK_WASM, KvQuota, KvStore, PluginLimits, PluginRuntime, PluginSpec, RuntimeConfig,
-};
+use callhook::app::local::{LocalHost, LocalSetup};
 use callhook_simulator::{LoadProfile, ParticipantChange, Scenario, SimConfig, Simulator};
 
 /// Concurrent calls started over [`RAMP`].
@@ -113,43 +107,14 @@ async fn run() {
     .await
     .unwrap();
     let (origin, received) = sink().await;
-    let dir = tempfile::tempdir().unwrap();
-    let open = |name: &str| Arc::new(redb::Database::create(dir.path().join(name)).unwrap());
-    let runtime = PluginRuntime::new(
-        RuntimeConfig::default(),
-        KvStore::new(open("kv.redb"), KvQuota::default()),
-    )
-    .unwrap();
-    let plugin = runtime
-        .load(PluginSpec {
-            name: "generic-webhook".into(),
-            wasm: GENERIC_WEBHOOK_WASM.into(),
-            allowed_hosts: vec![origin.clone()],
-            limits: PluginLimits::default(),
-            settings: [("webhook_url".to_string(), format!("{origin}/events"))].into(),
-            secrets: Default::default(),
-        })
-        .unwrap();
-    let config = simulator.config();
-    let connector = Connector::new(
-        ConnectorConfig::new(
-            simulator.base_url().parse().unwrap(),
-            config.client_id.clone(),
-            config.client_secret.clone(),
-        ),
-        None,
-    )
-    .unwrap();
-    let engine = Engine::new(EngineConfig {
+    let setup = LocalSetup {
+        receiver: origin.clone(),
+        webhook_url: format!("{origin}/events"),
+        recordings_url: None,
         grace: GRACE,
-        ..EngineConfig::default()
-    });
-    let plugins = Plugins::new([plugin]);
-    let queue_config = QueueConfig::new(Default::default(), plugins.names());
-    let queue = Queue::open(open("queue.redb"), queue_config, plugins).unwrap();
-    let store = EngineStore::of(&queue);
-    let pipeline = Pipeline::start(connector, engine, Arc::new(queue), Some(store), None);
-    simulator.wait_snapshots(1).await;
+        keep_call_state: true,
+    };
+    let host = LocalHost::start(&simulator, setup).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let rss_before = vm_rss_kib();
@@ -198,7 +163,7 @@ async fn run() {
     let complete = tokio::time::timeout(PATIENCE, waiting).await.is_ok();
     sampler.abort();
     let peak = *peak.lock().unwrap();
-    pipeline.shutdown().await.unwrap();
+    host.stop().await.unwrap();
     simulator.shutdown().await;
 
     let received = received.lock().unwrap();

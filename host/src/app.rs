@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod configured;
 mod engine_store;
+pub mod local;
 pub mod observe;
 pub mod reload;
 

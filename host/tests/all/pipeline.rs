@@ -3,18 +3,10 @@
 
 use crate::scenarios::assert_matches;
 use crate::support::*;
-use callhook::app::Pipeline;
-use callhook::app::{Plugins, start_recorder};
-use callhook::calls::{Engine, EngineConfig};
-use callhook::pbx::{Connector, ConnectorConfig};
-use callhook::queue::{Queue, QueueConfig};
-use callhook::recordings::{RecordingServer, RecordingsConfig};
-use callhook::runtime::GENERIC_WEBHOOK_WASM;
+use callhook::app::local::{LocalHost, LocalSetup};
 use callhook_simulator::{Scenario, SimConfig, Simulator};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// Scenario seconds per real second: 0.05 plays a 100 s call in 5 s.
 const TIME_SCALE: f64 = 0.05;
@@ -27,9 +19,7 @@ const GRACE: Duration = Duration::from_millis(300);
 struct Harness {
     simulator: callhook_simulator::SimHandle,
     sink: Sink,
-    pipeline: Pipeline,
-    stop_recordings: CancellationToken,
-    _dir: tempfile::TempDir,
+    host: LocalHost,
 }
 
 impl Harness {
@@ -41,75 +31,25 @@ impl Harness {
             simulator.add_directory(&scenario.directory());
         }
         let sink = Sink::start().await;
-        let (dir, runtime) = runtime();
-        let events = sink.url("/events");
-        let posts = sink.url("/recordings");
-        let settings = [
-            ("webhook_url", events.as_str()),
-            ("webhook_post_url", posts.as_str()),
-        ];
-        let plugin = runtime
-            .load(spec(
-                "generic-webhook",
-                GENERIC_WEBHOOK_WASM,
-                &[&sink.origin()],
-                &settings,
-            ))
-            .unwrap();
-        let config = simulator.config();
-        let connector = Connector::new(
-            ConnectorConfig::new(
-                simulator.base_url().parse().unwrap(),
-                config.client_id.clone(),
-                config.client_secret.clone(),
-            ),
-            None,
-        )
-        .unwrap();
-        // The grace period is scaled with the calls, so waves and transfers keep their meaning.
-        let engine = Engine::new(EngineConfig {
+        let setup = LocalSetup {
+            receiver: sink.origin(),
+            webhook_url: sink.url("/events"),
+            recordings_url: recordings.then(|| sink.url("/recordings")),
+            // The grace period is scaled with the calls, so waves and transfers keep their
+            // meaning.
             grace: GRACE,
-            ..EngineConfig::default()
-        });
-        let plugins = Plugins::new([plugin]);
-        let queue_config = QueueConfig::new(Default::default(), plugins.names());
-        let queue = Queue::open(database(&dir, "queue.redb"), queue_config, plugins).unwrap();
-        let stop_recordings = CancellationToken::new();
-        let recorder = if recordings {
-            let listen = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap();
-            let config = RecordingsConfig {
-                enabled: true,
-                mp3_dir: dir.path().join("mp3"),
-                listen,
-                public_url: format!("http://{listen}"),
-                ..RecordingsConfig::default()
-            };
-            let xapi = Arc::new(connector.rest());
-            let recorder = start_recorder(&config, xapi, stop_recordings.clone()).unwrap();
-            let server = RecordingServer::bind(listen, None).await.unwrap();
-            let stop = stop_recordings.clone();
-            tokio::spawn(server.run(recorder.router(), async move { stop.cancelled().await }));
-            Some(recorder)
-        } else {
-            None
+            keep_call_state: true,
         };
-        let pipeline = Pipeline::start(connector, engine, Arc::new(queue), None, recorder);
-        simulator.wait_snapshots(1).await;
+        let host = LocalHost::start(&simulator, setup).await.unwrap();
         Harness {
             simulator,
             sink,
-            pipeline,
-            stop_recordings,
-            _dir: dir,
+            host,
         }
     }
 
     async fn stop(self) {
-        self.pipeline.shutdown().await.unwrap();
-        self.stop_recordings.cancel();
+        self.host.stop().await.unwrap();
     }
 }
 
