@@ -92,7 +92,11 @@ impl RecordingServer {
     ) -> std::io::Result<()> {
         match self.tls {
             None => {
-                axum::serve(self.tcp, router)
+                use axum::serve::ListenerExt;
+                let tcp = self.tcp.tap_io(|stream| {
+                    let _ = stream.set_nodelay(true);
+                });
+                axum::serve(tcp, router)
                     .with_graceful_shutdown(shutdown)
                     .await
             }
@@ -164,6 +168,8 @@ impl TlsListener {
                         continue;
                     }
                 };
+                // Small replies (metrics, refusals) go out at once, without Nagle's delay.
+                let _ = stream.set_nodelay(true);
                 let (tls, tx) = (tls.clone(), tx.clone());
                 tokio::spawn(async move {
                     let handshake = tokio::time::timeout(HANDSHAKE_LIMIT, tls.accept(stream));

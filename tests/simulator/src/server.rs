@@ -66,6 +66,11 @@ impl Simulator {
                 Some(certificates.ca_pem),
             )
         } else {
+            use axum::serve::ListenerExt;
+            // Small replies go out at once, as a PBX's would (no Nagle delay).
+            let tcp = tcp.tap_io(|stream| {
+                let _ = stream.set_nodelay(true);
+            });
             let serve = axum::serve(tcp, app).with_graceful_shutdown(signal);
             (tokio::spawn(report(serve.into_future())), None)
         };

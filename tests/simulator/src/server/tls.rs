@@ -89,6 +89,8 @@ impl TlsListener {
                         continue;
                     }
                 };
+                // Small replies go out at once, as a PBX's would (no Nagle delay).
+                let _ = stream.set_nodelay(true);
                 let (tls, tx) = (tls.clone(), tx.clone());
                 tokio::spawn(async move {
                     if let Ok(stream) = tls.accept(stream).await {
