@@ -333,14 +333,17 @@ pub async fn derive_events(
         };
         let state = StateRecords::of(&changes, jobs);
         let state = (!state.is_empty()).then_some(state);
-        publish(output, &outputs, state.as_ref());
+        if !publish(output, &outputs, state.as_ref()) {
+            // Not saved: the next batch writes these calls again.
+            engine.retouch(&changes);
+        }
     }
 }
 
 /// Hands the events to the queue in order, in one transaction with the engine's `state` when
 /// given. Events the queue cannot store are logged with everything needed to send them by
-/// hand: there is nowhere else to keep them.
-fn publish(output: calls::Output, outputs: &Outputs, state: Option<&StateRecords>) {
+/// hand: there is nowhere else to keep them. Returns whether the transaction was stored.
+fn publish(output: calls::Output, outputs: &Outputs, state: Option<&StateRecords>) -> bool {
     for event in &output.events {
         tracing::info!(
             call_id = %event.call_id(),
@@ -353,6 +356,7 @@ fn publish(output: calls::Output, outputs: &Outputs, state: Option<&StateRecords
     let save = state
         .map(|state| move |write: &redb::WriteTransaction| EngineStore::write_in(write, state));
     let attached = save.as_ref().map(|save| save as AttachedWrite<'_>);
+    let mut stored = true;
     if (!output.events.is_empty() || attached.is_some())
         && let Err(error) = outputs.queue.take(&output.events, attached)
     {
@@ -360,6 +364,7 @@ fn publish(output: calls::Output, outputs: &Outputs, state: Option<&StateRecords
         for event in &output.events {
             log_lost(event, &error);
         }
+        stored = false;
     }
     if let Some(recorder) = &outputs.recorder {
         for call in output.finished {
@@ -369,6 +374,7 @@ fn publish(output: calls::Output, outputs: &Outputs, state: Option<&StateRecords
             tokio::spawn(async move { record(&recorder, &call, &queue, kept).await });
         }
     }
+    stored
 }
 
 /// Logs an event the queue could not store, whole.

@@ -386,12 +386,15 @@ impl<D: Deliverer> Queue<D> {
         let inner = &self.inner;
         let _taking = inner.taking.lock().unwrap_or_else(PoisonError::into_inner);
         let now = inner.clock.now_ms();
-        inner.state().set_policies(&config.plugins, now);
+        let policies = config.plugins.clone();
+        // Configuration and deliverer first: what the new policies let start must find both
+        // in force.
         *inner.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
         *inner
             .deliverer
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(deliverer);
+        inner.state().set_policies(&policies, now);
         inner.wake.notify_one();
     }
 

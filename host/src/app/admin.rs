@@ -1,29 +1,37 @@
 //! The admin socket: how `callhook deliveries ...` acts on the queue of a running host.
 //!
 //! redb lets one process open the database, so while the host runs, the `deliveries` commands
-//! ask it instead: over a Unix socket, `admin.sock` in the storage directory, never on the
-//! network. Whoever may use the storage directory may use the socket (it is created owner-only,
-//! like the database). One request per connection: a line of JSON ([`Request`]), answered by a
-//! line of JSON ([`Response`]) whose text the command prints.
+//! ask it instead: over a Unix socket, `admin/socket` in the storage directory, never on the
+//! network. The `admin` folder is the owner's only (mode 0700), so only the user the host runs
+//! as (and root) can connect. One request per connection: a line of JSON ([`Request`]),
+//! answered by a line of JSON ([`Response`]) whose text the command prints. A host that cannot
+//! open the socket runs without it and says so.
 
 use super::DeliveryQueue;
 use crate::queue::cli_format::render_deliveries;
 use crate::queue::{DeliveryFilter, QueueError};
 use serde::{Deserialize, Serialize};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
-/// The socket's file name in the storage directory.
-const SOCKET: &str = "admin.sock";
+/// The owner-only folder of the socket, in the storage directory.
+const FOLDER: &str = "admin";
+/// The socket's file name in [`FOLDER`].
+const SOCKET: &str = "socket";
 /// The longest request accepted, in bytes.
 const MAX_REQUEST: u64 = 64 * 1024;
+/// How long the host waits for a request, and the command for its answer.
+const REQUEST_TIME: Duration = Duration::from_secs(5);
+const ANSWER_TIME: Duration = Duration::from_secs(60);
 
 /// Where the admin socket of a host with storage directory `storage` is.
 pub fn socket_path(storage: &Path) -> PathBuf {
-    storage.join(SOCKET)
+    storage.join(FOLDER).join(SOCKET)
 }
 
 /// What a `deliveries` command asks of the running host.
@@ -65,13 +73,18 @@ pub fn serve(
     queue: Arc<DeliveryQueue>,
     storage: &Path,
     cancel: CancellationToken,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let path = socket_path(storage);
+    let folder = storage.join(FOLDER);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(&folder)?;
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o700))?;
     if std::fs::symlink_metadata(&path).is_ok() {
         std::fs::remove_file(&path)?;
     }
     let listener = UnixListener::bind(&path)?;
-    restrict_to_owner(&path)?;
     Ok(tokio::spawn(async move {
         loop {
             let stream = tokio::select! {
@@ -86,18 +99,15 @@ pub fn serve(
             };
             let queue = queue.clone();
             tokio::spawn(async move {
-                if let Err(error) = answer(stream, &queue).await {
-                    tracing::warn!(%error, "admin socket: request failed");
+                match tokio::time::timeout(REQUEST_TIME, answer(stream, &queue)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::warn!(%error, "admin socket: request failed"),
+                    Err(_) => tracing::warn!("admin socket: no request within 5 s"),
                 }
             });
         }
         let _ = std::fs::remove_file(&path);
     }))
-}
-
-fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
 /// Reads one request, carries it out and writes the response.
@@ -157,11 +167,17 @@ pub async fn send(socket: &Path, request: &Request) -> anyhow::Result<Option<Res
         }
         Err(error) => return Err(error.into()),
     };
-    let (read, mut write) = stream.into_split();
-    let mut line = serde_json::to_vec(request)?;
-    line.push(b'\n');
-    write.write_all(&line).await?;
-    let mut answer = String::new();
-    BufReader::new(read).read_line(&mut answer).await?;
-    Ok(Some(serde_json::from_str(&answer)?))
+    let exchange = async {
+        let (read, mut write) = stream.into_split();
+        let mut line = serde_json::to_vec(request)?;
+        line.push(b'\n');
+        write.write_all(&line).await?;
+        let mut answer = String::new();
+        BufReader::new(read).read_line(&mut answer).await?;
+        anyhow::Ok(serde_json::from_str(&answer)?)
+    };
+    match tokio::time::timeout(ANSWER_TIME, exchange).await {
+        Ok(answer) => answer.map(Some),
+        Err(_) => anyhow::bail!("the running callhook did not answer within a minute"),
+    }
 }

@@ -25,6 +25,8 @@ const CALLS: TableDefinition<u64, &[u8]> = TableDefinition::new("engine_calls");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("engine_meta");
 const DNS_KEY: &str = "dns";
 const RECORDING_JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new("recording_jobs");
+/// Where the whole state was kept as one JSON row (`current`) before per-call records.
+const WHOLE_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("engine_state");
 
 /// Why the state could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -85,8 +87,10 @@ impl EngineStore {
         }
     }
 
-    /// The last saved state, if any.
+    /// The last saved state, if any. A state saved whole by an earlier version is moved to
+    /// per-call records first.
     pub fn load(&self) -> Result<Option<EngineState>, EngineStoreError> {
+        self.migrate_whole_state()?;
         let read = self.db.begin_read().map_err(database)?;
         let meta = match read.open_table(META) {
             Ok(table) => table,
@@ -110,6 +114,31 @@ impl EngineStore {
         )
         .map(Some)
         .map_err(|e| EngineStoreError::Corrupt(e.to_string()))
+    }
+
+    /// Rewrites a state saved as one row as per-call records and drops the old table.
+    fn migrate_whole_state(&self) -> Result<(), EngineStoreError> {
+        let write = self.db.begin_write().map_err(database)?;
+        let whole = match write.open_table(WHOLE_STATE) {
+            Ok(table) => table
+                .get("current")
+                .map_err(database)?
+                .map(|row| row.value().to_vec()),
+            Err(error) => return Err(database(error)),
+        };
+        if let Some(json) = whole {
+            match serde_json::from_slice::<EngineState>(&json) {
+                Ok(state) => {
+                    let records = StateRecords::of(&StateChanges::from(&state), &[]);
+                    Self::write_in(&write, &records).map_err(EngineStoreError::Database)?;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "the saved call state is unreadable; dropped")
+                }
+            }
+        }
+        write.delete_table(WHOLE_STATE).map_err(database)?;
+        write.commit().map_err(database)
     }
 
     /// The finished calls whose recordings were not handled yet.
@@ -165,5 +194,69 @@ impl EngineStore {
             .map_err(|e| text(e.into()))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::Plugins;
+    use crate::calls::{Dn, Engine, EngineConfig, Input};
+    use crate::pbx::participant::{DnType, Participant};
+    use crate::queue::QueueConfig;
+
+    fn engine_with_a_call() -> Engine {
+        let mut engine = Engine::new(EngineConfig::default());
+        let participant = Participant {
+            id: 1,
+            dn: "120".into(),
+            callid: 782,
+            party_caller_id: "425630434343".into(),
+            party_dn_type: DnType::Unknown,
+            ..Participant::default()
+        };
+        engine.apply(
+            Input::Snapshot {
+                dns: vec![Dn {
+                    dn: "120".into(),
+                    dn_type: DnType::Wextension,
+                }],
+                participants: vec![participant],
+            },
+            "2026-11-24T10:00:00Z".parse().unwrap(),
+        );
+        assert_eq!(engine.active_calls(), 1);
+        engine
+    }
+
+    #[tokio::test]
+    async fn a_state_saved_whole_by_an_earlier_version_is_moved_to_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Database::create(dir.path().join("callhook.redb")).unwrap());
+        let state = engine_with_a_call().state();
+        let write = db.begin_write().unwrap();
+        write
+            .open_table(WHOLE_STATE)
+            .unwrap()
+            .insert("current", serde_json::to_vec(&state).unwrap().as_slice())
+            .unwrap();
+        write.commit().unwrap();
+
+        let queue = Queue::open(db.clone(), QueueConfig::default(), Plugins::new([])).unwrap();
+        let store = EngineStore::of(&queue);
+        assert_eq!(store.load().unwrap(), Some(state.clone()));
+        let read = db.begin_read().unwrap();
+        assert!(
+            matches!(
+                read.open_table(WHOLE_STATE),
+                Err(redb::TableError::TableDoesNotExist(_))
+            ),
+            "the old table is gone"
+        );
+        assert_eq!(
+            store.load().unwrap(),
+            Some(state),
+            "and loading again agrees"
+        );
     }
 }

@@ -21,6 +21,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::signal::unix::Signal;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -150,17 +151,25 @@ impl Reloader {
     }
 }
 
-/// Reloads on SIGHUP and when a watched file changes, until `cancel`. The SIGHUP handler and
-/// the file watch are in place when this returns.
-pub fn spawn(mut reloader: Reloader, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
-    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
-    let mut hangup = match hangup {
+/// Takes over SIGHUP (whose default ends the process), for [`spawn`]. Call it first thing,
+/// so a SIGHUP while the host starts (a service manager's reload) is kept, not fatal.
+pub fn listen_for_hangup() -> Option<Signal> {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(signal) => Some(signal),
         Err(error) => {
             tracing::warn!(%error, "cannot listen for SIGHUP; reload by file change only");
             None
         }
-    };
+    }
+}
+
+/// Reloads on `hangup` (from [`listen_for_hangup`]) and when a watched file changes, until
+/// `cancel`. The file watch is in place when this returns.
+pub fn spawn(
+    mut reloader: Reloader,
+    mut hangup: Option<Signal>,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     let (changed_tx, mut changed) = watch::channel(0u64);
     let mut watcher = FileWatcher::start(reloader.watched_files(), changed_tx.clone());
     tokio::spawn(async move {

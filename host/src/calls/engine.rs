@@ -144,6 +144,20 @@ impl EngineState {
     }
 }
 
+impl From<&EngineState> for StateChanges {
+    /// The whole state as changes: everything, to write over an empty store.
+    fn from(state: &EngineState) -> Self {
+        StateChanges {
+            dns: Some(state.dns.clone()),
+            calls: state
+                .calls
+                .iter()
+                .map(|call| (call.pbx_call_id(), Some(call.clone())))
+                .collect(),
+        }
+    }
+}
+
 /// The parts of the engine's state that changed ([`Engine::take_changes`]), as records to
 /// write over a saved state: records are private to the engine, store them, never edit them.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -242,6 +256,15 @@ impl Engine {
                 .into_iter()
                 .map(|id| (id, self.calls.get(&id).cloned()))
                 .collect(),
+        }
+    }
+
+    /// Notes the parts of `changes` as changed again, so the next [`Engine::take_changes`]
+    /// returns them (with their state then): for a host that could not save them.
+    pub fn retouch(&mut self, changes: &StateChanges) {
+        if let Some(touched) = &mut self.touched {
+            touched.dns |= changes.dns.is_some();
+            touched.calls.extend(changes.calls.keys());
         }
     }
 

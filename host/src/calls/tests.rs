@@ -767,3 +767,25 @@ fn a_second_device_of_the_talking_extension_joins_its_part() {
         ]
     );
 }
+
+#[test]
+fn changes_not_saved_are_taken_again() {
+    use crate::calls::{Engine, Input};
+    let mut engine = Engine::new(config());
+    engine.track_changes();
+    let t0: Timestamp = T0.parse().unwrap();
+    engine.apply(
+        Input::Snapshot {
+            dns: dns(),
+            participants: vec![inbound(1, "120", 782).0],
+        },
+        t0,
+    );
+    let changes = engine.take_changes();
+    assert_eq!(changes.call_records().len(), 1);
+    assert!(changes.dns_record().is_some());
+    assert!(engine.take_changes().is_empty(), "taken once");
+    engine.retouch(&changes);
+    let again = engine.take_changes();
+    assert_eq!(again, changes, "the same parts, in their state now");
+}

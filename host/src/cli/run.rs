@@ -62,6 +62,7 @@ pub fn check_config(path: &Path) -> anyhow::Result<()> {
 
 /// `callhook run`: connects to the PBX and delivers events until SIGTERM or Ctrl-C.
 pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
+    let hangup = reload::listen_for_hangup();
     let config = load(path)?;
     let (db, runtime) = runtime(&config)?;
     let plugins = load_plugins(&runtime, &config)?;
@@ -133,16 +134,21 @@ pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
     }
     let queue = Arc::new(queue);
     let pipeline = Pipeline::start(connector, engine, queue.clone(), Some(store), recorder);
-    let admin = admin::serve(queue.clone(), &config.storage.dir.path, stop_server.clone())
-        .with_context(|| {
-            format!(
-                "while opening the admin socket {}",
-                admin::socket_path(&config.storage.dir.path).display()
-            )
-        })?;
+    let socket = admin::socket_path(&config.storage.dir.path);
+    let admin = match admin::serve(queue.clone(), &config.storage.dir.path, stop_server.clone()) {
+        Ok(task) => Some(task),
+        Err(error) => {
+            eprintln!(
+                "cannot open the admin socket {} ({error}); `callhook deliveries` works only \
+                 while callhook is stopped",
+                socket.display()
+            );
+            None
+        }
+    };
     let reloader = Reloader::new(config, runtime, queue);
     let watched = reloader.watched_files();
-    reload::spawn(reloader, stop_server.clone());
+    reload::spawn(reloader, hangup, stop_server.clone());
     println!(
         "plugins and routes reload on SIGHUP and when these change: {}",
         watched
@@ -159,7 +165,9 @@ pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
     println!("stopping");
     let stopped = pipeline.shutdown().await;
     stop_server.cancel();
-    let _ = admin.await;
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
     stopped
 }
 

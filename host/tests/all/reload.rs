@@ -159,9 +159,11 @@ async fn a_broken_configuration_is_rejected_and_the_old_one_stays_in_force() {
     let (host, lines) = Host::start_capturing(&config);
     connected(&simulator).await;
 
-    // A typo on line 7: `grace` misspelt.
+    // A new receiver, and a typo on line 7: `grace` misspelt. Nothing of it may apply.
     let good = std::fs::read_to_string(&config).unwrap();
-    let broken = good.replace("grace = ", "grase = ");
+    let broken = good
+        .replace("grace = ", "grase = ")
+        .replace("/ok/a", "/ok/b");
     std::fs::write(&config, &broken).unwrap();
     let rejected = |why: &'static str| {
         move |line: &str| line.contains(&format!("rejected ({why}); the previous one stays"))

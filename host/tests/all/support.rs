@@ -218,6 +218,19 @@ impl Sink {
         self.successes()
     }
 
+    /// Waits (at most 20 s) until `count` requests went to `path`; returns every request.
+    pub async fn wait_for_requests_to(&self, path: &str, count: usize) -> Vec<Received> {
+        let to_path = || {
+            self.received()
+                .iter()
+                .filter(|r| r.target.split('?').next() == Some(path))
+                .count()
+        };
+        self.wait_until(|| to_path() >= count, Duration::from_secs(20))
+            .await;
+        self.received()
+    }
+
     /// Waits until `done` holds, re-checking at every request, for at most `patience`.
     async fn wait_until(&self, done: impl Fn() -> bool, patience: Duration) {
         let wait = async {
