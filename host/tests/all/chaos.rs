@@ -145,36 +145,9 @@ async fn a_receiver_that_is_gone_disables_its_plugin() {
 /// A `callhook.toml` for the simulator and a sink at `sink_origin`, retrying every second.
 fn config(dir: &std::path::Path, pbx: &str, sink_origin: &str) -> std::path::PathBuf {
     let file = dir.join("callhook.toml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"
-[pbx]
-url = "{pbx}"
-client_id = "callhook"
-client_secret = "secret"
-
-[engine]
-grace = "300ms"
-
-[server]
-listen = "127.0.0.1:0"
-
-[storage]
-dir = "{state}"
-
-[[plugin]]
-name = "generic-webhook"
-allowed_hosts = ["{sink_origin}"]
-[plugin.settings]
-webhook_url = "{sink_origin}/switch/events"
-[plugin.retry]
-ladder = ["1s"]
-"#,
-            state = dir.join("state").display()
-        ),
-    )
-    .unwrap();
+    let text = host_config(dir, pbx, sink_origin, "/switch/events")
+        + "[plugin.retry]\nladder = [\"1s\"]\n";
+    std::fs::write(&file, text).unwrap();
     file
 }
 
@@ -207,13 +180,6 @@ impl OneCall {
             host,
         }
     }
-}
-
-/// Waits (at most 30 s) until the host has taken its first snapshot.
-async fn connected(simulator: &SimHandle) {
-    tokio::time::timeout(Duration::from_secs(30), simulator.wait_snapshots(1))
-        .await
-        .expect("callhook connects to the PBX");
 }
 
 fn callhook(args: &[&str], config: &std::path::Path) -> String {

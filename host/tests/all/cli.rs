@@ -1,10 +1,9 @@
 //! The `callhook` binary itself: `run` with a legacy ini against the simulator, and
 //! `check-config`.
 
-use crate::support::{CALLHOOK, Host, Sink};
+use crate::support::{CALLHOOK, Host, Sink, connected};
 use callhook_simulator::{Scenario, SimConfig, Simulator};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_legacy_ini_alone_drives_the_default_plugin_end_to_end() {
@@ -29,9 +28,7 @@ async fn a_legacy_ini_alone_drives_the_default_plugin_end_to_end() {
     let mut child = Host::start_with_output(&ini, Stdio::piped());
     let server = http_address(&mut child.0);
 
-    tokio::time::timeout(Duration::from_secs(30), simulator.wait_snapshots(1))
-        .await
-        .expect("callhook connects to the PBX");
+    connected(&simulator).await;
     simulator.play(&scenario, 0.05).await.unwrap();
     let received = sink.wait_for(3).await;
     let events: Vec<&str> = received

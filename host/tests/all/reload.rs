@@ -2,8 +2,8 @@
 //! and by SIGHUP while calls flow, nothing lost or repeated; a broken configuration rejected
 //! with its place while the one in force keeps delivering.
 
-use crate::support::{Host, Sink};
-use callhook_simulator::{LoadProfile, Scenario, SimConfig, SimHandle, Simulator};
+use crate::support::{Host, Sink, connected, host_config};
+use callhook_simulator::{LoadProfile, Scenario, SimConfig, Simulator};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,39 +12,10 @@ use std::time::Duration;
 /// save: a new file renamed over the old one.
 fn write_config(dir: &Path, pbx: &str, sink: &str, path: &str) -> PathBuf {
     let file = dir.join("callhook.toml");
-    let text = format!(
-        r#"[pbx]
-url = "{pbx}"
-client_id = "callhook"
-client_secret = "secret"
-
-[engine]
-grace = "300ms"
-
-[server]
-listen = "127.0.0.1:0"
-
-[storage]
-dir = "{state}"
-
-[[plugin]]
-name = "generic-webhook"
-allowed_hosts = ["{sink}"]
-[plugin.settings]
-webhook_url = "{sink}/ok/{path}"
-"#,
-        state = dir.join("state").display()
-    );
     let new = dir.join("callhook.toml.new");
-    std::fs::write(&new, text).unwrap();
+    std::fs::write(&new, host_config(dir, pbx, sink, &format!("/ok/{path}"))).unwrap();
     std::fs::rename(&new, &file).unwrap();
     file
-}
-
-async fn connected(simulator: &SimHandle) {
-    tokio::time::timeout(Duration::from_secs(30), simulator.wait_snapshots(1))
-        .await
-        .expect("callhook connects to the PBX");
 }
 
 /// Event names per call as the sink received them, and which path each call's events went to.

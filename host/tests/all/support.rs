@@ -132,6 +132,47 @@ impl Drop for Host {
     }
 }
 
+/// A `callhook.toml` for `callhook run` against the simulator at `pbx`: engine grace 300 ms,
+/// the HTTP server on a free port, storage in `dir/state`, and the built-in generic-webhook
+/// sending to `{sink_origin}{webhook_path}`. `[pbx] url` is on line 2, `[engine] grace` on 7.
+pub fn host_config(
+    dir: &std::path::Path,
+    pbx: &str,
+    sink_origin: &str,
+    webhook_path: &str,
+) -> String {
+    format!(
+        r#"[pbx]
+url = "{pbx}"
+client_id = "callhook"
+client_secret = "secret"
+
+[engine]
+grace = "300ms"
+
+[server]
+listen = "127.0.0.1:0"
+
+[storage]
+dir = "{state}"
+
+[[plugin]]
+name = "generic-webhook"
+allowed_hosts = ["{sink_origin}"]
+[plugin.settings]
+webhook_url = "{sink_origin}{webhook_path}"
+"#,
+        state = dir.join("state").display()
+    )
+}
+
+/// Waits (at most 30 s) until a host has taken its first snapshot of `simulator`.
+pub async fn connected(simulator: &callhook_simulator::SimHandle) {
+    tokio::time::timeout(Duration::from_secs(30), simulator.wait_snapshots(1))
+        .await
+        .expect("callhook connects to the PBX");
+}
+
 /// The sandbox probe test plugin, built by `host/build.rs`.
 pub const SANDBOX_PROBE_WASM: &str = env!("CALLHOOK_SANDBOX_PROBE_WASM");
 
