@@ -199,22 +199,16 @@ fn callhook(args: &[&str], config: &std::path::Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_killed_while_the_receiver_fails_delivers_everything_after_restart() {
-    let OneCall {
-        sink,
-        dir: _dir,
-        config,
-        mut host,
-        _simulator,
-    } = OneCall::play(503).await;
+    let mut call = OneCall::play(503).await;
     // Attempts every second: three more failures span well past the end event's grace period.
-    let already = sink.received().len();
-    sink.wait_for(already + 3).await;
-    host.signal("-KILL");
+    let already = call.sink.received().len();
+    call.sink.wait_for(already + 3).await;
+    call.host.signal("-KILL");
 
-    sink.answer(200);
-    let _host = Host::start(&config);
-    sink.wait_for_successes(3).await;
-    let events: BTreeSet<(String, String)> = delivered(&sink).into_iter().collect();
+    call.sink.answer(200);
+    let _host = Host::start(&call.config);
+    call.sink.wait_for_successes(3).await;
+    let events: BTreeSet<(String, String)> = delivered(&call.sink).into_iter().collect();
     let names: BTreeSet<&str> = events.iter().map(|(_, e)| e.as_str()).collect();
     assert_eq!(
         names,
@@ -290,17 +284,11 @@ async fn a_recording_still_awaited_when_the_host_is_killed_is_posted_after_resta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_deliveries_are_parked_and_replayed_by_the_operator() {
-    let OneCall {
-        sink,
-        dir: _dir,
-        config,
-        mut host,
-        _simulator,
-    } = OneCall::play(404).await;
-    sink.wait_for(3).await;
-    host.signal("-TERM");
+    let mut call = OneCall::play(404).await;
+    call.sink.wait_for(3).await;
+    call.host.signal("-TERM");
 
-    let listed = callhook(&["deliveries", "list", "--failed"], &config);
+    let listed = callhook(&["deliveries", "list", "--failed"], &call.config);
     let parked: BTreeMap<&str, &str> = listed
         .lines()
         .skip(1)
@@ -309,28 +297,22 @@ async fn rejected_deliveries_are_parked_and_replayed_by_the_operator() {
     assert_eq!(parked.len(), 3, "{listed}");
     assert!(listed.contains("HTTP 404"), "{listed}");
 
-    sink.answer(200);
-    let retried = callhook(&["deliveries", "retry", "--failed"], &config);
+    call.sink.answer(200);
+    let retried = callhook(&["deliveries", "retry", "--failed"], &call.config);
     assert!(retried.starts_with("3 deliveries"), "{retried}");
-    let _host = Host::start(&config);
-    sink.wait_for_successes(3).await;
-    let events: Vec<String> = delivered(&sink).into_iter().map(|(_, e)| e).collect();
+    let _host = Host::start(&call.config);
+    call.sink.wait_for_successes(3).await;
+    let events: Vec<String> = delivered(&call.sink).into_iter().map(|(_, e)| e).collect();
     assert_eq!(events.len(), 3, "{events:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_lists_and_replays_deliveries_while_the_host_runs() {
-    let OneCall {
-        sink,
-        dir,
-        config,
-        mut host,
-        _simulator,
-    } = OneCall::play(404).await;
-    sink.wait_for(3).await;
+    let mut call = OneCall::play(404).await;
+    call.sink.wait_for(3).await;
     let parked = async {
         loop {
-            let listed = callhook(&["deliveries", "list", "--failed"], &config);
+            let listed = callhook(&["deliveries", "list", "--failed"], &call.config);
             if listed.lines().skip(1).count() == 3 {
                 return listed;
             }
@@ -342,42 +324,39 @@ async fn an_operator_lists_and_replays_deliveries_while_the_host_runs() {
         .expect("the running host lists its three parked deliveries");
     assert!(listed.contains("HTTP 404"), "{listed}");
 
-    sink.answer(200);
-    let retried = callhook(&["deliveries", "retry", "--failed"], &config);
+    call.sink.answer(200);
+    let retried = callhook(&["deliveries", "retry", "--failed"], &call.config);
     assert_eq!(retried, "3 deliveries will be attempted again now\n");
-    sink.wait_for_successes(3).await;
-    let events: Vec<String> = delivered(&sink).into_iter().map(|(_, e)| e).collect();
+    call.sink.wait_for_successes(3).await;
+    let events: Vec<String> = delivered(&call.sink).into_iter().map(|(_, e)| e).collect();
     assert_eq!(events, ["ringing", "incomingcall_started", "incoming"]);
-    let listed = callhook(&["deliveries", "list"], &config);
+    let listed = callhook(&["deliveries", "list"], &call.config);
     assert_eq!(listed.lines().skip(1).count(), 0, "{listed}");
 
-    assert!(host.signal("-TERM").success());
+    assert!(call.host.signal("-TERM").success());
     assert!(
-        !dir.path().join("state/admin/socket").exists(),
+        !call.dir.path().join("state/admin/socket").exists(),
         "the socket goes with the host"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_re_enables_a_plugin_whose_receiver_was_gone() {
-    let OneCall {
-        sink,
-        dir: _dir,
-        config,
-        mut host,
-        _simulator,
-    } = OneCall::play(410).await;
+    let mut call = OneCall::play(410).await;
     // The first event meets the 410 and disables the plugin: the others are not attempted.
-    sink.wait_for(1).await;
-    host.signal("-TERM");
-    assert_eq!(sink.received().len(), 1, "{:#?}", sink.received());
+    call.sink.wait_for(1).await;
+    call.host.signal("-TERM");
+    assert_eq!(call.sink.received().len(), 1, "{:#?}", call.sink.received());
 
-    sink.answer(200);
-    let enabled = callhook(&["deliveries", "enable-plugin", "generic-webhook"], &config);
+    call.sink.answer(200);
+    let enabled = callhook(
+        &["deliveries", "enable-plugin", "generic-webhook"],
+        &call.config,
+    );
     assert!(enabled.contains("receives deliveries again"), "{enabled}");
-    callhook(&["deliveries", "retry", "--failed"], &config);
-    let _host = Host::start(&config);
-    sink.wait_for_successes(3).await;
-    let events: Vec<String> = delivered(&sink).into_iter().map(|(_, e)| e).collect();
+    callhook(&["deliveries", "retry", "--failed"], &call.config);
+    let _host = Host::start(&call.config);
+    call.sink.wait_for_successes(3).await;
+    let events: Vec<String> = delivered(&call.sink).into_iter().map(|(_, e)| e).collect();
     assert_eq!(events, ["ringing", "incomingcall_started", "incoming"]);
 }
