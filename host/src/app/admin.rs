@@ -25,8 +25,9 @@ const FOLDER: &str = "admin";
 const SOCKET: &str = "socket";
 /// The longest request accepted, in bytes.
 const MAX_REQUEST: u64 = 64 * 1024;
-/// How long the host waits for a request, and the command for its answer.
+/// How long the host waits for a request.
 const REQUEST_TIME: Duration = Duration::from_secs(5);
+/// How long a command waits for the host's answer.
 const ANSWER_TIME: Duration = Duration::from_secs(60);
 
 /// Where the admin socket of a host with storage directory `storage` is.

@@ -118,14 +118,18 @@ impl EngineStore {
 
     /// Rewrites a state saved as one row as per-call records and drops the old table.
     fn migrate_whole_state(&self) -> Result<(), EngineStoreError> {
-        let write = self.db.begin_write().map_err(database)?;
-        let whole = match write.open_table(WHOLE_STATE) {
+        let read = self.db.begin_read().map_err(database)?;
+        let whole = match read.open_table(WHOLE_STATE) {
             Ok(table) => table
                 .get("current")
                 .map_err(database)?
                 .map(|row| row.value().to_vec()),
+            // Nothing to move: the usual case, without a write at every start.
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
             Err(error) => return Err(database(error)),
         };
+        drop(read);
+        let write = self.db.begin_write().map_err(database)?;
         if let Some(json) = whole {
             match serde_json::from_slice::<EngineState>(&json) {
                 Ok(state) => {

@@ -47,11 +47,6 @@ impl Reloader {
         }
     }
 
-    /// The configuration in force.
-    pub fn current(&self) -> &Config {
-        &self.current
-    }
-
     /// Reads the configuration file again and, if it and all its plugins load, puts its
     /// plugins and routes in force. Every plugin is loaded anew, so a `.wasm` file replaced
     /// under the same path takes effect. On error nothing changes.

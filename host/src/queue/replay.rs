@@ -190,7 +190,7 @@ impl<D: Deliverer> Queue<D> {
     /// Attempts delivery `id` again now: a parked one gets a fresh series of retries, a
     /// waiting one is moved forward, one being attempted is left alone.
     pub fn retry(&self, id: u64) -> Result<(), QueueError> {
-        if self.retry_ids(&[id])?.is_empty() && !self.inner.state().is_busy(id) {
+        if self.retry_all(&[id])?.is_empty() && !self.inner.state().is_busy(id) {
             return Err(QueueError::NoSuchDelivery(id));
         }
         Ok(())
@@ -208,17 +208,13 @@ impl<D: Deliverer> Queue<D> {
             .filter(|(_, record)| filter.matches(record))
             .map(|(id, _)| id)
             .collect();
-        self.retry_ids(&ids)
+        self.retry_all(&ids)
     }
 
     /// Attempts the deliveries `ids` again now, like [`Queue::retry`]; unknown ids and those
-    /// being attempted are skipped. Returns the ids retried.
+    /// being attempted are skipped. Returns the ids retried. Holds the scheduler's state across
+    /// the write, so no row starts or ends in between.
     pub fn retry_all(&self, ids: &[u64]) -> Result<Vec<u64>, QueueError> {
-        self.retry_ids(ids)
-    }
-
-    /// Holds the scheduler's state across the write, so no row starts or ends in between.
-    fn retry_ids(&self, ids: &[u64]) -> Result<Vec<u64>, QueueError> {
         let inner = &self.inner;
         let now = inner.clock.now_ms();
         let mut state = inner.state();
