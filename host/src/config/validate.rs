@@ -203,6 +203,31 @@ impl Validator<'_> {
         self.problems.push(Problem::new(at, key, kind));
     }
 
+    /// A whole number from 1 to `max` of `unit`s at `key`; `default` when absent or invalid
+    /// (then with an error).
+    fn count(
+        &mut self,
+        value: &Option<Loc<u64>>,
+        key: &str,
+        unit: &str,
+        max: u64,
+        default: u64,
+    ) -> u64 {
+        match value {
+            Some(n) if !(1..=max).contains(&n.value) => {
+                self.invalid(
+                    &n.at,
+                    key,
+                    format!("a number of {unit} from 1 to {max}"),
+                    n.value.to_string(),
+                );
+                default
+            }
+            Some(n) => n.value,
+            None => default,
+        }
+    }
+
     fn invalid(
         &mut self,
         at: &At,
@@ -600,45 +625,27 @@ impl Validator<'_> {
                 PluginSource::Builtin
             }
         };
-        let memory_mb = match &raw.memory_mb {
-            Some(mb) if !(1..=MAX_MEMORY_MB as u64).contains(&mb.value) => {
-                self.invalid(
-                    &mb.at,
-                    "plugin.memory_mb",
-                    format!("a number of MiB from 1 to {MAX_MEMORY_MB}"),
-                    mb.value.to_string(),
-                );
-                DEFAULT_MEMORY_MB
-            }
-            Some(mb) => mb.value,
-            None => DEFAULT_MEMORY_MB,
-        };
-        let timeout_ms = match &raw.timeout_ms {
-            Some(ms) if !(1..=MAX_TIMEOUT_MS).contains(&ms.value) => {
-                self.invalid(
-                    &ms.at,
-                    "plugin.timeout_ms",
-                    format!("a number of milliseconds from 1 to {MAX_TIMEOUT_MS}"),
-                    ms.value.to_string(),
-                );
-                DEFAULT_TIMEOUT_MS
-            }
-            Some(ms) => ms.value,
-            None => DEFAULT_TIMEOUT_MS,
-        };
-        let concurrency = match &raw.concurrency {
-            Some(n) if !(1..=MAX_CONCURRENCY).contains(&n.value) => {
-                self.invalid(
-                    &n.at,
-                    "plugin.concurrency",
-                    format!("a number of deliveries from 1 to {MAX_CONCURRENCY}"),
-                    n.value.to_string(),
-                );
-                DEFAULT_CONCURRENCY
-            }
-            Some(n) => n.value,
-            None => DEFAULT_CONCURRENCY,
-        };
+        let memory_mb = self.count(
+            &raw.memory_mb,
+            "plugin.memory_mb",
+            "MiB",
+            MAX_MEMORY_MB as u64,
+            DEFAULT_MEMORY_MB,
+        );
+        let timeout_ms = self.count(
+            &raw.timeout_ms,
+            "plugin.timeout_ms",
+            "milliseconds",
+            MAX_TIMEOUT_MS,
+            DEFAULT_TIMEOUT_MS,
+        );
+        let concurrency = self.count(
+            &raw.concurrency,
+            "plugin.concurrency",
+            "deliveries",
+            MAX_CONCURRENCY,
+            DEFAULT_CONCURRENCY,
+        );
         let rate_per_second = match &raw.rate_per_second {
             Some(rate) if !(rate.value.is_finite() && rate.value > 0.0) => {
                 self.invalid(
