@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use callhook::calls::event::CallId;
 use callhook::calls::{CallPart, FinishedCall};
-use callhook::pbx::rest::CallType;
+use callhook::pbx::xapi::CallType;
 use callhook::recordings::convert::convert_blocking;
 use callhook::recordings::{
     BoxFuture, Outcome, Recorder, RecordingSource, RecordingsConfig, SourceError, WavInput,

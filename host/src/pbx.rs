@@ -14,7 +14,8 @@
 //! | [`config`] | [`ConnectorConfig`]: where the PBX is, credentials, timings, with defaults |
 //! | [`token`] | the one token manager shared by WebSocket, REST and XAPI |
 //! | `http` | TLS setup (with an extra trusted CA) and transport error classification |
-//! | [`rest`] | typed Call Control REST and XAPI client |
+//! | [`rest`] | typed REST client (token, `401`, capture) and the Call Control requests |
+//! | [`xapi`] | the XAPI requests: recordings, their audio, inbound rules |
 //! | [`socket`] | the `/callcontrol/ws` event socket and its frame format |
 //! | [`connector`] | the loop: socket, snapshot, upserts, gaps, resnapshots, reconnects |
 //! | `backoff` | capped exponential backoff with jitter |
@@ -59,6 +60,7 @@ pub mod rest;
 pub mod socket;
 pub mod stats;
 pub mod token;
+pub mod xapi;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};

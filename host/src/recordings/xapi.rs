@@ -1,7 +1,7 @@
 //! The XAPI source: polling `Recordings` for new entries and downloading their WAVs.
 //!
 //! The pipeline talks to the PBX only through [`RecordingSource`], which the host implements
-//! over the connector's REST client (`pbx::rest::RestClient::recordings_after` and
+//! over the connector's REST client (`pbx::xapi` `RestClient::recordings_after` and
 //! `download_recording`, plus a newest-first listing), and tests implement over the simulator.
 //!
 //! Polling keeps a cursor, the highest `Id` seen: each poll asks
@@ -36,7 +36,7 @@ pub const PAGE: u32 = 100;
 pub const MIN_POLL_GAP: Duration = Duration::from_millis(100);
 
 /// One recording as XAPI lists it: the connector's typed record.
-pub use crate::pbx::rest::Recording as XapiRecording;
+pub use crate::pbx::xapi::Recording as XapiRecording;
 
 /// The XAPI requests the recordings pipeline makes.
 pub trait RecordingSource: Send + Sync {

@@ -103,7 +103,7 @@ fn xapi_recording(id: u64, dn: &str, start: Timestamp, end: Timestamp) -> XapiRe
         to_caller_number: dn.to_owned(),
         from_dn_type: "1".to_owned(),
         to_dn_type: "0".to_owned(),
-        call_type: crate::pbx::rest::CallType::InboundExternal,
+        call_type: crate::pbx::xapi::CallType::InboundExternal,
     }
 }
 
