@@ -23,8 +23,8 @@ use callhook::calls::{CallPart, FinishedCall};
 use callhook::pbx::xapi::CallType;
 use callhook::recordings::convert::convert_blocking;
 use callhook::recordings::{
-    BoxFuture, Outcome, Recorder, RecordingSource, RecordingsConfig, SourceError, WavInput,
-    XapiRecording,
+    BoxFuture, Outcome, Recorder, RecordingPage, RecordingSource, RecordingsConfig, SourceError,
+    WavInput, XapiRecording,
 };
 use jiff::Timestamp;
 
@@ -112,16 +112,26 @@ impl RecordingSource for Ready {
         &self,
         after: u64,
         _: u32,
-    ) -> BoxFuture<'_, Result<Vec<XapiRecording>, SourceError>> {
-        let list = if after < self.recording.id {
+    ) -> BoxFuture<'_, Result<RecordingPage, SourceError>> {
+        let rows = if after < self.recording.id {
             vec![self.recording.clone()]
         } else {
             vec![]
         };
-        Box::pin(async move { Ok(list) })
+        Box::pin(async move {
+            Ok(RecordingPage {
+                rows,
+                skipped: vec![],
+            })
+        })
     }
-    fn newest_recordings(&self, _: u32) -> BoxFuture<'_, Result<Vec<XapiRecording>, SourceError>> {
-        Box::pin(async { Ok(vec![]) })
+    fn newest_recordings(&self, _: u32) -> BoxFuture<'_, Result<RecordingPage, SourceError>> {
+        Box::pin(async {
+            Ok(RecordingPage {
+                rows: vec![],
+                skipped: vec![],
+            })
+        })
     }
     fn download_recording(&self, _: u64) -> BoxFuture<'_, Result<Bytes, SourceError>> {
         let wav = self.wav.clone();
@@ -138,8 +148,8 @@ fn available_to_event(dir: &Path) -> Duration {
         recording: XapiRecording {
             id: 1,
             recording_url: "120/[A]_0301234567-120_x(1).wav".to_owned(),
-            start_time: start,
-            end_time: end,
+            start_time: Some(start),
+            end_time: Some(end),
             from_dn: "10000".to_owned(),
             to_dn: "120".to_owned(),
             from_caller_number: "0301234567".to_owned(),

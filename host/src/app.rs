@@ -24,6 +24,7 @@ pub use observe::{EventCounter, Observed};
 
 use crate::calls::{self, Engine};
 use crate::pbx::participant::{DnType, Participant};
+use crate::pbx::xapi::InboundRule;
 use crate::pbx::{Change, Connector, ConnectorError, Dn, RestClient};
 use crate::queue::{AttachedWrite, Deliverer, Queue};
 use crate::recordings::{Outcome, Recorder, RecordingSource, RecordingsConfig, retention};
@@ -253,13 +254,7 @@ async fn refresh_did_rules(
     loop {
         let wait = match rest.inbound_rules().await {
             Ok(found) => {
-                let mut table: BTreeMap<String, String> = found
-                    .into_iter()
-                    .filter(|rule| !rule.data.is_empty() && !rule.rule_name.is_empty())
-                    .map(|rule| (rule.data, rule.rule_name))
-                    .collect();
-                table.extend(configured.clone());
-                rules.send_replace(table);
+                rules.send_replace(did_table(&found, &configured));
                 RULES_REFRESH
             }
             Err(error) => {
@@ -276,6 +271,25 @@ async fn refresh_did_rules(
             _ = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// The DID -> rule name table the engine uses: the PBX's DID rules
+/// ([`InboundRule::did_mapping`]: `Condition` `BasedOnDID` or absent, with `Data` and
+/// `RuleName`), overridden by the configuration's `[did]` table for every number with the same
+/// digits, so `"+4930123456"` in `[did]` wins over XAPI's `4930123456`.
+fn did_table(
+    found: &[InboundRule],
+    configured: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let overridden: Vec<String> = configured.keys().map(|n| calls::did_digits(n)).collect();
+    let mut table: BTreeMap<String, String> = found
+        .iter()
+        .filter_map(InboundRule::did_mapping)
+        .filter(|(did, _)| !overridden.contains(&calls::did_digits(did)))
+        .map(|(did, name)| (did.to_owned(), name.to_owned()))
+        .collect();
+    table.extend(configured.clone());
+    table
 }
 
 /// Runs the derivation loop until the changes end or `cancel` fires.
@@ -504,5 +518,40 @@ pub fn to_input(change: Change) -> calls::Input {
         Change::Remove {
             dn, participant_id, ..
         } => calls::Input::Remove { dn, participant_id },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pbx::xapi::Condition;
+
+    fn rule(data: &str, name: &str, condition: Option<Condition>) -> InboundRule {
+        InboundRule {
+            id: 1,
+            rule_name: name.to_owned(),
+            data: data.to_owned(),
+            condition,
+        }
+    }
+
+    #[test]
+    fn did_table_takes_did_rules_and_lets_the_configuration_win_by_digits() {
+        let found = [
+            rule("4930123456", "FromPbx", Some(Condition::BasedOnDid)),
+            rule("4940999", "Hamburg", None),
+            rule("4950111", "ByCaller", Some(Condition::BasedOnCallerId)),
+            rule("", "NoNumber", None),
+            rule("4960222", "", None),
+        ];
+        let configured = BTreeMap::from([("+49 30 123456".to_owned(), "CompanyDID".to_owned())]);
+        let table = did_table(&found, &configured);
+        assert_eq!(
+            table,
+            BTreeMap::from([
+                ("+49 30 123456".to_owned(), "CompanyDID".to_owned()),
+                ("4940999".to_owned(), "Hamburg".to_owned()),
+            ])
+        );
     }
 }

@@ -42,6 +42,16 @@
 //! - **Offer.** A monitored leg first seen `Ringing` (incoming) or `Dialing` (outgoing) creates an
 //!   offered part and sends `ringing`/`dialing` unless that extension already had one under this
 //!   link. An offered part whose legs all go away ends silently: the call moved past it.
+//! - **Undecided.** A leg whose party is not known yet (`party_dn_type` `None`: the party-less
+//!   first `Dialing` upsert of an outbound call) in a call not yet known external is neither
+//!   internal nor external: its part is *undecided* and sends nothing. The leg's first later
+//!   upsert that shows its party, or connects, decides: the offer is made then (`dialing` with
+//!   the party's number, if the call is reported), followed at once by the answer if the leg
+//!   connected. Decided internal, it has sent nothing (unless `report_internal_calls`); an
+//!   undecided part whose legs go away ends silently.
+//! - **Statuses.** `Dialing`, `Ringing` and `Connected` are 3CX's; `Hold`/`Held` (the model's)
+//!   count as connected. Any other status (`Unknown`) changes nothing: a talking part goes on
+//!   talking, any other leg is kept (it counts as present) but waits for a known status.
 //! - **Answer.** A leg becoming `Connected` (or `Hold`/`Held`) starts the part: link 0 becomes 1,
 //!   `started` is sent. `trtype` is `Blind` if the part rang and the call came by transfer
 //!   (the link was moved on by a transfer, or `referred_by` names a person), `Accomp` if the part
@@ -78,8 +88,10 @@
 //!   forwarding); always `ext` for outgoing.
 //! - `callerid`: the leg's external party; else the call's first external number (an agent leg
 //!   may show the queue as its party); for internal calls the other extension.
-//! - `did`: computed for each event from the current rules and the first non-empty `party_did`
-//!   seen on any leg of the call; rule lookup is exact, then digits-only. Empty for outgoing.
+//! - `did`: computed for each event from the current rules and the call's DID number: the first
+//!   non-empty `party_did` seen on any leg, else `EngineConfig::trunk_dids` for the trunk
+//!   (`party_dn`) of the first leg that showed an external party, else none. Rule lookup is
+//!   exact, then digits-only ([`did_digits`]). Empty for outgoing.
 //! - A call is external as soon as any leg shows a `Wexternalline` party; legs seen before that,
 //!   in a call not yet known external, produce nothing unless `report_internal_calls` is on.
 //! - Ring groups are treated like queues for the missed-at-group-level event (`in ring group N`),
@@ -122,3 +134,4 @@ mod tests;
 pub use engine::{
     CallPart, Dn, Engine, EngineConfig, EngineState, FinishedCall, Input, Output, StateChanges,
 };
+pub use fields::did_digits;

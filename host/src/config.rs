@@ -101,8 +101,11 @@ pub struct EngineSettings {
     pub time_zone: jiff::tz::TimeZone,
     /// The time zone's name as configured, if one was.
     pub time_zone_name: Option<String>,
-    /// DID number → inbound rule name (`[did]`). By default empty.
+    /// DID number → inbound rule name (`[did]`); no two numbers have the same digits. By
+    /// default empty.
     pub did_rules: BTreeMap<String, String>,
+    /// Trunk DN → the DID number its inbound calls arrive on (`[trunks]`). By default empty.
+    pub trunk_dids: BTreeMap<String, String>,
 }
 
 /// The resolved `[recordings]` section.

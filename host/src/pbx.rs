@@ -18,6 +18,8 @@
 //! | [`xapi`] | the XAPI requests: recordings, their audio, inbound rules |
 //! | [`socket`] | the `/callcontrol/ws` event socket and its frame format |
 //! | [`connector`] | the loop: socket, snapshot, upserts, gaps, resnapshots, reconnects |
+//! | `fetches` | participant fetches: concurrent, repeats folded, results in frame order |
+//! | `lenient` | field readers for the PBX's nulls and odd shapes |
 //! | `backoff` | capped exponential backoff with jitter |
 //! | [`stats`] | counters for metrics and health |
 //! | [`capture`] | writing every frame and GET reply as JSON lines, and replaying them |
@@ -27,10 +29,13 @@
 //!
 //! After every (re)connect the connector opens the event socket first and then takes a
 //! snapshot (`GET /callcontrol`), so no change can fall between the two: it emits
-//! [`Change::Snapshot`], then one [`Change::Upsert`] per upsert frame (after fetching the
-//! participant) and one [`Change::Remove`] per remove frame or per fetch answered `404`.
-//! A `sequence` gap, a malformed frame and the periodic timer (60 s by default) each cause
-//! another snapshot. Participants missing from a snapshot are gone: the engine reconciles.
+//! [`Change::Snapshot`], then a [`Change::Upsert`] per participant fetch that upsert frames
+//! caused (repeats of one participant fold into one fetch) and one [`Change::Remove`] per
+//! remove frame or per fetch answered `404`, in the order of the frames. A `sequence` gap, a
+//! malformed frame, the planned token refresh and the periodic timer (60 s by default) each
+//! cause another snapshot. Participants missing from a snapshot are gone: the engine
+//! reconciles. Whatever the PBX sends is read under the tolerance rule of `3cx-api.md`: a
+//! `null` or missing field reads as empty, and an object that cannot be used is skipped alone.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -54,8 +59,12 @@ mod backoff;
 pub mod capture;
 pub mod config;
 pub mod connector;
+mod fetches;
 mod http;
+mod lenient;
 pub mod participant;
+#[cfg(test)]
+mod proptests;
 pub mod rest;
 pub mod socket;
 pub mod stats;
@@ -70,7 +79,7 @@ pub use config::ConnectorConfig;
 pub use connector::{ConnectionState, Connector, ConnectorError};
 pub use http::TransportError;
 pub use participant::{DnType, Participant, ParticipantStatus};
-pub use rest::{RestClient, RestError};
+pub use rest::{FetchedParticipant, ParticipantReply, RestClient, RestError};
 pub use stats::{ConnectorStats, StatsSnapshot};
 pub use token::{Secret, TokenError, TokenManager};
 

@@ -8,7 +8,10 @@
 //!    wait in a shared inbox;
 //! 2. **matches** each recording to the part of the call it belongs to ([`matching`]: extension
 //!    is `FromDn`/`ToDn`, the other number matches, talk time overlaps most, 2 s tolerance;
-//!    the folder's bracketed call id must agree);
+//!    the folder's bracketed call id only breaks ties between calls); an XAPI row that cannot
+//!    be matched (no usable `Id`, unknown times) is skipped, logged once and counted
+//!    ([`Recorder::skipped_recordings`]), and a `403` from XAPI is reported once while Call
+//!    Control goes on and XAPI is asked again later ([`xapi`]);
 //! 3. **converts** each WAV to MP3 ([`convert`], LAME via `mp3lame-encoder`; PCM 8/16-bit and
 //!    G.711 A-law/µ-law, mono or stereo, read by `wav`) on a bounded blocking pool, into a
 //!    temporary file renamed into place as `{part id}-{n}.mp3` ([`store`]);
@@ -85,4 +88,4 @@ pub use pipeline::{
 };
 pub use server::{RecordingServer, ServerError};
 pub use store::Store;
-pub use xapi::{BoxFuture, RecordingSource, SourceError, XapiRecording};
+pub use xapi::{BoxFuture, RecordingPage, RecordingSource, SourceError, XapiRecording};

@@ -77,6 +77,7 @@ impl LocalHost {
         let store = setup.keep_call_state.then(|| EngineStore::of(&queue));
         let engine = Engine::new(EngineConfig {
             grace: setup.grace,
+            trunk_dids: pbx.trunks.clone(),
             ..EngineConfig::default()
         });
         let stop = CancellationToken::new();

@@ -21,6 +21,8 @@ pub(super) struct Ctx<'a> {
     pub report_internal_calls: bool,
     /// DID number -> inbound rule name.
     pub did_rules: &'a BTreeMap<String, String>,
+    /// Trunk DN -> DID number, for calls without `party_did`.
+    pub trunk_dids: &'a BTreeMap<String, String>,
     /// DN -> type, from the last snapshot.
     pub dns: &'a BTreeMap<String, DnType>,
 }
@@ -61,6 +63,11 @@ struct Part {
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 enum PartState {
+    /// Ringing or dialing while neither its party is known nor the call known external
+    /// ([`fields::party_known`]): nothing reported yet. Its first upsert with a known status that
+    /// shows the party, or connects, makes the offer (and then the answer); it ends silently if
+    /// its legs go first.
+    Undecided,
     /// Ringing or dialing; ends silently unless it is the call's last offer when the call ends.
     Offered,
     /// Talking since `start`; `after` is the leg counter at the answer.
@@ -95,6 +102,10 @@ pub(super) struct Call {
     external: Option<String>,
     /// The first non-empty `party_did` seen on any leg.
     did_number: String,
+    /// The trunk DN (`party_dn`) of the first leg that showed an external party, for the
+    /// `[trunks]` DID of calls without `party_did`.
+    #[serde(default)]
+    trunk: String,
     next_seq: u64,
     legs: Vec<Leg>,
     parts: Vec<Part>,
@@ -120,6 +131,7 @@ impl Call {
             direction: None,
             external: None,
             did_number: String::new(),
+            trunk: String::new(),
             next_seq: 0,
             legs: Vec::new(),
             parts: Vec::new(),
@@ -278,10 +290,11 @@ impl Call {
         })
     }
 
-    /// Takes the external number and DID from the first leg that shows them.
+    /// Takes the external number, its trunk and the DID from the first leg that shows them.
     fn learn(&mut self, p: &Participant) {
         if self.external.is_none() && p.party_dn_type == DnType::Wexternalline {
             self.external = Some(p.party_caller_id.clone());
+            self.trunk.clone_from(&p.party_dn);
         }
         if self.did_number.is_empty() {
             self.did_number.clone_from(&p.party_did);
@@ -330,7 +343,7 @@ impl Call {
             return;
         };
         match self.parts[i].state {
-            PartState::Offered => {
+            PartState::Undecided | PartState::Offered => {
                 self.parts.remove(i);
             }
             PartState::Talking { start, after } => {
@@ -361,7 +374,8 @@ impl Call {
         }
     }
 
-    /// A monitored, not held-back leg shows `p.status`.
+    /// A monitored, not held-back leg shows `p.status`. Statuses other than the known ones
+    /// change nothing: a talking part goes on talking, any other leg waits for a known status.
     fn on_status(
         &mut self,
         ctx: &Ctx<'_>,
@@ -370,17 +384,53 @@ impl Call {
         out: &mut Vec<CallEvent>,
     ) {
         let part = self.parts.iter().position(|pt| pt.ext == p.dn);
+        let state = part.map(|i| self.parts[i].state);
         match p.status {
-            ParticipantStatus::Ringing | ParticipantStatus::Dialing if part.is_none() => {
-                self.offer(ctx, p, out);
+            ParticipantStatus::Unknown => {}
+            _ if state == Some(PartState::Undecided) && (connected(p) || self.decidable(p)) => {
+                self.decide(ctx, p, at, out);
             }
-            ParticipantStatus::Connected | ParticipantStatus::Hold | ParticipantStatus::Held => {
-                match part.map(|i| self.parts[i].state) {
-                    Some(PartState::Offered) | None => self.answer(ctx, p, part, at, out),
-                    Some(_) => {}
+            ParticipantStatus::Ringing | ParticipantStatus::Dialing if part.is_none() => {
+                let direction = match p.status {
+                    ParticipantStatus::Dialing => Direction::Outgoing,
+                    _ => Direction::Incoming,
+                };
+                if self.decidable(p) {
+                    self.offer(ctx, p, direction, out);
+                } else {
+                    self.parts.push(Part {
+                        ext: p.dn.clone(),
+                        link: self.link,
+                        direction,
+                        caller_id: String::new(),
+                        state: PartState::Undecided,
+                    });
                 }
             }
+            _ if connected(p) && matches!(state, Some(PartState::Offered) | None) => {
+                self.answer(ctx, p, part, at, out);
+            }
             _ => {}
+        }
+    }
+
+    /// Whether `p`'s call can be told external or internal now: the call is known external, or
+    /// the leg shows its party.
+    fn decidable(&self, p: &Participant) -> bool {
+        self.external.is_some() || fields::party_known(p)
+    }
+
+    /// The undecided part of `p`'s extension is decided: the offer in its first direction
+    /// (reported only if the call is), then, if the leg connected, the answer.
+    fn decide(&mut self, ctx: &Ctx<'_>, p: &Participant, at: Timestamp, out: &mut Vec<CallEvent>) {
+        let Some(i) = self.parts.iter().position(|pt| pt.ext == p.dn) else {
+            return;
+        };
+        let direction = self.parts.remove(i).direction;
+        self.offer(ctx, p, direction, out);
+        if connected(p) {
+            let part = self.parts.iter().position(|pt| pt.ext == p.dn);
+            self.answer(ctx, p, part, at, out);
         }
     }
 
@@ -389,14 +439,16 @@ impl Call {
         self.external.is_some() || ctx.report_internal_calls
     }
 
-    fn offer(&mut self, ctx: &Ctx<'_>, p: &Participant, out: &mut Vec<CallEvent>) {
+    fn offer(
+        &mut self,
+        ctx: &Ctx<'_>,
+        p: &Participant,
+        direction: Direction,
+        out: &mut Vec<CallEvent>,
+    ) {
         if !self.reportable(ctx) {
             return;
         }
-        let direction = match p.status {
-            ParticipantStatus::Dialing => Direction::Outgoing,
-            _ => Direction::Incoming,
-        };
         self.direction.get_or_insert(direction);
         let part = Part {
             ext: p.dn.clone(),
@@ -585,10 +637,21 @@ impl Call {
 
     fn did(&self, ctx: &Ctx<'_>, direction: Direction) -> String {
         match direction {
-            Direction::Incoming => fields::did(ctx.did_rules, &self.did_number),
+            Direction::Incoming => fields::did(
+                ctx.did_rules,
+                fields::did_number(&self.did_number, &self.trunk, ctx.trunk_dids),
+            ),
             Direction::Outgoing => String::new(),
         }
     }
+}
+
+/// Whether the leg talks: `Connected`, or on hold either way (`Hold`/`Held`).
+fn connected(p: &Participant) -> bool {
+    matches!(
+        p.status,
+        ParticipantStatus::Connected | ParticipantStatus::Hold | ParticipantStatus::Held
+    )
 }
 
 /// Whether two participants are the same leg (participant ids are unique per DN while they live).

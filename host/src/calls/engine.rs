@@ -33,6 +33,12 @@ pub struct EngineConfig {
     /// DID number -> inbound rule name, for the `did` field. Numbers match exactly or digit for
     /// digit (ignoring `+` and separators). By default empty: `did` is the dialled number.
     pub did_rules: BTreeMap<String, String>,
+    /// Trunk DN -> the DID number its inbound calls arrive on (`[trunks]`), e.g. `10007` ->
+    /// `+4930123456`: the DID number of an inbound call whose legs leave `party_did` empty (as
+    /// 3CX V20 does), looked up by the `party_dn` of its external party. Keys match exactly;
+    /// the number is then resolved through `did_rules` like `party_did`. By default empty:
+    /// without `party_did` an inbound call has no DID.
+    pub trunk_dids: BTreeMap<String, String>,
 }
 
 impl Default for EngineConfig {
@@ -42,6 +48,7 @@ impl Default for EngineConfig {
             report_internal_calls: false,
             time_zone: TimeZone::system(),
             did_rules: BTreeMap::new(),
+            trunk_dids: BTreeMap::new(),
         }
     }
 }
@@ -442,6 +449,7 @@ fn ctx<'a>(
         grace,
         report_internal_calls: config.report_internal_calls,
         did_rules: &config.did_rules,
+        trunk_dids: &config.trunk_dids,
         dns,
     }
 }

@@ -93,6 +93,37 @@ pub(super) fn caller_id(p: &Participant, call_external: Option<&str>) -> String 
     }
 }
 
+/// Whether the leg's other side is known: its DN type is given. A `Dialing` leg may first show
+/// no party at all (`party_dn_type` `None`, only the dialled digits); until its party is known,
+/// the leg can be neither an external call nor an internal one.
+pub(super) fn party_known(p: &Participant) -> bool {
+    p.party_dn_type != DnType::None
+}
+
+/// The DID number of an incoming call: `party_did` when the PBX filled it in, else the DID the
+/// configuration's `[trunks]` table gives the call's trunk (the `party_dn` of its external
+/// party), else `""`.
+pub(super) fn did_number<'a>(
+    party_did: &'a str,
+    trunk: &str,
+    trunk_dids: &'a BTreeMap<String, String>,
+) -> &'a str {
+    if !party_did.is_empty() {
+        return party_did;
+    }
+    trunk_dids.get(trunk).map_or("", String::as_str)
+}
+
+/// A DID number as it is compared: its digits only, so `+49 30 123456` and XAPI's
+/// `4930123456` are the same number.
+///
+/// ```
+/// assert_eq!(callhook::calls::did_digits("+49 (30) 123-456"), "4930123456");
+/// ```
+pub fn did_digits(number: &str) -> String {
+    number.chars().filter(char::is_ascii_digit).collect()
+}
+
 /// `did` of an incoming call: the inbound rule's name when `number` resolves, else `number`.
 ///
 /// Rules are looked up by the exact number first, then by digits only, so `+4930123456` finds a
@@ -104,11 +135,10 @@ pub(super) fn did(rules: &BTreeMap<String, String>, number: &str) -> String {
     if let Some(name) = rules.get(number) {
         return name.clone();
     }
-    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
-    let wanted = digits(number);
+    let wanted = did_digits(number);
     rules
         .iter()
-        .find(|(key, _)| !wanted.is_empty() && digits(key) == wanted)
+        .find(|(key, _)| !wanted.is_empty() && did_digits(key) == wanted)
         .map_or_else(|| number.to_owned(), |(_, name)| name.clone())
 }
 
@@ -255,6 +285,32 @@ mod tests {
             assert_eq!(did(&rules, number), expected, "{number}");
         }
         assert_eq!(did(&BTreeMap::new(), "123"), "123");
+    }
+
+    #[test]
+    fn did_number_is_party_did_else_the_trunk_entry() {
+        let trunks = BTreeMap::from([("10007".to_owned(), "+4930123456".to_owned())]);
+        #[rustfmt::skip]
+        let cases = [
+            ("4940999", "10007", "4940999"),
+            ("",        "10007", "+4930123456"),
+            ("",        "10008", ""),
+            ("",        "",      ""),
+        ];
+        for (party_did, trunk, expected) in cases {
+            assert_eq!(
+                did_number(party_did, trunk, &trunks),
+                expected,
+                "{party_did:?} {trunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_trunk_did_finds_its_rule_by_digits() {
+        let rules = BTreeMap::from([("4930123456".to_owned(), "CompanyDID".to_owned())]);
+        let trunks = BTreeMap::from([("10007".to_owned(), "+49 30 123456".to_owned())]);
+        assert_eq!(did(&rules, did_number("", "10007", &trunks)), "CompanyDID");
     }
 
     #[test]

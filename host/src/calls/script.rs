@@ -27,6 +27,8 @@ pub(super) const X: &str = "425630434343";
 pub(super) const DID: &str = "4930123456";
 /// The inbound rule's name.
 pub(super) const RULE: &str = "CompanyDID";
+/// The trunk external parties call on: its `[trunks]` entry is [`DID`], written with `+`.
+pub(super) const TRUNK: &str = "10007";
 /// Time 0 of every script; with the UTC zone its stamp is [`STAMP`].
 pub(super) const T0: &str = "2021-07-01T16:56:49Z";
 /// The stamp of calls first seen at [`T0`].
@@ -50,14 +52,27 @@ pub(super) fn dns() -> Vec<Dn> {
         .collect()
 }
 
-/// The configuration of the scripts: UTC, `CompanyDID` rule, 2 s grace.
+/// The configuration of the scripts: UTC, `CompanyDID` rule, [`TRUNK`] on `+`[`DID`], 2 s grace.
 pub(super) fn config() -> EngineConfig {
     EngineConfig {
         time_zone: TimeZone::UTC,
         did_rules: BTreeMap::from([(DID.to_owned(), RULE.to_owned())]),
+        trunk_dids: BTreeMap::from([(TRUNK.to_owned(), format!("+{DID}"))]),
         ..EngineConfig::default()
     }
 }
+
+/// Where an inbound call's DID comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DidFrom {
+    /// The legs carry it in `party_did`.
+    PartyDid,
+    /// `party_did` is empty, as 3CX V20 sends it: the `[trunks]` entry of [`TRUNK`] gives it.
+    Trunk,
+}
+
+/// Both DID sources: every inbound scenario must give the same events with either.
+pub(super) const DID_SOURCES: [DidFrom; 2] = [DidFrom::PartyDid, DidFrom::Trunk];
 
 /// One leg as the socket shows it; the builder methods return a changed copy.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,7 +85,7 @@ pub(super) fn inbound(id: u64, dn: &str, callid: u64) -> Leg {
         status: ParticipantStatus::Ringing,
         dn: dn.to_owned(),
         party_caller_name: X.to_owned(),
-        party_dn: "10007".to_owned(),
+        party_dn: TRUNK.to_owned(),
         party_caller_id: X.to_owned(),
         party_did: DID.to_owned(),
         party_dn_type: DnType::Wexternalline,
@@ -86,6 +101,19 @@ pub(super) fn outbound(id: u64, dn: &str, callid: u64) -> Leg {
     Leg(Participant {
         status: ParticipantStatus::Dialing,
         party_did: String::new(),
+        ..p
+    })
+}
+
+/// An outgoing call dialled by `dn` as its first upsert may show it: no party yet
+/// (`party_dn` `""`, `party_dn_type` `None`), only the dialled digits.
+pub(super) fn outbound_partyless(id: u64, dn: &str, callid: u64) -> Leg {
+    let Leg(p) = outbound(id, dn, callid);
+    Leg(Participant {
+        party_caller_name: String::new(),
+        party_dn: String::new(),
+        party_caller_id: format!("0{X}"),
+        party_dn_type: DnType::None,
         ..p
     })
 }
@@ -110,6 +138,11 @@ impl Leg {
     /// Now `Hold` (this DN put the other side on hold).
     pub(super) fn hold(&self) -> Leg {
         self.with(|p| p.status = ParticipantStatus::Hold)
+    }
+
+    /// Now in `status`.
+    pub(super) fn status(&self, status: ParticipantStatus) -> Leg {
+        self.with(|p| p.status = status)
     }
 
     /// Now `Dialing` (this DN places the leg).
@@ -162,6 +195,11 @@ impl Leg {
         })
     }
 
+    /// The external party calls on trunk `trunk`.
+    pub(super) fn with_trunk(&self, trunk: &str) -> Leg {
+        self.with(|p| p.party_dn = trunk.to_owned())
+    }
+
     /// The dialled DID is `did`.
     pub(super) fn did(&self, did: &str) -> Leg {
         self.with(|p| p.party_did = did.to_owned())
@@ -171,6 +209,7 @@ impl Leg {
 /// An engine driven like the host drives it, recording everything it sends.
 pub(super) struct Script {
     engine: Engine,
+    did_from: DidFrom,
     saved: Saved,
     config: EngineConfig,
     t0: Timestamp,
@@ -217,6 +256,15 @@ impl Script {
         Self::with(config())
     }
 
+    /// The standard script, with the DID of inbound calls coming `from` there: with
+    /// [`DidFrom::Trunk`] every leg reaches the engine with `party_did` empty.
+    pub(super) fn did_from(from: DidFrom) -> Self {
+        Self {
+            did_from: from,
+            ..Self::new()
+        }
+    }
+
     /// A script with another configuration.
     pub(super) fn with(config: EngineConfig) -> Self {
         let t0: Timestamp = T0.parse().expect("T0 parses");
@@ -231,6 +279,7 @@ impl Script {
         );
         Self {
             engine,
+            did_from: DidFrom::PartyDid,
             saved: Saved::default(),
             config,
             t0,
@@ -253,7 +302,8 @@ impl Script {
 
     /// The upsert of `leg`.
     pub(super) fn up(&mut self, leg: &Leg) -> &mut Self {
-        self.apply(Input::Upsert(leg.0.clone()))
+        let p = self.as_sent(leg);
+        self.apply(Input::Upsert(p))
     }
 
     /// The remove of `leg`.
@@ -266,7 +316,7 @@ impl Script {
 
     /// A snapshot (after a reconnect) showing exactly `legs`.
     pub(super) fn snapshot(&mut self, legs: &[&Leg]) -> &mut Self {
-        let participants = legs.iter().map(|l| l.0.clone()).collect();
+        let participants = legs.iter().map(|l| self.as_sent(l)).collect();
         self.apply(Input::Snapshot {
             dns: dns(),
             participants,
@@ -300,6 +350,15 @@ impl Script {
     /// The engine, for its counters.
     pub(super) fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// `leg` as the PBX of this script sends it.
+    fn as_sent(&self, leg: &Leg) -> Participant {
+        let mut p = leg.0.clone();
+        if self.did_from == DidFrom::Trunk {
+            p.party_did.clear();
+        }
+        p
     }
 
     fn apply(&mut self, input: Input) -> &mut Self {

@@ -5,6 +5,7 @@ use jiff::Timestamp;
 use crate::calls::event::{CallEvent, FinishType::*, TransferType::*, UserType};
 use crate::calls::script::*;
 use crate::calls::{CallPart, EngineConfig};
+use crate::pbx::participant::ParticipantStatus::{self, *};
 
 fn t(secs: i64) -> Timestamp {
     T0.parse::<Timestamp>().unwrap() + jiff::SignedDuration::from_secs(secs)
@@ -24,155 +25,165 @@ fn passed_on(user: &str, clock: &str) -> String {
 
 #[test]
 fn s01_direct_inbound_answered() {
-    let c = Expect::call(782);
-    let a = inbound(1, "120", 782);
-    let mut s = Script::new();
-    s.at(0.0).up(&a).at(5.0).up(&a.connected()).at(65.0).rm(&a);
-    s.at(66.9);
-    assert_eq!(s.events().len(), 2, "the end waits for the grace period");
-    s.settle();
-    let end = c.ended_in("120", Ok, false, 60, 1, &answered("120", "00:01:00"));
-    assert_eq!(
-        s.events(),
-        vec![
-            c.ringing("120", UserType::Ext, 0),
-            c.started_in("120", NotDef, 1),
-            end.clone(),
-        ]
-    );
-    let CallEvent::Ended(end) = end else {
-        unreachable!()
-    };
-    assert_eq!(s.finished().len(), 1);
-    assert_eq!(s.finished()[0].pbx_call_id, 782);
-    assert_eq!(s.finished()[0].last_end, Some(end));
-    assert_eq!(
-        s.finished()[0].parts,
-        vec![CallPart {
-            id: c.id(1),
-            extension: "120".into(),
-            other_number: X.into(),
-            talk_start: t(5),
-            talk_end: t(65),
-        }]
-    );
-    assert_eq!(s.engine().active_calls(), 0);
-    assert_eq!(s.engine().next_deadline(), None);
+    for from in DID_SOURCES {
+        let c = Expect::call(782);
+        let a = inbound(1, "120", 782);
+        let mut s = Script::did_from(from);
+        s.at(0.0).up(&a).at(5.0).up(&a.connected()).at(65.0).rm(&a);
+        s.at(66.9);
+        assert_eq!(s.events().len(), 2, "the end waits for the grace period");
+        s.settle();
+        let end = c.ended_in("120", Ok, false, 60, 1, &answered("120", "00:01:00"));
+        assert_eq!(
+            s.events(),
+            vec![
+                c.ringing("120", UserType::Ext, 0),
+                c.started_in("120", NotDef, 1),
+                end.clone(),
+            ]
+        );
+        let CallEvent::Ended(end) = end else {
+            unreachable!()
+        };
+        assert_eq!(s.finished().len(), 1);
+        assert_eq!(s.finished()[0].pbx_call_id, 782);
+        assert_eq!(s.finished()[0].last_end, Some(end));
+        assert_eq!(
+            s.finished()[0].parts,
+            vec![CallPart {
+                id: c.id(1),
+                extension: "120".into(),
+                other_number: X.into(),
+                talk_start: t(5),
+                talk_end: t(65),
+            }]
+        );
+        assert_eq!(s.engine().active_calls(), 0);
+        assert_eq!(s.engine().next_deadline(), None);
+    }
 }
 
 #[test]
 fn s02_direct_inbound_missed() {
-    let c = Expect::call(782);
-    let a = inbound(1, "120", 782).via_router();
-    let mut s = Script::new();
-    s.at(0.0).up(&a).at(20.0).rm(&a).settle();
-    assert_eq!(
-        s.events(),
-        vec![
-            c.ringing("120", UserType::Ext, 0),
-            c.ended_in(
-                "120",
-                Missed,
-                false,
-                0,
-                0,
-                "CompanyDID: missed incoming call from 425630434343 to 120"
-            ),
-        ]
-    );
-    assert_eq!(s.finished()[0].parts, vec![]);
+    for from in DID_SOURCES {
+        let c = Expect::call(782);
+        let a = inbound(1, "120", 782).via_router();
+        let mut s = Script::did_from(from);
+        s.at(0.0).up(&a).at(20.0).rm(&a).settle();
+        assert_eq!(
+            s.events(),
+            vec![
+                c.ringing("120", UserType::Ext, 0),
+                c.ended_in(
+                    "120",
+                    Missed,
+                    false,
+                    0,
+                    0,
+                    "CompanyDID: missed incoming call from 425630434343 to 120"
+                ),
+            ]
+        );
+        assert_eq!(s.finished()[0].parts, vec![]);
+    }
 }
 
 #[test]
 fn s03_queue_three_agents_one_answers() {
-    let c = Expect::call(783);
-    let q = queue_leg(10, "800", 783);
-    let [a1, a2, a3] =
-        [(11, "121"), (12, "122"), (13, "123")].map(|(id, dn)| inbound(id, dn, 783).queue("800"));
-    let mut s = Script::new();
-    s.at(0.0).up(&q).up(&a1).up(&a2).up(&a3);
-    s.at(8.0).up(&a2.connected()).rm(&a1).rm(&a3).rm(&q);
-    s.at(38.0).rm(&a2).settle();
-    assert_eq!(
-        s.events(),
-        vec![
-            c.ringing("121", UserType::Queue, 0),
-            c.ringing("122", UserType::Queue, 0),
-            c.ringing("123", UserType::Queue, 0),
-            c.started_in("122", NotDef, 1),
-            c.ended_in("122", Ok, false, 30, 1, &answered("122", "00:00:30")),
-        ]
-    );
+    for from in DID_SOURCES {
+        let c = Expect::call(783);
+        let q = queue_leg(10, "800", 783);
+        let [a1, a2, a3] = [(11, "121"), (12, "122"), (13, "123")]
+            .map(|(id, dn)| inbound(id, dn, 783).queue("800"));
+        let mut s = Script::did_from(from);
+        s.at(0.0).up(&q).up(&a1).up(&a2).up(&a3);
+        s.at(8.0).up(&a2.connected()).rm(&a1).rm(&a3).rm(&q);
+        s.at(38.0).rm(&a2).settle();
+        assert_eq!(
+            s.events(),
+            vec![
+                c.ringing("121", UserType::Queue, 0),
+                c.ringing("122", UserType::Queue, 0),
+                c.ringing("123", UserType::Queue, 0),
+                c.started_in("122", NotDef, 1),
+                c.ended_in("122", Ok, false, 30, 1, &answered("122", "00:00:30")),
+            ]
+        );
+    }
 }
 
 /// Scenario 4 with the queue DN monitored: it shows the caller connected between the waves.
 #[test]
 fn s04_queue_nobody_answers_two_waves() {
-    let c = Expect::call(784);
-    let q = queue_leg(10, "800", 784);
-    let wave1 = [(11, "121"), (12, "122")].map(|(id, dn)| inbound(id, dn, 784).queue("800"));
-    let wave2 =
-        [(21, "121"), (22, "122"), (23, "123")].map(|(id, dn)| inbound(id, dn, 784).queue("800"));
-    let mut s = Script::new();
-    s.at(0.0).up(&q);
-    wave1.iter().for_each(|a| _ = s.up(a));
-    s.at(15.0);
-    wave1.iter().for_each(|a| _ = s.rm(a));
-    s.at(20.0);
-    wave2.iter().for_each(|a| _ = s.up(a));
-    s.at(40.0);
-    wave2.iter().for_each(|a| _ = s.rm(a));
-    s.rm(&q).settle();
-    assert_eq!(
-        s.events(),
-        vec![
-            c.ringing("121", UserType::Queue, 0),
-            c.ringing("122", UserType::Queue, 0),
-            c.ringing("123", UserType::Queue, 0),
-            c.ended_in(
-                "800",
-                Missed,
-                false,
-                0,
-                0,
-                "CompanyDID: missed incoming call from 425630434343 in queue 800"
-            ),
-        ]
-    );
+    for from in DID_SOURCES {
+        let c = Expect::call(784);
+        let q = queue_leg(10, "800", 784);
+        let wave1 = [(11, "121"), (12, "122")].map(|(id, dn)| inbound(id, dn, 784).queue("800"));
+        let wave2 = [(21, "121"), (22, "122"), (23, "123")]
+            .map(|(id, dn)| inbound(id, dn, 784).queue("800"));
+        let mut s = Script::did_from(from);
+        s.at(0.0).up(&q);
+        wave1.iter().for_each(|a| _ = s.up(a));
+        s.at(15.0);
+        wave1.iter().for_each(|a| _ = s.rm(a));
+        s.at(20.0);
+        wave2.iter().for_each(|a| _ = s.up(a));
+        s.at(40.0);
+        wave2.iter().for_each(|a| _ = s.rm(a));
+        s.rm(&q).settle();
+        assert_eq!(
+            s.events(),
+            vec![
+                c.ringing("121", UserType::Queue, 0),
+                c.ringing("122", UserType::Queue, 0),
+                c.ringing("123", UserType::Queue, 0),
+                c.ended_in(
+                    "800",
+                    Missed,
+                    false,
+                    0,
+                    0,
+                    "CompanyDID: missed incoming call from 425630434343 in queue 800"
+                ),
+            ]
+        );
+    }
 }
 
 /// Scenario 4 without the queue DN: the grace period keeps the waves together.
 #[test]
 fn s04_queue_waves_held_together_by_the_grace_period() {
-    let c = Expect::call(784);
-    let wave1 = [(11, "121"), (12, "122")].map(|(id, dn)| inbound(id, dn, 784).queue("800"));
-    let wave2 = [(21, "122"), (22, "123")].map(|(id, dn)| inbound(id, dn, 784).queue("800"));
-    let mut s = Script::new();
-    s.at(0.0);
-    wave1.iter().for_each(|a| _ = s.up(a));
-    s.at(15.0);
-    wave1.iter().for_each(|a| _ = s.rm(a));
-    s.at(16.5);
-    wave2.iter().for_each(|a| _ = s.up(a));
-    s.at(40.0);
-    wave2.iter().for_each(|a| _ = s.rm(a));
-    s.settle();
-    assert_eq!(
-        s.events(),
-        vec![
-            c.ringing("121", UserType::Queue, 0),
-            c.ringing("122", UserType::Queue, 0),
-            c.ringing("123", UserType::Queue, 0),
-            c.ended_in(
-                "800",
-                Missed,
-                false,
-                0,
-                0,
-                "CompanyDID: missed incoming call from 425630434343 in queue 800"
-            ),
-        ]
-    );
+    for from in DID_SOURCES {
+        let c = Expect::call(784);
+        let wave1 = [(11, "121"), (12, "122")].map(|(id, dn)| inbound(id, dn, 784).queue("800"));
+        let wave2 = [(21, "122"), (22, "123")].map(|(id, dn)| inbound(id, dn, 784).queue("800"));
+        let mut s = Script::did_from(from);
+        s.at(0.0);
+        wave1.iter().for_each(|a| _ = s.up(a));
+        s.at(15.0);
+        wave1.iter().for_each(|a| _ = s.rm(a));
+        s.at(16.5);
+        wave2.iter().for_each(|a| _ = s.up(a));
+        s.at(40.0);
+        wave2.iter().for_each(|a| _ = s.rm(a));
+        s.settle();
+        assert_eq!(
+            s.events(),
+            vec![
+                c.ringing("121", UserType::Queue, 0),
+                c.ringing("122", UserType::Queue, 0),
+                c.ringing("123", UserType::Queue, 0),
+                c.ended_in(
+                    "800",
+                    Missed,
+                    false,
+                    0,
+                    0,
+                    "CompanyDID: missed incoming call from 425630434343 in queue 800"
+                ),
+            ]
+        );
+    }
 }
 
 fn blind_transfer_events(c: &Expect) -> Vec<CallEvent> {
@@ -186,88 +197,107 @@ fn blind_transfer_events(c: &Expect) -> Vec<CallEvent> {
     ]
 }
 
+/// The order in which the PBX shows a transfer's hand-over.
+#[derive(Debug, Clone, Copy)]
+enum Order {
+    /// The holder's leg is removed, then the target's leg appears.
+    LeaveFirst,
+    /// The target's leg appears while the holder is still there (the order 3CX uses).
+    JoinFirst,
+}
+
+/// Every order and gap a transfer's hand-over may come in: the same events for each.
+const HAND_OVERS: [(Order, f64); 4] = [
+    (Order::LeaveFirst, 0.0),
+    (Order::LeaveFirst, 0.4),
+    (Order::JoinFirst, 0.0),
+    (Order::JoinFirst, 0.4),
+];
+
+/// At `at`, `holder`'s leg goes and `target`'s appears, in `order`, `gap` seconds apart.
+fn hand_over(s: &mut Script, at: f64, (order, gap): (Order, f64), holder: &Leg, target: &Leg) {
+    match order {
+        Order::LeaveFirst => s.at(at).rm(holder).at(at + gap).up(target),
+        Order::JoinFirst => s.at(at).up(target).at(at + gap).rm(holder),
+    };
+}
+
+/// Scenario 5 in every hand-over order, with either DID source.
 #[test]
 fn s05_blind_transfer() {
-    let c = Expect::call(785);
-    let a = inbound(1, "120", 785);
-    let b = inbound(2, "130", 785).referred_by("120");
-    let mut s = Script::new();
-    s.at(0.0).up(&a).at(5.0).up(&a.connected());
-    s.at(35.0)
-        .rm(&a)
-        .at(35.2)
-        .up(&b)
-        .at(40.0)
-        .up(&b.connected())
-        .at(100.0)
-        .rm(&b)
-        .settle();
-    assert_eq!(s.events(), blind_transfer_events(&c));
-    let parts: Vec<_> = s.finished()[0]
-        .parts
-        .iter()
-        .map(|p| (p.id.link, p.extension.as_str()))
-        .collect();
-    assert_eq!(parts, vec![(1, "120"), (2, "130")]);
+    for from in DID_SOURCES {
+        for order in HAND_OVERS {
+            let c = Expect::call(785);
+            let a = inbound(1, "120", 785);
+            let b = inbound(2, "130", 785).referred_by("120");
+            let mut s = Script::did_from(from);
+            s.at(0.0).up(&a).at(5.0).up(&a.connected());
+            hand_over(&mut s, 35.0, order, &a, &b);
+            s.at(40.0).up(&b.connected()).at(100.0).rm(&b).settle();
+            assert_eq!(s.events(), blind_transfer_events(&c), "{from:?} {order:?}");
+            let parts: Vec<_> = s.finished()[0]
+                .parts
+                .iter()
+                .map(|p| (p.id.link, p.extension.as_str()))
+                .collect();
+            assert_eq!(parts, vec![(1, "120"), (2, "130")], "{from:?} {order:?}");
+        }
+    }
 }
 
-#[test]
-fn s05_blind_transfer_target_first() {
-    let c = Expect::call(785);
-    let a = inbound(1, "120", 785);
-    let b = inbound(2, "130", 785).referred_by("120");
-    let mut s = Script::new();
-    s.at(0.0).up(&a).at(5.0).up(&a.connected());
-    s.at(35.0)
-        .up(&b)
-        .at(35.4)
-        .rm(&a)
-        .at(40.0)
-        .up(&b.connected())
-        .at(100.0)
-        .rm(&b)
-        .settle();
-    assert_eq!(s.events(), blind_transfer_events(&c));
-}
-
-/// Scenario 6, in both orders the PBX may show the completion.
+/// Scenario 6 in every hand-over order, with either DID source.
 #[test]
 fn s06_attended_transfer() {
-    for target_first in [false, true] {
-        let c = Expect::call(786);
-        let a = inbound(1, "120", 786);
-        let consult_a = inbound(3, "120", 787).party_ext("130").dialing();
-        let consult_b = inbound(4, "130", 787).party_ext("120");
-        let b = inbound(5, "130", 786).referred_by("120").connected();
-        let mut s = Script::new();
-        s.at(0.0).up(&a).at(5.0).up(&a.connected());
-        s.at(20.0).up(&a.hold()).up(&consult_a).up(&consult_b);
-        s.at(25.0)
-            .up(&consult_b.connected())
-            .up(&consult_a.connected());
-        s.at(50.0);
-        if target_first {
-            s.up(&b).rm(&a).rm(&consult_a).rm(&consult_b);
-        } else {
-            s.rm(&a).rm(&consult_a).rm(&consult_b).up(&b);
+    for from in DID_SOURCES {
+        for order in HAND_OVERS {
+            let c = Expect::call(786);
+            let a = inbound(1, "120", 786);
+            let consult_a = inbound(3, "120", 787).party_ext("130").dialing();
+            let consult_b = inbound(4, "130", 787).party_ext("120");
+            let b = inbound(5, "130", 786).referred_by("120").connected();
+            let mut s = Script::did_from(from);
+            s.at(0.0).up(&a).at(5.0).up(&a.connected());
+            s.at(20.0).up(&a.hold()).up(&consult_a).up(&consult_b);
+            s.at(25.0)
+                .up(&consult_b.connected())
+                .up(&consult_a.connected());
+            // Completing removes the holder's legs in both calls and the target's consultation
+            // leg; the target appears in the original call.
+            let (at, gap) = (50.0, order.1);
+            match order.0 {
+                Order::LeaveFirst => s
+                    .at(at)
+                    .rm(&a)
+                    .rm(&consult_a)
+                    .rm(&consult_b)
+                    .at(at + gap)
+                    .up(&b),
+                Order::JoinFirst => s
+                    .at(at)
+                    .up(&b)
+                    .at(at + gap)
+                    .rm(&a)
+                    .rm(&consult_a)
+                    .rm(&consult_b),
+            };
+            s.at(110.0).rm(&b).settle();
+            assert_eq!(
+                s.events(),
+                vec![
+                    c.ringing("120", UserType::Ext, 0),
+                    c.started_in("120", NotDef, 1),
+                    c.ended_in("120", Ok, true, 45, 1, &passed_on("120", "00:00:45")),
+                    c.started_in("130", Accomp, 2),
+                    c.ended_in("130", Ok, false, 60, 2, &answered("130", "00:01:00")),
+                ],
+                "{from:?} {order:?}"
+            );
+            assert_eq!(
+                s.finished().len(),
+                1,
+                "the consultation call finishes without events"
+            );
         }
-        s.at(110.0).rm(&b).settle();
-        assert_eq!(
-            s.events(),
-            vec![
-                c.ringing("120", UserType::Ext, 0),
-                c.started_in("120", NotDef, 1),
-                c.ended_in("120", Ok, true, 45, 1, &passed_on("120", "00:00:45")),
-                c.started_in("130", Accomp, 2),
-                c.ended_in("130", Ok, false, 60, 2, &answered("130", "00:01:00")),
-            ],
-            "target first: {target_first}"
-        );
-        assert_eq!(
-            s.finished().len(),
-            1,
-            "the consultation call finishes without events"
-        );
     }
 }
 
@@ -331,142 +361,166 @@ fn s06_attended_transfer_reporting_internal_calls() {
     );
 }
 
+/// Scenario 7 in every hand-over order, with either DID source.
 #[test]
 fn s07_blind_transfer_not_answered() {
-    let c = Expect::call(785);
-    let a = inbound(1, "120", 785);
-    let b = inbound(2, "130", 785).referred_by("120");
-    let mut s = Script::new();
-    s.at(0.0).up(&a).at(5.0).up(&a.connected());
-    s.at(35.0).rm(&a).at(35.2).up(&b).at(60.0).rm(&b).settle();
-    assert_eq!(
-        s.events(),
-        vec![
-            c.ringing("120", UserType::Ext, 0),
-            c.started_in("120", NotDef, 1),
-            c.ended_in("120", Ok, true, 30, 1, &passed_on("120", "00:00:30")),
-            c.ringing("130", UserType::Ext, 2),
-            c.ended_in(
-                "130",
-                Missed,
-                false,
-                0,
-                2,
-                "CompanyDID: missed incoming call from 425630434343 to 130"
-            ),
-        ]
-    );
+    for from in DID_SOURCES {
+        for order in HAND_OVERS {
+            let c = Expect::call(785);
+            let a = inbound(1, "120", 785);
+            let b = inbound(2, "130", 785).referred_by("120");
+            let mut s = Script::did_from(from);
+            s.at(0.0).up(&a).at(5.0).up(&a.connected());
+            hand_over(&mut s, 35.0, order, &a, &b);
+            s.at(60.0).rm(&b).settle();
+            assert_eq!(
+                s.events(),
+                vec![
+                    c.ringing("120", UserType::Ext, 0),
+                    c.started_in("120", NotDef, 1),
+                    c.ended_in("120", Ok, true, 30, 1, &passed_on("120", "00:00:30")),
+                    c.ringing("130", UserType::Ext, 2),
+                    c.ended_in(
+                        "130",
+                        Missed,
+                        false,
+                        0,
+                        2,
+                        "CompanyDID: missed incoming call from 425630434343 to 130"
+                    ),
+                ],
+                "{from:?} {order:?}"
+            );
+        }
+    }
+}
+
+/// An outbound call's first upserts: with or without the party-less `Dialing` upsert before
+/// the one that shows the external party.
+fn dial(s: &mut Script, partyless: bool, o: &Leg) {
+    if partyless {
+        s.up(&outbound_partyless(o.0.id, &o.0.dn, o.0.callid))
+            .at(1.0);
+    }
+    s.up(o);
 }
 
 #[test]
 fn s08_outbound_answered() {
-    let c = Expect::call(790);
-    let o = outbound(1, "120", 790);
-    let mut s = Script::new();
-    s.at(0.0)
-        .up(&o)
-        .at(10.0)
-        .up(&o.connected())
-        .at(70.0)
-        .rm(&o)
-        .settle();
-    assert_eq!(
-        s.events(),
-        vec![
-            c.dialing("120", 0),
-            c.started_out("120", NotDef, 1),
-            c.ended_out(
-                "120",
-                Ok,
-                false,
-                60,
-                1,
-                "answered outgoing call from 120 to 425630434343, 00:01:00"
-            ),
-        ]
-    );
+    for partyless in [false, true] {
+        let c = Expect::call(790);
+        let o = outbound(1, "120", 790);
+        let mut s = Script::new();
+        s.at(0.0);
+        dial(&mut s, partyless, &o);
+        s.at(10.0).up(&o.connected()).at(70.0).rm(&o).settle();
+        assert_eq!(
+            s.events(),
+            vec![
+                c.dialing("120", 0),
+                c.started_out("120", NotDef, 1),
+                c.ended_out(
+                    "120",
+                    Ok,
+                    false,
+                    60,
+                    1,
+                    "answered outgoing call from 120 to 425630434343, 00:01:00"
+                ),
+            ],
+            "party-less first: {partyless}"
+        );
+    }
 }
 
 #[test]
 fn s09_outbound_not_answered() {
-    let c = Expect::call(790);
-    let o = outbound(1, "120", 790);
-    let mut s = Script::new();
-    s.at(0.0).up(&o).at(30.0).rm(&o).settle();
-    assert_eq!(
-        s.events(),
-        vec![
-            c.dialing("120", 0),
-            c.ended_out(
-                "120",
-                Missed,
-                false,
-                0,
-                0,
-                "missed outgoing call from 120 to 425630434343"
-            ),
-        ]
-    );
+    for partyless in [false, true] {
+        let c = Expect::call(790);
+        let o = outbound(1, "120", 790);
+        let mut s = Script::new();
+        s.at(0.0);
+        dial(&mut s, partyless, &o);
+        s.at(30.0).rm(&o).settle();
+        assert_eq!(
+            s.events(),
+            vec![
+                c.dialing("120", 0),
+                c.ended_out(
+                    "120",
+                    Missed,
+                    false,
+                    0,
+                    0,
+                    "missed outgoing call from 120 to 425630434343"
+                ),
+            ],
+            "party-less first: {partyless}"
+        );
+    }
 }
 
 #[test]
 fn s10_hold_changes_nothing() {
-    let c = Expect::call(782);
-    let a = inbound(1, "120", 782);
-    let held = crate::pbx::participant::ParticipantStatus::Held;
-    let mut s = Script::new();
-    s.at(0.0)
-        .up(&a)
-        .at(5.0)
-        .up(&a.connected())
-        .at(20.0)
-        .up(&a.hold())
-        .at(40.0)
-        .up(&a.connected());
-    s.at(45.0).up(&Leg(crate::pbx::participant::Participant {
-        status: held,
-        ..a.0.clone()
-    }));
-    s.at(50.0).up(&a.connected()).at(65.0).rm(&a).settle();
-    assert_eq!(
-        s.events(),
-        vec![
-            c.ringing("120", UserType::Ext, 0),
-            c.started_in("120", NotDef, 1),
-            c.ended_in("120", Ok, false, 60, 1, &answered("120", "00:01:00")),
-        ]
-    );
+    for from in DID_SOURCES {
+        let c = Expect::call(782);
+        let a = inbound(1, "120", 782);
+        let held = crate::pbx::participant::ParticipantStatus::Held;
+        let mut s = Script::did_from(from);
+        s.at(0.0)
+            .up(&a)
+            .at(5.0)
+            .up(&a.connected())
+            .at(20.0)
+            .up(&a.hold())
+            .at(40.0)
+            .up(&a.connected());
+        s.at(45.0).up(&Leg(crate::pbx::participant::Participant {
+            status: held,
+            ..a.0.clone()
+        }));
+        s.at(50.0).up(&a.connected()).at(65.0).rm(&a).settle();
+        assert_eq!(
+            s.events(),
+            vec![
+                c.ringing("120", UserType::Ext, 0),
+                c.started_in("120", NotDef, 1),
+                c.ended_in("120", Ok, false, 60, 1, &answered("120", "00:01:00")),
+            ]
+        );
+    }
 }
 
 #[test]
 fn s11_restart_and_reconnect() {
-    let call_a = Expect::call(791);
-    let call_b = Expect {
-        stamp: "210701165657",
-        ..Expect::call(792)
-    };
-    let call_c = Expect {
-        stamp: "210701165704",
-        ..Expect::call(793)
-    };
-    let call_d = Expect {
-        stamp: "210701165719",
-        ..Expect::call(794)
-    };
-    let a = inbound(1, "120", 791);
-    let b = inbound(2, "121", 792);
-    let c = inbound(3, "122", 793);
-    let d = inbound(4, "123", 794).connected();
-    let mut s = Script::new();
-    s.at(0.0).up(&a).at(5.0).up(&a.connected());
-    s.at(8.0).up(&b).at(10.0).up(&b.connected());
-    s.at(15.0).up(&c);
-    // The host goes down at 20 s; meanwhile b hangs up, c stops ringing and d starts. It is back
-    // at 30 s and reconciles with a snapshot.
-    s.at(20.0).restart();
-    s.at(30.0).snapshot(&[&a.connected(), &d]);
-    s.at(70.0).rm(&a.connected()).at(80.0).rm(&d).settle();
-    assert_eq!(
+    for from in DID_SOURCES {
+        let call_a = Expect::call(791);
+        let call_b = Expect {
+            stamp: "210701165657",
+            ..Expect::call(792)
+        };
+        let call_c = Expect {
+            stamp: "210701165704",
+            ..Expect::call(793)
+        };
+        let call_d = Expect {
+            stamp: "210701165719",
+            ..Expect::call(794)
+        };
+        let a = inbound(1, "120", 791);
+        let b = inbound(2, "121", 792);
+        let c = inbound(3, "122", 793);
+        let d = inbound(4, "123", 794).connected();
+        let mut s = Script::did_from(from);
+        s.at(0.0).up(&a).at(5.0).up(&a.connected());
+        s.at(8.0).up(&b).at(10.0).up(&b.connected());
+        s.at(15.0).up(&c);
+        // The host goes down at 20 s; meanwhile b hangs up, c stops ringing and d starts. It is back
+        // at 30 s and reconciles with a snapshot.
+        s.at(20.0).restart();
+        s.at(30.0).snapshot(&[&a.connected(), &d]);
+        s.at(70.0).rm(&a.connected()).at(80.0).rm(&d).settle();
+        assert_eq!(
         s.events(),
         vec![
             call_a.ringing("120", UserType::Ext, 0),
@@ -495,23 +549,25 @@ fn s11_restart_and_reconnect() {
             call_d.ended_in("123", Ok, false, 50, 1, &answered("123", "00:00:50")),
         ]
     );
+    }
 }
 
 /// A transfer that completed while the host was away: the snapshot shows only the new holder.
 #[test]
 fn s11_transfer_while_away() {
-    let c = Expect::call(785);
-    let a = inbound(1, "120", 785);
-    let b = inbound(2, "130", 785).referred_by("120").connected();
-    let mut s = Script::new();
-    s.at(0.0)
-        .up(&a)
-        .at(5.0)
-        .up(&a.connected())
-        .at(20.0)
-        .restart();
-    s.at(30.0).snapshot(&[&b]).at(90.0).rm(&b).settle();
-    assert_eq!(
+    for from in DID_SOURCES {
+        let c = Expect::call(785);
+        let a = inbound(1, "120", 785);
+        let b = inbound(2, "130", 785).referred_by("120").connected();
+        let mut s = Script::did_from(from);
+        s.at(0.0)
+            .up(&a)
+            .at(5.0)
+            .up(&a.connected())
+            .at(20.0)
+            .restart();
+        s.at(30.0).snapshot(&[&b]).at(90.0).rm(&b).settle();
+        assert_eq!(
         s.events(),
         vec![
             c.ringing("120", UserType::Ext, 0),
@@ -528,44 +584,47 @@ fn s11_transfer_while_away() {
             c.ended_in("130", Ok, false, 60, 2, &answered("130", "00:01:00")),
         ]
     );
+    }
 }
 
 /// Scenario 5 with every upsert twice, the field's ~750 ms repeats, resnapshots and restarts.
 #[test]
 fn s12_duplicate_and_repeated_upserts() {
-    let c = Expect::call(785);
-    let a = inbound(1, "120", 785);
-    let b = inbound(2, "130", 785).referred_by("120");
-    let mut s = Script::new();
-    s.at(0.0)
-        .up(&a)
-        .up(&a)
-        .at(5.0)
-        .up(&a.connected())
-        .up(&a.connected());
-    for i in 0..40 {
-        s.at(5.5 + f64::from(i) * 0.75).up(&a.connected());
-        if i % 10 == 0 {
-            s.snapshot(&[&a.connected()]).restart();
+    for from in DID_SOURCES {
+        let c = Expect::call(785);
+        let a = inbound(1, "120", 785);
+        let b = inbound(2, "130", 785).referred_by("120");
+        let mut s = Script::did_from(from);
+        s.at(0.0)
+            .up(&a)
+            .up(&a)
+            .at(5.0)
+            .up(&a.connected())
+            .up(&a.connected());
+        for i in 0..40 {
+            s.at(5.5 + f64::from(i) * 0.75).up(&a.connected());
+            if i % 10 == 0 {
+                s.snapshot(&[&a.connected()]).restart();
+            }
         }
-    }
-    s.at(35.0)
-        .rm(&a)
-        .rm(&a)
-        .at(35.2)
-        .up(&b)
-        .up(&b)
-        .at(40.0)
-        .up(&b.connected())
-        .up(&b.connected());
-    for i in 0..80 {
-        s.at(40.5 + f64::from(i) * 0.75).up(&b.connected());
-        if i % 20 == 0 {
-            s.snapshot(&[&b.connected()]);
+        s.at(35.0)
+            .rm(&a)
+            .rm(&a)
+            .at(35.2)
+            .up(&b)
+            .up(&b)
+            .at(40.0)
+            .up(&b.connected())
+            .up(&b.connected());
+        for i in 0..80 {
+            s.at(40.5 + f64::from(i) * 0.75).up(&b.connected());
+            if i % 20 == 0 {
+                s.snapshot(&[&b.connected()]);
+            }
         }
+        s.at(100.0).rm(&b).rm(&b).settle();
+        assert_eq!(s.events(), blind_transfer_events(&c));
     }
-    s.at(100.0).rm(&b).rm(&b).settle();
-    assert_eq!(s.events(), blind_transfer_events(&c));
 }
 
 #[test]
@@ -683,29 +742,6 @@ fn a_transfer_target_that_vanishes_before_the_holder_leaves_is_silent() {
 }
 
 #[test]
-fn did_falls_back_to_the_number_then_empty() {
-    let by_number = Expect {
-        did: "4930999",
-        ..Expect::call(798)
-    };
-    let none = Expect {
-        did: "",
-        ..Expect::call(799)
-    };
-    let mut s = Script::new();
-    s.at(0.0)
-        .up(&inbound(1, "120", 798).did("4930999"))
-        .up(&inbound(2, "121", 799).did(""));
-    assert_eq!(
-        s.events(),
-        vec![
-            by_number.ringing("120", UserType::Ext, 0),
-            none.ringing("121", UserType::Ext, 0)
-        ]
-    );
-}
-
-#[test]
 fn did_rules_can_change_at_runtime() {
     let c = Expect {
         did: "Berlin",
@@ -788,4 +824,183 @@ fn changes_not_saved_are_taken_again() {
     engine.retouch(&changes);
     let again = engine.take_changes();
     assert_eq!(again, changes, "the same parts, in their state now");
+}
+
+/// Item by item, a leg's statuses (at seconds from the first upsert; `None` = removed) and the
+/// events they give. Statuses 3CX does not document (`Unknown`) change nothing: a talking leg
+/// goes on talking, any other leg waits for a known status. Hold (`Hold`/`Held`) or a leg that
+/// stays `Connected` give the same events.
+#[test]
+fn unknown_and_hold_statuses() {
+    let c = Expect::call(782);
+    let ringing = c.ringing("120", UserType::Ext, 0);
+    let started = c.started_in("120", NotDef, 1);
+    let talked = c.ended_in("120", Ok, false, 60, 1, &answered("120", "00:01:00"));
+    let missed = c.ended_in(
+        "120",
+        Missed,
+        false,
+        0,
+        0,
+        "CompanyDID: missed incoming call from 425630434343 to 120",
+    );
+    let talk = || vec![ringing.clone(), started.clone(), talked.clone()];
+    type Steps = &'static [(f64, Option<ParticipantStatus>)];
+    #[rustfmt::skip]
+    let cases: [(Steps, Vec<CallEvent>); 10] = [
+        (&[(0.0, Some(Ringing)), (5.0, Some(Connected)), (65.0, None)], talk()),
+        (&[(0.0, Some(Ringing)), (5.0, Some(Connected)), (20.0, Some(Hold)), (40.0, Some(Connected)), (65.0, None)], talk()),
+        (&[(0.0, Some(Ringing)), (5.0, Some(Connected)), (20.0, Some(Held)), (40.0, Some(Connected)), (65.0, None)], talk()),
+        (&[(0.0, Some(Ringing)), (5.0, Some(Connected)), (20.0, Some(Hold)), (65.0, None)], talk()),
+        (&[(0.0, Some(Ringing)), (5.0, Some(Connected)), (20.0, Some(Unknown)), (40.0, Some(Connected)), (65.0, None)], talk()),
+        (&[(0.0, Some(Ringing)), (5.0, Some(Connected)), (20.0, Some(Unknown)), (65.0, None)], talk()),
+        (&[(0.0, Some(Unknown)), (1.0, Some(Ringing)), (5.0, Some(Connected)), (65.0, None)], talk()),
+        (&[(0.0, Some(Ringing)), (3.0, Some(Unknown)), (20.0, None)], vec![ringing.clone(), missed.clone()]),
+        (&[(0.0, Some(Unknown)), (5.0, Some(Connected)), (65.0, None)], vec![started.clone(), talked.clone()]),
+        (&[(0.0, Some(Unknown)), (20.0, None)], vec![]),
+    ];
+    for (steps, expected) in cases {
+        let a = inbound(1, "120", 782);
+        let mut s = Script::new();
+        for &(at, status) in steps {
+            match status {
+                Some(status) => s.at(at).up(&a.status(status)),
+                None => s.at(at).rm(&a),
+            };
+        }
+        s.settle();
+        assert_eq!(s.events(), expected, "{steps:?}");
+    }
+}
+
+/// An outbound leg whose first upserts show no party is undecided until the party is known or
+/// it connects: then `dialing` comes first, with the party's number, whether internal calls
+/// are reported or not. Decided internal, it has sent nothing.
+#[test]
+fn an_outbound_leg_without_a_party_waits_for_it() {
+    let c = Expect::call(790);
+    let o = outbound(1, "120", 790);
+    let partyless = outbound_partyless(1, "120", 790);
+    let answered_out = c.ended_out(
+        "120",
+        Ok,
+        false,
+        60,
+        1,
+        "answered outgoing call from 120 to 425630434343, 00:01:00",
+    );
+    let external = vec![
+        c.dialing("120", 0),
+        c.started_out("120", NotDef, 1),
+        answered_out,
+    ];
+    let to_121 = Expect {
+        caller: "121",
+        did: "",
+        ..c.clone()
+    };
+    let internal = vec![
+        to_121.dialing("120", 0),
+        to_121.started_out("120", NotDef, 1),
+        to_121.ended_out(
+            "120",
+            Ok,
+            false,
+            60,
+            1,
+            "answered outgoing call from 120 to 121, 00:01:00",
+        ),
+    ];
+    let partyless_2 = || {
+        Leg(crate::pbx::participant::Participant {
+            party_caller_id: "0121".into(),
+            ..partyless.0.clone()
+        })
+    };
+    // (report internal calls, the upserts after time 0, up to the answer at 10 s, expected)
+    #[rustfmt::skip]
+    let cases: [(bool, Vec<Leg>, Vec<CallEvent>); 8] = [
+        // The party appears while dialing, or only once connected.
+        (false, vec![partyless.clone(), o.clone(), o.connected()], external.clone()),
+        (false, vec![partyless.clone(), partyless.clone(), o.connected()], external.clone()),
+        (true, vec![partyless.clone(), o.clone(), o.connected()], external.clone()),
+        (true, vec![partyless.clone(), o.connected()], external.clone()),
+        // The party is another extension.
+        (false, vec![partyless_2(), o.party_ext("121"), o.party_ext("121").connected()], vec![]),
+        (false, vec![partyless_2(), o.party_ext("121").connected()], vec![]),
+        (true, vec![partyless_2(), o.party_ext("121"), o.party_ext("121").connected()], internal.clone()),
+        (true, vec![partyless_2(), o.party_ext("121").connected()], internal.clone()),
+    ];
+    for (report_internal_calls, upserts, expected) in cases {
+        let mut s = Script::with(EngineConfig {
+            report_internal_calls,
+            ..config()
+        });
+        let last = upserts.len() - 1;
+        for (i, leg) in upserts.iter().enumerate() {
+            let at = if i == last { 10.0 } else { i as f64 };
+            s.at(at).up(leg);
+        }
+        s.at(70.0).rm(&o).settle();
+        assert_eq!(
+            s.events(),
+            expected,
+            "report internal calls: {report_internal_calls}, {upserts:?}"
+        );
+    }
+}
+
+/// A leg that never shows its party and never connects was neither an external nor an internal
+/// call: nothing is reported (`docs/decisions.md`).
+#[test]
+fn an_outbound_leg_that_never_shows_a_party_is_silent() {
+    for report_internal_calls in [false, true] {
+        let mut s = Script::with(EngineConfig {
+            report_internal_calls,
+            ..config()
+        });
+        let partyless = outbound_partyless(1, "120", 790);
+        s.at(0.0).up(&partyless).at(20.0).rm(&partyless).settle();
+        assert_eq!(s.events(), vec![], "{report_internal_calls}");
+        assert_eq!(s.engine().active_calls(), 0);
+    }
+}
+
+/// `did` by source: `party_did` wins over the trunk's entry; a trunk without one gives no DID;
+/// an entry that is no rule's number is reported as the number.
+#[test]
+fn did_comes_from_party_did_else_the_trunk() {
+    let on_trunk =
+        |trunk: &str, did: &str, callid: u64| inbound(1, "120", callid).with_trunk(trunk).did(did);
+    #[rustfmt::skip]
+    let cases = [
+        (on_trunk(TRUNK, DID, 801),       RULE),
+        (on_trunk(TRUNK, "", 802),        RULE),
+        (on_trunk(TRUNK, "4940999", 803), "4940999"),
+        (on_trunk("10008", "", 804),      ""),
+        (on_trunk("10009", "", 805),      "+4930555"),
+    ];
+    for (leg, did) in cases {
+        let mut config = config();
+        config.trunk_dids.insert("10009".into(), "+4930555".into());
+        let mut s = Script::with(config);
+        s.at(0.0).up(&leg);
+        let c = Expect {
+            did,
+            ..Expect::call(leg.0.callid)
+        };
+        assert_eq!(
+            s.events(),
+            vec![c.ringing("120", UserType::Ext, 0)],
+            "{leg:?}"
+        );
+    }
+}
+
+#[test]
+fn outgoing_calls_have_no_did_even_on_a_trunk_with_one() {
+    let c = Expect::call(790);
+    let mut s = Script::new();
+    s.at(0.0).up(&outbound(1, "120", 790).did(DID));
+    assert_eq!(s.events(), vec![c.dialing("120", 0)]);
 }

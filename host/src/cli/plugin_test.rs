@@ -52,7 +52,11 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
         (None, Some(capture)) => capture_changes(capture)?,
         (None, None) => unreachable!("clap requires --scenario or --capture"),
     };
-    let mut engine = Engine::new(EngineConfig::default());
+    // The scenarios are the simulator's: its trunk tells their DID, as `[trunks]` would.
+    let mut engine = Engine::new(EngineConfig {
+        trunk_dids: callhook_simulator::SimConfig::default_trunks(),
+        ..EngineConfig::default()
+    });
     let mut events = Vec::new();
     let mut last = None;
     for change in changes {

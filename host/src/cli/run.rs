@@ -93,6 +93,7 @@ pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
         report_internal_calls: config.engine.report_internal_calls,
         time_zone: config.engine.time_zone.clone(),
         did_rules: config.engine.did_rules.clone(),
+        trunk_dids: config.engine.trunk_dids.clone(),
     };
     let store = EngineStore::of(&queue);
     let engine = match store.load() {

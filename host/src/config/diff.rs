@@ -19,7 +19,8 @@ pub struct ConfigDiff {
     pub plugins_changed: Vec<String>,
     /// Whether the routes or `default_plugins` changed.
     pub routes_changed: bool,
-    /// Whether the engine settings (grace, internal calls, time zone, DID table) changed.
+    /// Whether the engine settings (grace, internal calls, time zone, DID and
+    /// trunk tables) changed.
     pub engine_changed: bool,
     /// Sections whose change takes effect only after a restart: `pbx`, `server`, `storage`,
     /// `recordings`.

@@ -80,6 +80,8 @@ pub(crate) struct RawConfig {
     pub plugin: Vec<Loc<RawPlugin>>,
     /// Which extensions' events go to which plugins; see [`[[route]]`](#route).
     pub route: Vec<Loc<RawRoute>>,
+    /// The DID number each trunk's inbound calls arrive on; see [`[trunks]`](#trunks).
+    pub trunks: Option<Loc<RawMap<String>>>,
     /// DID numbers and the inbound rule names the `did` field reports for them; see
     /// [`[did]`](#did).
     pub did: Option<Loc<RawMap<String>>>,
@@ -367,9 +369,30 @@ pub(crate) struct RawRoute {
     pub plugins: Option<Loc<Vec<Loc<String>>>>,
 }
 
+/// `[trunks]`: the DID number each trunk's inbound calls arrive on, for the `did` field.
+///
+/// 3CX V20 leaves `party_did` empty, so an inbound call's DID is taken from the trunk it came
+/// in on: each key is a trunk's DN, as the Call Control API shows it in the external party's
+/// `party_dn` (e.g. `10007`), each value the DID number, written with digits, `+` and
+/// separators. When the PBX does fill in `party_did`, that wins. The `did` field then reports
+/// the number's inbound rule name (from the PBX or [`[did]`](#did), compared by digits only),
+/// else the number itself. This fits trunks with one DID; the calls of a trunk with several
+/// DIDs all get the one configured here. By default empty: without `party_did` an inbound call
+/// has no DID, and `did` is empty.
+///
+/// ```toml
+/// [trunks]
+/// "10007" = "+4930123456"
+/// ```
+#[derive(Debug, Default)]
+#[allow(dead_code)] // documentation only: the table has arbitrary keys
+pub(crate) struct RawTrunks;
+
 /// `[did]`: inbound rule names for DID numbers, used for the `did` field when the PBX's
 /// configuration API cannot be asked. Each key is a number as the PBX reports it (`+` and
-/// separators are ignored when matching), each value the rule's name.
+/// separators are ignored when matching), each value the rule's name. Numbers are compared by
+/// their digits only, so two keys with the same digits are an error, and a key here wins over
+/// the PBX's rule for the same number. By default empty: `did` reports the DID number.
 ///
 /// ```toml
 /// [did]
@@ -520,6 +543,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "engine",
     "plugin",
     "route",
+    "trunks",
     "did",
 ];
 
@@ -571,6 +595,7 @@ pub(crate) fn parse_toml(text: &str) -> (RawConfig, Vec<Problem>) {
                 section("engine");
                 raw.engine = item(text, "engine", value, &mut problems).unwrap_or_default();
             }
+            "trunks" => raw.trunks = item(text, "trunks", value, &mut problems),
             "did" => raw.did = item(text, "did", value, &mut problems),
             "plugin" | "route" => {
                 let DeValue::Array(array) = value.get_ref() else {

@@ -18,6 +18,7 @@ const SECTIONS: &[(&str, &str, &str)] = &[
     ("RawPlugin", "`[[plugin]]`", "plugin."),
     ("RawRetry", "`[plugin.retry]`", "plugin.retry."),
     ("RawRoute", "`[[route]]`", "route."),
+    ("RawTrunks", "`[trunks]`", "trunks."),
     ("RawDid", "`[did]`", "did."),
 ];
 
@@ -45,8 +46,8 @@ configuration without starting anything or connecting anywhere.
   new plugin instances, deliveries already running finish with the old ones, and deliveries
   queued for a removed plugin wait until it is configured again. A file that does not load,
   or a plugin that does not load, rejects the whole reload: the errors are printed with their
-  places and the configuration in force stays. Changes of `[pbx]`, `[engine]`, `[did]`,
-  `[server]`, `[storage]` and `[recordings]` take effect at the next start.
+  places and the configuration in force stays. Changes of `[pbx]`, `[engine]`, `[trunks]`,
+  `[did]`, `[server]`, `[storage]` and `[recordings]` take effect at the next start.
 
 A complete, commented example is [`config/callhook.toml`](../config/callhook.toml).
 ";

@@ -421,6 +421,31 @@ fn rejects_bad_timezone() {
 }
 
 #[test]
+fn rejects_bad_trunks() {
+    let bad = errors(&format!(
+        "{PBX}[trunks]\n\"10007\" = \"abc\"\n\" \" = \"+4930123456\"\n\"10008\" = \"\"\n"
+    ));
+    assert_error(&bad, "callhook.toml:6", "trunks.\"10007\"", "a DID number");
+    assert_error(&bad, "callhook.toml:7", "trunks.\" \"", "a trunk DN");
+    assert_error(&bad, "callhook.toml:8", "trunks.\"10008\"", "a DID number");
+    let wrong_type = errors(&format!("{PBX}[trunks]\n\"10007\" = 4930123456\n"));
+    assert_error(&wrong_type, "callhook.toml:6", "trunks.10007", "wrong type");
+}
+
+#[test]
+fn rejects_did_numbers_with_the_same_digits() {
+    let errors = errors(&format!(
+        "{PBX}[did]\n\"+4930123456\" = \"A\"\n\"49 30 123456\" = \"B\"\n"
+    ));
+    assert_error(
+        &errors,
+        "callhook.toml:7",
+        "did.\"49 30 123456\"",
+        "compared by digits",
+    );
+}
+
+#[test]
 fn collects_every_error() {
     let errors = errors(
         "bogus = 1\n[pbx]\nurl = \"nope\"\nclient_id = \"\"\n[[plugin]]\nname = \"Bad Name\"\npath = \"x.wasm\"\n[[route]]\nextensions = \"9-1\"\nplugins = [\"ghost\"]\n",
@@ -435,6 +460,22 @@ fn collects_every_error() {
 }
 
 // ---- accepted configurations ----
+
+#[test]
+fn accepts_trunks_and_dids_in_any_form() {
+    let config = load_toml(&format!(
+        "{PBX}[trunks]\n\"10007\" = \"+49 30 123456\"\nsip-trunk = \"030/555\"\n[did]\n\"+4930123456\" = \"CompanyDID\"\n"
+    ))
+    .unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(
+        config.engine.trunk_dids,
+        BTreeMap::from([
+            ("10007".to_string(), "+49 30 123456".to_string()),
+            ("sip-trunk".to_string(), "030/555".to_string()),
+        ])
+    );
+    assert_eq!(config.engine.did_rules["+4930123456"], "CompanyDID");
+}
 
 #[test]
 fn accepts_a_minimal_config_with_defaults() {
@@ -758,6 +799,7 @@ fn accepts_the_example_files() {
     assert_eq!(toml.routes.plugins_for("300", Some("800")), ["hubspot"]);
     assert_eq!(toml.routes.plugins_for("300", None), [GENERIC_WEBHOOK]);
     assert_eq!(toml.engine.did_rules["+4930123456"], "CompanyDID");
+    assert_eq!(toml.engine.trunk_dids["10007"], "+4930123456");
     let ini = Config::load_with_env(&dir.join("webhooks.ini"), &env)
         .unwrap_or_else(|errors| panic!("{errors}"));
     assert_eq!(ini.plugins[0].allowed_hosts, ["https://crm.example.com"]);

@@ -17,6 +17,7 @@ use super::{
     PluginSource, RecordingSource, RecordingsConfig, RetryOverrides, Route, Routes, Secret,
     ServerConfig, StorageConfig, TlsFiles,
 };
+use crate::calls::did_digits;
 use crate::runtime::egress::HostPattern;
 use crate::runtime::limits::{MAX_MEMORY_MB, PluginLimits};
 
@@ -422,29 +423,8 @@ impl Validator<'_> {
             },
             None => (jiff::tz::TimeZone::system(), None),
         };
-        let mut did_rules = BTreeMap::new();
-        if let Some(did) = &raw.did {
-            for (number, rule) in &did.value.0 {
-                let key = format!("did.\"{}\"", number.value);
-                let digits = number.value.chars().filter(char::is_ascii_digit).count();
-                let clean = number
-                    .value
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || "+ -()./".contains(c));
-                if digits == 0 || !clean {
-                    self.invalid(
-                        &number.at,
-                        &key,
-                        "a DID number such as \"+4930123456\" (digits, `+` and separators)",
-                        format!("{:?}", number.value),
-                    );
-                } else if rule.value.trim().is_empty() {
-                    self.invalid(&rule.at, &key, "an inbound rule name", "an empty string");
-                } else {
-                    did_rules.insert(number.value.clone(), rule.value.trim().to_string());
-                }
-            }
-        }
+        let did_rules = self.did_rules(raw);
+        let trunk_dids = self.trunk_dids(raw);
         EngineSettings {
             grace,
             report_internal_calls: raw
@@ -455,7 +435,75 @@ impl Validator<'_> {
             time_zone,
             time_zone_name,
             did_rules,
+            trunk_dids,
         }
+    }
+
+    /// `[did]`: DID number -> rule name. Two numbers with the same digits would be one number
+    /// with two names, so the second is an error.
+    fn did_rules(&mut self, raw: &RawConfig) -> BTreeMap<String, String> {
+        let mut did_rules = BTreeMap::new();
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for (number, rule) in raw.did.iter().flat_map(|did| &did.value.0) {
+            let key = format!("did.\"{}\"", number.value);
+            if !self.did_number(number, &key) {
+                continue;
+            }
+            if rule.value.trim().is_empty() {
+                self.invalid(&rule.at, &key, "an inbound rule name", "an empty string");
+                continue;
+            }
+            if let Some(first) = seen.insert(did_digits(&number.value), number.value.clone()) {
+                self.invalid(
+                    &number.at,
+                    &key,
+                    format!("a number other than {first:?} (DID numbers are compared by digits)"),
+                    format!("{:?}", number.value),
+                );
+                continue;
+            }
+            did_rules.insert(number.value.clone(), rule.value.trim().to_string());
+        }
+        did_rules
+    }
+
+    /// `[trunks]`: trunk DN -> DID number.
+    fn trunk_dids(&mut self, raw: &RawConfig) -> BTreeMap<String, String> {
+        let mut trunk_dids = BTreeMap::new();
+        for (trunk, number) in raw.trunks.iter().flat_map(|trunks| &trunks.value.0) {
+            let key = format!("trunks.\"{}\"", trunk.value);
+            let dn = trunk.value.trim();
+            if dn.is_empty() || dn.chars().any(char::is_whitespace) {
+                self.invalid(
+                    &trunk.at,
+                    &key,
+                    "a trunk DN such as \"10007\" (the external party's `party_dn`)",
+                    format!("{:?}", trunk.value),
+                );
+            } else if self.did_number(number, &key) {
+                trunk_dids.insert(dn.to_string(), number.value.trim().to_string());
+            }
+        }
+        trunk_dids
+    }
+
+    /// Checks a DID number (digits, `+` and separators, at least one digit); reports it at
+    /// `key` and returns false when it is not one.
+    fn did_number(&mut self, number: &Loc<String>, key: &str) -> bool {
+        let digits = did_digits(&number.value).len();
+        let clean = number
+            .value
+            .chars()
+            .all(|c| c.is_ascii_digit() || "+ -()./".contains(c));
+        if digits == 0 || !clean {
+            self.invalid(
+                &number.at,
+                key,
+                "a DID number such as \"+4930123456\" (digits, `+` and separators)",
+                format!("{:?}", number.value),
+            );
+        }
+        digits > 0 && clean
     }
 
     fn recordings(&mut self, raw: &RawConfig, storage_dir: &FileRef) -> RecordingsConfig {

@@ -28,12 +28,15 @@
 //!
 //! # Order, and why replay matches the live stream
 //!
-//! The connector processes frames one at a time and writes a frame's line when it processes it
-//! (with the time it arrived), immediately followed by the line of the GET it caused, if any. A
-//! change is emitted right after the line that decided it: a snapshot reply, a participant reply
-//! (`200` ⇒ upsert, `404` ⇒ remove) or a remove frame. Replay maps exactly these lines to
-//! changes ([`change_of`]) in file order, so it reproduces the live stream one for one,
-//! including its times. Failed replies (`401` before a re-mint, `5xx`, malformed bodies) emit
+//! The connector fetches participants concurrently but hands changes on in the order of the
+//! frames that caused them (see [`super::connector`]), and it writes each line that decides a
+//! change at the moment it hands that change on: a snapshot reply, a participant reply (`200`
+//! with a usable participant ⇒ upsert, `404` ⇒ remove; the line carries `frame_at`, the time of
+//! the newest upsert frame the GET answers, which is the change's time) or a remove frame (with
+//! the time it arrived). Upsert and ignored frames are written when they arrive; they decide
+//! nothing by themselves. Replay maps exactly the deciding lines to changes ([`change_of`]) in
+//! file order, so it reproduces the live stream one for one, including its times. Failed or
+//! skipped replies (`401` before a re-mint, `403` on a hidden leg, `5xx`, unusable bodies) emit
 //! nothing, live or replayed.
 //!
 //! Writes go through a mutex to a line-buffered file, so each line is complete on disk as soon
@@ -49,7 +52,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::rest::{parse_participant, parse_snapshot};
+use super::rest::{FetchedParticipant, parse_participant, parse_snapshot};
 use super::socket::{Entity, Event, parse_frame};
 use super::{Change, Dn};
 
@@ -115,6 +118,11 @@ pub enum Record {
         status: u16,
         /// The body.
         body: Body,
+        /// For a participant GET: the time of the newest upsert frame it answers, which is the
+        /// time of the change it decides (absent in captures of earlier versions, and for
+        /// other GETs: then `at` is that time).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        frame_at: Option<Timestamp>,
     },
     /// A line of a kind this version does not know (skipped on reading).
     #[serde(other)]
@@ -142,6 +150,18 @@ impl Record {
                 Body::Json(value)
             }
             Err(_) => Body::Text(String::from_utf8_lossy(bytes).into_owned()),
+        }
+    }
+
+    /// A participant GET's reply, recorded when the connector hands on the change it decides;
+    /// `frame_at` is the time of the newest upsert frame the GET answers.
+    pub fn participant_reply(fetched: &FetchedParticipant, frame_at: Timestamp) -> Record {
+        Record::Get {
+            at: fetched.at,
+            path: fetched.path.clone(),
+            status: fetched.status,
+            body: Record::body_of(&fetched.body),
+            frame_at: Some(frame_at),
         }
     }
 
@@ -320,6 +340,7 @@ pub fn change_of(record: &Record) -> Option<Change> {
             path,
             status,
             body,
+            frame_at,
         } => {
             let success = (200..300).contains(status);
             if path == "/callcontrol" {
@@ -327,10 +348,11 @@ pub fn change_of(record: &Record) -> Option<Change> {
                 if !success {
                     return None;
                 }
-                let dns = parse_snapshot(value.to_string().as_bytes()).ok()?;
-                return Some(snapshot_change(*at, dns));
+                let parsed = parse_snapshot(value.to_string().as_bytes()).ok()?;
+                return Some(snapshot_change(*at, parsed.dns));
             }
             let entity = Entity::parse(path)?;
+            let at = frame_at.as_ref().unwrap_or(at);
             if *status == 404 {
                 return Some(Change::Remove {
                     at: *at,
@@ -519,6 +541,7 @@ mod tests {
                 path: "/callcontrol".into(),
                 status: 200,
                 body: Body::Json(snapshot),
+                frame_at: None,
             },
             Record::frame(at(2), &frame(1, 0, 8)),
             Record::Get {
@@ -526,12 +549,14 @@ mod tests {
                 path: "/callcontrol/150/participants/8".into(),
                 status: 401,
                 body: Body::Json(json!({"error":"invalid_token"})),
+                frame_at: None,
             },
             Record::Get {
                 at: at(3),
                 path: "/callcontrol/150/participants/8".into(),
                 status: 200,
                 body: Body::Json(participant(8, "Ringing")),
+                frame_at: None,
             },
             Record::frame(at(4), &frame(2, 0, 9)),
             Record::Get {
@@ -539,6 +564,7 @@ mod tests {
                 path: "/callcontrol/150/participants/9".into(),
                 status: 404,
                 body: Body::Text(String::new()),
+                frame_at: None,
             },
             Record::frame(at(5), &frame(3, 1, 8)),
             Record::frame(at(6), "{\"sequence\": this is not json"),
@@ -548,12 +574,14 @@ mod tests {
                 path: "/xapi/v1/Recordings?$top=5".into(),
                 status: 200,
                 body: Body::Json(json!({"value": []})),
+                frame_at: None,
             },
             Record::Get {
                 at: at(8),
                 path: "/xapi/v1/Recordings/Pbx.DownloadRecording(recId=1)".into(),
                 status: 200,
                 body: Body::Size(44),
+                frame_at: None,
             },
             Record::SocketClosed {
                 at: at(9),

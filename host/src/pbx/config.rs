@@ -47,10 +47,12 @@ pub struct ConnectorConfig {
     pub backoff_max: Duration,
     /// Time limit of one HTTP request or WebSocket upgrade, connection included. By default 15 s.
     pub request_timeout: Duration,
-    /// The most socket frames taken in one batch. Frames already waiting are read together so
-    /// that an upsert followed by another frame for the same participant costs no fetch.
-    /// By default 256.
-    pub batch_limit: usize,
+    /// The most participant fetches running at once (different participants; one participant
+    /// is fetched one at a time). By default 16.
+    pub fetch_concurrency: usize,
+    /// The least time between two snapshots taken because of sequence gaps; gaps within it
+    /// share the next one. By default 5 s.
+    pub gap_snapshot_every: Duration,
 }
 
 impl ConnectorConfig {
@@ -64,6 +66,10 @@ impl ConnectorConfig {
     pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(5);
     /// The default request timeout.
     pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+    /// The default number of participant fetches running at once.
+    pub const DEFAULT_FETCH_CONCURRENCY: usize = 16;
+    /// The default least time between two snapshots for sequence gaps.
+    pub const DEFAULT_GAP_SNAPSHOT_EVERY: Duration = Duration::from_secs(5);
 
     /// A configuration for the PBX at `base_url` with every other setting at its default.
     pub fn new(
@@ -81,7 +87,8 @@ impl ConnectorConfig {
             backoff_min: Self::DEFAULT_BACKOFF_MIN,
             backoff_max: Self::DEFAULT_BACKOFF_MAX,
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
-            batch_limit: 256,
+            fetch_concurrency: Self::DEFAULT_FETCH_CONCURRENCY,
+            gap_snapshot_every: Self::DEFAULT_GAP_SNAPSHOT_EVERY,
         }
     }
 

@@ -6,32 +6,42 @@
 //!    once and tries again at once (the token may have been superseded by another login).
 //! 2. **Then** take a snapshot (`GET /callcontrol`) and emit it: the socket is open first, so
 //!    every change after the snapshot arrives as a frame, and frames that raced the snapshot
-//!    are merely applied twice (the engine is idempotent).
-//! 3. Read frames. Frames already waiting are taken as a batch (up to
-//!    [`ConnectorConfig::batch_limit`]) and processed in order, one at a time:
+//!    are merely applied twice (the engine is idempotent). Objects of the snapshot that cannot
+//!    be used are skipped alone, counted and logged once.
+//! 3. Read frames, one at a time, in order:
 //!    - a **`sequence` gap** (any step other than +1) means frames were lost: take a snapshot
-//!      before going on;
-//!    - an **upsert** fetches its participant and emits [`Change::Upsert`], or
-//!      [`Change::Remove`] if the fetch answers `404`; the fetch is skipped when a later frame of
-//!      the same batch names the same participant, since that one's fetch or remove tells the
-//!      newer truth (this absorbs duplicate frames for free);
-//!    - a **remove** emits [`Change::Remove`];
-//!    - DTMF and prompt events are counted and ignored; malformed frames and unknown event
-//!      types are logged, counted and skipped (a malformed frame also shows up as a sequence
-//!      gap, so the next valid frame causes a snapshot: whatever it was, nothing is lost).
+//!      before going on, at most one per [`ConnectorConfig::gap_snapshot_every`] (5 s by
+//!      default); gaps within that time share the next one;
+//!    - an **upsert** queues a fetch of its participant ([`super::fetches`]): fetches of
+//!      different participants run concurrently, repeats of one participant fold into one
+//!      follow-up fetch, and the results are emitted in frame order as [`Change::Upsert`]
+//!      (stamped with the newest frame's time), as [`Change::Remove`] when the fetch answers
+//!      `404`, or not at all when it answers `403` (a leg not visible to this client, counted
+//!      and logged once per DN) or with a participant that cannot be used;
+//!    - a **remove** emits [`Change::Remove`] in its place in the order;
+//!    - frames about other entities (devices, DNs), DTMF and prompt events are counted and
+//!      ignored; malformed frames and unknown event types are logged, counted and skipped (a
+//!      malformed frame also shows up as a sequence gap, so the next valid frame causes a
+//!      snapshot: whatever it was, nothing is lost).
 //! 4. Every `resnapshot_interval` (60 s by default) a snapshot is taken anyway.
+//! 5. When the token is due for its planned refresh, the session mints the new token, opens a
+//!    new socket with it, takes a snapshot, and only then drops the old socket (`3cx-api.md`,
+//!    section 3): no frame can fall between the two sockets.
 //!
-//! Processing one frame at a time keeps the output in the PBX's order and makes a capture
-//! replay to exactly the same stream (see [`super::capture`]).
+//! Every snapshot first waits for the fetches already under way and emits their results, so a
+//! snapshot is never followed by older news. The capture records each deciding reply when its
+//! change is emitted, so a replay reproduces the stream (see [`super::capture`]).
 //!
 //! # Between sessions
 //!
-//! Any failure (socket closed or silent, REST error, token trouble) ends the session; the
-//! connector publishes [`ConnectionState::Backoff`], waits (capped exponential backoff with
-//! jitter, `backoff_min` 1 s to `backoff_max` 60 s by default) and starts a new session, whose
-//! snapshot lets the engine close the calls that ended meanwhile. The backoff starts over once
-//! a session has stayed connected for `min(30 s, backoff_max)`, so a PBX that accepts and
-//! drops at once is not hammered.
+//! Any failure (socket closed cleanly or abnormally, silent, a REST error, token trouble) ends
+//! the session. A session that was connected is followed at once by a new one, whose snapshot
+//! lets the engine close the calls that ended meanwhile: the PBX may drop a socket at any time
+//! (`1006`, no close frame) and a moment's wait would only delay events. Only repeated failures
+//! back off: the connector publishes [`ConnectionState::Backoff`], waits (capped exponential
+//! backoff with jitter, `backoff_min` 1 s to `backoff_max` 60 s by default) and tries again.
+//! The backoff starts over once a session has stayed connected for `min(30 s, backoff_max)`,
+//! so a PBX that accepts and drops at once is not hammered.
 //!
 //! Errors that retrying cannot fix (wrong credentials, no Call Control licence, TLS
 //! verification failure, a bad CA file) end [`Connector::run`] with that error **if they
@@ -45,26 +55,25 @@
 //! a pending send on the output channel is abandoned. Dropping the output receiver ends `run`
 //! too. Both return `Ok(())` and leave the state at [`ConnectionState::Stopped`].
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::Change;
 use super::backoff::Backoff;
 use super::capture::{CaptureWriter, FORMAT_VERSION, Record, snapshot_change};
 use super::config::ConnectorConfig;
+use super::fetches::{Fetches, Ready};
 use super::http::{self, TlsSetupError, TransportError};
-use super::rest::{RestClient, RestError};
-use super::socket::{
-    Entity, Event, EventSocket, Frame, FrameError, Received, SocketError, parse_frame,
-};
+use super::rest::{ParticipantReply, RestClient, RestError};
+use super::socket::{Entity, Event, EventSocket, Frame, Received, SocketError, parse_frame};
 use super::stats::ConnectorStats;
-use super::token::{TokenError, TokenManager, shorten};
+use super::token::{AccessToken, TokenError, TokenManager, shorten};
 
 /// What the connector is doing now; watch it through [`Connector::state`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,7 +173,12 @@ pub struct Connector {
     capture: Option<CaptureWriter>,
     stats: Arc<ConnectorStats>,
     state: watch::Sender<ConnectionState>,
+    /// What has been warned about once already (see [`Connector::warn_once`]).
+    warned: Mutex<HashSet<String>>,
 }
+
+/// The most distinct things [`Connector::warn_once`] remembers; past that it warns again.
+const WARNED_LIMIT: usize = 1024;
 
 impl Connector {
     /// Sets up TLS (reading `ca_file`), the HTTP client and the token manager. Nothing is sent
@@ -206,6 +220,7 @@ impl Connector {
             capture,
             stats,
             state: watch::Sender::new(ConnectionState::Stopped),
+            warned: Mutex::new(HashSet::new()),
         })
     }
 
@@ -241,8 +256,16 @@ impl Connector {
                 connector: &self,
                 out: &out,
                 cancel: &cancel,
+                fetches: Fetches::new(
+                    self.rest.clone(),
+                    self.stats.clone(),
+                    self.config.fetch_concurrency,
+                ),
                 last_sequence: None,
                 connected_at: None,
+                last_gap_snapshot: None,
+                gap_snapshot_due: None,
+                last_at: None,
             };
             let stop = session.run().await;
             let connected_for = session.connected_at.map(|at| at.elapsed());
@@ -265,7 +288,12 @@ impl Connector {
                 tracing::error!(%error, "cannot connect to the PBX; giving up");
                 break Err(error);
             }
-            let delay = backoff.next_delay();
+            // A session that was connected is followed at once; only repeated failures wait.
+            let at_once = connected_for.is_some() && backoff.failures() == 0;
+            let delay = match backoff.next_delay() {
+                _ if at_once => Duration::ZERO,
+                delay => delay,
+            };
             tracing::warn!(
                 %error,
                 delay_ms = delay.as_millis() as u64,
@@ -291,6 +319,18 @@ impl Connector {
             capture.record(&record);
         }
     }
+
+    /// Runs `warn` the first time `key` is seen: the PBX repeats itself (every snapshot lists
+    /// the same unusable object, every repeat GETs the same hidden leg), the log should not.
+    fn warn_once(&self, key: String, warn: impl FnOnce()) {
+        let mut warned = self.warned.lock().expect("warned set lock");
+        if warned.len() >= WARNED_LIMIT {
+            warned.clear();
+        }
+        if warned.insert(key) {
+            warn();
+        }
+    }
 }
 
 /// One connection: socket, snapshot, frames.
@@ -298,8 +338,15 @@ struct Session<'a> {
     connector: &'a Connector,
     out: &'a mpsc::Sender<Change>,
     cancel: &'a CancellationToken,
+    fetches: Fetches,
     last_sequence: Option<u64>,
     connected_at: Option<Instant>,
+    /// When the last snapshot for a sequence gap was taken.
+    last_gap_snapshot: Option<Instant>,
+    /// A snapshot owed to a gap that came too soon after the last one.
+    gap_snapshot_due: Option<Instant>,
+    /// The time of the last change emitted: times never go backwards in the stream.
+    last_at: Option<Timestamp>,
 }
 
 impl Session<'_> {
@@ -330,38 +377,44 @@ impl Session<'_> {
     async fn open(&self) -> Result<EventSocket, Stop> {
         let c = self.connector;
         let tokens = c.rest.tokens();
-        let url = c.config.socket_url();
-        let connect = |token| {
-            EventSocket::connect(
-                &url,
-                token,
-                c.tls.clone(),
-                c.config.request_timeout,
-                c.config.ping_interval,
-            )
-        };
         let token = tokens.token().await?;
-        let socket = match connect(&token).await {
+        let socket = match self.connect(&token).await {
             Err(SocketError::Unauthorized) => {
                 tracing::info!("the event socket upgrade got 401; minting a new token");
                 let fresh = tokens.refresh_after_401(&token).await?;
-                connect(&fresh).await?
+                self.connect(&fresh).await?
             }
             other => other?,
         };
         c.stats.count_connect();
         c.record(Record::SocketOpened {
             at: Timestamp::now(),
-            url: url.to_string(),
+            url: c.config.socket_url().to_string(),
         });
         Ok(socket)
     }
 
+    async fn connect(&self, token: &AccessToken) -> Result<EventSocket, SocketError> {
+        let c = self.connector;
+        EventSocket::connect(
+            &c.config.socket_url(),
+            token,
+            c.tls.clone(),
+            c.config.request_timeout,
+            c.config.ping_interval,
+        )
+        .await
+    }
+
     /// Snapshot, then frames until something fails.
     async fn serve(&mut self, socket: &mut EventSocket) -> Stop {
-        match self.until_cancelled(self.snapshot()).await {
-            Ok(()) => {}
-            Err(stop) => return stop,
+        let cancel = self.cancel;
+        let first = tokio::select! {
+            _ = cancel.cancelled() => Err(Stop::Cancelled),
+            result = self.snapshot() => result,
+        };
+        if let Err(stop) = first {
+            return stop;
         }
         let since = Timestamp::now();
         self.connected_at = Some(Instant::now());
@@ -373,11 +426,24 @@ impl Session<'_> {
         let mut resnapshot = tokio::time::interval_at(Instant::now() + every, every);
         resnapshot.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            let refresh_due = self.connector.rest.tokens().refresh_due().await;
             let result = tokio::select! {
                 _ = self.cancel.cancelled() => Err(Stop::Cancelled),
                 _ = resnapshot.tick() => self.snapshot().await,
+                _ = until(self.gap_snapshot_due) => {
+                    resnapshot.reset();
+                    self.gap_snapshot().await
+                }
+                _ = until(refresh_due.map(Instant::from_std)) => {
+                    resnapshot.reset();
+                    self.move_to_new_socket(socket).await
+                }
+                answered = self.fetches.answered() => match answered {
+                    Ok(()) => self.emit_ready().await,
+                    Err(error) => Err(error.into()),
+                },
                 received = socket.next() => match received {
-                    Ok(Some(first)) => self.batch(socket, first, &mut resnapshot).await,
+                    Ok(Some(received)) => self.frame(received).await,
                     Ok(None) => Err(Stop::Lost(ConnectorError::Closed)),
                     Err(error) => Err(error.into()),
                 },
@@ -388,65 +454,46 @@ impl Session<'_> {
         }
     }
 
-    /// Takes the frames already waiting after `first` and processes them all.
-    async fn batch(
-        &mut self,
-        socket: &mut EventSocket,
-        first: Received,
-        resnapshot: &mut Interval,
-    ) -> Result<(), Stop> {
-        let mut batch = vec![first];
-        let mut ended = None;
-        while batch.len() < self.connector.config.batch_limit.max(1) {
-            match socket.try_next() {
-                None => break,
-                Some(Ok(Some(received))) => batch.push(received),
-                Some(Ok(None)) => {
-                    ended = Some(Stop::Lost(ConnectorError::Closed));
-                    break;
-                }
-                Some(Err(error)) => {
-                    ended = Some(error.into());
-                    break;
-                }
+    /// The planned token refresh: new token, new socket, snapshot, then the old socket goes.
+    async fn move_to_new_socket(&mut self, socket: &mut EventSocket) -> Result<(), Stop> {
+        let c = self.connector;
+        self.settle().await?;
+        let token = c.rest.tokens().token().await?;
+        let fresh = match self.connect(&token).await {
+            Err(SocketError::Unauthorized) => {
+                let fresh = c.rest.tokens().refresh_after_401(&token).await?;
+                self.connect(&fresh).await?
             }
-        }
-        let frames: Vec<Result<Frame, FrameError>> =
-            batch.iter().map(|r| parse_frame(&r.text)).collect();
-        // The last frame of the batch naming each participant: earlier upserts need no fetch.
-        let mut last_mention: HashMap<&Entity, usize> = HashMap::new();
-        for (index, frame) in frames.iter().enumerate() {
-            if let Ok(Frame {
-                event: Event::Upsert(entity) | Event::Remove(entity),
-                ..
-            }) = frame
-            {
-                last_mention.insert(entity, index);
-            }
-        }
-        for (index, (received, frame)) in batch.iter().zip(&frames).enumerate() {
-            let superseded =
-                |entity: &Entity| last_mention.get(entity).is_some_and(|&last| last > index);
-            self.frame(received, frame, superseded, resnapshot).await?;
-        }
-        match ended {
-            Some(stop) => Err(stop),
-            None => Ok(()),
-        }
+            other => other?,
+        };
+        c.stats.count_connect();
+        c.record(Record::SocketOpened {
+            at: Timestamp::now(),
+            url: c.config.socket_url().to_string(),
+        });
+        let old = std::mem::replace(socket, fresh);
+        self.last_sequence = None;
+        tracing::debug!("moved to a new event socket after the planned token refresh");
+        tokio::spawn(old.close());
+        self.snapshot().await
     }
 
     /// Processes one frame (see the module docs).
-    async fn frame(
-        &mut self,
-        received: &Received,
-        frame: &Result<Frame, FrameError>,
-        superseded: impl Fn(&Entity) -> bool,
-        resnapshot: &mut Interval,
-    ) -> Result<(), Stop> {
+    async fn frame(&mut self, received: Received) -> Result<(), Stop> {
         let c = self.connector;
-        c.record(Record::frame(received.at, &received.text));
         c.stats.count_frame();
-        let frame = match frame {
+        let parsed = parse_frame(&received.text);
+        // A remove's line is written when the remove is emitted, in its place in the order.
+        if !matches!(
+            &parsed,
+            Ok(Frame {
+                event: Event::Remove(_),
+                ..
+            })
+        ) {
+            c.record(Record::frame(received.at, &received.text));
+        }
+        let frame = match parsed {
             Ok(frame) => frame,
             Err(error) => {
                 c.stats.count_malformed_frame();
@@ -458,44 +505,14 @@ impl Session<'_> {
             if let Some(last) = self.last_sequence
                 && sequence != last.wrapping_add(1)
             {
-                c.stats.count_sequence_gap();
-                tracing::warn!(
-                    expected = last.wrapping_add(1),
-                    got = sequence,
-                    "event sequence gap; taking a snapshot"
-                );
-                self.snapshot().await?;
-                resnapshot.reset();
+                self.note_gap(last.wrapping_add(1), sequence);
             }
             self.last_sequence = Some(sequence);
         }
-        match &frame.event {
-            Event::Upsert(entity) if superseded(entity) => {
-                c.stats.count_fetch_skipped();
-            }
-            Event::Upsert(entity) => {
-                let (at, participant) = c
-                    .rest
-                    .participant(&entity.dn, entity.participant_id)
-                    .await?;
-                let change = match participant {
-                    Some(participant) => Change::Upsert { at, participant },
-                    None => Change::Remove {
-                        at,
-                        dn: entity.dn.clone(),
-                        participant_id: entity.participant_id,
-                    },
-                };
-                self.emit(change).await?;
-            }
-            Event::Remove(entity) => {
-                self.emit(Change::Remove {
-                    at: received.at,
-                    dn: entity.dn.clone(),
-                    participant_id: entity.participant_id,
-                })
-                .await?;
-            }
+        match frame.event {
+            Event::Upsert(entity) => self.fetches.upsert(entity, received.at),
+            Event::Remove(entity) => self.fetches.remove(entity, received),
+            Event::OtherEntity { .. } => c.stats.count_ignored_entity(),
             Event::Dtmf { .. } | Event::PromptPlaybackFinished { .. } => {
                 c.stats.count_ignored_event();
             }
@@ -504,13 +521,120 @@ impl Session<'_> {
                 tracing::warn!(event_type, %entity, "skipped an event of unknown type");
             }
         }
+        self.emit_ready().await
+    }
+
+    /// Frames were lost: a snapshot is owed, at once or when the last gap's snapshot is
+    /// `gap_snapshot_every` old; gaps until then share it.
+    fn note_gap(&mut self, expected: u64, got: u64) {
+        let c = self.connector;
+        c.stats.count_sequence_gap();
+        let now = Instant::now();
+        let due = *self.gap_snapshot_due.get_or_insert_with(|| {
+            self.last_gap_snapshot
+                .map_or(now, |last| (last + c.config.gap_snapshot_every).max(now))
+        });
+        tracing::warn!(
+            expected,
+            got,
+            snapshot_in_ms = due.saturating_duration_since(now).as_millis() as u64,
+            "event sequence gap: frames were lost; a snapshot follows"
+        );
+    }
+
+    /// Emits every decided result at the front of the fetch order.
+    async fn emit_ready(&mut self) -> Result<(), Stop> {
+        while let Some(ready) = self.fetches.pop_ready() {
+            let c = self.connector;
+            match ready {
+                Ready::Fetched { fetched, frame_at } => {
+                    let at = self.monotonic(frame_at);
+                    c.record(Record::participant_reply(&fetched, at));
+                    let entity = Entity::parse(&fetched.path)
+                        .expect("participant paths are made from entities");
+                    match fetched.outcome {
+                        ParticipantReply::Found(participant) => {
+                            self.emit(Change::Upsert {
+                                at,
+                                participant: *participant,
+                            })
+                            .await?;
+                        }
+                        ParticipantReply::Gone => {
+                            self.emit(Change::Remove {
+                                at,
+                                dn: entity.dn,
+                                participant_id: entity.participant_id,
+                            })
+                            .await?;
+                        }
+                        ParticipantReply::Hidden => c.warn_once(format!("hidden {}", entity.dn), || {
+                            tracing::warn!(
+                                dn = %entity.dn,
+                                "the PBX answers 403 for this DN's legs (not visible to this API client); skipping them"
+                            );
+                        }),
+                        ParticipantReply::Unusable(detail) => {
+                            c.warn_once(format!("unusable {}", fetched.path), || {
+                                tracing::warn!(path = %fetched.path, %detail, "skipped a participant that cannot be used");
+                            });
+                        }
+                    }
+                }
+                Ready::Removed { entity, frame } => {
+                    let at = self.monotonic(frame.at);
+                    c.record(Record::frame(at, &frame.text));
+                    self.emit(Change::Remove {
+                        at,
+                        dn: entity.dn,
+                        participant_id: entity.participant_id,
+                    })
+                    .await?;
+                }
+            }
+        }
         Ok(())
     }
 
-    /// `GET /callcontrol` and emit it.
-    async fn snapshot(&self) -> Result<(), Stop> {
-        let snapshot = self.connector.rest.snapshot().await?;
-        self.emit(snapshot_change(snapshot.at, snapshot.dns)).await
+    /// `at`, or the last emitted time if `at` is earlier (a folded fetch can carry a frame
+    /// time later than the slots behind it).
+    fn monotonic(&mut self, at: Timestamp) -> Timestamp {
+        let at = self.last_at.map_or(at, |last| last.max(at));
+        self.last_at = Some(at);
+        at
+    }
+
+    /// Waits for the fetches under way and emits their results.
+    async fn settle(&mut self) -> Result<(), Stop> {
+        loop {
+            self.emit_ready().await?;
+            if self.fetches.is_empty() {
+                return Ok(());
+            }
+            self.fetches.answered().await?;
+        }
+    }
+
+    /// The snapshot owed to a sequence gap.
+    async fn gap_snapshot(&mut self) -> Result<(), Stop> {
+        self.gap_snapshot_due = None;
+        self.last_gap_snapshot = Some(Instant::now());
+        self.snapshot().await
+    }
+
+    /// Settles the fetches under way, then `GET /callcontrol` and emit it.
+    async fn snapshot(&mut self) -> Result<(), Stop> {
+        self.settle().await?;
+        let c = self.connector;
+        let snapshot = c.rest.snapshot().await?;
+        for skipped in &snapshot.skipped {
+            c.stats.count_skipped_object();
+            c.warn_once(format!("snapshot:{skipped}"), || {
+                tracing::warn!(object = %skipped, "skipped an object of the snapshot that cannot be used");
+            });
+        }
+        let at = self.monotonic(snapshot.at);
+        self.emit(snapshot_change(at, snapshot.dns)).await
     }
 
     /// Hands a change to the output, waiting for room unless shutdown comes first.
@@ -525,5 +649,13 @@ impl Session<'_> {
                 Err(_) => Err(Stop::OutputClosed),
             },
         }
+    }
+}
+
+/// Sleeps until `deadline`; pending forever without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }

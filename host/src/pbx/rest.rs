@@ -9,7 +9,8 @@
 //! | status | meaning |
 //! |---|---|
 //! | `401` twice | [`RestError::Unauthorized`]: the fresh token was refused too |
-//! | `403` | [`RestError::Forbidden`]: no Call Control licence, or the DN is not selected for the client |
+//! | `403` on a participant | that leg is not visible to the client: [`ParticipantReply::Hidden`] |
+//! | `403` elsewhere | [`RestError::Forbidden`] (Call Control) or [`RestError::XapiForbidden`] (`/xapi`) |
 //! | `404` on a participant | it is gone: `Ok(None)` |
 //! | other non-2xx | [`RestError::Status`] |
 //! | 2xx, body not the expected JSON | [`RestError::Malformed`] |
@@ -32,6 +33,7 @@ use serde_json::Value;
 use super::capture::{CaptureWriter, Record};
 use super::config::ConnectorConfig;
 use super::http::TransportError;
+use super::lenient;
 use super::participant::{DnType, Participant};
 use super::stats::ConnectorStats;
 use super::token::{TokenError, TokenManager, shorten};
@@ -51,12 +53,23 @@ pub enum RestError {
         /// The request path.
         path: String,
     },
-    /// `403`: the API client may not do this.
+    /// `403` on Call Control: the API client may not use it.
     #[error(
-        "the PBX answered HTTP 403 for {path}: the API client has no Call Control licence, or the \
-         DN is not selected for it (3CX Admin > Integrations > API)"
+        "the PBX answered HTTP 403 for {path}: the API client has no Call Control access (the \
+         licence, or the client's Call Control option in 3CX Admin > Integrations > API)"
     )]
     Forbidden {
+        /// The request path.
+        path: String,
+    },
+    /// `403` on XAPI: the API client lacks XAPI access or the role it needs. Call Control goes
+    /// on; recordings and inbound rule names are unavailable until it is fixed.
+    #[error(
+        "the PBX answered HTTP 403 for {path}: the API client has no XAPI access (in 3CX Admin > \
+         Integrations > API tick XAPI access for the client and give it a department role such \
+         as System Owner; \"System Wide + User\" is not enough)"
+    )]
+    XapiForbidden {
         /// The request path.
         path: String,
     },
@@ -91,30 +104,29 @@ impl RestError {
     pub fn is_permanent(&self) -> bool {
         match self {
             RestError::Token(e) => e.is_permanent(),
-            RestError::Transport(TransportError::Tls { .. }) | RestError::Forbidden { .. } => true,
+            RestError::Transport(TransportError::Tls { .. })
+            | RestError::Forbidden { .. }
+            | RestError::XapiForbidden { .. } => true,
             _ => false,
         }
     }
 }
 
-/// A DN object of `GET /callcontrol`.
+/// A DN object of `GET /callcontrol`, read field by field ([`parse_snapshot`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DnObject {
-    /// The DN's number or name.
+    /// The DN's number or name. A DN object without one is skipped.
+    #[serde(deserialize_with = "lenient::string")]
     pub dn: String,
-    /// Its type (`Wextension`, `Wqueue`, ...).
-    #[serde(rename = "type", default = "dn_type_none")]
+    /// Its type (`Wextension`, `Wqueue`, ...); `None` when absent or `null`.
+    #[serde(rename = "type", default, deserialize_with = "lenient::or_default")]
     pub dn_type: DnType,
-    /// Its registered devices.
-    #[serde(default)]
+    /// Its registered devices (`null` on route points and queues reads as none).
+    #[serde(default, skip_deserializing)]
     pub devices: Vec<Device>,
     /// Its participants: the call legs it is part of now.
-    #[serde(default)]
+    #[serde(default, skip_deserializing)]
     pub participants: Vec<Participant>,
-}
-
-fn dn_type_none() -> DnType {
-    DnType::None
 }
 
 /// A device registered to a DN.
@@ -122,10 +134,13 @@ fn dn_type_none() -> DnType {
 #[serde(default)]
 pub struct Device {
     /// The DN it belongs to.
+    #[serde(deserialize_with = "lenient::string")]
     pub dn: String,
     /// The SIP contact, e.g. `sip:101@10.0.0.5:5060`.
+    #[serde(deserialize_with = "lenient::string")]
     pub device_id: String,
     /// The phone's user agent, e.g. `Yealink T46U`.
+    #[serde(deserialize_with = "lenient::string")]
     pub user_agent: String,
 }
 
@@ -134,12 +149,25 @@ pub struct Device {
 pub struct Snapshot {
     /// When the reply arrived.
     pub at: Timestamp,
-    /// Every DN the API client sees.
+    /// Every usable DN the API client sees.
     pub dns: Vec<DnObject>,
+    /// The objects that could not be used, one line each (see [`ParsedSnapshot::skipped`]).
+    pub skipped: Vec<String>,
 }
 
+/// The body of `GET /callcontrol`, read object by object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParsedSnapshot {
+    /// Every usable DN object, with its usable devices and participants.
+    pub dns: Vec<DnObject>,
+    /// Why each unusable object was skipped, e.g. `participant of DN 150: unusable id null`:
+    /// a DN object without `dn` (with everything in it: without the DN's type its legs mean
+    /// nothing), a participant without `id` or `callid`, a device that is not an object.
+    pub skipped: Vec<String>,
+}
 
 /// A reply as received.
+#[derive(Clone)]
 pub(super) struct Reply {
     pub(super) at: Timestamp,
     pub(super) status: StatusCode,
@@ -154,6 +182,36 @@ pub(super) enum CaptureBody {
     Json,
     /// Only its length (audio).
     SizeOnly,
+    /// Nothing: the caller records the reply itself, when it acts on it.
+    Deferred,
+}
+
+/// What a participant GET answered ([`RestClient::participant`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParticipantReply {
+    /// `200` with a usable participant: its full current state.
+    Found(Box<Participant>),
+    /// `404`: the participant is gone (normal after a remove, and in races).
+    Gone,
+    /// `403`: this leg is not visible to the API client; skip it (`3cx-api.md`, section 2).
+    Hidden,
+    /// `200` with a body that is not a usable participant (no `id` or `callid`); skip it.
+    Unusable(String),
+}
+
+/// A participant GET's reply, with what the connector needs to record it.
+#[derive(Debug, Clone)]
+pub struct FetchedParticipant {
+    /// The request path.
+    pub path: String,
+    /// When the reply arrived.
+    pub at: Timestamp,
+    /// The HTTP status.
+    pub status: u16,
+    /// The body as received.
+    pub body: Bytes,
+    /// What it means.
+    pub outcome: ParticipantReply,
 }
 
 /// The client for the PBX's REST interfaces. Cheap to clone; clones share the token manager.
@@ -188,37 +246,56 @@ impl RestClient {
         &self.tokens
     }
 
-    /// `GET /callcontrol`: every DN the API client sees, with its participants.
+    /// `GET /callcontrol`: every DN the API client sees, with its participants. Objects that
+    /// cannot be used are left out and listed in [`Snapshot::skipped`].
     pub async fn snapshot(&self) -> Result<Snapshot, RestError> {
         let path = "/callcontrol";
         let reply = self.get(path, CaptureBody::Json).await?;
         self.stats.count_snapshot();
         let reply = expect_success(path, reply)?;
-        let dns = parse_snapshot(&reply.body).map_err(|detail| malformed(path, detail))?;
-        Ok(Snapshot { at: reply.at, dns })
+        let parsed = parse_snapshot(&reply.body).map_err(|detail| malformed(path, detail))?;
+        Ok(Snapshot {
+            at: reply.at,
+            dns: parsed.dns,
+            skipped: parsed.skipped,
+        })
     }
 
-    /// `GET /callcontrol/{dn}/participants/{id}`: the participant with the time its reply
-    /// arrived, or `None` (with the time of the `404`) once it is gone.
-    pub async fn participant(
-        &self,
-        dn: &str,
-        id: u64,
-    ) -> Result<(Timestamp, Option<Participant>), RestError> {
+    /// `GET /callcontrol/{dn}/participants/{id}`, **not** recorded into the capture: the
+    /// connector records the reply when it hands on the change it decides (see
+    /// [`super::capture`]), so that a replay meets the replies in the connector's order.
+    pub async fn participant(&self, dn: &str, id: u64) -> Result<FetchedParticipant, RestError> {
         let path = format!("/callcontrol/{dn}/participants/{id}");
-        let reply = self.get(&path, CaptureBody::Json).await?;
+        let reply = self.get(&path, CaptureBody::Deferred).await?;
         self.stats.count_participant_fetch();
-        if reply.status == StatusCode::NOT_FOUND {
-            self.stats.count_not_found();
-            return Ok((reply.at, None));
-        }
-        let reply = expect_success(&path, reply)?;
-        let participant =
-            parse_participant(&reply.body).map_err(|detail| malformed(&path, detail))?;
-        Ok((reply.at, Some(participant)))
+        let outcome = match reply.status {
+            StatusCode::NOT_FOUND => {
+                self.stats.count_not_found();
+                ParticipantReply::Gone
+            }
+            StatusCode::FORBIDDEN => {
+                self.stats.count_forbidden_participant();
+                ParticipantReply::Hidden
+            }
+            _ => {
+                let reply = expect_success(&path, reply.clone())?;
+                match parse_participant(&reply.body) {
+                    Ok(participant) => ParticipantReply::Found(Box::new(participant)),
+                    Err(detail) => {
+                        self.stats.count_skipped_object();
+                        ParticipantReply::Unusable(detail)
+                    }
+                }
+            }
+        };
+        Ok(FetchedParticipant {
+            path,
+            at: reply.at,
+            status: reply.status.as_u16(),
+            body: reply.body,
+            outcome,
+        })
     }
-
-    /// XAPI recordings with an `Id` above `after_id`, in `Id` order, at most `top` (clamped to
 
     /// One GET with the shared token; re-mints once on `401`; records the reply.
     pub(super) async fn get(&self, path: &str, capture: CaptureBody) -> Result<Reply, RestError> {
@@ -242,16 +319,19 @@ impl RestClient {
                 TransportError::classify(url.as_str(), &e, self.config.request_timeout)
             })?;
             let at = Timestamp::now();
-            if let Some(writer) = &self.capture {
+            if let Some(writer) = &self.capture
+                && capture != CaptureBody::Deferred
+            {
                 let body = match capture {
-                    CaptureBody::Json => Record::body_of(&body),
                     CaptureBody::SizeOnly => Record::size_of(&body),
+                    CaptureBody::Json | CaptureBody::Deferred => Record::body_of(&body),
                 };
                 writer.record(&Record::Get {
                     at,
                     path: path.to_owned(),
                     status: status.as_u16(),
                     body,
+                    frame_at: None,
                 });
             }
             if status == StatusCode::UNAUTHORIZED {
@@ -263,11 +343,6 @@ impl RestClient {
                 retried = true;
                 token = self.tokens.refresh_after_401(&token).await?;
                 continue;
-            }
-            if status == StatusCode::FORBIDDEN {
-                return Err(RestError::Forbidden {
-                    path: path.to_owned(),
-                });
             }
             return Ok(Reply {
                 at,
@@ -284,9 +359,18 @@ impl RestClient {
     }
 }
 
+/// The reply if it is a success; `403` as the error of the API it belongs to.
 pub(super) fn expect_success(path: &str, reply: Reply) -> Result<Reply, RestError> {
     if reply.status.is_success() {
         Ok(reply)
+    } else if reply.status == StatusCode::FORBIDDEN && path.starts_with("/xapi/") {
+        Err(RestError::XapiForbidden {
+            path: path.to_owned(),
+        })
+    } else if reply.status == StatusCode::FORBIDDEN {
+        Err(RestError::Forbidden {
+            path: path.to_owned(),
+        })
     } else {
         Err(RestError::Status {
             path: path.to_owned(),
@@ -303,31 +387,71 @@ pub(super) fn malformed(path: &str, detail: String) -> RestError {
     }
 }
 
-/// Parses the body of `GET /callcontrol`. A participant without a `dn` takes its DN object's.
-pub fn parse_snapshot(body: &[u8]) -> Result<Vec<DnObject>, String> {
-    let mut dns: Vec<DnObject> = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    for dn in &mut dns {
-        for participant in &mut dn.participants {
-            if participant.dn.is_empty() {
-                participant.dn = dn.dn.clone();
+/// Parses the body of `GET /callcontrol` under the tolerance rule of `3cx-api.md`: only a
+/// body that is not a JSON array fails; an object inside that cannot be used is skipped alone
+/// and listed in [`ParsedSnapshot::skipped`]. A participant without a `dn` takes its DN
+/// object's.
+pub fn parse_snapshot(body: &[u8]) -> Result<ParsedSnapshot, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let Value::Array(items) = value else {
+        return Err("not a JSON array of DN objects".to_owned());
+    };
+    let mut parsed = ParsedSnapshot::default();
+    for item in items {
+        let mut dn = match DnObject::deserialize(&item) {
+            Ok(dn) if !dn.dn.is_empty() => dn,
+            Ok(_) => {
+                parsed.skipped.push(format!(
+                    "DN object without `dn`: {}",
+                    shorten(&item.to_string())
+                ));
+                continue;
+            }
+            Err(error) => {
+                parsed.skipped.push(format!("DN object: {error}"));
+                continue;
+            }
+        };
+        for device in array(&item["devices"]) {
+            match Device::deserialize(device) {
+                Ok(device) => dn.devices.push(device),
+                Err(error) => parsed
+                    .skipped
+                    .push(format!("device of DN {}: {error}", dn.dn)),
             }
         }
+        for participant in array(&item["participants"]) {
+            match Participant::deserialize(participant) {
+                Ok(mut participant) => {
+                    if participant.dn.is_empty() {
+                        participant.dn = dn.dn.clone();
+                    }
+                    dn.participants.push(participant);
+                }
+                Err(error) => parsed
+                    .skipped
+                    .push(format!("participant of DN {}: {error}", dn.dn)),
+            }
+        }
+        parsed.dns.push(dn);
     }
-    Ok(dns)
+    Ok(parsed)
 }
 
-/// Parses the body of `GET /callcontrol/{dn}/participants/{id}`.
+/// The items of a JSON array; `null`, a missing key or any other shape has none.
+fn array(value: &Value) -> &[Value] {
+    value.as_array().map_or(&[], Vec::as_slice)
+}
+
+/// Parses the body of `GET /callcontrol/{dn}/participants/{id}` under the tolerance rule; fails
+/// only when it is not an object or has no usable `id` or `callid`.
 pub fn parse_participant(body: &[u8]) -> Result<Participant, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     if !value.is_object() {
         return Err("not a JSON object".to_owned());
     }
-    if value.get("id").is_none() {
-        return Err("no `id`".to_owned());
-    }
-    serde_json::from_value(value).map_err(|e| e.to_string())
+    Participant::deserialize(&value).map_err(|e| e.to_string())
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -344,7 +468,9 @@ mod tests {
           {"dn":"callhook","type":"Wroutepoint","devices":[],"participants":[{"id":9,"status":"Connected","callid":7}]},
           {"dn":"800","type":"Wsomethingnew"}
         ]"#;
-        let dns = parse_snapshot(body).unwrap();
+        let parsed = parse_snapshot(body).unwrap();
+        assert!(parsed.skipped.is_empty(), "{:?}", parsed.skipped);
+        let dns = parsed.dns;
         assert_eq!(dns.len(), 3);
         assert_eq!(dns[0].dn_type, DnType::Wextension);
         assert_eq!(dns[0].devices[0].user_agent, "Yealink T46U");
@@ -378,5 +504,62 @@ mod tests {
         );
     }
 
+    #[test]
+    fn reads_nulls_and_missing_keys_as_empty_and_skips_only_unusable_objects() {
+        let body = br#"[
+          {"dn":"150","type":"Wextension","devices":null,
+           "participants":[
+             {"id":1,"status":null,"dn":null,"party_caller_name":null,"party_dn":null,
+              "party_caller_id":null,"party_did":null,"device_id":null,"party_dn_type":null,
+              "direct_control":null,"originated_by_dn":null,"originated_by_type":null,
+              "referred_by_dn":null,"referred_by_type":null,"on_behalf_of_dn":null,
+              "on_behalf_of_type":null,"callid":5,"legid":null},
+             {"status":"Ringing","callid":5},
+             {"id":3,"status":"Ringing","callid":null},
+             {"id":"4","callid":"6","status":"Connected","party_dn":10007}
+           ]},
+          {"dn":null,"type":"Wextension","participants":[{"id":9,"callid":9}]},
+          {"type":null,"participants":null},
+          {"dn":"ROUTER","type":null,"devices":[7,{"dn":null}],"participants":null},
+          {"dn":"800","type":"Wqueue","devices":null,"participants":[]}
+        ]"#;
+        let parsed = parse_snapshot(body).unwrap();
+        let dns: Vec<(&str, DnType)> = parsed
+            .dns
+            .iter()
+            .map(|d| (d.dn.as_str(), d.dn_type))
+            .collect();
+        assert_eq!(
+            dns,
+            [
+                ("150", DnType::Wextension),
+                ("ROUTER", DnType::None),
+                ("800", DnType::Wqueue)
+            ]
+        );
+        let ids: Vec<u64> = parsed.dns[0].participants.iter().map(|p| p.id).collect();
+        assert_eq!(
+            ids,
+            [1, 4],
+            "the participants without id or callid are skipped alone"
+        );
+        let first = &parsed.dns[0].participants[0];
+        assert_eq!(
+            (
+                first.dn.as_str(),
+                first.status,
+                first.party_dn_type,
+                first.legid
+            ),
+            ("150", ParticipantStatus::Unknown, DnType::None, 0),
+            "nulls read as empty; the DN object names the leg's DN"
+        );
+        assert_eq!(parsed.dns[0].participants[1].party_dn, "10007");
+        assert_eq!(
+            parsed.dns[1].devices,
+            [Device::default()],
+            "a device that is not an object is skipped"
+        );
+        assert_eq!(parsed.skipped.len(), 5, "{:#?}", parsed.skipped);
     }
 }

@@ -9,9 +9,11 @@
 //!
 //! [`parse_frame`] is pure and turns such a text into a [`Frame`]. It is lenient where that
 //! costs nothing (a numeric string for `event_type`, a missing `sequence`) and strict where a
-//! mistake would mislead the engine: an upsert or remove needs an entity of the form
-//! `/callcontrol/{dn}/participants/{id}`. Unknown event types parse fine as
-//! [`Event::Unknown`], so their sequence numbers still count.
+//! mistake would mislead the engine: only an upsert or remove of an entity of the form
+//! `/callcontrol/{dn}/participants/{id}` is about a participant. Upserts and removes of other
+//! entities (a device `/callcontrol/{dn}/devices/{id}`, a DN `/callcontrol/{dn}`) parse as
+//! [`Event::OtherEntity`] and unknown event types as [`Event::Unknown`]: both are ignored, but
+//! their sequence numbers still count.
 //!
 //! [`EventSocket`] owns the connection. It pings every `ping_interval` (5 s by default) while
 //! waiting for frames, and gives up on a connection that has been silent (no frame, no pong)
@@ -65,6 +67,13 @@ pub enum Event {
         /// The entity path as sent.
         entity: String,
     },
+    /// `0` or `1` about an entity that is not a participant (a device, a DN): ignored.
+    OtherEntity {
+        /// The `event_type` received.
+        event_type: u64,
+        /// The entity path as sent.
+        entity: String,
+    },
     /// Any other number: ignored, but counted.
     Unknown {
         /// The `event_type` received.
@@ -115,9 +124,6 @@ pub enum FrameError {
     /// No `event` object, or no usable `event_type` in it.
     #[error("the frame has no `event` with a numeric `event_type`")]
     NoEvent,
-    /// An upsert or remove whose `entity` is not `/callcontrol/{dn}/participants/{id}`.
-    #[error("the frame's entity `{0}` is not /callcontrol/{{dn}}/participants/{{id}}")]
-    BadEntity(String),
 }
 
 #[derive(Deserialize)]
@@ -159,19 +165,19 @@ pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
     }
     .ok_or(FrameError::NoEvent)?;
     let entity = event.entity.unwrap_or_default();
-    let participant = |entity: String| Entity::parse(&entity).ok_or(FrameError::BadEntity(entity));
-    let event = match event_type {
-        0 => Event::Upsert(participant(entity)?),
-        1 => Event::Remove(participant(entity)?),
-        2 => Event::Dtmf {
+    let event = match (event_type, Entity::parse(&entity)) {
+        (0, Some(participant)) => Event::Upsert(participant),
+        (1, Some(participant)) => Event::Remove(participant),
+        (0 | 1, None) => Event::OtherEntity { event_type, entity },
+        (2, _) => Event::Dtmf {
             entity,
             input: event.attached_data["dtmf_input"]
                 .as_str()
                 .unwrap_or_default()
                 .to_owned(),
         },
-        3 => Event::PromptPlaybackFinished { entity },
-        event_type => Event::Unknown { event_type, entity },
+        (3, _) => Event::PromptPlaybackFinished { entity },
+        (event_type, _) => Event::Unknown { event_type, entity },
     };
     Ok(Frame {
         sequence: raw.sequence,
@@ -435,6 +441,11 @@ mod tests {
             (frame(24, "7", "whatever", "null"), Frame { sequence: Some(24), event: Event::Unknown { event_type: 7, entity: "whatever".into() } }),
             (r#"{"event":{"event_type":0,"entity":"/callcontrol/callhook/participants/5/"}}"#.into(), Frame { sequence: None, event: Event::Upsert(entity("callhook", 5)) }),
             (r#"{"sequence":1,"event":{"event_type":1,"entity":"/callcontrol/101/participants/2","extra":true},"more":1}"#.into(), Frame { sequence: Some(1), event: Event::Remove(entity("101", 2)) }),
+            (frame(25, "0", "/callcontrol/3cxapi/participants/9", "null"), Frame { sequence: Some(25), event: Event::Upsert(entity("3cxapi", 9)) }),
+            (frame(26, "0", "/callcontrol/150/devices/sip:150@10.0.0.5", "null"), Frame { sequence: Some(26), event: Event::OtherEntity { event_type: 0, entity: "/callcontrol/150/devices/sip:150@10.0.0.5".into() } }),
+            (frame(27, "0", "/callcontrol/150", "null"), Frame { sequence: Some(27), event: Event::OtherEntity { event_type: 0, entity: "/callcontrol/150".into() } }),
+            (frame(28, "1", "/callcontrol/150/participants/x", "null"), Frame { sequence: Some(28), event: Event::OtherEntity { event_type: 1, entity: "/callcontrol/150/participants/x".into() } }),
+            (r#"{"sequence":29,"event":{"event_type":0}}"#.into(), Frame { sequence: Some(29), event: Event::OtherEntity { event_type: 0, entity: String::new() } }),
         ];
         for (text, expected) in cases {
             assert_eq!(parse_frame(&text), Ok(expected), "{text}");
@@ -453,10 +464,6 @@ mod tests {
             (r#"{"sequence":1}"#, |e| *e == FrameError::NoEvent),
             (r#"{"sequence":1,"event":{"entity":"/callcontrol/1/participants/2"}}"#, |e| *e == FrameError::NoEvent),
             (r#"{"sequence":1,"event":{"event_type":-1,"entity":"/callcontrol/1/participants/2"}}"#, |e| *e == FrameError::NoEvent),
-            (r#"{"sequence":1,"event":{"event_type":0}}"#, |e| matches!(e, FrameError::BadEntity(_))),
-            (r#"{"sequence":1,"event":{"event_type":0,"entity":"/callcontrol/150"}}"#, |e| matches!(e, FrameError::BadEntity(_))),
-            (r#"{"sequence":1,"event":{"event_type":1,"entity":"/callcontrol/150/participants/x"}}"#, |e| matches!(e, FrameError::BadEntity(_))),
-            (r#"{"sequence":1,"event":{"event_type":1,"entity":"/callcontrol//participants/1"}}"#, |e| matches!(e, FrameError::BadEntity(_))),
         ];
         for (text, check) in cases {
             let error = parse_frame(text).unwrap_err();

@@ -18,6 +18,10 @@ pub struct ConnectorStats {
     participant_fetches: AtomicU64,
     fetches_skipped: AtomicU64,
     not_found: AtomicU64,
+    forbidden_participants: AtomicU64,
+    skipped_objects: AtomicU64,
+    fetches_folded: AtomicU64,
+    ignored_entities: AtomicU64,
     connects: AtomicU64,
     disconnects: AtomicU64,
     tokens_minted: AtomicU64,
@@ -43,11 +47,21 @@ pub struct StatsSnapshot {
     pub snapshots: u64,
     /// Participant fetches (`GET /callcontrol/{dn}/participants/{id}`).
     pub participant_fetches: u64,
-    /// Upsert frames needing no fetch because a later frame of the same batch named the same
-    /// participant.
+    /// Upsert frames needing no fetch because a remove of the same participant followed before
+    /// the fetch could start.
     pub fetches_skipped: u64,
     /// Participant fetches answered `404` (turned into removes).
     pub not_found: u64,
+    /// Participant fetches answered `403`: legs not visible to the API client, skipped.
+    pub forbidden_participants: u64,
+    /// Objects of a snapshot or participant reply that could not be used (a participant without
+    /// `id` or `callid`, a DN without `dn`), skipped alone.
+    pub skipped_objects: u64,
+    /// Upsert frames folded into a fetch of the same participant that had not started yet
+    /// (repeats and duplicates).
+    pub fetches_folded: u64,
+    /// Frames about entities other than participants (devices, DNs): ignored.
+    pub ignored_entities: u64,
     /// Event socket connections established.
     pub connects: u64,
     /// Event socket connections lost or given up (including failed attempts).
@@ -89,6 +103,10 @@ counters! {
     participant_fetches => count_participant_fetch,
     fetches_skipped => count_fetch_skipped,
     not_found => count_not_found,
+    forbidden_participants => count_forbidden_participant,
+    skipped_objects => count_skipped_object,
+    fetches_folded => count_fetch_folded,
+    ignored_entities => count_ignored_entity,
     connects => count_connect,
     disconnects => count_disconnect,
     tokens_minted => count_token_minted,

@@ -12,10 +12,18 @@
 //! - the token is refreshed before it expires, a safety margin of a fifth of its lifetime
 //!   (at most 60 s) ahead.
 //!
-//! **Lifetime.** The JWT's own `exp` claim is authoritative when the token is a JWT. Otherwise
-//! `expires_in` is used, in minutes when it is under 300 (PBXes before 20.0.9 report `60`,
-//! later ones `3600`), else in seconds; without either, 5 minutes are assumed. See
-//! [`token_lifetime`].
+//! **Lifetime.** `expires_in` is unreliable (a live V20 is reported to send `60` for a JWT
+//! that lives an hour), so the JWT's own claims are authoritative when the token is a JWT: its
+//! lifetime is `exp − iat`, counted from when the reply arrived, so that clock skew between
+//! host and PBX does not matter; a JWT with `exp` but no `iat` lives until `exp` by the host's
+//! clock. Otherwise `expires_in` is used, in minutes when it is under 300 (PBXes before
+//! 20.0.9), else in seconds; without either, 5 minutes are assumed. No lifetime is taken to be
+//! longer than a day. See [`token_lifetime`].
+//!
+//! **Planned refreshes.** [`TokenManager::refresh_due`] tells when the current token will be
+//! replaced; the connector refreshes it then on purpose and moves to a new event socket
+//! (`3cx-api.md`, section 3), rather than letting the next REST call mint one under an open
+//! socket.
 //!
 //! **Secrets.** The client secret and the tokens live in [`Secret`], whose `Debug` prints
 //! `[redacted]`; nothing here logs them, and captures record only the token's lifetime.
@@ -145,7 +153,9 @@ impl TokenError {
 /// Where a token's lifetime came from; see [`token_lifetime`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LifetimeSource {
-    /// The JWT's `exp` claim.
+    /// The JWT's `exp − iat`.
+    JwtExpMinusIat,
+    /// The JWT's `exp` (no `iat`), against the host's clock.
     JwtExp,
     /// `expires_in` of 300 or more, taken as seconds.
     ExpiresInSeconds,
@@ -155,10 +165,11 @@ pub enum LifetimeSource {
     Assumed,
 }
 
-/// How long a token minted at `now` lives.
+/// How long a token received at `now` lives, at most [`MAX_LIFETIME`].
 ///
-/// The JWT's `exp` claim wins when `access_token` is a JWT whose `exp` lies after `now`; else
-/// `expires_in` counts minutes when under 300 and seconds otherwise; else 5 minutes.
+/// A JWT with `exp` and `iat` lives `exp − iat`; one with only `exp` until `exp` (if that lies
+/// after `now`); else `expires_in` counts minutes when under 300 and seconds otherwise; else
+/// 5 minutes.
 ///
 /// ```
 /// # use callhook::pbx::token::{token_lifetime, LifetimeSource};
@@ -172,8 +183,26 @@ pub fn token_lifetime(
     expires_in: Option<u64>,
     now: Timestamp,
 ) -> (Duration, LifetimeSource) {
-    if let Some(exp) = jwt_exp(access_token) {
-        let remaining = exp - now.as_second();
+    let (lifetime, source) = uncapped_lifetime(access_token, expires_in, now);
+    (lifetime.min(MAX_LIFETIME), source)
+}
+
+/// The longest lifetime believed: a day. A bigger `expires_in` is taken as a day.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+fn uncapped_lifetime(
+    access_token: &str,
+    expires_in: Option<u64>,
+    now: Timestamp,
+) -> (Duration, LifetimeSource) {
+    if let Some(claims) = jwt_times(access_token) {
+        if let Some(issued) = claims.iat
+            && claims.exp > issued
+        {
+            let lifetime = Duration::from_secs((claims.exp - issued).unsigned_abs());
+            return (lifetime, LifetimeSource::JwtExpMinusIat);
+        }
+        let remaining = claims.exp - now.as_second();
         if remaining > 0 {
             let subsec = Duration::from_nanos(u64::from(now.subsec_nanosecond().unsigned_abs()));
             let lifetime = Duration::from_secs(remaining.unsigned_abs()).saturating_sub(subsec);
@@ -195,8 +224,14 @@ pub fn refresh_margin(lifetime: Duration) -> Duration {
     (lifetime / 5).min(Duration::from_secs(60))
 }
 
-/// The `exp` claim of a JWT, if `token` is one.
-fn jwt_exp(token: &str) -> Option<i64> {
+/// The time claims of a JWT, in seconds since the epoch.
+struct JwtTimes {
+    exp: i64,
+    iat: Option<i64>,
+}
+
+/// The `exp` (and `iat`, if present) claims of a JWT, if `token` is one with an `exp`.
+fn jwt_times(token: &str) -> Option<JwtTimes> {
     // JWTs use unpadded base64url, but be lenient about padding.
     const LENIENT: GeneralPurpose = GeneralPurpose::new(
         &base64::alphabet::URL_SAFE,
@@ -212,11 +247,15 @@ fn jwt_exp(token: &str) -> Option<i64> {
         .or_else(|_| general_purpose::STANDARD_NO_PAD.decode(payload.trim_end_matches('=')))
         .ok()?;
     let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    match &claims["exp"] {
+    let seconds = |claim: &Value| match claim {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
         Value::String(s) => s.parse().ok(),
         _ => None,
-    }
+    };
+    Some(JwtTimes {
+        exp: seconds(&claims["exp"])?,
+        iat: seconds(&claims["iat"]),
+    })
 }
 
 /// The current token and when to replace it.
@@ -299,6 +338,12 @@ impl TokenManager {
             return Ok(c.token.clone());
         }
         self.mint(&mut current).await
+    }
+
+    /// When the current token is due to be replaced (a fifth of its lifetime, at most 60 s,
+    /// before it runs out); `None` while there is none.
+    pub async fn refresh_due(&self) -> Option<Instant> {
+        self.current.lock().await.as_ref().map(|c| c.refresh_at)
     }
 
     /// Forgets the current token so the next [`TokenManager::token`] mints one.
@@ -476,6 +521,11 @@ mod tests {
             ("jwt without exp",        jwt(r#"{"sub":"x"}"#), Some(3600), (secs(3600), ExpiresInSeconds)),
             ("not base64 payload",     "a.%%%.c".into(), Some(60), (secs(3600), ExpiresInMinutes)),
             ("four parts",             format!("{}.x", jwt(r#"{"exp":1}"#)), Some(60), (secs(3600), ExpiresInMinutes)),
+            ("live V20: 60 and a 1 h jwt", jwt(&format!(r#"{{"iat":{},"exp":{}}}"#, now, now + 3600)), Some(60), (secs(3600), JwtExpMinusIat)),
+            ("exp - iat ignores skew", jwt(&format!(r#"{{"iat":{},"exp":{}}}"#, now - 7200, now - 3600)), Some(60), (secs(3600), JwtExpMinusIat)),
+            ("iat after exp ignored",  jwt(&format!(r#"{{"iat":{},"exp":{}}}"#, now + 100, now + 50)), None, (secs(50), JwtExp)),
+            ("huge expires_in capped", "opaque".into(), Some(u64::MAX), (secs(24 * 3600), ExpiresInSeconds)),
+            ("huge jwt capped",        jwt(&format!(r#"{{"iat":0,"exp":{}}}"#, i64::MAX)), None, (secs(24 * 3600), JwtExpMinusIat)),
         ];
         for (name, token, expires_in, expected) in cases {
             assert_eq!(

@@ -158,18 +158,16 @@ impl FolderWatcher {
                     let path = entry.path();
                     let modified = entry.metadata().and_then(|m| m.modified());
                     let Ok(modified) = modified else { continue };
-                    if modified < since || seen.lock().expect("seen lock").contains(&path) {
+                    // Taken at once, so that two waiters scanning together never both get it.
+                    if modified < since || !seen.lock().expect("seen lock").insert(path.clone()) {
                         continue;
                     }
                     match look_at(&path, modified, &tz) {
-                        Look::Later => {}
-                        Look::Ignore => {
-                            seen.lock().expect("seen lock").insert(path);
+                        Look::Later => {
+                            seen.lock().expect("seen lock").remove(&path);
                         }
-                        Look::Recording(meta) => {
-                            seen.lock().expect("seen lock").insert(path);
-                            found.push(*meta);
-                        }
+                        Look::Ignore => {}
+                        Look::Recording(meta) => found.push(*meta),
                     }
                 }
             }

@@ -5,14 +5,17 @@
 //! recording's `[start, end]` most. Decisions where the spec leaves room:
 //! - **Tolerance.** A part qualifies when its talk time widened by [`TOLERANCE`] on both sides
 //!   overlaps the recording (touching counts: a recording's time stamps are rounded, and the host
-//!   and the PBX measure from different events). Among qualifying parts the one with the largest
-//!   overlap of the *unwidened* talk time wins, then the larger widened overlap, then the earlier.
+//!   and the PBX measure from different events). How well it fits is its [`Fit`]: the overlap
+//!   with the *unwidened* talk time first, then the widened overlap, then the call id. Among the
+//!   parts of one call the best fit wins, then the earlier part; among calls waiting at the same
+//!   time the best fit wins too (`sources`).
 //! - **Numbers** are compared digit by digit (`+49 30 123` = `4930123`); when one has at least
 //!   [`MIN_SUFFIX_DIGITS`] digits and the other ends with it they match too, so `0301234567`
 //!   matches `+49301234567`. Numbers without digits (`anonymous`) match only themselves. A part
 //!   whose other number is unknown (empty) accepts any.
 //! - **Call id.** With the folder source the bracketed number of the file name is taken to be the
-//!   PBX call id: when present it must equal the call's.
+//!   PBX call id, but that is a model (`3cx-api.md`): it never rejects a file and only breaks a
+//!   tie between calls that fit equally well otherwise, in favour of the call whose id it is.
 
 use std::time::Duration;
 
@@ -59,22 +62,38 @@ pub struct RecordingMeta {
 }
 
 impl RecordingMeta {
-    /// How messages name this recording, e.g. `XAPI recording 7 (150/[..].wav)`.
+    /// How messages name this recording, e.g. `XAPI recording 7 (150/[..].wav)`, or
+    /// `XAPI recording 7` when XAPI gave no `RecordingUrl`.
     pub fn label(&self) -> String {
         match &self.origin {
+            Origin::Xapi(id) if self.name.is_empty() => format!("XAPI recording {id}"),
             Origin::Xapi(id) => format!("XAPI recording {id} ({})", self.name),
             Origin::File(path) => path.display().to_string(),
         }
     }
 }
 
-/// The index in `parts` of the part `recording` belongs to, if any; see the module docs.
-pub fn best_part(parts: &[CallPart], pbx_call_id: u64, recording: &RecordingMeta) -> Option<usize> {
-    if recording.pbx_call_id.is_some_and(|id| id != pbx_call_id) {
-        return None;
-    }
+/// How well a recording fits a part of a call; greater is better (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Fit {
+    /// The overlap of the recording with the talk time.
+    exact: SignedDuration,
+    /// The overlap with the talk time widened by [`TOLERANCE`] on both sides.
+    widened: SignedDuration,
+    /// Whether the recording names the call's id (the folder's bracketed number).
+    same_call: bool,
+}
+
+/// The index in `parts` of the part of call `pbx_call_id` that `recording` belongs to, with
+/// how well it fits, if any part qualifies; see the module docs.
+pub fn best_part(
+    parts: &[CallPart],
+    pbx_call_id: u64,
+    recording: &RecordingMeta,
+) -> Option<(usize, Fit)> {
     let tolerance = SignedDuration::try_from(TOLERANCE).unwrap_or_default();
-    let mut best: Option<(usize, (SignedDuration, SignedDuration))> = None;
+    let same_call = recording.pbx_call_id == Some(pbx_call_id);
+    let mut best: Option<(usize, Fit)> = None;
     for (i, part) in parts.iter().enumerate() {
         let other = if part.extension == recording.from_dn {
             &recording.to_number
@@ -101,12 +120,16 @@ pub fn best_part(parts: &[CallPart], pbx_call_id: u64, recording: &RecordingMeta
             recording.start,
             recording.end,
         );
-        let score = (exact, widened);
-        if best.is_none_or(|(_, b)| score > b) {
-            best = Some((i, score));
+        let fit = Fit {
+            exact,
+            widened,
+            same_call,
+        };
+        if best.is_none_or(|(_, b)| fit > b) {
+            best = Some((i, fit));
         }
     }
-    best.map(|(i, _)| i)
+    best
 }
 
 /// The length of the intersection of `[a0, a1]` and `[b0, b1]`; negative when apart.
@@ -199,9 +222,14 @@ mod tests {
                 "another number",
             ),
             (rec(x, "120", 5, 35, Some(501)), Some(0), "same call id"),
-            (rec(x, "120", 5, 35, Some(502)), None, "another call id"),
+            (
+                rec(x, "120", 5, 35, Some(502)),
+                Some(0),
+                "another call id never rejects",
+            ),
         ] {
-            assert_eq!(best_part(&parts, 501, &recording), expected, "{why}");
+            let part = best_part(&parts, 501, &recording).map(|(part, _)| part);
+            assert_eq!(part, expected, "{why}");
         }
     }
 
@@ -215,7 +243,23 @@ mod tests {
             to_number: "0123456789".to_owned(),
             ..rec("", "", 0, 60, None)
         };
-        assert_eq!(best_part(&parts, 501, &recording), Some(0));
+        assert_eq!(best_part(&parts, 501, &recording).map(|(p, _)| p), Some(0));
+    }
+
+    #[test]
+    fn the_call_id_only_breaks_ties() {
+        let parts = [part(1, "120", "425630434343", 5, 35)];
+        let fit = |start, end, call| {
+            best_part(&parts, 501, &rec("425630434343", "120", start, end, call))
+                .unwrap()
+                .1
+        };
+        assert!(fit(5, 35, Some(501)) > fit(5, 35, Some(502)), "a tie");
+        assert_eq!(fit(5, 35, None), fit(5, 35, Some(502)));
+        assert!(
+            fit(5, 35, Some(502)) > fit(6, 35, Some(501)),
+            "more overlap beats the call id"
+        );
     }
 
     #[test]
@@ -238,9 +282,7 @@ mod tests {
     #[test]
     fn a_part_with_an_unknown_number_takes_any() {
         let parts = [part(1, "120", "", 0, 10)];
-        assert_eq!(
-            best_part(&parts, 1, &rec("999", "120", 0, 10, None)),
-            Some(0)
-        );
+        let recording = rec("999", "120", 0, 10, None);
+        assert_eq!(best_part(&parts, 1, &recording).map(|(p, _)| p), Some(0));
     }
 }

@@ -161,6 +161,13 @@ impl Recorder {
         &self.inner.links
     }
 
+    /// XAPI recordings skipped so far because they cannot be matched to a call (a row without
+    /// a usable `Id`, or with its start or end time unknown), for `/metrics`; each is logged
+    /// once. Always 0 with the folder source.
+    pub fn skipped_recordings(&self) -> u64 {
+        self.inner.finder.skipped_recordings()
+    }
+
     /// Waits for the recordings of `call`, converts them and makes the `recording` event.
     ///
     /// Files are named per part (`{part id}-{n}.mp3`, `n` in order of recording start) and

@@ -4,8 +4,10 @@
 //! more; and the host learns that a call is over only after its grace period, so a recording
 //! may also be there *before* its call is handed to [`Finder::wait_for`]. Hence one shared
 //! **inbox**: every recording a source reports goes there, and each waiter claims the ones that
-//! match its call ([`best_part`]); unclaimed ones stay for [`UNCLAIMED_TTL`] (at most
-//! [`UNCLAIMED_MAX`]) for calls that are handed over later.
+//! match its call ([`best_part`]) unless another call being waited for fits them better (so a
+//! recording goes to the call it overlaps most, and the folder's bracketed call id breaks a
+//! tie); unclaimed ones stay for [`UNCLAIMED_TTL`] (at most [`UNCLAIMED_MAX`]) for calls that
+//! are handed over later.
 //!
 //! A waiter looks at once, then again after 200 ms, doubling to at most 2 s between looks (the
 //! folder source also looks as soon as its watcher reports a change), until:
@@ -16,6 +18,8 @@
 //!   configured per extension) and waiting the full limit would only delay the others; or
 //! - the wait limit (`RecordingsConfig::wait_limit`, by default 120 s) is reached.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,6 +63,23 @@ enum Backend {
 pub struct Finder {
     backend: Backend,
     inbox: Mutex<Vec<(RecordingMeta, Instant)>>,
+    /// The calls being waited for, by ticket.
+    waiting: Mutex<BTreeMap<u64, FinishedCall>>,
+    tickets: AtomicU64,
+}
+
+/// A call's place among the calls being waited for; leaves when dropped (also when the
+/// waiting future is dropped).
+struct Waiting<'a> {
+    finder: &'a Finder,
+    ticket: u64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self.finder.waiting.lock().expect("waiting lock");
+        waiting.remove(&self.ticket);
+    }
 }
 
 impl Finder {
@@ -77,6 +98,17 @@ impl Finder {
         Finder {
             backend,
             inbox: Mutex::new(Vec::new()),
+            waiting: Mutex::new(BTreeMap::new()),
+            tickets: AtomicU64::new(0),
+        }
+    }
+
+    /// XAPI rows skipped so far because they cannot be matched to a call (no usable `Id`, or
+    /// the start or end time unknown); always 0 for the folder source.
+    pub fn skipped_recordings(&self) -> u64 {
+        match &self.backend {
+            Backend::Xapi(poller) => poller.skipped(),
+            Backend::Folder(_) => 0,
         }
     }
 
@@ -84,6 +116,15 @@ impl Finder {
     pub async fn wait_for(&self, call: &FinishedCall, limit: Duration) -> Found {
         let started = Instant::now();
         let deadline = started + limit;
+        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
+        self.waiting
+            .lock()
+            .expect("waiting lock")
+            .insert(ticket, call.clone());
+        let _waiting = Waiting {
+            finder: self,
+            ticket,
+        };
         let mut changes: Option<watch::Receiver<u64>> = match &self.backend {
             Backend::Xapi(_) => None,
             Backend::Folder(folder) => Some(folder.subscribe()),
@@ -107,7 +148,7 @@ impl Finder {
                     last_error = Some(error.to_string());
                 }
             }
-            found.extend(self.claim(call));
+            found.extend(self.claim(ticket, call));
             let now = Instant::now();
             let covered = (0..call.parts.len()).all(|i| found.iter().any(|(p, _)| *p == i));
             if !found.is_empty() {
@@ -158,24 +199,123 @@ impl Finder {
         inbox.extend(fresh.into_iter().map(|r| (r, now)));
     }
 
-    /// Takes the inbox's recordings that belong to `call`, dropping stale ones.
-    fn claim(&self, call: &FinishedCall) -> Vec<(usize, RecordingMeta)> {
+    /// Takes the inbox's recordings that belong to `call` (waiting under `ticket`) and that no
+    /// other call being waited for fits better, dropping stale ones.
+    fn claim(&self, ticket: u64, call: &FinishedCall) -> Vec<(usize, RecordingMeta)> {
         let mut inbox = self.inbox.lock().expect("inbox lock");
         inbox.retain(|(_, seen)| seen.elapsed() < UNCLAIMED_TTL);
         if inbox.len() > UNCLAIMED_MAX {
             let excess = inbox.len() - UNCLAIMED_MAX;
             inbox.drain(..excess);
         }
+        let waiting = self.waiting.lock().expect("waiting lock");
+        let fits_better = |recording: &RecordingMeta, fit| {
+            waiting.iter().any(|(other, other_call)| {
+                *other != ticket
+                    && best_part(&other_call.parts, other_call.pbx_call_id, recording)
+                        .is_some_and(|(_, other_fit)| other_fit > fit)
+            })
+        };
         let mut claimed = Vec::new();
         inbox.retain(
             |(recording, _)| match best_part(&call.parts, call.pbx_call_id, recording) {
-                Some(part) => {
+                Some((part, fit)) if !fits_better(recording, fit) => {
                     claimed.push((part, recording.clone()));
                     false
                 }
-                None => true,
+                _ => true,
             },
         );
         claimed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+    use jiff::tz::TimeZone;
+
+    use super::*;
+    use crate::calls::CallPart;
+    use crate::calls::event::CallId;
+
+    /// One second of 8 kHz 16-bit mono silence as a WAV file.
+    fn second_of_silence() -> Vec<u8> {
+        let data = vec![0u8; 16_000];
+        let mut wav = b"RIFF".to_vec();
+        wav.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+        wav.extend_from_slice(b"WAVEfmt \x10\0\0\0\x01\0\x01\0");
+        wav.extend_from_slice(&8000u32.to_le_bytes());
+        wav.extend_from_slice(&16_000u32.to_le_bytes());
+        wav.extend_from_slice(b"\x02\0\x10\0data");
+        wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        wav.extend_from_slice(&data);
+        wav
+    }
+
+    /// A folder with one recording of extension 120 talking to 0301234567 for the second
+    /// starting at `start`, whose bracketed number is `bracketed`.
+    fn folder_with_recording(start: Timestamp, bracketed: u64) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("120")).unwrap();
+        let stamp = start.strftime("%Y%m%d%H%M%S");
+        let name = format!("[Mueller, Anna]_0301234567-120_{stamp}({bracketed}).wav");
+        std::fs::write(root.path().join("120").join(name), second_of_silence()).unwrap();
+        root
+    }
+
+    /// A call in which 120 talked to 0301234567 for the second starting at `start`.
+    fn call(pbx_call_id: u64, start: Timestamp) -> FinishedCall {
+        FinishedCall {
+            pbx_call_id,
+            parts: vec![CallPart {
+                id: CallId {
+                    stamp: "270115080000".to_owned(),
+                    pbx_call_id,
+                    link: 1,
+                },
+                extension: "120".to_owned(),
+                other_number: "0301234567".to_owned(),
+                talk_start: start,
+                talk_end: start + jiff::SignedDuration::from_secs(1),
+            }],
+            last_end: None,
+        }
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(Timestamp::now().as_second()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_file_naming_another_call_id_still_matches() {
+        let start = now();
+        let root = folder_with_recording(start, 999);
+        let finder = Finder::folder(root.path().to_owned(), TimeZone::UTC);
+        let found = finder
+            .wait_for(&call(501, start), Duration::from_secs(2))
+            .await;
+        let claimed: Vec<(usize, Option<u64>)> = found
+            .recordings
+            .iter()
+            .map(|(part, r)| (*part, r.pbx_call_id))
+            .collect();
+        assert_eq!(claimed, [(0, Some(999))]);
+    }
+
+    #[tokio::test]
+    async fn the_call_id_breaks_a_tie_between_waiting_calls() {
+        let start = now();
+        let root = folder_with_recording(start, 502);
+        let finder = Finder::folder(root.path().to_owned(), TimeZone::UTC);
+        let limit = Duration::from_secs(1);
+        let (call_a, call_b) = (call(501, start), call(502, start));
+        let (a, b) = tokio::join!(
+            finder.wait_for(&call_a, limit),
+            finder.wait_for(&call_b, limit)
+        );
+        assert_eq!(a.recordings.len(), 0, "{a:?}");
+        assert_eq!(b.recordings.len(), 1, "{b:?}");
+        assert!(finder.waiting.lock().unwrap().is_empty(), "both left");
     }
 }

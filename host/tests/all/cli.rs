@@ -2,13 +2,19 @@
 //! `check-config`.
 
 use crate::support::{CALLHOOK, Host, Sink, connected};
-use callhook_simulator::{Scenario, SimConfig, Simulator};
+use callhook_simulator::{Scenario, SimConfig, Simulator, Variant};
 use std::process::{Command, Stdio};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_legacy_ini_alone_drives_the_default_plugin_end_to_end() {
     let simulator = Simulator::start(SimConfig::default()).await.unwrap();
-    let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
+    // An ini has no `[trunks]`: its DID comes only from a PBX that fills `party_did`.
+    let scenario = Scenario::builtin("01-direct-inbound-answered")
+        .unwrap()
+        .with_variant(Variant {
+            did_in_party_did: true,
+            ..Variant::default()
+        });
     simulator.add_directory(&scenario.directory());
     let sink = Sink::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -297,7 +303,7 @@ fn plugin_test_prints_the_requests_a_plugin_would_send_without_sending_them() {
     assert_eq!(requests.len(), 3, "{stdout}");
     assert!(
         requests[0].starts_with(
-            "  GET https://crm.example.com/hook?event=ringing&callerid=425630434343&did=4930123456&user=120&usertype=ext&id="
+            "  GET https://crm.example.com/hook?event=ringing&callerid=425630434343&did=%2B4930123456&user=120&usertype=ext&id="
         ),
         "{stdout}"
     );

@@ -16,7 +16,7 @@ use callhook::pbx::{
     ParticipantStatus, RestClient, RestError, TokenError, capture::CaptureWriter,
 };
 use callhook_simulator::{
-    LoadProfile, ParticipantChange, Scenario, SimConfig, SimHandle, Simulator,
+    LoadProfile, ParticipantChange, Scenario, SimConfig, SimHandle, Simulator, SocketClose,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -498,8 +498,9 @@ async fn a_participant_vanishing_before_its_fetch_is_removed() {
     let (view, _) = h.stop().await;
     assert_eq!(stats.not_found, 1, "{stats:?}");
     let (_, history) = view.history.iter().next().unwrap();
-    // Ringing; the 404 is a remove; hold brings it back; resume; hang-up.
-    assert_eq!(history, &["Ringing", "Gone", "Hold", "Connected", "Gone"]);
+    // Ringing; the 404 is a remove; the hold's upsert (the leg stays Connected) brings it
+    // back; hang-up.
+    assert_eq!(history, &["Ringing", "Gone", "Connected", "Gone"]);
     let removes = view
         .changes
         .iter()
@@ -735,7 +736,7 @@ async fn the_rest_client_reads_recordings_and_inbound_rules() {
     let rest = h.rest.clone();
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let recordings = loop {
-        let recordings = rest.recordings_after(0, 500).await.unwrap();
+        let recordings = rest.recordings_after(0, 500).await.unwrap().rows;
         if !recordings.is_empty() || tokio::time::Instant::now() > deadline {
             break recordings;
         }
@@ -752,6 +753,7 @@ async fn the_rest_client_reads_recordings_and_inbound_rules() {
         rest.recordings_after(recording.id, 10)
             .await
             .unwrap()
+            .rows
             .is_empty()
     );
     let file = rest.download_recording(recording.id).await.unwrap();
@@ -830,5 +832,323 @@ async fn five_hundred_concurrent_calls_lose_nothing() {
         stats.participant_fetches,
         stats.fetches_skipped,
         stats.frames as f64 / elapsed.as_secs_f64()
+    );
+}
+
+/// A queue call: 121, 122 and 123 ring on behalf of 800 from t0, 122 answers at t8, hang-up at
+/// t20; `faults` are extra `[[fault]]` tables.
+fn queue_call_with_faults(faults: &str) -> Scenario {
+    scenario(&format!(
+        r#"
+first_participant_id = 600
+[[dn]]
+dn = "800"
+type = "Wqueue"
+monitored = false
+[[dn]]
+dn = "121"
+[[dn]]
+dn = "122"
+[[dn]]
+dn = "123"
+{faults}
+[[call]]
+callid = 88
+external = "0123456789"
+[[call.step]]
+at = 0
+action = "enter"
+dn = "800"
+[[call.step]]
+at = 0
+action = "ring"
+dns = ["121", "122", "123"]
+via = "800"
+[[call.step]]
+at = 8
+action = "answer"
+dn = "122"
+[[call.step]]
+at = 20
+action = "hangup"
+"#
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nulls_and_missing_keys_everywhere_still_bring_every_participant() {
+    for (fault, nulls) in [("null", "nulls as null"), ("missing", "keys left out")] {
+        let scenario = call_with_faults(&format!(
+            "[[fault]]\nat = 0\naction = \"nulls\"\nmode = \"{fault}\"\n\
+             [[fault]]\nat = 0\naction = \"unusable_participants\"\non = true"
+        ));
+        let mut h = Harness::start(&scenario, SimConfig::default(), |c, _| {
+            c.resnapshot_interval = Duration::from_millis(40)
+        })
+        .await;
+        h.play(&scenario, FAST).await;
+        let stats = h.stats.snapshot();
+        h.sim.faults().reset();
+        let (view, _) = h.stop().await;
+        assert_eq!(view.history, expected_histories(&scenario), "{nulls}");
+        assert!(
+            stats.skipped_objects >= 2,
+            "{nulls}: the participants without id or callid were skipped and counted: {stats:?}"
+        );
+        assert_eq!(
+            (stats.connects, stats.disconnects),
+            (1, 0),
+            "{nulls}: no snapshot failed: {stats:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_403_on_one_dns_legs_skips_those_legs_and_nothing_else() {
+    let scenario = queue_call_with_faults("");
+    let mut h = Harness::start(&scenario, SimConfig::default(), |_, _| {}).await;
+    h.sim.faults().forbid_participants_of("121");
+    h.sim.play(&scenario, FAST).await.unwrap();
+    let expected = expected_histories(&scenario);
+    let visible: Vec<u64> = scenario
+        .timeline()
+        .iter()
+        .filter_map(|step| match &step.change {
+            ParticipantChange::Upsert(p) if p["dn"] != "121" => p["id"].as_u64(),
+            _ => None,
+        })
+        .collect();
+    h.wait_for("the visible legs to be gone", |v| {
+        visible.iter().all(|id| {
+            v.history
+                .get(id)
+                .and_then(|h| h.last())
+                .is_some_and(|l| l == "Gone")
+        })
+    })
+    .await;
+    let stats = h.stats.snapshot();
+    h.sim.faults().reset();
+    let (view, _) = h.stop().await;
+    for id in &visible {
+        assert_eq!(view.history[id], expected[id], "participant {id}");
+    }
+    assert!(stats.forbidden_participants >= 1, "{stats:?}");
+    assert_eq!(
+        (stats.connects, stats.disconnects),
+        (1, 0),
+        "a hidden leg is no reason to reconnect: {stats:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abnormal_close_reconnects_at_once_and_resnapshots() {
+    // The socket is dropped without a close frame at t7, while the call is connected; the hold
+    // at t10 and everything after arrive over the new socket.
+    let scenario = call_with_faults("[[fault]]\nat = 7\naction = \"abnormal_close\"");
+    let mut h = Harness::start(&scenario, SimConfig::default(), |c, _| {
+        c.backoff_min = Duration::from_secs(30);
+        c.backoff_max = Duration::from_secs(60);
+    })
+    .await;
+    h.play(&scenario, FAST).await;
+    let stats = h.stats.snapshot();
+    let backed_off =
+        h.saw_state(|s| matches!(s, ConnectionState::Backoff { delay, .. } if !delay.is_zero()));
+    let (view, _) = h.stop().await;
+    assert_eq!(view.history, expected_histories(&scenario));
+    assert_eq!((stats.connects, stats.disconnects), (2, 1), "{stats:?}");
+    assert_eq!(view.snapshots, 2, "one after each connect");
+    assert!(
+        !backed_off,
+        "a 30 s minimum backoff would have outlasted the scenario: the reconnect was immediate"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failures_still_back_off() {
+    // Upgrades answer 401 for a while after the drop: the first reconnect is immediate, the
+    // ones after it back off.
+    let scenario = call_with_faults(
+        "[[fault]]\nat = 7\naction = \"refuse_upgrades\"\nseconds = 400\n\
+         [[fault]]\nat = 7\naction = \"abnormal_close\"",
+    );
+    let mut h = Harness::start(&scenario, SimConfig::default(), |_, _| {}).await;
+    h.play(&scenario, FAST).await;
+    let backed_off =
+        h.saw_state(|s| matches!(s, ConnectionState::Backoff { delay, .. } if !delay.is_zero()));
+    let (view, _) = h.stop().await;
+    assert!(backed_off, "the refused upgrades were retried with a delay");
+    assert_eq!(view.history, expected_histories(&scenario));
+}
+
+/// Tokens living 2 s: the connector refreshes each on schedule, opens a new socket with the
+/// new token, snapshots, and drops the old socket, even when every mint closes the open
+/// sockets (`close` set).
+async fn moves_to_a_new_socket_on_each_planned_refresh(close: Option<SocketClose>) {
+    let scenario = call_with_faults("");
+    let sim = SimConfig {
+        token_lifetime: Duration::from_secs(2),
+        expires_in: Some(60),
+        ..SimConfig::default()
+    };
+    let mut h = Harness::start(&scenario, sim, |_, _| {}).await;
+    h.sim.faults().close_on_new_token(close);
+    h.wait_for("three planned refreshes", |v| v.snapshots >= 4)
+        .await;
+    h.play(&scenario, FAST).await;
+    let stats = h.stats.snapshot();
+    h.sim.faults().reset();
+    let (view, _) = h.stop().await;
+    assert_eq!(view.history, expected_histories(&scenario));
+    assert_eq!(
+        stats.unauthorized, 0,
+        "the JWT's 2 s beat `expires_in: 60`; no request used a stale token: {stats:?}"
+    );
+    assert!(stats.tokens_minted >= 4, "{stats:?}");
+    assert_eq!(
+        stats.connects, stats.tokens_minted,
+        "a new socket for every token: {stats:?}"
+    );
+    assert_eq!(
+        stats.disconnects, 0,
+        "the old socket is dropped only after the new one works: {stats:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_token_refresh_moves_to_a_new_socket() {
+    moves_to_a_new_socket_on_each_planned_refresh(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_token_refresh_survives_a_pbx_that_closes_sockets_on_every_mint() {
+    moves_to_a_new_socket_on_each_planned_refresh(Some(SocketClose::Abnormal)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_about_devices_and_dns_are_ignored_but_counted() {
+    let scenario =
+        call_with_faults("[[fault]]\nat = 7\naction = \"non_participant_frames\"\ndn = \"120\"");
+    let mut h = Harness::start(&scenario, SimConfig::default(), |_, _| {}).await;
+    h.play(&scenario, FAST).await;
+    let stats = h.stats.snapshot();
+    let (view, _) = h.stop().await;
+    assert_eq!(view.history, expected_histories(&scenario));
+    assert_eq!(stats.ignored_entities, 2, "{stats:?}");
+    assert_eq!(
+        (stats.sequence_gaps, stats.malformed_frames, view.snapshots),
+        (0, 0, 1),
+        "their sequence numbers count: {stats:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gaps_in_quick_succession_share_one_snapshot() {
+    // Each skip shows as a gap at the next frame: the device frames right after it.
+    let faults: String = [6, 7, 8]
+        .iter()
+        .map(|at| {
+            format!(
+                "[[fault]]\nat = {at}\naction = \"skip_sequence\"\n\
+                 [[fault]]\nat = {at}.5\naction = \"non_participant_frames\"\ndn = \"120\"\n"
+            )
+        })
+        .collect();
+    let scenario = call_with_faults(&faults);
+    let mut h = Harness::start(&scenario, SimConfig::default(), |c, _| {
+        c.gap_snapshot_every = Duration::from_millis(800);
+    })
+    .await;
+    h.play(&scenario, FAST).await;
+    h.wait_for("the deferred gap snapshot", |v| v.snapshots >= 3)
+        .await;
+    h.drain(Duration::from_millis(1200)).await;
+    let stats = h.stats.snapshot();
+    let (view, _) = h.stop().await;
+    assert_eq!(stats.sequence_gaps, 3, "{stats:?}");
+    assert_eq!(
+        view.snapshots, 3,
+        "the first, one at the first gap, one shared by the next two"
+    );
+    assert_eq!(view.history, expected_histories(&scenario));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeats_of_ringing_legs_fold_into_few_fetches_from_a_slow_pbx() {
+    // Three agents ring for 0.8 s of real time, repeated every 20 ms, and every GET takes 60 ms.
+    let scenario = queue_call_with_faults("");
+    let sim = SimConfig {
+        repeat_unconnected: Some(Duration::from_millis(20)),
+        get_delay: Duration::from_millis(60),
+        ..SimConfig::default()
+    };
+    let mut h = Harness::start(&scenario, sim, |_, _| {}).await;
+    h.play(&scenario, 0.1).await;
+    let stats = h.stats.snapshot();
+    let (view, _) = h.stop().await;
+    assert_eq!(view.history, expected_histories(&scenario));
+    assert!(stats.fetches_folded > 0, "{stats:?}");
+    let upserts = stats.frames
+        - (view
+            .changes
+            .iter()
+            .filter(|c| matches!(c, Change::Remove { .. }))
+            .count() as u64);
+    assert!(
+        stats.participant_fetches < upserts,
+        "repeats cost fewer GETs than frames: {stats:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xapi_403_names_xapi_not_the_call_control_licence() {
+    let scenario = call_with_faults("");
+    let mut h = Harness::start(&scenario, SimConfig::default(), |_, _| {}).await;
+    h.sim.faults().forbid_xapi(true);
+    let error = h.rest.inbound_rules().await.unwrap_err();
+    assert!(
+        matches!(error, RestError::XapiForbidden { .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("XAPI") && !message.contains("licence"),
+        "{message}"
+    );
+    // Call Control goes on.
+    h.play(&scenario, FAST).await;
+    h.sim.faults().reset();
+    let (view, _) = h.stop().await;
+    assert_eq!(view.history, expected_histories(&scenario));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_of_concurrent_folded_fetches_replays_to_the_same_changes() {
+    let scenario = queue_call_with_faults("");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("capture.jsonl");
+    let capture = CaptureWriter::create(&path).unwrap();
+    let sim = SimConfig {
+        repeat_unconnected: Some(Duration::from_millis(15)),
+        get_delay: Duration::from_millis(40),
+        ..SimConfig::default()
+    };
+    let mut h = Harness::start_with_capture(&scenario, sim, |_, _| {}, Some(capture)).await;
+    h.play(&scenario, 0.05).await;
+    let stats = h.stats.snapshot();
+    let (view, _) = h.stop().await;
+    assert!(stats.fetches_folded > 0, "{stats:?}");
+    let replayed: Vec<Change> = callhook::pbx::capture::replay_file(&path)
+        .unwrap()
+        .map(|c| c.expect("every line reads"))
+        .collect();
+    assert_eq!(
+        replayed, view.changes,
+        "replay reproduces the live stream exactly, times included"
+    );
+    assert!(
+        view.changes.windows(2).all(|w| w[0].at() <= w[1].at()),
+        "times never go backwards"
     );
 }

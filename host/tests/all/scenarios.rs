@@ -69,6 +69,7 @@ fn transfer_type(transfer_type: TransferType) -> &'static str {
 fn derive(scenario: &Scenario) -> Vec<CallEvent> {
     let config = EngineConfig {
         did_rules: [("4930123456".to_string(), "CompanyDID".to_string())].into(),
+        trunk_dids: callhook_simulator::SimConfig::default_trunks(),
         ..EngineConfig::default()
     };
     let mut engine = Engine::new(config);
@@ -100,6 +101,7 @@ pub fn assert_matches(
     events: &[(u64, u32, BTreeMap<String, String>)],
     ignored: &[&str],
 ) {
+    let label = format!("{} ({})", scenario.name(), scenario.variant());
     let mut calls: Vec<u64> = scenario.expected().iter().map(|e| e.call).collect();
     calls.extend(events.iter().map(|(call, ..)| *call));
     calls.sort();
@@ -126,17 +128,12 @@ pub fn assert_matches(
             expected.len(),
             actual.len(),
             "{} call {call}: expected {} events, got {:?}",
-            scenario.name(),
+            label,
             expected.len(),
             describe(&actual)
         );
         for (want, (_, link, got)) in expected.iter().zip(actual.iter().map(|a| &**a)) {
-            assert_eq!(
-                want.link,
-                *link,
-                "{} call {call}: link of {got:?}",
-                scenario.name()
-            );
+            assert_eq!(want.link, *link, "{} call {call}: link of {got:?}", label);
             for (key, value) in want
                 .fields
                 .iter()
@@ -146,7 +143,7 @@ pub fn assert_matches(
                     got.get(key),
                     Some(value),
                     "{} call {call}: field {key} of {got:?}",
-                    scenario.name()
+                    label
                 );
             }
         }
@@ -160,11 +157,19 @@ fn every_builtin_scenario_derives_its_expected_events() {
         names.len() >= 12,
         "the twelve scenarios of call-events.md ship: {names:?}"
     );
+    let mut plays = 0;
     for name in names {
-        let scenario = Scenario::builtin(name).unwrap();
-        let events: Vec<_> = derive(&scenario).iter().map(webhook_fields).collect();
-        assert_matches(&scenario, &events, &[]);
+        // Every variant the PBX may show (DID in party_did or from the trunk, both transfer
+        // orders, hold as statuses or staying Connected, the party-less first Dialing) must
+        // give the same events.
+        for variant in Scenario::builtin(name).unwrap().variants() {
+            let scenario = Scenario::builtin(name).unwrap().with_variant(variant);
+            let events: Vec<_> = derive(&scenario).iter().map(webhook_fields).collect();
+            assert_matches(&scenario, &events, &[]);
+            plays += 1;
+        }
     }
+    assert!(plays >= 35, "every scenario in every variant: {plays}");
 }
 
 #[test]

@@ -134,7 +134,9 @@ impl Drop for Host {
 
 /// A `callhook.toml` for `callhook run` against the simulator at `pbx`: engine grace 300 ms,
 /// the HTTP server on a free port, storage in `dir/state`, and the built-in generic-webhook
-/// sending to `{sink_origin}{webhook_path}`. `[pbx] url` is on line 2, `[engine] grace` on 7.
+/// sending to `{sink_origin}{webhook_path}`, and the simulator's trunk (`10007` on
+/// `+4930123456`, [`callhook_simulator::SimConfig::default_trunks`]) in `[trunks]`. `[pbx] url`
+/// is on line 2, `[engine] grace` on 7.
 pub fn host_config(
     dir: &std::path::Path,
     pbx: &str,
@@ -155,6 +157,9 @@ listen = "127.0.0.1:0"
 
 [storage]
 dir = "{state}"
+
+[trunks]
+"10007" = "+4930123456"
 
 [[plugin]]
 name = "generic-webhook"

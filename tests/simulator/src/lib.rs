@@ -10,6 +10,14 @@
 //! webhooks the host must send for it ([`Scenario::expected`]), so one generic test can check any
 //! pipeline against any scenario.
 //!
+//! By default the simulator behaves like a live V20 PBX (`3cx-api.md`): inbound legs come from
+//! the trunk DN with `party_did` empty and the client's route point as origin, an outbound leg
+//! first shows up without its party, a held leg stays `Connected`, and every absent value is
+//! `""` or `"None"`. Each scenario can be replayed in every other realistic shape with the same
+//! expectations ([`Scenario::variants`], [`Variant`]). The less common behaviours (nulls, `403`
+//! legs, abnormal closes, repeats of unconnected legs, slow GETs, `403` on XAPI, ...) are
+//! switches on [`Faults`], some with a [`SimConfig`] default.
+//!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! use callhook_simulator::{Scenario, SimConfig, Simulator};
@@ -44,12 +52,12 @@ mod server;
 mod state;
 mod wav;
 
-pub use config::{InboundRule, SimConfig, WavFormat};
-pub use faults::Faults;
+pub use config::{InboundRule, SimConfig, User, WavFormat};
+pub use faults::{Faults, Nulls, RecordingField, SocketClose};
 pub use load::LoadProfile;
 pub use recordings::RecordingInfo;
 pub use scenario::{
     DnEntry, Expectation, FaultAction, ParticipantChange, Scenario, ScenarioError, ScheduledFault,
-    TimelineStep,
+    TimelineStep, TransferOrder, Variant,
 };
 pub use server::{SimHandle, Simulator};

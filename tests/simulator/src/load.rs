@@ -28,7 +28,9 @@ pub struct LoadProfile {
     pub ring: Duration,
     /// How long answered calls talk, in whole seconds. By default 30 s.
     pub talk: Duration,
-    /// The DID inbound calls dialled (`party_did`). By default `"4930123456"`.
+    /// The DID inbound calls dialled (the calls' `did`; in `party_did` only with
+    /// [`crate::Variant::did_in_party_did`], else the host maps their trunk `10007`). By default
+    /// `"4930123456"`.
     pub did: String,
     /// The `did` value the webhooks of inbound calls must carry (the inbound rule's name for
     /// `did`). By default `"CompanyDID"`.

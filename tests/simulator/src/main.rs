@@ -71,6 +71,19 @@ struct Args {
     #[arg(long)]
     expires_in_minutes: bool,
 
+    /// Report exactly this `expires_in` whatever the lifetime (a live V20 is reported to send
+    /// 60 for an hour-long JWT).
+    #[arg(long, value_name = "N")]
+    expires_in: Option<u64>,
+
+    /// Re-announce participants not yet Connected this often, as 3CX does (about 750 ms).
+    #[arg(long, value_name = "MS")]
+    repeat_unconnected: Option<u64>,
+
+    /// Wait this long before answering each participant GET (a remote PBX).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    get_delay: u64,
+
     /// Token lifetime in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     token_lifetime: u64,
@@ -124,6 +137,9 @@ async fn main() -> anyhow::Result<()> {
         client_secret: args.client_secret.clone(),
         tls: args.tls,
         expires_in_minutes: args.expires_in_minutes,
+        expires_in: args.expires_in,
+        repeat_unconnected: args.repeat_unconnected.map(Duration::from_millis),
+        get_delay: Duration::from_millis(args.get_delay),
         token_lifetime: Duration::from_secs(args.token_lifetime),
         recording_delay: Duration::from_millis(args.recording_delay),
         recordings_folder: args.recordings_folder.clone(),

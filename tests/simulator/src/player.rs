@@ -3,7 +3,11 @@
 //! The player merges the scenario's participant changes, scheduled faults and recording
 //! publications into one agenda ordered by scaled time; at equal times faults come first (so a
 //! switch set at `t` affects the changes at `t`), then changes in timeline order, then
-//! recordings. It sleeps until each item's instant and applies it. Wall-clock times of
+//! recordings. It sleeps until each item's instant and applies it. Periods and delays that model
+//! the network or 3CX's timers (`repeat_unconnected`, `get_delay`) are wall-clock and not
+//! scaled; `repeat_connected` and `refuse_upgrades` are scenario time and scaled. Inbound legs
+//! originated by the default client's route point are renamed to the simulator's client id.
+//! Wall-clock times of
 //! recordings are the play's start plus the scaled scenario times, matching what a client
 //! watching the socket measures.
 
@@ -12,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::scenario::RecordingPart;
+use crate::scenario::{ROUTE_POINT, RecordingPart};
 use crate::state::Shared;
 use crate::{FaultAction, ParticipantChange, Scenario};
 
@@ -48,7 +52,12 @@ pub(crate) async fn play(
     );
     let scale = |d: Duration| d.mul_f64(time_scale);
     shared.add_directory(&scenario.directory());
-    let timeline = scenario.timeline();
+    let mut timeline = scenario.timeline();
+    if shared.config.client_id != ROUTE_POINT {
+        for step in &mut timeline {
+            rename_route_point(&mut step.change, &shared.config.client_id);
+        }
+    }
     let mut agenda: Vec<(Duration, Item)> = Vec::new();
     agenda.extend(
         scenario
@@ -90,6 +99,17 @@ pub(crate) async fn play(
     Ok(())
 }
 
+/// Inbound legs name the route point of the default client id as their origin; on a simulator
+/// with another client id they name its route point.
+fn rename_route_point(change: &mut ParticipantChange, client_id: &str) {
+    if let ParticipantChange::Upsert(participant) = change
+        && participant["originated_by_dn"] == ROUTE_POINT
+        && participant["originated_by_type"] == "Wroutepoint"
+    {
+        participant["originated_by_dn"] = client_id.into();
+    }
+}
+
 fn apply_fault(shared: &Shared, action: &FaultAction, scale: impl Fn(Duration) -> Duration) {
     let faults = &shared.faults;
     match action {
@@ -104,5 +124,15 @@ fn apply_fault(shared: &Shared, action: &FaultAction, scale: impl Fn(Duration) -
         FaultAction::UnknownEventType => faults.unknown_event_type(),
         FaultAction::VanishNextUpsert => faults.vanish_next_upsert(),
         FaultAction::SupersedeToken => faults.supersede_token(),
+        FaultAction::RepeatUnconnected(period) => faults.repeat_unconnected(*period),
+        FaultAction::GetDelay(delay) => faults.get_delay(*delay),
+        FaultAction::AbnormalClose => faults.abnormal_close(),
+        FaultAction::CloseOnNewToken(close) => faults.close_on_new_token(*close),
+        FaultAction::Nulls(nulls) => faults.nulls(*nulls),
+        FaultAction::UnusableParticipants(on) => faults.unusable_participants(*on),
+        FaultAction::ForbidParticipantsOf(dn) => faults.forbid_participants_of(dn),
+        FaultAction::ForbidXapi(on) => faults.forbid_xapi(*on),
+        FaultAction::NullRecordingField(field) => faults.null_recording_field(*field),
+        FaultAction::NonParticipantFrames(dn) => faults.non_participant_frames(dn),
     }
 }

@@ -3,7 +3,10 @@
 //! A recording is made per talking part of an extension (see `scenario::expand`) and published
 //! when the whole call is over plus [`crate::SimConfig::recording_delay`]. Its XAPI record
 //! follows `3cx-api.md` section 5; the `*DnType` fields are integers as field captures of V20
-//! show them (`0` extension, `1` external line). The file name follows the spec's folder
+//! show them (`0` extension, `1` external line); the fields 3CX fills from what the simulator
+//! does not model (DID numbers, participant ids, transcription, ...) are there as `null`, and
+//! [`crate::Faults::null_recording_field`] nulls one that clients read. The file name follows
+//! the spec's folder
 //! model: `<dn>/[<display name>]_<from>-<to>_<yyyyMMddHHmmss>(<callid>).wav`, times in UTC.
 
 use std::path::{Path, PathBuf};
@@ -86,6 +89,18 @@ impl StoredRecording {
             "ToDisplayName": to["Name"],
             "CallType": call_type,
             "IsArchived": false,
+            "ArchivedUrl": null,
+            "FromDidNumber": null,
+            "ToDidNumber": null,
+            "FromIdParticipant": null,
+            "ToIdParticipant": null,
+            "RefParticipantId": null,
+            "IsTranscribed": false,
+            "Transcription": null,
+            "Summary": null,
+            "Sentiment": null,
+            "CreationMethod": null,
+            "CreationType": null,
         });
         StoredRecording {
             info: RecordingInfo {

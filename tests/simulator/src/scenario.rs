@@ -17,19 +17,29 @@
 
 mod expand;
 mod format;
+mod variant;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use expand::{RecordingPart, device_id};
+pub(crate) use expand::{ROUTE_POINT, RecordingPart, device_id};
+pub use variant::{TransferOrder, Variant};
 
-/// A parsed, validated and expanded scenario.
+use crate::faults::{Nulls, RecordingField, SocketClose};
+
+/// A parsed, validated and expanded scenario, in one [`Variant`] (by default the realistic one).
 #[derive(Debug, Clone)]
 pub struct Scenario {
     name: String,
     description: String,
     directory: Vec<DnEntry>,
+    /// The parsed file, kept to expand it again in another variant.
+    source: Arc<format::Parsed>,
+    variant: Variant,
+    /// (call id, participant id) offsets of [`Scenario::renumbered`], applied after expansion.
+    offsets: (u64, u64),
     timeline: Vec<TimelineStep>,
     recordings: Vec<RecordingPart>,
     faults: Vec<ScheduledFault>,
@@ -111,6 +121,26 @@ pub enum FaultAction {
     VanishNextUpsert,
     /// [`crate::Faults::supersede_token`].
     SupersedeToken,
+    /// [`crate::Faults::repeat_unconnected`]; the period is wall-clock time (not scaled).
+    RepeatUnconnected(Option<Duration>),
+    /// [`crate::Faults::get_delay`]; wall-clock time (not scaled).
+    GetDelay(Duration),
+    /// [`crate::Faults::abnormal_close`].
+    AbnormalClose,
+    /// [`crate::Faults::close_on_new_token`].
+    CloseOnNewToken(Option<SocketClose>),
+    /// [`crate::Faults::nulls`].
+    Nulls(Nulls),
+    /// [`crate::Faults::unusable_participants`].
+    UnusableParticipants(bool),
+    /// [`crate::Faults::forbid_participants_of`].
+    ForbidParticipantsOf(String),
+    /// [`crate::Faults::forbid_xapi`].
+    ForbidXapi(bool),
+    /// [`crate::Faults::null_recording_field`].
+    NullRecordingField(Option<RecordingField>),
+    /// [`crate::Faults::non_participant_frames`].
+    NonParticipantFrames(String),
 }
 
 /// Why a scenario could not be loaded. Every variant names where the problem is.
@@ -225,10 +255,15 @@ impl Scenario {
 
     fn parse(text: &str, file: &str, stem: Option<String>) -> Result<Scenario, ScenarioError> {
         let parsed = format::parse(text, file)?;
-        let expansion = expand::expand(&parsed).map_err(|e| e.in_file(file))?;
+        let variant = Variant::default();
+        let expansion = expand::expand(&parsed, variant).map_err(|e| e.in_file(file))?;
         Ok(Scenario {
-            name: parsed.name.or(stem).unwrap_or_else(|| "unnamed".to_owned()),
-            description: parsed.description,
+            name: parsed
+                .name
+                .clone()
+                .or(stem)
+                .unwrap_or_else(|| "unnamed".to_owned()),
+            description: parsed.description.clone(),
             directory: parsed
                 .dns
                 .iter()
@@ -240,9 +275,54 @@ impl Scenario {
                 .collect(),
             timeline: expansion.timeline,
             recordings: expansion.recordings,
-            faults: parsed.faults,
-            expected: parsed.expected,
+            faults: parsed.faults.clone(),
+            expected: parsed.expected.clone(),
+            source: Arc::new(parsed),
+            variant,
+            offsets: (0, 0),
         })
+    }
+
+    /// The variant this scenario is expanded in; [`Variant::default`] unless it came from
+    /// [`Scenario::with_variant`].
+    pub fn variant(&self) -> Variant {
+        self.variant
+    }
+
+    /// The same scenario expanded in `variant`: same calls, faults and expectations (and the
+    /// same renumbering), participant changes shaped as the variant says.
+    pub fn with_variant(&self, variant: Variant) -> Scenario {
+        // Variants only change what the upserts show, never which steps are valid.
+        let expansion = expand::expand(&self.source, variant)
+            .expect("a scenario that expands in one variant expands in all");
+        let mut out = Scenario {
+            timeline: expansion.timeline,
+            recordings: expansion.recordings,
+            expected: self.source.expected.clone(),
+            variant,
+            offsets: (0, 0),
+            ..self.clone()
+        };
+        out.shift(self.offsets.0, self.offsets.1);
+        out
+    }
+
+    /// Every variant that gives this scenario a different timeline, [`Variant::default`] first:
+    /// inbound calls with a `did` with it in `party_did` and without; transfers in both orders;
+    /// holds (and consultations) with the `Hold` status and staying `Connected`; outbound calls
+    /// with and without the party-less first `Dialing` upsert; and their combinations. Play each
+    /// with the same [`Scenario::expected`] list.
+    pub fn variants(&self) -> Vec<Variant> {
+        let mut seen: Vec<Vec<TimelineStep>> = Vec::new();
+        let mut out = Vec::new();
+        for variant in Variant::candidates() {
+            let timeline = self.with_variant(variant).timeline;
+            if !seen.contains(&timeline) {
+                seen.push(timeline);
+                out.push(variant);
+            }
+        }
+        out
     }
 
     /// The scenario's name: its `name` key, else the file stem.
@@ -295,7 +375,14 @@ impl Scenario {
     /// participant ids must be unique on a PBX.
     pub fn renumbered(&self, call_offset: u64, participant_offset: u64) -> Scenario {
         let mut out = self.clone();
-        for step in &mut out.timeline {
+        out.shift(call_offset, participant_offset);
+        out
+    }
+
+    fn shift(&mut self, call_offset: u64, participant_offset: u64) {
+        self.offsets.0 += call_offset;
+        self.offsets.1 += participant_offset;
+        for step in &mut self.timeline {
             match &mut step.change {
                 ParticipantChange::Upsert(value) => {
                     shift(&mut value["id"], participant_offset);
@@ -306,13 +393,12 @@ impl Scenario {
                 }
             }
         }
-        for part in &mut out.recordings {
+        for part in &mut self.recordings {
             part.callid += call_offset;
         }
-        for expectation in &mut out.expected {
+        for expectation in &mut self.expected {
             expectation.call += call_offset;
         }
-        out
     }
 }
 

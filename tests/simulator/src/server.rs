@@ -5,7 +5,7 @@
 //! | `POST /connect/token` | `token.rs` (also the Bearer middleware guarding the rest) |
 //! | `GET /callcontrol`, `/callcontrol/{dn}[/participants[/{id}]]` | `callcontrol.rs` |
 //! | `GET /callcontrol/ws` | `socket.rs` |
-//! | `GET /xapi/v1/...` | `xapi.rs` |
+//! | `GET /xapi/v1/...` (`Recordings`, `InboundRules`, `Users`) | `xapi.rs` |
 //! | `/_sim/...` (opt-in) | `control.rs` |
 //!
 //! TLS material comes from `tls.rs`. [`SimHandle`] is the caller's grip on a running simulator:
@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::faults::Repeat;
 use crate::state::Shared;
 use crate::{
     DnEntry, Faults, ParticipantChange, RecordingInfo, Scenario, SimConfig, faults, player,
@@ -74,14 +75,15 @@ impl Simulator {
             let serve = axum::serve(tcp, app).with_graceful_shutdown(signal);
             (tokio::spawn(report(serve.into_future())), None)
         };
-        let repeater = tokio::spawn(faults::run_repeater(shared.clone()));
+        let repeaters = [Repeat::Connected, Repeat::Unconnected]
+            .map(|which| tokio::spawn(faults::run_repeater(shared.clone(), which)));
         Ok(SimHandle {
             shared,
             addr,
             tls,
             ca_pem,
             stop: Some(stop),
-            tasks: vec![server, repeater],
+            tasks: [server].into_iter().chain(repeaters).collect(),
         })
     }
 }
@@ -109,6 +111,7 @@ fn router(shared: Arc<Shared>, control: bool) -> Router {
         .route("/xapi/v1/Recordings", get(xapi::recordings))
         .route("/xapi/v1/Recordings/{action}", get(xapi::download))
         .route("/xapi/v1/InboundRules", get(xapi::inbound_rules))
+        .route("/xapi/v1/Users", get(xapi::users))
         .route("/xapi/v1/{entity}", get(xapi::entity))
         .route_layer(middleware::from_fn_with_state(
             shared.clone(),

@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
 
-use crate::faults::Faults;
+use crate::faults::{Faults, Repeat};
 use crate::recordings::{RecordingInfo, StoredRecording};
 use crate::scenario::RecordingPart;
 use crate::server::token::TokenStore;
@@ -38,8 +38,10 @@ pub(crate) enum Frame {
     Raw(String),
     /// Burn one sequence number without sending: the next frame shows a gap.
     SkipSequence,
-    /// Close the socket now.
+    /// Close the socket now, with a close frame.
     Close,
+    /// Drop the socket now, without a close frame (the client sees `1006`).
+    Abort,
 }
 
 /// Everything the handlers, the player and the faults share.
@@ -81,6 +83,7 @@ impl Shared {
             &config.client_secret,
             config.token_lifetime,
             config.expires_in_minutes,
+            config.expires_in,
         ));
         let mut pbx = Pbx::default();
         pbx.directory
@@ -90,7 +93,12 @@ impl Shared {
                 .insert(entry.dn.clone(), entry.dn_type.clone());
         }
         Arc::new(Shared {
-            faults: Faults::new(bus.clone(), tokens.clone()),
+            faults: Faults::new(
+                bus.clone(),
+                tokens.clone(),
+                config.repeat_unconnected,
+                config.get_delay,
+            ),
             tokens,
             bus,
             sockets: watch::Sender::new(0),
@@ -154,11 +162,18 @@ impl Shared {
         });
     }
 
-    /// Repeats an upsert of every Connected participant, as the field sees about every 750 ms.
-    pub fn repeat_connected(&self) {
+    /// Repeats an upsert of every participant that is `Connected` or, for
+    /// [`Repeat::Unconnected`], `Ringing` or `Dialing` (what 3CX repeats about every 750 ms).
+    pub fn repeat(&self, which: Repeat) {
         let pbx = self.pbx();
         for (id, participant) in &pbx.participants {
-            if participant["status"] == "Connected" && !pbx.hidden.contains(id) {
+            let repeated = match which {
+                Repeat::Connected => participant["status"] == "Connected",
+                Repeat::Unconnected => {
+                    participant["status"] == "Ringing" || participant["status"] == "Dialing"
+                }
+            };
+            if repeated && !pbx.hidden.contains(id) {
                 let dn = participant["dn"].as_str().unwrap_or_default();
                 self.send(0, entity(dn, *id));
             }
@@ -240,6 +255,9 @@ impl Shared {
             end,
             wav::tone(self.config.wav_format, length),
         );
+        if let Some(field) = self.faults.switches().null_recording_field {
+            recording.json[field.as_str()] = Value::Null;
+        }
         if let Some(folder) = &self.config.recordings_folder {
             let bytes = self.recording_bytes(&recording);
             recording.write_into(folder, &bytes)?;

@@ -30,7 +30,7 @@ impl RecordingSource for FakeXapi {
         &self,
         after: u64,
         top: u32,
-    ) -> BoxFuture<'_, Result<Vec<XapiRecording>, SourceError>> {
+    ) -> BoxFuture<'_, Result<RecordingPage, SourceError>> {
         self.requests.lock().unwrap().push(format!("after {after}"));
         let list = self.recordings.lock().unwrap();
         let page = list
@@ -38,22 +38,25 @@ impl RecordingSource for FakeXapi {
             .map(|(r, _)| r.clone())
             .filter(|r| r.id > after)
             .take(top as usize);
-        let page: Vec<_> = page.collect();
+        let page = RecordingPage {
+            rows: page.collect(),
+            skipped: Vec::new(),
+        };
         Box::pin(async move { Ok(page) })
     }
 
-    fn newest_recordings(
-        &self,
-        top: u32,
-    ) -> BoxFuture<'_, Result<Vec<XapiRecording>, SourceError>> {
+    fn newest_recordings(&self, top: u32) -> BoxFuture<'_, Result<RecordingPage, SourceError>> {
         self.requests.lock().unwrap().push("newest".to_owned());
         let list = self.recordings.lock().unwrap();
-        let page: Vec<_> = list
-            .iter()
-            .rev()
-            .take(top as usize)
-            .map(|(r, _)| r.clone())
-            .collect();
+        let page = RecordingPage {
+            rows: list
+                .iter()
+                .rev()
+                .take(top as usize)
+                .map(|(r, _)| r.clone())
+                .collect(),
+            skipped: Vec::new(),
+        };
         Box::pin(async move { Ok(page) })
     }
 
@@ -95,8 +98,8 @@ fn xapi_recording(id: u64, dn: &str, start: Timestamp, end: Timestamp) -> XapiRe
     XapiRecording {
         id,
         recording_url: format!("{dn}/[X]_425630434343-{dn}_x({id}).wav"),
-        start_time: start,
-        end_time: end,
+        start_time: Some(start),
+        end_time: Some(end),
         from_dn: "10000".to_owned(),
         to_dn: dn.to_owned(),
         from_caller_number: "425630434343".to_owned(),

@@ -10,17 +10,22 @@
 //! `callid`.
 //!
 //! What each action does (the model the spec calls section 4):
-//! - `ring`: a Ringing leg per DN, party = the external caller, `originated_by` = `via`,
-//!   `on_behalf_of` = `via` when it is a queue or ring group.
+//! - `ring`: a Ringing leg per DN, party = the external caller on its trunk (`party_dn` = the
+//!   trunk, `Wexternalline`, `party_caller_name` the number with `+` unless named, `party_did`
+//!   empty unless the variant fills it), `originated_by` = `via`, or the API client's route
+//!   point ([`ROUTE_POINT`], `Wroutepoint`) without one; `on_behalf_of` = `via` when it is a
+//!   queue or ring group.
 //! - `enter`: the caller reaches a queue, IVR or route point: a Connected leg on that DN.
 //! - `answer`: the DN's Ringing leg becomes Connected; every other Ringing leg of the call and
 //!   every leg on a non-extension DN (queue, IVR, route point) is removed, in that order.
 //! - `stop_ringing`: the given (default: all) Ringing legs are removed; the call goes on.
-//! - `dial` / `remote_answer`: a Dialing leg, then Connected.
-//! - `hold` / `resume`: Connected → Hold → Connected on the DN's leg.
+//! - `dial` / `remote_answer`: a Dialing leg (first without its party, depending on the
+//!   variant), then Connected.
+//! - `hold` / `resume`: Connected → Hold → Connected on the DN's leg (or an upsert that stays
+//!   Connected, depending on the variant).
 //! - `leave`: the DN's leg is removed; `hangup`: every remaining leg (consultation first).
 //! - `blind_transfer`: the holder's leg is removed and a Ringing leg with `referred_by` = holder
-//!   appears on the target (order selectable).
+//!   appears on the target (order selectable, and overridden by the variant).
 //! - `consult` / `consult_answer` / `complete_transfer`: the holder goes on Hold and places a
 //!   consultation call with its own callid (Dialing + Ringing legs, both extensions as parties);
 //!   once answered, completing removes the holder's legs in both calls and the target's
@@ -30,14 +35,25 @@
 //! A recording part runs from a leg's first Connected to its removal, for extension legs of a
 //! call with `record = true`; the consultation call is not recorded. Every call must end (no leg
 //! left) by the end of the scenario.
+//!
+//! The [`Variant`] changes only what the upserts show and the order of the two halves of a
+//! transfer, never the model's state, so a scenario valid in one variant is valid in all.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::format::{Action, CallDecl, DnDecl, External, Invalid, Order, Parsed, Step};
-use super::{ParticipantChange, TimelineStep};
+use super::format::{Action, CallDecl, DnDecl, External, Invalid, Parsed, Step};
+use super::{ParticipantChange, TimelineStep, TransferOrder, Variant};
+
+/// The route point that originates inbound legs without a `via`: the API client's own DN, named
+/// after its client id. Timelines use the default client id; the player renames it to the
+/// simulator's [`crate::SimConfig::client_id`].
+pub(crate) const ROUTE_POINT: &str = "callhook";
+
+/// How long after the party-less first `Dialing` upsert the party is filled in, at most.
+const PARTY_FILL: Duration = Duration::from_millis(200);
 
 /// The result of expanding a scenario.
 pub(super) struct Expansion {
@@ -77,6 +93,15 @@ enum Status {
 }
 
 impl Status {
+    /// The status as the variant shows it: a held leg may stay `Connected`.
+    fn shown(self, variant: Variant) -> &'static str {
+        if self == Status::Hold && variant.hold_as_connected {
+            "Connected"
+        } else {
+            self.as_str()
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Status::Dialing => "Dialing",
@@ -97,6 +122,7 @@ struct Party {
     dn_type: String,
 }
 
+#[derive(Clone)]
 struct Leg {
     id: u64,
     dn: String,
@@ -154,6 +180,7 @@ struct CallState<'a> {
 }
 
 struct Expander<'a> {
+    variant: Variant,
     dns: BTreeMap<&'a str, &'a DnDecl>,
     next_participant: u64,
     used_callids: Vec<u64>,
@@ -164,8 +191,9 @@ struct Expander<'a> {
 }
 
 /// Expands a parsed scenario; errors carry the step's line.
-pub(super) fn expand(parsed: &Parsed) -> Result<Expansion, Invalid> {
+pub(super) fn expand(parsed: &Parsed, variant: Variant) -> Result<Expansion, Invalid> {
     let mut ex = Expander {
+        variant,
         dns: parsed.dns.iter().map(|d| (d.dn.as_str(), d)).collect(),
         next_participant: parsed.first_participant_id,
         used_callids: parsed.calls.iter().map(|c| c.callid).collect(),
@@ -228,6 +256,9 @@ pub(super) fn expand(parsed: &Parsed) -> Result<Expansion, Invalid> {
         ));
     }
     ex.recordings.sort_by_key(|p| (p.call_end, p.talk_start));
+    // Delayed upserts (the party filled in after a party-less `Dialing`) were pushed at their
+    // step; a stable sort puts them at their time and keeps the order of everything else.
+    ex.timeline.sort_by_key(|s| s.at);
     Ok(Expansion {
         timeline: ex.timeline,
         recordings: ex.recordings,
@@ -275,10 +306,14 @@ impl<'a> Expander<'a> {
     }
 
     fn emit_upsert(&mut self, callid: u64, leg: &Leg) {
+        self.emit_upsert_at(self.now, callid, leg);
+    }
+
+    fn emit_upsert_at(&mut self, at: Duration, callid: u64, leg: &Leg) {
         if self.dns[leg.dn.as_str()].monitored {
             let json = self.participant_json(callid, leg);
             self.timeline.push(TimelineStep {
-                at: self.now,
+                at,
                 change: ParticipantChange::Upsert(json),
             });
         }
@@ -298,7 +333,10 @@ impl<'a> Expander<'a> {
 
     fn typed(&self, dn: &Option<String>) -> (String, String) {
         match dn {
-            Some(dn) => (dn.clone(), self.dns[dn.as_str()].dn_type.clone()),
+            Some(dn) => match self.dns.get(dn.as_str()) {
+                Some(decl) => (dn.clone(), decl.dn_type.clone()),
+                None => (dn.clone(), "Wroutepoint".to_owned()),
+            },
             None => (String::new(), "None".to_owned()),
         }
     }
@@ -309,7 +347,7 @@ impl<'a> Expander<'a> {
         let (on_behalf_of_dn, on_behalf_of_type) = self.typed(&leg.on_behalf_of);
         json!({
             "id": leg.id,
-            "status": leg.status.as_str(),
+            "status": leg.status.shown(self.variant),
             "dn": leg.dn,
             "party_caller_name": leg.party.name,
             "party_dn": leg.party.dn,
@@ -329,18 +367,23 @@ impl<'a> Expander<'a> {
         })
     }
 
-    fn external_party(external: &External, inbound: bool) -> Party {
+    fn external_party(&self, external: &External, inbound: bool) -> Party {
         Party {
             name: external.name.clone(),
             dn: external.trunk.clone(),
             caller_id: external.number.clone(),
-            did: if inbound {
+            did: if inbound && self.variant.did_in_party_did {
                 external.did.clone()
             } else {
                 String::new()
             },
             dn_type: "Wexternalline".to_owned(),
         }
+    }
+
+    /// The order of a transfer step, unless the variant overrides it.
+    fn order(&self, written: TransferOrder) -> TransferOrder {
+        self.variant.transfer_order.unwrap_or(written)
     }
 
     fn internal_party(decl: &DnDecl) -> Party {
@@ -501,9 +544,9 @@ impl<'a> Expander<'a> {
             if call.main.position(dn).is_some() {
                 return Err(self.err("dn", format!("DN {dn} already has a leg in this call")));
             }
-            let party = Self::external_party(&call.decl.external, true);
+            let party = self.external_party(&call.decl.external, true);
             let mut leg = self.new_leg(&mut call.main, dn, Status::Ringing, party);
-            leg.originated_by = via.map(|v| v.dn.clone());
+            leg.originated_by = Some(via.map_or(ROUTE_POINT, |v| v.dn.as_str()).to_owned());
             leg.on_behalf_of = via
                 .filter(|v| v.dn_type == "Wqueue" || v.dn_type == "Wringgroup")
                 .map(|v| v.dn.clone());
@@ -522,7 +565,7 @@ impl<'a> Expander<'a> {
         if call.main.position(dn).is_some() {
             return Err(self.err("dn", format!("DN {dn} already has a leg in this call")));
         }
-        let party = Self::external_party(&call.decl.external, true);
+        let party = self.external_party(&call.decl.external, true);
         let leg = self.new_leg(&mut call.main, dn, Status::Connected, party);
         self.emit_upsert(call.main.callid, &leg);
         call.main.legs.push(leg);
@@ -588,9 +631,32 @@ impl<'a> Expander<'a> {
         }
         self.direction(call, Direction::Outbound)?;
         self.extension("dn", dn)?;
-        let party = Self::external_party(&call.decl.external, false);
+        let party = self.external_party(&call.decl.external, false);
         let leg = self.new_leg(&mut call.main, dn, Status::Dialing, party);
-        self.emit_upsert(call.main.callid, &leg);
+        if self.variant.partyless_first_dialing {
+            let partyless = Leg {
+                party: Party {
+                    name: String::new(),
+                    dn: String::new(),
+                    caller_id: leg.party.caller_id.clone(),
+                    did: String::new(),
+                    dn_type: "None".to_owned(),
+                },
+                ..leg.clone()
+            };
+            self.emit_upsert(call.main.callid, &partyless);
+            // Filled in before the call's next step, so the order of its upserts stays right.
+            let next = call
+                .decl
+                .steps
+                .iter()
+                .map(|s| s.at)
+                .find(|&at| at > self.now);
+            let fill = next.map_or(PARTY_FILL, |next| PARTY_FILL.min((next - self.now) / 2));
+            self.emit_upsert_at(self.now + fill, call.main.callid, &leg);
+        } else {
+            self.emit_upsert(call.main.callid, &leg);
+        }
         call.main.legs.push(leg);
         Ok(())
     }
@@ -600,23 +666,24 @@ impl<'a> Expander<'a> {
         call: &mut CallState,
         dn: &str,
         to: &str,
-        order: Order,
+        order: TransferOrder,
     ) -> Result<(), Invalid> {
+        let order = self.order(order);
         let index = self.main_leg(call, dn, &[Status::Connected, Status::Hold])?;
         self.extension("to", to)?;
         if call.main.position(to).is_some() {
             return Err(self.err("to", format!("DN {to} already has a leg in this call")));
         }
         let inbound = call.direction == Some(Direction::Inbound);
-        let party = Self::external_party(&call.decl.external, inbound);
+        let party = self.external_party(&call.decl.external, inbound);
         let mut leg = self.new_leg(&mut call.main, to, Status::Ringing, party);
         leg.referred_by = Some(dn.to_owned());
-        if order == Order::LeaveFirst {
+        if order == TransferOrder::LeaveFirst {
             self.remove_main(call, index);
         }
         self.emit_upsert(call.main.callid, &leg);
         call.main.legs.push(leg);
-        if order == Order::JoinFirst {
+        if order == TransferOrder::JoinFirst {
             self.remove_main(call, index);
         }
         Ok(())
@@ -686,8 +753,9 @@ impl<'a> Expander<'a> {
         &mut self,
         call: &mut CallState,
         dn: &str,
-        order: Order,
+        order: TransferOrder,
     ) -> Result<(), Invalid> {
+        let order = self.order(order);
         let consult = match call.consult.take() {
             Some(c) if c.answered && c.from == dn => c,
             Some(c) => {
@@ -703,17 +771,17 @@ impl<'a> Expander<'a> {
         };
         let index = self.main_leg(call, dn, &[Status::Hold, Status::Connected])?;
         let inbound = call.direction == Some(Direction::Inbound);
-        let party = Self::external_party(&call.decl.external, inbound);
+        let party = self.external_party(&call.decl.external, inbound);
         let mut joined = self.new_leg(&mut call.main, &consult.to, Status::Connected, party);
         joined.referred_by = Some(dn.to_owned());
-        if order == Order::JoinFirst {
+        if order == TransferOrder::JoinFirst {
             self.emit_upsert(call.main.callid, &joined);
         }
         self.remove_main(call, index);
         for leg in &consult.legs.legs {
             self.emit_remove(leg);
         }
-        if order == Order::LeaveFirst {
+        if order == TransferOrder::LeaveFirst {
             self.emit_upsert(call.main.callid, &joined);
         }
         call.main.legs.push(joined);

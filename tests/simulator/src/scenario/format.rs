@@ -13,7 +13,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Expectation, FaultAction, ScenarioError, ScheduledFault};
+use super::{Expectation, FaultAction, ScenarioError, ScheduledFault, TransferOrder};
+use crate::faults::{Nulls, RecordingField, SocketClose};
 
 /// The DN types of `3cx-api.md` section 2 that a scenario may declare.
 const DN_TYPES: &[&str] = &[
@@ -125,7 +126,7 @@ struct RawStep {
     to: Option<Spanned<String>>,
     via: Option<Spanned<String>>,
     callid: Option<Spanned<u64>>,
-    order: Option<Spanned<Order>>,
+    order: Option<Spanned<TransferOrder>>,
 }
 
 #[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,17 +148,6 @@ enum ActionName {
     CompleteTransfer,
 }
 
-/// In which order the two halves of a transfer reach the socket (the spec says either happens).
-#[derive(Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub(super) enum Order {
-    /// The transferring extension's leg is removed first, then the new leg appears.
-    #[default]
-    LeaveFirst,
-    /// The new leg appears first, then the transferring extension's leg is removed.
-    JoinFirst,
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFault {
@@ -165,7 +155,10 @@ struct RawFault {
     action: FaultName,
     on: Option<bool>,
     every_ms: Option<u64>,
+    ms: Option<u64>,
     seconds: Option<Spanned<f64>>,
+    dn: Option<String>,
+    mode: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -180,9 +173,20 @@ enum FaultName {
     UnknownEventType,
     VanishNextUpsert,
     SupersedeToken,
+    RepeatUnconnected,
+    GetDelay,
+    AbnormalClose,
+    CloseOnNewToken,
+    Nulls,
+    UnusableParticipants,
+    ForbidParticipantsOf,
+    ForbidXapi,
+    NullRecordingField,
+    NonParticipantFrames,
 }
 
 /// A scenario after parsing, before expansion.
+#[derive(Debug)]
 pub(super) struct Parsed {
     pub name: Option<String>,
     pub description: String,
@@ -194,6 +198,7 @@ pub(super) struct Parsed {
 }
 
 /// A declared DN.
+#[derive(Debug)]
 pub(super) struct DnDecl {
     pub dn: String,
     pub dn_type: String,
@@ -202,6 +207,7 @@ pub(super) struct DnDecl {
 }
 
 /// A declared call with its external party and steps.
+#[derive(Debug)]
 pub(super) struct CallDecl {
     pub callid: u64,
     pub line: usize,
@@ -211,6 +217,7 @@ pub(super) struct CallDecl {
 }
 
 /// The external party of a call.
+#[derive(Debug)]
 pub(super) struct External {
     pub number: String,
     pub name: String,
@@ -219,6 +226,7 @@ pub(super) struct External {
 }
 
 /// One timed step of a call.
+#[derive(Debug)]
 pub(super) struct Step {
     pub at: Duration,
     pub line: usize,
@@ -226,6 +234,7 @@ pub(super) struct Step {
 }
 
 /// The high-level actions; `expand` gives each its participant changes.
+#[derive(Debug)]
 pub(super) enum Action {
     Ring {
         dns: Vec<String>,
@@ -257,7 +266,7 @@ pub(super) enum Action {
     BlindTransfer {
         dn: String,
         to: String,
-        order: Order,
+        order: TransferOrder,
     },
     Consult {
         dn: String,
@@ -267,7 +276,7 @@ pub(super) enum Action {
     ConsultAnswer,
     CompleteTransfer {
         dn: String,
-        order: Order,
+        order: TransferOrder,
     },
 }
 
@@ -399,7 +408,7 @@ fn resolve(raw: RawScenario, lines: &Lines) -> Result<Parsed, Invalid> {
             callid: c.callid,
             line,
             external: External {
-                name: c.external_name.unwrap_or_else(|| c.external.clone()),
+                name: c.external_name.unwrap_or_else(|| e164(&c.external)),
                 number: c.external,
                 trunk: c.trunk,
                 did: c.did,
@@ -431,6 +440,15 @@ fn resolve(raw: RawScenario, lines: &Lines) -> Result<Parsed, Invalid> {
         faults,
         expected,
     })
+}
+
+/// The number as 3CX writes caller names of external parties: with a leading `+`.
+fn e164(number: &str) -> String {
+    if number.starts_with('+') {
+        number.to_owned()
+    } else {
+        format!("+{number}")
+    }
 }
 
 fn seconds(value: &Spanned<f64>, lines: &Lines, key: &str) -> Result<Duration, Invalid> {
@@ -557,62 +575,119 @@ fn snake(camel: &str) -> String {
     out
 }
 
+/// Which keys (besides `at` and `action`) each fault action takes; every one is required.
+fn fault_keys(action: FaultName) -> &'static [&'static str] {
+    use FaultName::*;
+    match action {
+        RefuseUpgrades => &["seconds"],
+        DuplicateUpserts | UnusableParticipants | ForbidXapi => &["on"],
+        RepeatConnected | RepeatUnconnected => &["every_ms"],
+        GetDelay => &["ms"],
+        CloseOnNewToken | Nulls | NullRecordingField => &["mode"],
+        ForbidParticipantsOf | NonParticipantFrames => &["dn"],
+        DropSockets | SkipSequence | MalformedFrame | UnknownEventType | VanishNextUpsert
+        | SupersedeToken | AbnormalClose => &[],
+    }
+}
+
+/// A `mode` value: one of `choices` (name, value), else an error listing them.
+fn mode<T: Copy>(line: usize, given: &str, choices: &[(&str, T)]) -> Result<T, Invalid> {
+    choices
+        .iter()
+        .find(|(name, _)| *name == given)
+        .map(|(_, value)| *value)
+        .ok_or_else(|| {
+            let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+            Invalid::new(
+                line,
+                "mode",
+                format!("unknown mode `{given}` (one of {})", names.join(", ")),
+            )
+        })
+}
+
 fn fault(spanned: Spanned<RawFault>, lines: &Lines) -> Result<ScheduledFault, Invalid> {
     let line = lines.of(spanned.span());
     let f = spanned.into_inner();
     let at = seconds(&f.at, lines, "at")?;
-    let needs = |key: &str, ok: bool| {
-        if ok {
-            Ok(())
-        } else {
-            Err(Invalid::new(line, key, "missing for this fault action"))
-        }
-    };
     // Like steps, a fault table carries exactly the keys its action takes.
-    let takes = match f.action {
-        FaultName::RefuseUpgrades => "seconds",
-        FaultName::DuplicateUpserts => "on",
-        FaultName::RepeatConnected => "every_ms",
-        _ => "",
-    };
+    let takes = fault_keys(f.action);
     let given = [
         ("on", f.on.is_some()),
         ("every_ms", f.every_ms.is_some()),
+        ("ms", f.ms.is_some()),
         ("seconds", f.seconds.is_some()),
+        ("dn", f.dn.is_some()),
+        ("mode", f.mode.is_some()),
     ];
-    if let Some((key, _)) = given
-        .iter()
-        .find(|(key, present)| *present && *key != takes)
-    {
-        return Err(Invalid::new(
-            line,
-            key,
-            "does not apply to this fault action",
-        ));
+    for (key, present) in given {
+        if present && !takes.contains(&key) {
+            return Err(Invalid::new(
+                line,
+                key,
+                "does not apply to this fault action",
+            ));
+        }
+        if !present && takes.contains(&key) {
+            return Err(Invalid::new(line, key, "missing for this fault action"));
+        }
     }
+    let on = f.on.unwrap_or_default();
+    let every = f
+        .every_ms
+        .and_then(|ms| (ms > 0).then(|| Duration::from_millis(ms)));
+    let dn = f.dn.unwrap_or_default();
+    let given_mode = f.mode.unwrap_or_default();
     let action = match f.action {
         FaultName::DropSockets => FaultAction::DropSockets,
         FaultName::RefuseUpgrades => {
-            let window = f
-                .seconds
-                .as_ref()
-                .ok_or_else(|| Invalid::new(line, "seconds", "missing for `refuse_upgrades`"))?;
+            let window = f.seconds.as_ref().expect("checked above");
             FaultAction::RefuseUpgrades(seconds(window, lines, "seconds")?)
         }
-        FaultName::DuplicateUpserts => {
-            needs("on", f.on.is_some())?;
-            FaultAction::DuplicateUpserts(f.on.unwrap_or_default())
-        }
-        FaultName::RepeatConnected => {
-            needs("every_ms", f.every_ms.is_some())?;
-            let every = f.every_ms.unwrap_or_default();
-            FaultAction::RepeatConnected((every > 0).then(|| Duration::from_millis(every)))
+        FaultName::DuplicateUpserts => FaultAction::DuplicateUpserts(on),
+        FaultName::RepeatConnected => FaultAction::RepeatConnected(every),
+        FaultName::RepeatUnconnected => FaultAction::RepeatUnconnected(every),
+        FaultName::GetDelay => {
+            FaultAction::GetDelay(Duration::from_millis(f.ms.unwrap_or_default()))
         }
         FaultName::SkipSequence => FaultAction::SkipSequence,
         FaultName::MalformedFrame => FaultAction::MalformedFrame,
         FaultName::UnknownEventType => FaultAction::UnknownEventType,
         FaultName::VanishNextUpsert => FaultAction::VanishNextUpsert,
         FaultName::SupersedeToken => FaultAction::SupersedeToken,
+        FaultName::AbnormalClose => FaultAction::AbnormalClose,
+        FaultName::CloseOnNewToken => FaultAction::CloseOnNewToken(mode(
+            line,
+            &given_mode,
+            &[
+                ("off", None),
+                ("clean", Some(SocketClose::Clean)),
+                ("abnormal", Some(SocketClose::Abnormal)),
+            ],
+        )?),
+        FaultName::Nulls => FaultAction::Nulls(mode(
+            line,
+            &given_mode,
+            &[
+                ("off", Nulls::Off),
+                ("null", Nulls::Null),
+                ("missing", Nulls::Missing),
+            ],
+        )?),
+        FaultName::NullRecordingField => FaultAction::NullRecordingField(mode(
+            line,
+            &given_mode,
+            &[
+                ("off", None),
+                ("recording_url", Some(RecordingField::RecordingUrl)),
+                ("call_type", Some(RecordingField::CallType)),
+                ("end_time", Some(RecordingField::EndTime)),
+            ],
+        )?),
+        FaultName::UnusableParticipants => FaultAction::UnusableParticipants(on),
+        FaultName::ForbidParticipantsOf => FaultAction::ForbidParticipantsOf(dn),
+        FaultName::ForbidXapi => FaultAction::ForbidXapi(on),
+        FaultName::NonParticipantFrames => FaultAction::NonParticipantFrames(dn),
     };
     Ok(ScheduledFault { at, action })
 }

@@ -6,7 +6,8 @@
 //! until the first change. Each frame gets the socket's own sequence number, counting from 1.
 //! Pings are answered by the WebSocket layer as the socket keeps reading; anything else the
 //! client sends is ignored. The socket ends on a close frame from either side, a `drop_sockets`
-//! fault, or simulator shutdown.
+//! fault or simulator shutdown (with a close frame), or an `abnormal_close` fault (without one:
+//! the TCP connection just ends).
 
 use std::sync::Arc;
 
@@ -59,6 +60,8 @@ async fn serve(
                         let _ = socket.send(Message::Close(None)).await;
                         break;
                     }
+                    // Dropping the socket ends the TCP connection without a close frame.
+                    Ok(Frame::Abort) => break,
                     Err(RecvError::Lagged(lost)) => {
                         // Frames this socket could not keep up with are lost: show the gap.
                         sequence += lost;

@@ -6,7 +6,9 @@
 //! so the old one gets `401` at once. A token is accepted while it is the live one and its `exp`
 //! has not passed. Credentials: an unknown `client_id` gets `400`, a wrong secret `401` (the spec
 //! allows both; the simulator uses both so clients handle both), each with an OAuth-style JSON
-//! error body.
+//! error body. `expires_in` reports the lifetime in seconds, in minutes, or a fixed number
+//! ([`crate::SimConfig::expires_in`]); the JWT's `iat` and `exp` are right in every case. With
+//! [`crate::Faults::close_on_new_token`], each minted token ends the sockets open at that moment.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -35,6 +37,7 @@ pub(crate) struct TokenStore {
     client_secret: String,
     lifetime: Duration,
     expires_in_minutes: bool,
+    expires_in: Option<u64>,
     key: [u8; 32],
     live: Mutex<Option<Live>>,
     serial: AtomicU64,
@@ -52,6 +55,7 @@ impl TokenStore {
         client_secret: &str,
         lifetime: Duration,
         expires_in_minutes: bool,
+        expires_in: Option<u64>,
     ) -> Self {
         // Randomly keyed hashers are the standard library's source of per-process randomness.
         let random = |n: u64| RandomState::new().hash_one(n);
@@ -67,6 +71,7 @@ impl TokenStore {
             client_secret: client_secret.to_owned(),
             lifetime,
             expires_in_minutes,
+            expires_in,
             key: Sha256::digest(seed.as_bytes()).into(),
             live: Mutex::new(None),
             serial: AtomicU64::new(0),
@@ -117,8 +122,12 @@ impl TokenStore {
         self.issued.load(Ordering::Relaxed)
     }
 
-    /// `expires_in` as the configured unit reports it (minutes rounded up).
+    /// `expires_in` as configured: the fixed number, else the lifetime in the configured unit
+    /// (minutes rounded up).
     fn expires_in(&self) -> u64 {
+        if let Some(fixed) = self.expires_in {
+            return fixed;
+        }
         let secs = self.lifetime.as_secs();
         if self.expires_in_minutes {
             secs.div_ceil(60)
@@ -180,6 +189,7 @@ pub(crate) async fn connect_token(State(shared): State<Arc<Shared>>, request: Re
     }
     let token = tokens.mint();
     tokens.issued.fetch_add(1, Ordering::Relaxed);
+    shared.faults.token_minted();
     Json(json!({
         "token_type": "Bearer",
         "expires_in": tokens.expires_in(),
@@ -214,11 +224,18 @@ pub(crate) async fn require_bearer(
         .and_then(|v| v.strip_prefix("Bearer "));
     match token {
         Some(token) if shared.tokens.accepts(token) => {
-            let call_control = request.uri().path().starts_with("/callcontrol");
-            if call_control && shared.faults.unlicensed() {
+            let path = request.uri().path();
+            if path.starts_with("/callcontrol") && shared.faults.unlicensed() {
                 return (
                     StatusCode::FORBIDDEN,
                     Json(json!({"error": "Call Control API requires a licence"})),
+                )
+                    .into_response();
+            }
+            if path.starts_with("/xapi") && shared.faults.switches().forbid_xapi {
+                return (
+                    StatusCode::FORBIDDEN,
+                    Json(json!({"error": {"code": "403", "message": "Forbidden"}})),
                 )
                     .into_response();
             }

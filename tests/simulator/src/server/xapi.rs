@@ -4,7 +4,10 @@
 //! `eq`, `lt` or `le`; `$orderby=Id asc|desc`; `$top` (at most 100, else `400`); `$skip`;
 //! `$count=true`. `$select` and other options are accepted and ignored (every field is always
 //! sent). Entity access by key, `Recordings({id})`, answers `404` as the real service does.
-//! Errors use the OData envelope `{"error":{"code":"400","message":"..."}}`.
+//! `InboundRules` lists [`crate::SimConfig::inbound_rules`] with their `Condition` (there is no
+//! `RuleType`); `Users` pages [`crate::SimConfig::users`] like recordings and honours `$select`.
+//! Errors use the OData envelope `{"error":{"code":"400","message":"..."}}`; with
+//! [`crate::Faults::forbid_xapi`] every path answers `403` (checked with the token).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -72,37 +75,50 @@ pub(crate) async fn recordings(
             );
         }
     }
-    let count = records.len();
+    match page(&options, records) {
+        Ok(body) => Json(with_context(body, "Recordings")).into_response(),
+        Err(why) => odata_error(StatusCode::BAD_REQUEST, &why),
+    }
+}
+
+/// Applies `$skip`, `$top` (at most 100) and `$count=true` to `rows`: the page's body, or
+/// why the options are refused (a `400`).
+fn page(options: &HashMap<String, String>, rows: Vec<Value>) -> Result<Map<String, Value>, String> {
+    let count = rows.len();
     let number = |key: &str| options.get(key).map(|v| v.parse::<usize>());
     let skip = match number("$skip") {
         None => 0,
         Some(Ok(n)) => n,
-        Some(Err(_)) => return odata_error(StatusCode::BAD_REQUEST, "$skip must be a number"),
+        Some(Err(_)) => return Err("$skip must be a number".to_owned()),
     };
     let top = match number("$top") {
         None => usize::MAX,
         Some(Ok(n)) if n <= MAX_TOP => n,
         Some(Ok(n)) => {
-            return odata_error(
-                StatusCode::BAD_REQUEST,
-                &format!(
-                    "The limit of '{MAX_TOP}' for Top query has been exceeded. The value from the incoming request is '{n}'."
-                ),
-            );
+            return Err(format!(
+                "The limit of '{MAX_TOP}' for Top query has been exceeded. The value from the incoming request is '{n}'."
+            ));
         }
-        Some(Err(_)) => return odata_error(StatusCode::BAD_REQUEST, "$top must be a number"),
+        Some(Err(_)) => return Err("$top must be a number".to_owned()),
     };
-    let page: Vec<Value> = records.into_iter().skip(skip).take(top).collect();
+    let page: Vec<Value> = rows.into_iter().skip(skip).take(top).collect();
     let mut body = Map::new();
-    body.insert(
-        "@odata.context".into(),
-        json!("/xapi/v1/$metadata#Recordings"),
-    );
     if options.get("$count").is_some_and(|c| c == "true") {
         body.insert("@odata.count".into(), json!(count));
     }
     body.insert("value".into(), Value::Array(page));
-    Json(Value::Object(body)).into_response()
+    Ok(body)
+}
+
+/// The body with its `@odata.context` first, as the service sends it.
+fn with_context(body: Map<String, Value>, entity: &str) -> Value {
+    let mut out = Map::new();
+    out.insert(
+        "@odata.context".into(),
+        json!(format!("/xapi/v1/$metadata#{entity}")),
+    );
+    out.extend(body);
+    Value::Object(out)
 }
 
 /// `GET /xapi/v1/{entity}`, e.g. `Recordings(5)`: key access is not offered.
@@ -151,15 +167,68 @@ pub(crate) async fn download(
     }
 }
 
-/// `GET /xapi/v1/InboundRules`.
+/// `GET /xapi/v1/InboundRules`: every rule with the fields clients read and a few they ignore,
+/// `null` where the rule has no value.
 pub(crate) async fn inbound_rules(State(shared): State<Arc<Shared>>) -> Response {
     let rules: Vec<Value> = shared
         .config
         .inbound_rules
         .iter()
         .enumerate()
-        .map(|(i, rule)| json!({"Id": i + 1, "RuleName": rule.name, "Data": rule.did, "RuleType": "DID"}))
+        .map(|(i, rule)| {
+            json!({
+                "Id": i + 1,
+                "RuleName": rule.name,
+                "Data": rule.did,
+                "Condition": rule.condition,
+                "CallType": "AllCalls",
+                "CustomData": null,
+                "TrunkDN": null,
+                "Hours": null,
+            })
+        })
         .collect();
     Json(json!({"@odata.context": "/xapi/v1/$metadata#InboundRules", "value": rules}))
         .into_response()
+}
+
+/// `GET /xapi/v1/Users`: paged like recordings (`$top` at most 100), in `Id` order; `$select`
+/// keeps only the named fields.
+pub(crate) async fn users(
+    State(shared): State<Arc<Shared>>,
+    Query(options): Query<HashMap<String, String>>,
+) -> Response {
+    let rows: Vec<Value> = shared
+        .config
+        .users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            json!({
+                "Id": i + 1,
+                "Number": user.number,
+                "FirstName": user.first_name,
+                "LastName": user.last_name,
+                "EmailAddress": user.email,
+            })
+        })
+        .collect();
+    let rows = match options.get("$select") {
+        Some(select) => {
+            let wanted: Vec<&str> = select.split(',').map(str::trim).collect();
+            rows.into_iter()
+                .map(|mut row| {
+                    if let Value::Object(fields) = &mut row {
+                        fields.retain(|key, _| wanted.contains(&key.as_str()));
+                    }
+                    row
+                })
+                .collect()
+        }
+        None => rows,
+    };
+    match page(&options, rows) {
+        Ok(body) => Json(with_context(body, "Users")).into_response(),
+        Err(why) => odata_error(StatusCode::BAD_REQUEST, &why),
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use callhook_simulator::{DnEntry, ParticipantChange, Scenario, SimConfig};
+use callhook_simulator::{DnEntry, Nulls, ParticipantChange, Scenario, SimConfig};
 use serde_json::Value;
 
 use crate::support::{get, get_json, start, token};
@@ -182,4 +182,101 @@ async fn unknown_dns_answer_404() {
         assert_eq!(get(&sim, &token, path).await.status(), 404, "{path}");
     }
     sim.shutdown().await;
+}
+
+/// A simulator with scenario 03's legs up to the ringing agents, and a token.
+async fn queue_ringing(config: SimConfig) -> (callhook_simulator::SimHandle, String) {
+    let scenario = Scenario::builtin("03-queue-answered").unwrap();
+    let sim = start(SimConfig {
+        directory: scenario.directory(),
+        ..config
+    })
+    .await;
+    for change in scenario.timeline().iter().take(4) {
+        sim.apply(&change.change); // the queue leg and three ringing agents
+    }
+    let token = token(&sim).await;
+    (sim, token)
+}
+
+#[tokio::test]
+async fn nulls_replace_absent_values() {
+    let (sim, token) = queue_ringing(SimConfig::default()).await;
+    sim.faults().nulls(Nulls::Null);
+    let snapshot = get_json(&sim, &token, "/callcontrol").await;
+    let queue = snapshot
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|dn| dn["dn"] == "800")
+        .unwrap();
+    assert_eq!(queue["devices"], Value::Null);
+    let route_point = get_json(&sim, &token, "/callcontrol/callhook").await;
+    assert_eq!(route_point["devices"], Value::Null);
+    let agent = get_json(&sim, &token, "/callcontrol/121").await;
+    assert_eq!(agent["devices"][0]["dn"], "121", "devices that exist stay");
+    let leg = &agent["participants"][0];
+    assert_eq!(keys(leg), PARTICIPANT_KEYS.iter().copied().collect());
+    for key in ["party_did", "referred_by_dn", "referred_by_type"] {
+        assert_eq!(leg[key], Value::Null, "{key}");
+    }
+    assert_eq!(leg["party_dn"], "10007");
+    let path = format!("/callcontrol/121/participants/{}", leg["id"]);
+    assert_eq!(
+        get_json(&sim, &token, &path).await["party_did"],
+        Value::Null
+    );
+
+    sim.faults().nulls(Nulls::Missing);
+    let agent = get_json(&sim, &token, "/callcontrol/121").await;
+    let leg = &agent["participants"][0];
+    for key in ["party_did", "referred_by_dn", "referred_by_type"] {
+        assert!(leg.get(key).is_none(), "{key}");
+    }
+    let queue = get_json(&sim, &token, "/callcontrol/800").await;
+    assert!(queue.get("devices").is_none());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn unusable_participants_lack_id_or_callid() {
+    let (sim, token) = queue_ringing(SimConfig::default()).await;
+    sim.faults().unusable_participants(true);
+    let agent = get_json(&sim, &token, "/callcontrol/121").await;
+    let legs = agent["participants"].as_array().unwrap();
+    assert_eq!(legs.len(), 3);
+    assert!(legs[1].get("id").is_none() && legs[1]["callid"] == 1);
+    assert!(legs[2].get("callid").is_none() && legs[2]["id"] == 1);
+    let queue = get_json(&sim, &token, "/callcontrol/800").await;
+    assert_eq!(queue["participants"].as_array().unwrap().len(), 1);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_dns_participant_gets_are_forbidden() {
+    let (sim, token) = queue_ringing(SimConfig::default()).await;
+    sim.faults().forbid_participants_of("121");
+    let snapshot = get_json(&sim, &token, "/callcontrol").await;
+    let ids: Vec<(String, Value)> = snapshot
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|dn| dn["dn"] == "121" || dn["dn"] == "122")
+        .map(|dn| {
+            (
+                dn["dn"].as_str().unwrap().to_owned(),
+                dn["participants"][0]["id"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(ids.len(), 2, "the snapshot still lists both legs");
+    let (sim, token) = (&sim, token.as_str());
+    let status = |dn: &str, id: &Value| {
+        let path = format!("/callcontrol/{dn}/participants/{id}");
+        async move { get(sim, token, &path).await.status() }
+    };
+    assert_eq!(status(&ids[0].0, &ids[0].1).await, 403);
+    assert_eq!(status(&ids[1].0, &ids[1].1).await, 200);
+    sim.faults().reset();
+    assert_eq!(status(&ids[0].0, &ids[0].1).await, 200);
 }

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use callhook_simulator::{ParticipantChange, Scenario, SimConfig, SimHandle};
+use callhook_simulator::{ParticipantChange, Scenario, SimConfig, SimHandle, SocketClose};
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::support::{Events, get, http, start, token, upgrade_status};
 
@@ -197,10 +197,52 @@ async fn control_endpoint_flips_faults_over_http() {
     assert_eq!(state["duplicate_upserts"], true);
     assert_eq!(post("drop_sockets").await.unwrap().status(), 200);
     events.closed().await;
-    let reset = post("reset").await.unwrap();
+    for path in [
+        "nulls?mode=null",
+        "forbid_participants_of?dn=120",
+        "forbid_xapi?on=true",
+        "repeat_unconnected?every_ms=750",
+        "close_on_new_token?mode=abnormal",
+        "null_recording_field?mode=call_type",
+        "get_delay?ms=50",
+        "unusable_participants?on=true",
+        "non_participant_frames?dn=120",
+        "abnormal_close",
+    ] {
+        assert_eq!(post(path).await.unwrap().status(), 200, "{path}");
+    }
+    assert_eq!(post("nulls?mode=maybe").await.unwrap().status(), 400);
+    let state: Value = post("get_delay?ms=50").await.unwrap().json().await.unwrap();
+    let pick = |keys: &[&str]| -> Value {
+        keys.iter()
+            .map(|k| (k.to_string(), state[*k].clone()))
+            .collect()
+    };
     assert_eq!(
-        reset.json::<Value>().await.unwrap()["duplicate_upserts"],
-        false
+        pick(&[
+            "nulls",
+            "forbidden_participants_of",
+            "forbid_xapi",
+            "repeat_unconnected_ms",
+            "close_on_new_token",
+            "null_recording_field",
+            "get_delay_ms",
+            "unusable_participants"
+        ]),
+        serde_json::json!({
+            "nulls": "null", "forbidden_participants_of": ["120"], "forbid_xapi": true,
+            "repeat_unconnected_ms": 750, "close_on_new_token": "abnormal",
+            "null_recording_field": "CallType", "get_delay_ms": 50, "unusable_participants": true,
+        })
+    );
+    let reset: Value = post("reset").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (
+            reset["duplicate_upserts"].clone(),
+            reset["nulls"].clone(),
+            reset["repeat_unconnected_ms"].clone()
+        ),
+        (false.into(), "off".into(), Value::Null)
     );
     sim.shutdown().await;
 }
@@ -276,5 +318,115 @@ async fn scenario_faults_duplicate_and_repeat_upserts() {
     played.unwrap();
     // Ringing and Connected twice each, plus repeats every 7.5 ms over 0.6 s of talk.
     assert!(upserts > 10, "{upserts} upserts");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn abnormal_close_ends_sockets_without_a_close_frame() {
+    let (sim, token, mut events, _) = setup(SimConfig::default()).await;
+    sim.faults().abnormal_close();
+    let ended = events.next_raw().await;
+    assert!(
+        matches!(
+            ended,
+            Some(Err(tungstenite::Error::Protocol(
+                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
+            )))
+        ),
+        "want a reset without closing handshake (1006), got {ended:?}"
+    );
+    Events::open(&sim, &token).await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn close_on_new_token_ends_the_sockets_open_at_the_mint() {
+    for (close, clean) in [(SocketClose::Clean, true), (SocketClose::Abnormal, false)] {
+        let (sim, _, mut old, _) = setup(SimConfig::default()).await;
+        sim.faults().close_on_new_token(Some(close));
+        let fresh = token(&sim).await;
+        match old.next_raw().await {
+            Some(Ok(Message::Close(_))) => assert!(clean, "{close:?}"),
+            Some(Err(_)) => assert!(!clean, "{close:?}"),
+            other => panic!("{close:?}: the old socket must end, got {other:?}"),
+        }
+        let mut new = Events::open(&sim, &fresh).await;
+        new.send(Message::Ping(Vec::new().into())).await;
+        assert!(matches!(new.next_message().await, Some(Message::Pong(_))));
+        sim.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn non_participant_frames_take_sequence_numbers() {
+    let (sim, _, mut events, changes) = setup(SimConfig::default()).await;
+    sim.faults().non_participant_frames("120");
+    sim.apply(&changes[0]);
+    let frames = events.take(3).await;
+    let seen: Vec<(Value, Value, String)> = frames
+        .iter()
+        .map(|f| {
+            (
+                f["sequence"].clone(),
+                f["event"]["event_type"].clone(),
+                entity(f),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                1.into(),
+                0.into(),
+                "/callcontrol/120/devices/sip:120@127.0.0.1:5060".to_owned()
+            ),
+            (2.into(), 0.into(), "/callcontrol/120".to_owned()),
+            (
+                3.into(),
+                0.into(),
+                "/callcontrol/120/participants/8100".to_owned()
+            ),
+        ]
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn repeat_unconnected_repeats_ringing_legs_until_they_connect() {
+    let (sim, _, mut events, changes) = setup(SimConfig {
+        repeat_unconnected: Some(Duration::from_millis(20)),
+        ..SimConfig::default()
+    })
+    .await;
+    sim.apply(&changes[0]); // ringing
+    let frames = events.take(4).await; // the upsert and three repeats
+    assert!(
+        frames
+            .iter()
+            .all(|f| entity(f) == "/callcontrol/120/participants/8100")
+    );
+    sim.apply(&changes[1]); // connected: no more repeats after this
+    sim.faults().non_participant_frames("120"); // a marker after the change
+    loop {
+        if entity(&events.next_json().await) == "/callcontrol/120" {
+            break;
+        }
+    }
+    // Nothing to await here: give the 20 ms repeater five periods to (wrongly) repeat.
+    let quiet = tokio::time::timeout(Duration::from_millis(100), events.next_message()).await;
+    assert!(quiet.is_err(), "a Connected leg was repeated: {quiet:?}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn get_delay_holds_each_participant_get() {
+    let (sim, token, mut events, changes) = setup(SimConfig::default()).await;
+    sim.faults().get_delay(Duration::from_millis(300));
+    sim.apply(&changes[0]);
+    let path = entity(&events.next_json().await);
+    let started = std::time::Instant::now();
+    assert_eq!(get(&sim, &token, &path).await.status(), 200);
+    assert!(started.elapsed() >= Duration::from_millis(300));
     sim.shutdown().await;
 }

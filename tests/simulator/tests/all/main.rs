@@ -8,4 +8,5 @@ mod socket;
 mod support;
 mod tls;
 mod token;
+mod variants;
 mod xapi;

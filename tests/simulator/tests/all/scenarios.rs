@@ -3,7 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use callhook_simulator::{ParticipantChange, Scenario, ScenarioError};
+use std::time::Duration;
+
+use callhook_simulator::{
+    FaultAction, Nulls, ParticipantChange, RecordingField, Scenario, ScenarioError, SocketClose,
+    Variant,
+};
 use serde_json::Value;
 
 /// Checks the invariants of a timeline and returns the most calls live at once.
@@ -238,28 +243,83 @@ fn attended_transfer_consults_in_its_own_call_then_joins_connected() {
         ),
         ("Connected".into(), "120".into())
     );
-    assert!(
-        legs.iter()
-            .any(|p| p["callid"] == 601 && p["dn"] == "120" && p["status"] == "Hold")
+    // By default the held holder stays Connected; the modelled variant shows Hold.
+    let holder = |scenario: &Scenario| -> Vec<String> {
+        upserts(scenario)
+            .iter()
+            .filter(|p| p["callid"] == 601 && p["dn"] == "120")
+            .map(|p| p["status"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(holder(&scenario), ["Ringing", "Connected", "Connected"]);
+    let modelled = scenario.with_variant(Variant {
+        hold_as_connected: false,
+        ..Variant::default()
+    });
+    assert_eq!(holder(&modelled), ["Ringing", "Connected", "Hold"]);
+}
+
+#[test]
+fn outbound_calls_dial_first_without_the_party() {
+    let scenario = Scenario::builtin("08-outbound-answered").unwrap();
+    let timeline = scenario.timeline();
+    let legs = upserts(&scenario);
+    let shape = |p: &Value| {
+        (
+            p["status"].as_str().unwrap().to_owned(),
+            p["party_dn"].as_str().unwrap().to_owned(),
+            p["party_dn_type"].as_str().unwrap().to_owned(),
+            p["party_caller_id"].as_str().unwrap().to_owned(),
+        )
+    };
+    let s = |a: &str, b: &str, c: &str, d: &str| (a.into(), b.into(), c.into(), d.into());
+    assert_eq!(
+        legs.iter().map(shape).collect::<Vec<_>>(),
+        [
+            s("Dialing", "", "None", "425630434343"),
+            s("Dialing", "10007", "Wexternalline", "425630434343"),
+            s("Connected", "10007", "Wexternalline", "425630434343"),
+        ]
+    );
+    assert_eq!(
+        (
+            legs[0]["party_caller_name"].clone(),
+            legs[1]["party_caller_name"].clone()
+        ),
+        ("".into(), "+425630434343".into())
+    );
+    assert!(legs.iter().all(|p| p["party_did"] == ""));
+    assert_eq!(
+        (timeline[0].at.as_millis(), timeline[1].at.as_millis()),
+        (0, 200),
+        "the party is filled in 0.2 s later"
+    );
+    let with_party = scenario.with_variant(Variant {
+        partyless_first_dialing: false,
+        ..Variant::default()
+    });
+    let legs = upserts(&with_party);
+    assert_eq!(
+        legs.iter().map(shape).collect::<Vec<_>>(),
+        [
+            s("Dialing", "10007", "Wexternalline", "425630434343"),
+            s("Connected", "10007", "Wexternalline", "425630434343"),
+        ]
     );
 }
 
 #[test]
-fn outbound_calls_dial_without_did() {
-    let scenario = Scenario::builtin("08-outbound-answered").unwrap();
-    let legs = upserts(&scenario);
-    assert_eq!(
-        (legs[0]["status"].clone(), legs[1]["status"].clone()),
-        ("Dialing".into(), "Connected".into())
+fn the_party_is_filled_in_before_the_next_step() {
+    let text = format!(
+        "{HEAD}\n[[call.step]]\nat = 0\naction = \"dial\"\ndn = \"120\"\n[[call.step]]\nat = 0.1\naction = \"hangup\"\n"
     );
-    assert_eq!(
-        (
-            legs[0]["party_caller_id"].clone(),
-            legs[0]["party_did"].clone()
-        ),
-        ("425630434343".into(), "".into())
-    );
-    assert_eq!(legs[0]["party_dn_type"], "Wexternalline");
+    let timeline = Scenario::from_toml_str(&text).unwrap().timeline();
+    let times: Vec<u128> = timeline.iter().map(|s| s.at.as_millis()).collect();
+    assert_eq!(times, [0, 50, 100]);
+    assert!(matches!(
+        timeline[2].change,
+        ParticipantChange::Remove { .. }
+    ));
 }
 
 #[test]
@@ -376,6 +436,16 @@ fn rejects_bad_scenarios_naming_line_and_key() {
             15,
             "`on`: does not apply",
         ),
+        (
+            "[[call.step]]\nat = 0\naction = \"ring\"\ndn = \"120\"\n[[call.step]]\nat = 1\naction = \"hangup\"\n[[fault]]\nat = 0\naction = \"nulls\"\nmode = \"sometimes\"\n",
+            15,
+            "`mode`: unknown mode `sometimes` (one of off, null, missing)",
+        ),
+        (
+            "[[call.step]]\nat = 0\naction = \"ring\"\ndn = \"120\"\n[[call.step]]\nat = 1\naction = \"hangup\"\n[[fault]]\nat = 0\naction = \"forbid_participants_of\"\n",
+            15,
+            "`dn`: missing",
+        ),
     ];
     for (tail, line, fragment) in cases {
         let text = format!("{HEAD}\n{tail}");
@@ -424,4 +494,42 @@ fn accepts_a_minimal_scenario() {
     assert_eq!(scenario.timeline().len(), 2);
     assert_eq!(scenario.duration().as_millis(), 2500);
     assert_eq!(upserts(&scenario)[0]["id"], 8000);
+}
+
+#[test]
+fn reads_every_fault_action() {
+    let faults = "[[fault]]\nat = 0\naction = \"repeat_unconnected\"\nevery_ms = 750\n\
+        [[fault]]\nat = 0\naction = \"get_delay\"\nms = 50\n\
+        [[fault]]\nat = 0\naction = \"abnormal_close\"\n\
+        [[fault]]\nat = 0\naction = \"close_on_new_token\"\nmode = \"clean\"\n\
+        [[fault]]\nat = 0\naction = \"nulls\"\nmode = \"missing\"\n\
+        [[fault]]\nat = 0\naction = \"unusable_participants\"\non = true\n\
+        [[fault]]\nat = 0\naction = \"forbid_participants_of\"\ndn = \"120\"\n\
+        [[fault]]\nat = 0\naction = \"forbid_xapi\"\non = true\n\
+        [[fault]]\nat = 0\naction = \"null_recording_field\"\nmode = \"end_time\"\n\
+        [[fault]]\nat = 0\naction = \"non_participant_frames\"\ndn = \"120\"\n";
+    let text = format!(
+        "{HEAD}\n[[call.step]]\nat = 0\naction = \"ring\"\ndn = \"120\"\n[[call.step]]\nat = 1\naction = \"hangup\"\n{faults}"
+    );
+    let scenario = Scenario::from_toml_str(&text).unwrap();
+    let actions: Vec<FaultAction> = scenario
+        .fault_schedule()
+        .iter()
+        .map(|f| f.action.clone())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            FaultAction::RepeatUnconnected(Some(Duration::from_millis(750))),
+            FaultAction::GetDelay(Duration::from_millis(50)),
+            FaultAction::AbnormalClose,
+            FaultAction::CloseOnNewToken(Some(SocketClose::Clean)),
+            FaultAction::Nulls(Nulls::Missing),
+            FaultAction::UnusableParticipants(true),
+            FaultAction::ForbidParticipantsOf("120".into()),
+            FaultAction::ForbidXapi(true),
+            FaultAction::NullRecordingField(Some(RecordingField::EndTime)),
+            FaultAction::NonParticipantFrames("120".into()),
+        ]
+    );
 }

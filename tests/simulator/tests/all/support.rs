@@ -103,6 +103,14 @@ impl Events {
             .and_then(Result::ok)
     }
 
+    /// The next item of the stream as tungstenite reports it (an error for a connection that
+    /// ended without a close frame), or `None` after the end.
+    pub async fn next_raw(&mut self) -> Option<Result<Message, tungstenite::Error>> {
+        tokio::time::timeout(PATIENCE, self.socket.next())
+            .await
+            .expect("a message in time")
+    }
+
     /// The next text frame, skipping control frames; panics when the socket closes.
     pub async fn next_text(&mut self) -> String {
         loop {

@@ -73,6 +73,35 @@ async fn reports_minutes_when_asked() {
 }
 
 #[tokio::test]
+async fn reports_a_fixed_expires_in_with_an_hour_long_jwt() {
+    let sim = start(SimConfig {
+        expires_in: Some(60),
+        ..SimConfig::default()
+    })
+    .await;
+    let reply: Value = http()
+        .post(format!("{}/connect/token", sim.base_url()))
+        .form(&[
+            ("client_id", "callhook"),
+            ("client_secret", "secret"),
+            ("grant_type", "client_credentials"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reply["expires_in"], 60);
+    let claims = claims(reply["access_token"].as_str().unwrap());
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        3600
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn accepts_multipart_bodies() {
     let sim = start(SimConfig::default()).await;
     let form = reqwest::multipart::Form::new()

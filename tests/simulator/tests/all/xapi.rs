@@ -3,7 +3,7 @@
 use std::io::Cursor;
 use std::time::Duration;
 
-use callhook_simulator::{Scenario, SimConfig, SimHandle, WavFormat};
+use callhook_simulator::{RecordingField, Scenario, SimConfig, SimHandle, WavFormat};
 use serde_json::{Value, json};
 
 use crate::support::{get, get_json, start, token};
@@ -304,18 +304,136 @@ async fn the_recordings_folder_mirrors_the_pbx_layout() {
 }
 
 #[tokio::test]
-async fn inbound_rules_map_the_did() {
+async fn inbound_rules_carry_their_condition_and_nulls() {
     let sim = start(SimConfig::default()).await;
     let token = token(&sim).await;
     let rules = get_json(&sim, &token, "/xapi/v1/InboundRules").await;
-    let rule = &rules["value"][0];
+    let seen: Vec<(Value, Value, Value, Value)> = rules["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rule| {
+            assert!(rule.get("RuleType").is_none(), "{rule}");
+            (
+                rule["Id"].clone(),
+                rule["RuleName"].clone(),
+                rule["Data"].clone(),
+                rule["Condition"].clone(),
+            )
+        })
+        .collect();
     assert_eq!(
-        (
-            rule["Id"].clone(),
-            rule["RuleName"].clone(),
-            rule["Data"].clone()
-        ),
-        (json!(1), json!("CompanyDID"), json!("4930123456"))
+        seen,
+        [
+            (
+                json!(1),
+                json!("CompanyDID"),
+                json!("4930123456"),
+                json!("BasedOnDID")
+            ),
+            (
+                json!(2),
+                json!("VIP callers"),
+                json!("4930123456"),
+                json!("BasedOnCallerID")
+            ),
+            (
+                json!(3),
+                json!("Unassigned"),
+                Value::Null,
+                json!("BasedOnDID")
+            ),
+        ]
     );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn users_are_paged_and_selected() {
+    let sim = start(SimConfig::default()).await;
+    let token = token(&sim).await;
+    let path = "/xapi/v1/Users?$select=Number,FirstName,LastName,EmailAddress";
+    let all = get_json(&sim, &token, &format!("{path}&$top=100&$skip=0")).await;
+    let numbers: Vec<&str> = all["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["Number"].as_str().unwrap())
+        .collect();
+    assert_eq!(numbers, ["120", "121", "122", "123", "130", "150"]);
+    assert_eq!(
+        all["value"][0],
+        json!({"Number": "120", "FirstName": "Anna", "LastName": "Mueller", "EmailAddress": "anna.mueller@example.com"})
+    );
+    assert_eq!(all["value"][5]["EmailAddress"], Value::Null);
+    let page = get_json(&sim, &token, &format!("{path}&$top=2&$skip=1")).await;
+    assert_eq!(
+        page["value"],
+        json!([
+            {"Number": "121", "FirstName": "Ben", "LastName": "Schmidt", "EmailAddress": "ben.schmidt@example.com"},
+            {"Number": "122", "FirstName": "Clara", "LastName": "Weber", "EmailAddress": "clara.weber@example.com"},
+        ])
+    );
+    let past = get_json(&sim, &token, &format!("{path}&$top=100&$skip=100")).await;
+    assert_eq!(past["value"], json!([]));
+    let refused = get(&sim, &token, &format!("{path}&$top=101&$skip=0")).await;
+    assert_eq!(refused.status(), 400);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn forbid_xapi_answers_403_on_every_xapi_path() {
+    let sim = start(SimConfig::default()).await;
+    let token = token(&sim).await;
+    sim.faults().forbid_xapi(true);
+    for path in [
+        "/xapi/v1/Recordings",
+        "/xapi/v1/InboundRules",
+        "/xapi/v1/Users",
+        "/xapi/v1/Recordings/Pbx.DownloadRecording(recId=1)",
+    ] {
+        assert_eq!(get(&sim, &token, path).await.status(), 403, "{path}");
+    }
+    assert_eq!(get(&sim, &token, "/callcontrol").await.status(), 200);
+    assert_eq!(
+        get(&sim, "stale", "/xapi/v1/Recordings").await.status(),
+        401
+    );
+    sim.faults().forbid_xapi(false);
+    assert_eq!(get(&sim, &token, "/xapi/v1/Recordings").await.status(), 200);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn recording_rows_carry_every_field_and_the_null_on_request() {
+    let sim = start(SimConfig {
+        recording_delay: Duration::ZERO,
+        ..SimConfig::default()
+    })
+    .await;
+    let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
+    sim.play(&scenario, SCALE).await.unwrap();
+    sim.faults()
+        .null_recording_field(Some(RecordingField::CallType));
+    sim.play(&scenario.renumbered(10, 1000), SCALE)
+        .await
+        .unwrap();
+    let token = token(&sim).await;
+    let rows = get_json(&sim, &token, "/xapi/v1/Recordings").await;
+    let (first, second) = (&rows["value"][0], &rows["value"][1]);
+    for key in [
+        "FromDidNumber",
+        "ToDidNumber",
+        "Transcription",
+        "Summary",
+        "ArchivedUrl",
+    ] {
+        assert_eq!(first[key], Value::Null, "{key}");
+    }
+    assert_eq!(
+        (first["CallType"].clone(), second["CallType"].clone()),
+        (json!("InboundExternal"), Value::Null)
+    );
+    assert!(second["RecordingUrl"].is_string() && second["EndTime"].is_string());
     sim.shutdown().await;
 }
