@@ -47,6 +47,10 @@ pub enum Command {
         /// The configuration: `callhook.toml`, or a legacy `webhooks.ini`.
         #[arg(long, short)]
         config: PathBuf,
+        /// Also log in to the PBX and say whether the API client may use Call Control and
+        /// XAPI (each is granted separately in the 3CX admin console).
+        #[arg(long)]
+        online: bool,
     },
     /// Inspect and replay deliveries kept in the durable queue.
     ///
@@ -68,9 +72,14 @@ pub enum Command {
     Replay {
         /// The capture file (JSON lines).
         file: PathBuf,
-        /// The PBX's time zone for call ids, e.g. `Europe/Berlin`. By default the host's.
+        /// The PBX's time zone for call ids, e.g. `Europe/Berlin`. By default the host's, or
+        /// the configuration's.
         #[arg(long)]
         timezone: Option<String>,
+        /// Derive the events with this configuration's engine settings (`[trunks]`, `[did]`,
+        /// time zone, grace), as `callhook run` would. By default none of them.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -138,7 +147,7 @@ impl Cli {
         match self.command {
             Command::Demo(args) => demo::run(args).await,
             Command::Run { config, capture } => run::run(&config, capture).await,
-            Command::CheckConfig { config } => run::check_config(&config),
+            Command::CheckConfig { config, online } => run::check_config(&config, online).await,
             Command::Plugin { command } => match command {
                 PluginCommand::New { name, dir, sdk } => plugin::new(&name, dir, sdk),
                 PluginCommand::Test(args) => plugin_test::run(args).await,
@@ -158,7 +167,11 @@ impl Cli {
                     deliveries::enable(&config, &plugin).await
                 }
             },
-            Command::Replay { file, timezone } => replay::run(&file, timezone.as_deref()),
+            Command::Replay {
+                file,
+                timezone,
+                config,
+            } => replay::run(&file, timezone.as_deref(), config.as_deref()),
         }
     }
 }

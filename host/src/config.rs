@@ -108,6 +108,19 @@ pub struct EngineSettings {
     pub trunk_dids: BTreeMap<String, String>,
 }
 
+impl EngineSettings {
+    /// The engine's configuration: these settings as they are (`run`, `replay --config`).
+    pub fn engine_config(&self) -> crate::calls::EngineConfig {
+        crate::calls::EngineConfig {
+            grace: self.grace,
+            report_internal_calls: self.report_internal_calls,
+            time_zone: self.time_zone.clone(),
+            did_rules: self.did_rules.clone(),
+            trunk_dids: self.trunk_dids.clone(),
+        }
+    }
+}
+
 /// The resolved `[recordings]` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordingsConfig {

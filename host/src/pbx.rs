@@ -24,6 +24,7 @@
 //! | [`stats`] | counters for metrics and health |
 //! | [`capture`] | writing every frame and GET reply as JSON lines, and replaying them |
 //! | [`participant`] | the participant record as the PBX sends it |
+//! | [`probe`] | which of Call Control and XAPI the API client may use |
 //!
 //! # The stream
 //!
@@ -63,6 +64,7 @@ mod fetches;
 mod http;
 mod lenient;
 pub mod participant;
+pub mod probe;
 #[cfg(test)]
 mod proptests;
 pub mod rest;

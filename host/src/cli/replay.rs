@@ -6,9 +6,16 @@ use anyhow::Context;
 use std::io::Write;
 use std::path::Path;
 
-/// Replays `file` and prints every derived event as one JSON line.
-pub fn run(file: &Path, timezone: Option<&str>) -> anyhow::Result<()> {
-    let mut config = EngineConfig::default();
+/// Replays `file` and prints every derived event as one JSON line. With `config`, the engine
+/// takes that configuration's settings (`[trunks]`, `[did]`, time zone, grace), as `run` would.
+pub fn run(file: &Path, timezone: Option<&str>, config: Option<&Path>) -> anyhow::Result<()> {
+    let mut config = match config {
+        Some(path) => crate::config::Config::load(path)
+            .map_err(|errors| anyhow::anyhow!("{errors}"))?
+            .engine
+            .engine_config(),
+        None => EngineConfig::default(),
+    };
     if let Some(zone) = timezone {
         config.time_zone = jiff::tz::TimeZone::get(zone)
             .with_context(|| format!("while reading --timezone {zone:?}"))?;

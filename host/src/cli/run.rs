@@ -4,8 +4,9 @@ use crate::app::admin;
 use crate::app::configured::{describe, load_plugin, load_plugins, queue_config};
 use crate::app::reload::{self, Reloader};
 use crate::app::{EngineStore, Pipeline, Plugins};
-use crate::calls::{Engine, EngineConfig};
+use crate::calls::Engine;
 use crate::config::{Config, RecordingSource};
+use crate::pbx::probe::probe;
 use crate::pbx::{CaptureWriter, ConnectionState, Connector, ConnectorConfig};
 use crate::queue::Queue;
 use crate::recordings::{RecordingServer, RecordingsConfig, SourceKind, TlsFiles};
@@ -41,7 +42,7 @@ fn runtime(config: &Config) -> anyhow::Result<(Arc<redb::Database>, PluginRuntim
 }
 
 /// `callhook check-config`: validates everything and loads every plugin, connecting nowhere.
-pub fn check_config(path: &Path) -> anyhow::Result<()> {
+pub async fn check_config(path: &Path, online: bool) -> anyhow::Result<()> {
     let config = load(path)?;
     let report = crate::config::check(&config).map_err(|errors| anyhow::anyhow!("{errors}"))?;
     for line in report.lines {
@@ -57,7 +58,39 @@ pub fn check_config(path: &Path) -> anyhow::Result<()> {
         println!("ok  {}", describe(&load_plugin(&runtime, plugin)?));
     }
     println!("{} is valid", path.display());
+    if online {
+        check_pbx_access(&config).await?;
+    }
     Ok(())
+}
+
+/// `check-config --online`: logs in and says which of the PBX's APIs the client may use.
+async fn check_pbx_access(config: &Config) -> anyhow::Result<()> {
+    let connector = Connector::new(connector_config(config), None)?;
+    let access = probe(&connector.rest()).await;
+    for line in access.lines() {
+        println!("{line}");
+    }
+    if !access.complete() {
+        anyhow::bail!(
+            "the API client {} cannot use every API callhook needs (see above)",
+            config.pbx.client_id
+        );
+    }
+    Ok(())
+}
+
+/// The connector's settings out of the validated configuration.
+fn connector_config(config: &Config) -> ConnectorConfig {
+    let pbx = &config.pbx;
+    let mut connector_config = ConnectorConfig::new(
+        pbx.url.clone(),
+        pbx.client_id.clone(),
+        pbx.client_secret.expose(),
+    );
+    connector_config.ca_file = pbx.ca_file.as_ref().map(|file| file.path.clone());
+    connector_config.resnapshot_interval = pbx.resnapshot_interval;
+    connector_config
 }
 
 /// `callhook run`: connects to the PBX and delivers events until SIGTERM or Ctrl-C.
@@ -78,23 +111,10 @@ pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
         None => None,
     };
     let pbx = &config.pbx;
-    let mut connector_config = ConnectorConfig::new(
-        pbx.url.clone(),
-        pbx.client_id.clone(),
-        pbx.client_secret.expose(),
-    );
-    connector_config.ca_file = pbx.ca_file.as_ref().map(|file| file.path.clone());
-    connector_config.resnapshot_interval = pbx.resnapshot_interval;
-    let connector = Connector::new(connector_config, capture)?;
+    let connector = Connector::new(connector_config(&config), capture)?;
     report_connection(connector.state(), pbx);
 
-    let engine_config = EngineConfig {
-        grace: config.engine.grace,
-        report_internal_calls: config.engine.report_internal_calls,
-        time_zone: config.engine.time_zone.clone(),
-        did_rules: config.engine.did_rules.clone(),
-        trunk_dids: config.engine.trunk_dids.clone(),
-    };
+    let engine_config = config.engine.engine_config();
     let store = EngineStore::of(&queue);
     let engine = match store.load() {
         Ok(Some(state)) => Engine::restore(engine_config, state),

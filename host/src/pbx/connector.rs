@@ -456,21 +456,9 @@ impl Session<'_> {
 
     /// The planned token refresh: new token, new socket, snapshot, then the old socket goes.
     async fn move_to_new_socket(&mut self, socket: &mut EventSocket) -> Result<(), Stop> {
-        let c = self.connector;
         self.settle().await?;
-        let token = c.rest.tokens().token().await?;
-        let fresh = match self.connect(&token).await {
-            Err(SocketError::Unauthorized) => {
-                let fresh = c.rest.tokens().refresh_after_401(&token).await?;
-                self.connect(&fresh).await?
-            }
-            other => other?,
-        };
-        c.stats.count_connect();
-        c.record(Record::SocketOpened {
-            at: Timestamp::now(),
-            url: c.config.socket_url().to_string(),
-        });
+        // The token is due, so this mints the new one.
+        let fresh = self.open().await?;
         let old = std::mem::replace(socket, fresh);
         self.last_sequence = None;
         tracing::debug!("moved to a new event socket after the planned token refresh");

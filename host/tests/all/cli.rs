@@ -110,6 +110,10 @@ fn http_address(child: &mut std::process::Child) -> String {
 }
 
 fn check_config(contents: &str) -> (bool, String, String) {
+    check_config_with(contents, &[])
+}
+
+fn check_config_with(contents: &str, flags: &[&str]) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("callhook.toml");
     std::fs::write(
@@ -120,6 +124,7 @@ fn check_config(contents: &str) -> (bool, String, String) {
     let output = Command::new(CALLHOOK)
         .args(["check-config", "--config"])
         .arg(&file)
+        .args(flags)
         .output()
         .unwrap();
     (
@@ -309,4 +314,100 @@ fn plugin_test_prints_the_requests_a_plugin_would_send_without_sending_them() {
     );
     assert!(requests[2].contains("?event=incoming&"), "{stdout}");
     assert!(stdout.ends_with("3 events\n"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_online_says_which_api_the_client_lacks() {
+    let simulator = Simulator::start(SimConfig::default()).await.unwrap();
+    let config = VALID.replace("http://127.0.0.1:5001", &simulator.base_url());
+    let online = |config: String| async move {
+        tokio::task::spawn_blocking(move || check_config_with(&config, &["--online"]))
+            .await
+            .unwrap()
+    };
+
+    let (ok, stdout, stderr) = online(config.clone()).await;
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("ok  Call Control: "), "{stdout}");
+    assert!(stdout.contains("ok  XAPI: "), "{stdout}");
+
+    simulator.faults().forbid_xapi(true);
+    let (ok, stdout, stderr) = online(config.clone()).await;
+    assert!(!ok, "{stdout}{stderr}");
+    assert!(stdout.contains("ok  Call Control: "), "{stdout}");
+    assert!(
+        stdout.contains("missing  XAPI: ") && stdout.contains("XAPI access"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("licence"), "{stdout}");
+
+    simulator.faults().reset();
+    simulator.faults().no_licence(true);
+    let (ok, stdout, stderr) = online(config).await;
+    assert!(!ok, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("missing  Call Control: ") && stdout.contains("Call Control access"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ok  XAPI: "), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_of_a_run_replays_to_the_same_events_with_the_configuration() {
+    let simulator = Simulator::start(SimConfig::default()).await.unwrap();
+    let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
+    simulator.add_directory(&scenario.directory());
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("callhook.toml");
+    let capture = dir.path().join("capture.jsonl");
+    // The live PBX leaves `party_did` empty: the DID comes from `[trunks]`, its name from
+    // `[did]` here (XAPI's rules are not in a capture).
+    let toml =
+        crate::support::host_config(dir.path(), &simulator.base_url(), &sink.base, "/3cx/events")
+            + "\n[did]\n\"4930123456\" = \"CompanyDID\"\n";
+    std::fs::write(&config, toml).unwrap();
+    let mut host = Host(
+        Command::new(CALLHOOK)
+            .args(["run", "--config"])
+            .arg(&config)
+            .arg("--capture")
+            .arg(&capture)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    connected(&simulator).await;
+    simulator.play(&scenario, 0.05).await.unwrap();
+    let received = sink.wait_for(3).await;
+    assert!(host.signal("-TERM").success());
+    for request in &received {
+        assert!(
+            request.query().contains("&did=CompanyDID&"),
+            "{}",
+            request.query()
+        );
+    }
+
+    let replay = |with_config: bool| {
+        let mut command = Command::new(CALLHOOK);
+        command.arg("replay").arg(&capture);
+        if with_config {
+            command.arg("--config").arg(&config);
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let events: Vec<serde_json::Value> = replay(true)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(events.len(), 3, "{events:#?}");
+    let text = serde_json::to_string(&events).unwrap();
+    assert_eq!(text.matches("\"did\":\"CompanyDID\"").count(), 3, "{text}");
+    assert!(
+        !replay(false).contains("CompanyDID"),
+        "without the configuration the trunk's DID is unknown"
+    );
 }

@@ -521,7 +521,13 @@ fn step(spanned: Spanned<RawStep>, lines: &Lines) -> Result<Step, Invalid> {
     }
     let one_or_many = dn.map(|d| vec![d]).or(dns);
     let to = s.to.map(Spanned::into_inner).unwrap_or_default();
-    let order = s.order.map(Spanned::into_inner).unwrap_or_default();
+    // 3CX shows a blind transfer's new leg before it removes the holder's; an attended
+    // transfer's holder leaves both calls before the target appears connected.
+    let default_order = match s.action {
+        ActionName::BlindTransfer => TransferOrder::JoinFirst,
+        _ => TransferOrder::LeaveFirst,
+    };
+    let order = s.order.map(Spanned::into_inner).unwrap_or(default_order);
     let dn = || {
         one_or_many
             .clone()

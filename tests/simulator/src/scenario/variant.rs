@@ -54,7 +54,8 @@ pub struct Variant {
     /// `[trunks]` table (trunk `10007` → `+4930123456` for the shipped scenarios).
     pub did_in_party_did: bool,
     /// Overrides the `order` of every `blind_transfer` and `complete_transfer` step. By default
-    /// `None`: each step's own `order` (which defaults to `leave_first`).
+    /// `None`: each step's own `order` (which defaults to `join_first` for a blind transfer and
+    /// `leave_first` for an attended one, the orders 3CX uses).
     pub transfer_order: Option<TransferOrder>,
     /// A held leg (by `hold`, or the holder of a `consult`) stays `Connected`: hold and resume
     /// are upserts with an unchanged status. By default `true`, since 3CX documents no hold

@@ -195,9 +195,10 @@ fn blind_transfer_rings_the_target_referred_by_the_holder() {
             .map(|s| s.change.clone())
             .collect::<Vec<_>>()
     };
+    // The new leg first, then the holder's remove: the order 3CX uses.
     let transfer = at(35);
-    assert!(matches!(&transfer[0], ParticipantChange::Remove { dn, .. } if dn == "120"));
-    let ParticipantChange::Upsert(ringing) = &transfer[1] else {
+    assert!(matches!(&transfer[1], ParticipantChange::Remove { dn, .. } if dn == "120"));
+    let ParticipantChange::Upsert(ringing) = &transfer[0] else {
         panic!("130 must ring")
     };
     assert_eq!(

@@ -120,7 +120,7 @@ fn inbound_legs_come_from_the_trunk_through_the_route_point() {
 }
 
 #[test]
-fn join_first_shows_the_new_leg_before_the_remove() {
+fn a_blind_transfer_shows_the_new_leg_first_unless_told_to_leave_first() {
     let scenario = Scenario::builtin("05-blind-transfer").unwrap();
     let at_35 = |scenario: &Scenario| -> Vec<(String, &'static str)> {
         scenario
@@ -136,11 +136,12 @@ fn join_first_shows_the_new_leg_before_the_remove() {
     let pair = |a: &str, b: &'static str, c: &str, d: &'static str| {
         vec![(a.to_owned(), b), (c.to_owned(), d)]
     };
-    assert_eq!(at_35(&scenario), pair("120", "remove", "130", "upsert"));
-    let joined = with(&scenario, |v| {
-        v.transfer_order = Some(TransferOrder::JoinFirst)
+    // 3CX's order: the target rings before the holder's leg goes.
+    assert_eq!(at_35(&scenario), pair("130", "upsert", "120", "remove"));
+    let left = with(&scenario, |v| {
+        v.transfer_order = Some(TransferOrder::LeaveFirst)
     });
-    assert_eq!(at_35(&joined), pair("130", "upsert", "120", "remove"));
+    assert_eq!(at_35(&left), pair("120", "remove", "130", "upsert"));
     let attended = Scenario::builtin("06-attended-transfer").unwrap();
     let joined = with(&attended, |v| {
         v.transfer_order = Some(TransferOrder::JoinFirst)
