@@ -61,8 +61,8 @@ pub struct SimConfig {
     /// [`SimConfig::default_trunks`]: trunk `10007` on `+4930123456`.
     pub trunks: std::collections::BTreeMap<String, String>,
     /// Re-announce every participant not yet `Connected` this often (wall-clock time), as 3CX
-    /// does about every 750 ms; see [`crate::Faults::repeat_unconnected`]. By default none
-    /// (off), so that scaled plays see exactly the timeline's frames.
+    /// does; see [`crate::Faults::repeat_unconnected`]. By default every 750 ms, like a live
+    /// PBX; `None` plays exactly the timeline's frames.
     pub repeat_unconnected: Option<Duration>,
     /// Wait this long before answering each `GET /callcontrol/{dn}/participants/{id}`, like a
     /// remote PBX; see [`crate::Faults::get_delay`]. By default zero.
@@ -88,7 +88,7 @@ impl Default for SimConfig {
             inbound_rules: InboundRule::defaults(),
             users: User::defaults(),
             trunks: SimConfig::default_trunks(),
-            repeat_unconnected: None,
+            repeat_unconnected: Some(Duration::from_millis(750)),
             get_delay: Duration::ZERO,
             control_endpoint: false,
         }

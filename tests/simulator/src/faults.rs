@@ -162,7 +162,7 @@ impl Faults {
 
     /// Every `period` (wall-clock time; 3CX: about 750 ms), send an upsert for each participant
     /// that is not yet `Connected` (`Ringing`, `Dialing`), as 3CX does until the leg is
-    /// connected. `None` stops it. By default [`crate::SimConfig::repeat_unconnected`] (off).
+    /// connected. `None` stops it. By default [`crate::SimConfig::repeat_unconnected`] (750 ms).
     pub fn repeat_unconnected(&self, period: Option<Duration>) {
         self.repeat_unconnected.send_replace(period);
     }

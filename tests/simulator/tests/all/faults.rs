@@ -242,7 +242,8 @@ async fn control_endpoint_flips_faults_over_http() {
             reset["nulls"].clone(),
             reset["repeat_unconnected_ms"].clone()
         ),
-        (false.into(), "off".into(), Value::Null)
+        (false.into(), "off".into(), 750.into()),
+        "reset goes back to the configured repeats, 750 ms by default"
     );
     sim.shutdown().await;
 }
