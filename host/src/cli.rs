@@ -40,7 +40,8 @@ pub enum Command {
         #[arg(long)]
         capture: Option<PathBuf>,
     },
-    /// Validate a configuration and load its plugins, without connecting anywhere.
+    /// Validate a configuration and load its plugins, without connecting anywhere (unless
+    /// `--online`).
     ///
     /// Every problem is reported with its file, line and key.
     CheckConfig {
@@ -48,7 +49,9 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
         /// Also log in to the PBX and say whether the API client may use Call Control and
-        /// XAPI (each is granted separately in the 3CX admin console).
+        /// XAPI (each is granted separately in the 3CX admin console). This mints a token, and
+        /// the PBX keeps one live token per API client: a callhook already running with the
+        /// same client mints its own again on its next request.
         #[arg(long)]
         online: bool,
     },
@@ -77,7 +80,8 @@ pub enum Command {
         #[arg(long)]
         timezone: Option<String>,
         /// Derive the events with this configuration's engine settings (`[trunks]`, `[did]`,
-        /// time zone, grace), as `callhook run` would. By default none of them.
+        /// time zone, grace). Rule names a live run reads from XAPI are not in a capture: give
+        /// them in `[did]`. By default none of these settings.
         #[arg(long, short)]
         config: Option<PathBuf>,
     },

@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use crate::runtime::limits::PluginLimits;
 
-pub use check::{CheckReport, check};
+pub use check::{CheckReport, check, warnings};
 pub use diff::ConfigDiff;
 pub use errors::{ConfigError, ConfigErrors, ErrorKind, Place};
 pub use raw::RecordingSource;

@@ -13,3 +13,4 @@ pub mod pbx;
 pub mod queue;
 pub mod recordings;
 pub mod runtime;
+pub mod text;

@@ -8,6 +8,7 @@ use crate::app::admin::{self, Request, Response};
 use crate::config::Config;
 use crate::queue::cli_format::render_deliveries;
 use crate::queue::replay::{DeliveryFilter, enable_plugin, list_deliveries, retry_deliveries};
+use crate::text::escape_controls;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 
@@ -48,6 +49,10 @@ fn storage(config: &Path) -> anyhow::Result<PathBuf> {
 
 /// Asks the running host, if one serves `storage`; prints its answer. `false` when no host
 /// runs.
+///
+/// The host renders receivers' texts escaped already; its answer is escaped once more line by
+/// line ([`printable`]), so that whatever a host sends, no control character reaches the
+/// terminal.
 async fn ask_host(storage: &Path, request: Request) -> anyhow::Result<bool> {
     let socket = admin::socket_path(storage);
     let answer = admin::send(&socket, &request)
@@ -56,11 +61,21 @@ async fn ask_host(storage: &Path, request: Request) -> anyhow::Result<bool> {
     match answer {
         None => Ok(false),
         Some(Response::Done(text)) => {
-            print!("{text}");
+            print!("{}", printable(&text));
             Ok(true)
         }
-        Some(Response::Failed(why)) => Err(anyhow::anyhow!("{why}")),
+        Some(Response::Failed(why)) => Err(anyhow::anyhow!("{}", escape_controls(&why))),
     }
+}
+
+/// `text` with its line breaks kept and every other control character escaped.
+fn printable(text: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|line| match line.strip_suffix('\n') {
+            Some(line) => format!("{}\n", escape_controls(line)),
+            None => escape_controls(line).into_owned(),
+        })
+        .collect()
 }
 
 /// Opens the queue's database in `storage`, for a host that is stopped.
@@ -141,4 +156,21 @@ pub async fn enable(config: &Path, plugin: &str) -> anyhow::Result<()> {
     enable_plugin(&open(&storage)?, plugin)?;
     println!("plugin {plugin} receives deliveries again when callhook starts");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_keeps_lines_and_escapes_the_rest() {
+        for (text, expected) in [
+            ("ID  STATUS\n7   parked\n", "ID  STATUS\n7   parked\n"),
+            ("a\r\n\x1b[2Jb\n", "a\\r\n\\u{1b}[2Jb\n"),
+            ("no newline\x07", "no newline\\u{7}"),
+            ("", ""),
+        ] {
+            assert_eq!(printable(text), expected, "{text:?}");
+        }
+    }
 }

@@ -7,7 +7,8 @@ use std::io::Write;
 use std::path::Path;
 
 /// Replays `file` and prints every derived event as one JSON line. With `config`, the engine
-/// takes that configuration's settings (`[trunks]`, `[did]`, time zone, grace), as `run` would.
+/// takes that configuration's settings (`[trunks]`, `[did]`, time zone, grace); XAPI's rule
+/// names, which `run` adds, are not in a capture.
 pub fn run(file: &Path, timezone: Option<&str>, config: Option<&Path>) -> anyhow::Result<()> {
     let mut config = match config {
         Some(path) => crate::config::Config::load(path)

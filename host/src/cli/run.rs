@@ -12,6 +12,7 @@ use crate::queue::Queue;
 use crate::recordings::{RecordingServer, RecordingsConfig, SourceKind, TlsFiles};
 use crate::runtime::{KvQuota, KvStore, PluginRuntime, RuntimeConfig};
 use anyhow::Context;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -24,13 +25,7 @@ fn load(path: &Path) -> anyhow::Result<Config> {
 /// The plugin runtime on the configured storage, with its database.
 fn runtime(config: &Config) -> anyhow::Result<(Arc<redb::Database>, PluginRuntime)> {
     let dir = &config.storage.dir.path;
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("while creating the storage directory {}", dir.display()))?;
-    let path = dir.join("callhook.redb");
-    let db = Arc::new(
-        redb::Database::create(&path)
-            .with_context(|| format!("while opening the database {}", path.display()))?,
-    );
+    let db = Arc::new(open_storage(dir)?);
     let runtime = PluginRuntime::new(
         RuntimeConfig {
             cache_dir: Some(dir.join("plugin-cache")),
@@ -41,12 +36,62 @@ fn runtime(config: &Config) -> anyhow::Result<(Arc<redb::Database>, PluginRuntim
     Ok((db, runtime))
 }
 
+/// Opens the database `callhook.redb` in the storage directory `dir`, creating both as
+/// needed, owner-only: the database holds callers' numbers, plugins' stored data (their
+/// tokens, often) and signed links to recordings. A new directory gets mode 0700 and a new database 0600; an existing directory or
+/// database that others may read is tightened to that, and the command says so.
+fn open_storage(dir: &Path) -> anyhow::Result<redb::Database> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("while creating the storage directory {}", dir.display()))?;
+    owner_only(dir, 0o700).with_context(|| {
+        format!(
+            "while making the storage directory {} owner-only",
+            dir.display()
+        )
+    })?;
+    let path = dir.join("callhook.redb");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("while creating the database {}", path.display()))?;
+    owner_only(&path, 0o600)
+        .with_context(|| format!("while making the database {} owner-only", path.display()))?;
+    // An empty file is where redb initialises a new database.
+    redb::Database::create(&path)
+        .with_context(|| format!("while opening the database {}", path.display()))
+}
+
+/// Removes the group's and others' permissions from `path` (to `mode` at most), saying so when
+/// there were any.
+fn owner_only(path: &Path, mode: u32) -> std::io::Result<()> {
+    let current = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+    if current & !mode == 0 {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(current & mode))?;
+    println!(
+        "{} was mode {current:o}; made it owner-only ({:o})",
+        path.display(),
+        current & mode
+    );
+    Ok(())
+}
+
 /// `callhook check-config`: validates everything and loads every plugin, connecting nowhere.
 pub async fn check_config(path: &Path, online: bool) -> anyhow::Result<()> {
     let config = load(path)?;
     let report = crate::config::check(&config).map_err(|errors| anyhow::anyhow!("{errors}"))?;
     for line in report.lines {
         println!("ok  {line}");
+    }
+    for line in report.warnings {
+        println!("warning  {line}");
     }
     let storage = tempfile::tempdir()?;
     let db = redb::Database::create(storage.path().join("check.redb"))?;
@@ -97,6 +142,9 @@ fn connector_config(config: &Config) -> ConnectorConfig {
 pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
     let hangup = reload::listen_for_hangup();
     let config = load(path)?;
+    for line in crate::config::warnings(&config) {
+        eprintln!("warning  {line}");
+    }
     let (db, runtime) = runtime(&config)?;
     let plugins = load_plugins(&runtime, &config)?;
     for plugin in &plugins {
@@ -269,5 +317,48 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_new_storage_directory_and_database_are_owner_only() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("state/callhook");
+        drop(open_storage(&dir).unwrap());
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("callhook.redb")), 0o600);
+    }
+
+    #[test]
+    fn an_existing_storage_directory_and_database_are_made_owner_only() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("state");
+        std::fs::create_dir(&dir).unwrap();
+        let path = dir.join("callhook.redb");
+        drop(redb::Database::create(&path).unwrap());
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(open_storage(&dir).unwrap());
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&path), 0o600);
+    }
+
+    #[test]
+    fn an_owner_only_storage_keeps_its_stricter_modes() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("state");
+        drop(open_storage(&dir).unwrap());
+        let path = dir.join("callhook.redb");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        owner_only(&path, 0o600).unwrap();
+        assert_eq!(mode(&path), 0o400);
     }
 }

@@ -15,6 +15,32 @@ use crate::runtime::egress::EgressPolicy;
 pub struct CheckReport {
     /// One line per thing checked, e.g. `plugin hubspot: plugins/hubspot.wasm (1.2 MiB)`.
     pub lines: Vec<String>,
+    /// What is allowed but unwise, one line each ([`warnings`]).
+    pub warnings: Vec<String>,
+}
+
+/// What `config` allows that is unwise, one line each, naming the key and where it was
+/// written: for `callhook run` to print at start and `callhook check-config` among its
+/// findings.
+///
+/// Today that is a PBX URL with `http://`: accepted (tests and a local TLS-terminating proxy use
+/// it), but the client secret and the access tokens then cross the network unencrypted.
+pub fn warnings(config: &Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if config.pbx.url.scheme() == "http" {
+        let place = config.pbx.url_place.clone().unwrap_or_else(|| Place {
+            file: config.file.clone(),
+            line: None,
+            column: None,
+            key: None,
+        });
+        warnings.push(format!(
+            "{} is http://: the client secret and the access tokens travel unencrypted; use \
+             https:// unless a proxy on this machine adds TLS",
+            with_key(place, "pbx.url")
+        ));
+    }
+    warnings
 }
 
 /// Checks the files and directories `config` names: plugin components exist, are readable and
@@ -118,6 +144,7 @@ pub fn check(config: &Config) -> Result<CheckReport, ConfigErrors> {
     }
 
     if errors.is_empty() {
+        report.warnings = warnings(config);
         Ok(report)
     } else {
         errors.sort_by(|a, b| {

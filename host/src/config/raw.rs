@@ -106,8 +106,10 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawPbx {
     /// The PBX's web address, e.g. `https://pbx.example.com:5001`.
     ///
-    /// An `https://` URL (`http://` is accepted for tests and local proxies), possibly with a
-    /// path prefix when the PBX is behind a reverse proxy. Required.
+    /// An `https://` URL (`http://` is accepted for tests and local proxies, with a warning at
+    /// start and from `check-config`, since the client secret and the tokens then travel
+    /// unencrypted), possibly with a path prefix when the PBX is behind a reverse proxy.
+    /// Redirects are not followed: the address must be the PBX's own. Required.
     pub url: Option<Loc<String>>,
     /// The id of the API client created in the 3CX admin console (Admin > Integrations > API),
     /// also the name of its route point. Required.
@@ -209,7 +211,11 @@ pub(crate) struct RawServer {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawStorage {
     /// The directory of the delivery queue and the call state; created when missing.
-    /// By default `/var/lib/callhook`.
+    ///
+    /// It holds callers' numbers, plugins' stored data and signed links to recordings, so
+    /// `callhook run` keeps it owner-only: the directory mode 0700 and its database
+    /// `callhook.redb` 0600, tightening them at start if others had access. By default
+    /// `/var/lib/callhook`.
     pub dir: Option<Loc<String>>,
 }
 

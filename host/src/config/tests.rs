@@ -969,6 +969,44 @@ fn check_looks_at_plugin_files_and_directories() {
     );
 }
 
+#[test]
+fn warns_of_an_http_pbx_url_naming_its_place() {
+    let dir = Dir::new();
+    let http = PBX.replace("https://", "http://");
+    #[rustfmt::skip]
+    let cases: &[(&str, String, Option<&str>)] = &[
+        ("callhook.toml", PBX.to_string(), None),
+        ("callhook.toml", http, Some("callhook.toml:2:7: pbx.url is http://: the client secret")),
+        ("webhooks.ini", SPEC_INI.to_string(), None),
+        ("webhooks.ini", SPEC_INI.replace("URL=https://pbx", "URL=http://pbx"), Some("webhooks.ini:2: [3CX] URL is http://")),
+    ];
+    for (name, text, expected) in cases {
+        let config = dir.load(name, text).unwrap();
+        let found = warnings(&config);
+        match expected {
+            None => assert!(found.is_empty(), "{name}: {found:?}"),
+            Some(expected) => {
+                assert_eq!(found.len(), 1, "{name}: {found:?}");
+                assert!(found[0].contains(expected), "{name}: {found:?}");
+                assert!(found[0].contains("unencrypted"), "{found:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn check_reports_the_warnings() {
+    let dir = Dir::new();
+    let text = format!(
+        "{}[storage]\ndir = \"state\"\n",
+        PBX.replace("https://", "http://")
+    );
+    let config = dir.load("callhook.toml", &text).unwrap();
+    let report = check(&config).unwrap();
+    assert_eq!(report.warnings, warnings(&config));
+    assert_eq!(report.warnings.len(), 1, "{report:?}");
+}
+
 // ---- the reference page ----
 
 #[test]

@@ -273,9 +273,25 @@ impl std::fmt::Debug for CaptureWriter {
 }
 
 impl CaptureWriter {
-    /// Creates (or truncates) the capture file at `path`.
+    /// Creates (or truncates) the capture file at `path`, owner-only (mode 0600): secrets are
+    /// redacted, but callers' numbers and names are not. An existing regular file is tightened
+    /// to 0600 too; anything else (`/dev/stdout`, a pipe) is written as it is.
     pub fn create(path: &Path) -> Result<CaptureWriter, CaptureError> {
-        let file = File::create(path).map_err(|source| CaptureError::Create {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let create = || -> std::io::Result<File> {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(path)?;
+            let meta = file.metadata()?;
+            if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(file)
+        };
+        let file = create().map_err(|source| CaptureError::Create {
             path: path.to_owned(),
             source,
         })?;
@@ -364,7 +380,7 @@ pub fn change_of(record: &Record) -> Option<Change> {
             if !success {
                 return None;
             }
-            let participant = parse_participant(value.to_string().as_bytes()).ok()?;
+            let participant = parse_participant(value.to_string().as_bytes(), &entity.dn).ok()?;
             Some(Change::Upsert {
                 at: *at,
                 participant,
@@ -714,5 +730,21 @@ mod tests {
             replay_file(&dir.path().join("missing")),
             Err(CaptureError::Open { .. })
         ));
+    }
+
+    #[test]
+    fn capture_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let new = dir.path().join("new.jsonl");
+        drop(CaptureWriter::create(&new).unwrap());
+        assert_eq!(mode(&new), 0o600);
+        let existing = dir.path().join("existing.jsonl");
+        std::fs::write(&existing, "old capture\n").unwrap();
+        std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(CaptureWriter::create(&existing).unwrap());
+        assert_eq!(mode(&existing), 0o600);
+        assert_eq!(std::fs::read(&existing).unwrap(), b"", "truncated");
     }
 }

@@ -38,10 +38,11 @@
 //! the session. A session that was connected is followed at once by a new one, whose snapshot
 //! lets the engine close the calls that ended meanwhile: the PBX may drop a socket at any time
 //! (`1006`, no close frame) and a moment's wait would only delay events. Only repeated failures
-//! back off: the connector publishes [`ConnectionState::Backoff`], waits (capped exponential
-//! backoff with jitter, `backoff_min` 1 s to `backoff_max` 60 s by default) and tries again.
-//! The backoff starts over once a session has stayed connected for `min(30 s, backoff_max)`,
-//! so a PBX that accepts and drops at once is not hammered.
+//! back off: a failed attempt, or a second drop before the connection has held for
+//! `min(30 s, backoff_max)`, makes the connector publish [`ConnectionState::Backoff`], wait
+//! (capped exponential backoff with jitter, `backoff_min` 1 s to `backoff_max` 60 s by
+//! default) and try again. The backoff starts over once a session has stayed connected for
+//! `min(30 s, backoff_max)`, so a PBX that accepts and drops at once is not hammered.
 //!
 //! Errors that retrying cannot fix (wrong credentials, no Call Control licence, TLS
 //! verification failure, a bad CA file) end [`Connector::run`] with that error **if they
@@ -68,12 +69,12 @@ use super::Change;
 use super::backoff::Backoff;
 use super::capture::{CaptureWriter, FORMAT_VERSION, Record, snapshot_change};
 use super::config::ConnectorConfig;
-use super::fetches::{Fetches, Ready};
+use super::fetches::{Fetches, Ready, fetch_with};
 use super::http::{self, TlsSetupError, TransportError};
 use super::rest::{ParticipantReply, RestClient, RestError};
 use super::socket::{Entity, Event, EventSocket, Frame, Received, SocketError, parse_frame};
 use super::stats::ConnectorStats;
-use super::token::{AccessToken, TokenError, TokenManager, shorten};
+use super::token::{AccessToken, TokenError, TokenManager, TokenState, shorten};
 
 /// What the connector is doing now; watch it through [`Connector::state`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,7 +258,7 @@ impl Connector {
                 out: &out,
                 cancel: &cancel,
                 fetches: Fetches::new(
-                    self.rest.clone(),
+                    fetch_with(self.rest.clone()),
                     self.stats.clone(),
                     self.config.fetch_concurrency,
                 ),
@@ -266,6 +267,8 @@ impl Connector {
                 last_gap_snapshot: None,
                 gap_snapshot_due: None,
                 last_at: None,
+                socket_generation: 0,
+                move_retry_at: None,
             };
             let stop = session.run().await;
             let connected_for = session.connected_at.map(|at| at.elapsed());
@@ -347,12 +350,22 @@ struct Session<'a> {
     gap_snapshot_due: Option<Instant>,
     /// The time of the last change emitted: times never go backwards in the stream.
     last_at: Option<Timestamp>,
+    /// The generation of the token the socket was opened with.
+    socket_generation: u64,
+    /// After a failed move to a new socket: not before this time again.
+    move_retry_at: Option<Instant>,
 }
+
+/// How long to keep the old socket after a failed planned move before trying again.
+const MOVE_RETRY: Duration = Duration::from_secs(5);
 
 impl Session<'_> {
     async fn run(&mut self) -> Stop {
         let mut socket = match self.until_cancelled(self.open()).await {
-            Ok(socket) => socket,
+            Ok((socket, generation)) => {
+                self.socket_generation = generation;
+                socket
+            }
             Err(stop) => return stop,
         };
         let stop = self.serve(&mut socket).await;
@@ -373,25 +386,25 @@ impl Session<'_> {
         }
     }
 
-    /// Token, then socket (one re-mint on `401`).
-    async fn open(&self) -> Result<EventSocket, Stop> {
+    /// Token, then socket (one re-mint on `401`); the socket with its token's generation.
+    async fn open(&self) -> Result<(EventSocket, u64), Stop> {
         let c = self.connector;
         let tokens = c.rest.tokens();
         let token = tokens.token().await?;
-        let socket = match self.connect(&token).await {
+        let (socket, token) = match self.connect(&token).await {
             Err(SocketError::Unauthorized) => {
                 tracing::info!("the event socket upgrade got 401; minting a new token");
                 let fresh = tokens.refresh_after_401(&token).await?;
-                self.connect(&fresh).await?
+                (self.connect(&fresh).await?, fresh)
             }
-            other => other?,
+            other => (other?, token),
         };
         c.stats.count_connect();
         c.record(Record::SocketOpened {
             at: Timestamp::now(),
             url: c.config.socket_url().to_string(),
         });
-        Ok(socket)
+        Ok((socket, token.generation()))
     }
 
     async fn connect(&self, token: &AccessToken) -> Result<EventSocket, SocketError> {
@@ -425,28 +438,38 @@ impl Session<'_> {
         let every = self.connector.config.resnapshot_interval;
         let mut resnapshot = tokio::time::interval_at(Instant::now() + every, every);
         resnapshot.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut tokens = self.connector.rest.tokens().watch();
         loop {
-            let refresh_due = self.connector.rest.tokens().refresh_due().await;
+            let move_at = self.move_due(&tokens.borrow_and_update());
+            // Each step may wait on the PBX for a while (snapshots, fetches, a new socket):
+            // shutdown interrupts it.
+            let step = async {
+                tokio::select! {
+                    _ = resnapshot.tick() => self.snapshot().await,
+                    _ = until(self.gap_snapshot_due) => {
+                        resnapshot.reset();
+                        self.gap_snapshot().await
+                    }
+                    _ = until(move_at) => {
+                        resnapshot.reset();
+                        self.move_to_new_socket(socket).await
+                    }
+                    // A mint elsewhere (a 401, the XAPI poller): look at the token again.
+                    _ = tokens.changed() => Ok(()),
+                    answered = self.fetches.answered() => match answered {
+                        Ok(()) => self.emit_ready().await,
+                        Err(error) => Err(error.into()),
+                    },
+                    received = socket.next() => match received {
+                        Ok(Some(received)) => self.frame(received).await,
+                        Ok(None) => Err(Stop::Lost(ConnectorError::Closed)),
+                        Err(error) => Err(error.into()),
+                    },
+                }
+            };
             let result = tokio::select! {
-                _ = self.cancel.cancelled() => Err(Stop::Cancelled),
-                _ = resnapshot.tick() => self.snapshot().await,
-                _ = until(self.gap_snapshot_due) => {
-                    resnapshot.reset();
-                    self.gap_snapshot().await
-                }
-                _ = until(refresh_due.map(Instant::from_std)) => {
-                    resnapshot.reset();
-                    self.move_to_new_socket(socket).await
-                }
-                answered = self.fetches.answered() => match answered {
-                    Ok(()) => self.emit_ready().await,
-                    Err(error) => Err(error.into()),
-                },
-                received = socket.next() => match received {
-                    Ok(Some(received)) => self.frame(received).await,
-                    Ok(None) => Err(Stop::Lost(ConnectorError::Closed)),
-                    Err(error) => Err(error.into()),
-                },
+                _ = cancel.cancelled() => Err(Stop::Cancelled),
+                result = step => result,
             };
             if let Err(stop) = result {
                 return stop;
@@ -454,14 +477,40 @@ impl Session<'_> {
         }
     }
 
-    /// The planned token refresh: new token, new socket, snapshot, then the old socket goes.
+    /// When to move to a new socket: at once when the token changed since the socket was
+    /// opened (the PBX invalidates the old one), else at the token's planned refresh; not
+    /// before a failed move's retry time.
+    fn move_due(&self, token: &TokenState) -> Option<Instant> {
+        let due = if token.generation != self.socket_generation {
+            Some(Instant::now())
+        } else {
+            token.refresh_at.map(Instant::from_std)
+        }?;
+        Some(self.move_retry_at.map_or(due, |retry| due.max(retry)))
+    }
+
+    /// The planned token refresh: new token, new socket, the frames still waiting on the old
+    /// socket, a snapshot, then the old socket goes. If no new socket can be had, the old one
+    /// stays (its token may still be good) and the move is tried again after [`MOVE_RETRY`].
     async fn move_to_new_socket(&mut self, socket: &mut EventSocket) -> Result<(), Stop> {
         self.settle().await?;
-        // The token is due, so this mints the new one.
-        let fresh = self.open().await?;
-        let old = std::mem::replace(socket, fresh);
+        let (fresh, generation) = match self.open().await {
+            Ok(opened) => opened,
+            Err(Stop::Lost(error)) => {
+                tracing::warn!(%error, retry_in_s = MOVE_RETRY.as_secs(), "cannot move to a new event socket after the token refresh; keeping the old one");
+                self.move_retry_at = Some(Instant::now() + MOVE_RETRY);
+                return Ok(());
+            }
+            Err(stop) => return Err(stop),
+        };
+        self.move_retry_at = None;
+        self.socket_generation = generation;
+        let mut old = std::mem::replace(socket, fresh);
+        while let Some(Ok(Some(received))) = old.try_next() {
+            self.frame(received).await?;
+        }
         self.last_sequence = None;
-        tracing::debug!("moved to a new event socket after the planned token refresh");
+        tracing::debug!(generation, "moved to a new event socket with the new token");
         tokio::spawn(old.close());
         self.snapshot().await
     }
@@ -515,13 +564,9 @@ impl Session<'_> {
     /// Frames were lost: a snapshot is owed, at once or when the last gap's snapshot is
     /// `gap_snapshot_every` old; gaps until then share it.
     fn note_gap(&mut self, expected: u64, got: u64) {
-        let c = self.connector;
-        c.stats.count_sequence_gap();
+        self.connector.stats.count_sequence_gap();
         let now = Instant::now();
-        let due = *self.gap_snapshot_due.get_or_insert_with(|| {
-            self.last_gap_snapshot
-                .map_or(now, |last| (last + c.config.gap_snapshot_every).max(now))
-        });
+        let due = self.owe_snapshot();
         tracing::warn!(
             expected,
             got,
@@ -567,6 +612,12 @@ impl Session<'_> {
                                 tracing::warn!(path = %fetched.path, %detail, "skipped a participant that cannot be used");
                             });
                         }
+                        ParticipantReply::Failed(status) => {
+                            c.warn_once(format!("failed {}", entity.dn), || {
+                                tracing::warn!(path = %fetched.path, status, "a participant fetch failed; a snapshot follows");
+                            });
+                            self.owe_snapshot();
+                        }
                     }
                 }
                 Ready::Removed { entity, frame } => {
@@ -603,7 +654,18 @@ impl Session<'_> {
         }
     }
 
-    /// The snapshot owed to a sequence gap.
+    /// Something was missed (a sequence gap, a failed fetch): a snapshot is owed, at once or
+    /// when the last such snapshot is `gap_snapshot_every` old. Returns when it is due.
+    fn owe_snapshot(&mut self) -> Instant {
+        let every = self.connector.config.gap_snapshot_every;
+        let now = Instant::now();
+        *self.gap_snapshot_due.get_or_insert_with(|| {
+            self.last_gap_snapshot
+                .map_or(now, |last| (last + every).max(now))
+        })
+    }
+
+    /// The snapshot owed to a sequence gap or a failed fetch.
     async fn gap_snapshot(&mut self) -> Result<(), Stop> {
         self.gap_snapshot_due = None;
         self.last_gap_snapshot = Some(Instant::now());

@@ -5,6 +5,9 @@
 //! The crypto provider is named explicitly (ring), so nothing depends on a process-wide default.
 //! No ALPN is offered: the PBX speaks HTTP/1.1, which the WebSocket upgrade needs anyway.
 //!
+//! Redirects are never followed (see [`http_client`]): the token request carries the client
+//! secret and every other request the bearer token, which must go nowhere but the PBX.
+//!
 //! Transport failures are sorted into what an administrator can act on: the PBX cannot be
 //! reached (address, port, firewall), TLS failed (certificate: trust its CA), or it did not
 //! answer in time. reqwest and tungstenite both wrap the underlying error several layers deep,
@@ -208,12 +211,17 @@ fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupErr
 }
 
 /// The HTTP client for token, REST and XAPI requests.
+///
+/// It follows no redirects: a `3xx` reaches the caller as it is, which reports it as an error.
+/// Following one would send the client secret (a `307` repeats the token request's body) or
+/// the bearer token to wherever the redirect points.
 pub(crate) fn http_client(
     tls: &rustls::ClientConfig,
     timeout: Duration,
 ) -> Result<reqwest::Client, TlsSetupError> {
     reqwest::Client::builder()
         .use_preconfigured_tls(tls.clone())
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(timeout)
         .user_agent(concat!("callhook/", env!("CARGO_PKG_VERSION")))

@@ -212,7 +212,7 @@ proptest! {
     #[test]
     fn a_damaged_participant_reply_parses_exactly_when_it_is_usable(plan in participant(8106)) {
         let body = plan.json().to_string();
-        let parsed = parse_participant(body.as_bytes());
+        let parsed = parse_participant(body.as_bytes(), "150");
         prop_assert_eq!(parsed.is_ok(), plan.usable(), "{}", body);
         if let Ok(participant) = parsed {
             prop_assert_eq!((participant.id, participant.callid, participant.legid), (8106, 1264, 4));

@@ -182,7 +182,7 @@ pub(super) enum CaptureBody {
     Json,
     /// Only its length (audio).
     SizeOnly,
-    /// Nothing: the caller records the reply itself, when it acts on it.
+    /// Nothing unless it is a `401`: the caller records the reply itself, when it acts on it.
     Deferred,
 }
 
@@ -197,6 +197,9 @@ pub enum ParticipantReply {
     Hidden,
     /// `200` with a body that is not a usable participant (no `id` or `callid`); skip it.
     Unusable(String),
+    /// Any other status (`400`, `5xx`, ...): the leg's state is unknown; skip it, and let a
+    /// snapshot heal what it missed.
+    Failed(u16),
 }
 
 /// A participant GET's reply, with what the connector needs to record it.
@@ -277,15 +280,16 @@ impl RestClient {
                 self.stats.count_forbidden_participant();
                 ParticipantReply::Hidden
             }
-            _ => {
-                let reply = expect_success(&path, reply.clone())?;
-                match parse_participant(&reply.body) {
-                    Ok(participant) => ParticipantReply::Found(Box::new(participant)),
-                    Err(detail) => {
-                        self.stats.count_skipped_object();
-                        ParticipantReply::Unusable(detail)
-                    }
+            status if status.is_success() => match parse_participant(&reply.body, dn) {
+                Ok(participant) => ParticipantReply::Found(Box::new(participant)),
+                Err(detail) => {
+                    self.stats.count_skipped_object();
+                    ParticipantReply::Unusable(detail)
                 }
+            },
+            status => {
+                self.stats.count_failed_fetch();
+                ParticipantReply::Failed(status.as_u16())
             }
         };
         Ok(FetchedParticipant {
@@ -319,8 +323,10 @@ impl RestClient {
                 TransportError::classify(url.as_str(), &e, self.config.request_timeout)
             })?;
             let at = Timestamp::now();
+            // A deferred reply is recorded by the caller when it acts on it, except a `401`,
+            // which is retried here and so never reaches the caller.
             if let Some(writer) = &self.capture
-                && capture != CaptureBody::Deferred
+                && (capture != CaptureBody::Deferred || status == StatusCode::UNAUTHORIZED)
             {
                 let body = match capture {
                     CaptureBody::SizeOnly => Record::size_of(&body),
@@ -444,13 +450,18 @@ fn array(value: &Value) -> &[Value] {
 }
 
 /// Parses the body of `GET /callcontrol/{dn}/participants/{id}` under the tolerance rule; fails
-/// only when it is not an object or has no usable `id` or `callid`.
-pub fn parse_participant(body: &[u8]) -> Result<Participant, String> {
+/// only when it is not an object or has no usable `id` or `callid`. A participant without a
+/// `dn` takes `dn`, the one of its path.
+pub fn parse_participant(body: &[u8], dn: &str) -> Result<Participant, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     if !value.is_object() {
         return Err("not a JSON object".to_owned());
     }
-    Participant::deserialize(&value).map_err(|e| e.to_string())
+    let mut participant = Participant::deserialize(&value).map_err(|e| e.to_string())?;
+    if participant.dn.is_empty() {
+        participant.dn = dn.to_owned();
+    }
+    Ok(participant)
 }
 
 #[cfg(test)]
@@ -488,20 +499,24 @@ mod tests {
     fn rejects_malformed_bodies() {
         assert!(parse_snapshot(b"{}").is_err());
         assert!(parse_snapshot(b"not json").is_err());
-        assert!(parse_participant(b"[]").is_err());
-        assert!(parse_participant(br#"{"status":"Ringing"}"#).is_err());
-        assert!(parse_participant(br#"{"id":"x"}"#).is_err());
+        assert!(parse_participant(b"[]", "150").is_err());
+        assert!(parse_participant(br#"{"status":"Ringing"}"#, "150").is_err());
+        assert!(parse_participant(br#"{"id":"x"}"#, "150").is_err());
     }
 
     #[test]
     fn parses_a_participant_with_unknown_fields() {
-        let p =
-            parse_participant(br#"{"id":5,"status":"Held","dn":"150","callid":3,"new_field":1}"#)
-                .unwrap();
+        let p = parse_participant(
+            br#"{"id":5,"status":"Held","dn":"150","callid":3,"new_field":1}"#,
+            "9",
+        )
+        .unwrap();
         assert_eq!(
             (p.id, p.status, p.dn.as_str(), p.callid),
             (5, ParticipantStatus::Held, "150", 3)
         );
+        let without_dn = parse_participant(br#"{"id":5,"dn":null,"callid":3}"#, "150").unwrap();
+        assert_eq!(without_dn.dn, "150", "a leg without dn takes its path's");
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub struct ConnectorStats {
     forbidden_participants: AtomicU64,
     skipped_objects: AtomicU64,
     fetches_folded: AtomicU64,
+    failed_fetches: AtomicU64,
     ignored_entities: AtomicU64,
     connects: AtomicU64,
     disconnects: AtomicU64,
@@ -62,6 +63,9 @@ pub struct StatsSnapshot {
     pub fetches_folded: u64,
     /// Frames about entities other than participants (devices, DNs): ignored.
     pub ignored_entities: u64,
+    /// Participant fetches answered with another error status (`400`, `5xx`): skipped, healed
+    /// by the snapshot that follows.
+    pub failed_fetches: u64,
     /// Event socket connections established.
     pub connects: u64,
     /// Event socket connections lost or given up (including failed attempts).
@@ -106,6 +110,7 @@ counters! {
     forbidden_participants => count_forbidden_participant,
     skipped_objects => count_skipped_object,
     fetches_folded => count_fetch_folded,
+    failed_fetches => count_failed_fetch,
     ignored_entities => count_ignored_entity,
     connects => count_connect,
     disconnects => count_disconnect,

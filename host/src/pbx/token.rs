@@ -15,10 +15,10 @@
 //! **Lifetime.** `expires_in` is unreliable (a live V20 is reported to send `60` for a JWT
 //! that lives an hour), so the JWT's own claims are authoritative when the token is a JWT: its
 //! lifetime is `exp − iat`, counted from when the reply arrived, so that clock skew between
-//! host and PBX does not matter; a JWT with `exp` but no `iat` lives until `exp` by the host's
-//! clock. Otherwise `expires_in` is used, in minutes when it is under 300 (PBXes before
-//! 20.0.9), else in seconds; without either, 5 minutes are assumed. No lifetime is taken to be
-//! longer than a day. See [`token_lifetime`].
+//! host and PBX does not matter. Otherwise `expires_in` is used, in minutes when it is under
+//! 300 (PBXes before 20.0.9), else in seconds; without it, a JWT's `exp` against the host's
+//! clock; without either, 5 minutes are assumed. No lifetime is taken to be longer than a day.
+//! See [`token_lifetime`].
 //!
 //! **Planned refreshes.** [`TokenManager::refresh_due`] tells when the current token will be
 //! replaced; the connector refreshes it then on purpose and moves to a new event socket
@@ -38,7 +38,7 @@ use base64::engine::{DecodePaddingMode, general_purpose};
 use jiff::Timestamp;
 use reqwest::StatusCode;
 use serde_json::Value;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 use url::Url;
 
 use super::capture::{CaptureWriter, Record};
@@ -132,6 +132,22 @@ pub enum TokenError {
         /// The start of the reply body.
         body: String,
     },
+    /// A `3xx`: the token endpoint sends the request elsewhere. Redirects are not followed,
+    /// since the request carries the client secret; the PBX's address is usually wrong (often
+    /// `http://` where the PBX wants `https://`).
+    #[error(
+        "the token endpoint {url} answered HTTP {status}, a redirect to {location}; callhook \
+         follows no redirects, which would send the client secret elsewhere: set pbx.url to \
+         the PBX's own address"
+    )]
+    Redirected {
+        /// The token endpoint.
+        url: String,
+        /// The `3xx` status.
+        status: u16,
+        /// The `Location` header, or `(no Location header)`.
+        location: String,
+    },
     /// `200` but not the JSON the spec describes.
     #[error("the token endpoint's reply is not the expected JSON ({detail})")]
     Malformed {
@@ -145,7 +161,9 @@ impl TokenError {
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            TokenError::Credentials { .. } | TokenError::Transport(TransportError::Tls { .. })
+            TokenError::Credentials { .. }
+                | TokenError::Redirected { .. }
+                | TokenError::Transport(TransportError::Tls { .. })
         )
     }
 }
@@ -155,7 +173,7 @@ impl TokenError {
 pub enum LifetimeSource {
     /// The JWT's `exp − iat`.
     JwtExpMinusIat,
-    /// The JWT's `exp` (no `iat`), against the host's clock.
+    /// The JWT's `exp` (no `iat`, no `expires_in`), against the host's clock.
     JwtExp,
     /// `expires_in` of 300 or more, taken as seconds.
     ExpiresInSeconds,
@@ -167,9 +185,9 @@ pub enum LifetimeSource {
 
 /// How long a token received at `now` lives, at most [`MAX_LIFETIME`].
 ///
-/// A JWT with `exp` and `iat` lives `exp − iat`; one with only `exp` until `exp` (if that lies
-/// after `now`); else `expires_in` counts minutes when under 300 and seconds otherwise; else
-/// 5 minutes.
+/// A JWT with `exp` and `iat` lives `exp − iat`; else `expires_in` counts minutes when under
+/// 300 and seconds otherwise; else a JWT with only `exp` lives until `exp` (if that lies after
+/// `now`); else 5 minutes.
 ///
 /// ```
 /// # use callhook::pbx::token::{token_lifetime, LifetimeSource};
@@ -195,29 +213,39 @@ fn uncapped_lifetime(
     expires_in: Option<u64>,
     now: Timestamp,
 ) -> (Duration, LifetimeSource) {
-    if let Some(claims) = jwt_times(access_token) {
-        if let Some(issued) = claims.iat
-            && claims.exp > issued
-        {
-            let lifetime = Duration::from_secs((claims.exp - issued).unsigned_abs());
-            return (lifetime, LifetimeSource::JwtExpMinusIat);
-        }
-        let remaining = claims.exp - now.as_second();
-        if remaining > 0 {
-            let subsec = Duration::from_nanos(u64::from(now.subsec_nanosecond().unsigned_abs()));
-            let lifetime = Duration::from_secs(remaining.unsigned_abs()).saturating_sub(subsec);
-            return (lifetime, LifetimeSource::JwtExp);
-        }
+    let claims = jwt_times(access_token);
+    if let Some(claims) = &claims
+        && let Some(issued) = claims.iat
+        && let Some(lifetime) = claims.exp.checked_sub(issued).filter(|&s| s > 0)
+    {
+        return (
+            Duration::from_secs(lifetime.unsigned_abs()),
+            LifetimeSource::JwtExpMinusIat,
+        );
     }
     match expires_in {
-        Some(n) if n > 0 && n < 300 => (
-            Duration::from_secs(n * 60),
-            LifetimeSource::ExpiresInMinutes,
-        ),
-        Some(n) if n >= 300 => (Duration::from_secs(n), LifetimeSource::ExpiresInSeconds),
-        _ => (Duration::from_secs(300), LifetimeSource::Assumed),
+        Some(n) if n > 0 && n < 300 => {
+            return (
+                Duration::from_secs(n * 60),
+                LifetimeSource::ExpiresInMinutes,
+            );
+        }
+        Some(n) if n >= 300 => return (Duration::from_secs(n), LifetimeSource::ExpiresInSeconds),
+        _ => {}
     }
+    if let Some(claims) = &claims
+        && let Some(remaining) = claims.exp.checked_sub(now.as_second()).filter(|&s| s > 0)
+    {
+        let subsec = Duration::from_nanos(u64::from(now.subsec_nanosecond().unsigned_abs()));
+        let lifetime = Duration::from_secs(remaining.unsigned_abs()).saturating_sub(subsec);
+        return (lifetime, LifetimeSource::JwtExp);
+    }
+    (Duration::from_secs(300), LifetimeSource::Assumed)
 }
+
+/// The least time between a mint and the planned refresh, so that an absurdly short-lived
+/// token cannot make the connector move sockets in a tight loop.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long before expiry a token is replaced: a fifth of its lifetime, at most 60 s.
 pub fn refresh_margin(lifetime: Duration) -> Duration {
@@ -277,6 +305,18 @@ pub struct TokenManager {
     capture: Option<CaptureWriter>,
     stats: Arc<ConnectorStats>,
     current: Mutex<Option<Current>>,
+    /// The current token's generation and planned refresh, readable without waiting for a mint.
+    state: watch::Sender<TokenState>,
+}
+
+/// What [`TokenManager::watch`] shows: the current token's generation (0 before the first) and
+/// when it is due to be replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TokenState {
+    /// The current token's generation; a new one means the PBX invalidated the previous token.
+    pub generation: u64,
+    /// When the current token is due for its planned refresh.
+    pub refresh_at: Option<Instant>,
 }
 
 impl fmt::Debug for TokenManager {
@@ -309,6 +349,7 @@ impl TokenManager {
             capture,
             stats,
             current: Mutex::new(None),
+            state: watch::Sender::new(TokenState::default()),
         }
     }
 
@@ -340,10 +381,10 @@ impl TokenManager {
         self.mint(&mut current).await
     }
 
-    /// When the current token is due to be replaced (a fifth of its lifetime, at most 60 s,
-    /// before it runs out); `None` while there is none.
-    pub async fn refresh_due(&self) -> Option<Instant> {
-        self.current.lock().await.as_ref().map(|c| c.refresh_at)
+    /// The current token's generation and planned refresh (a fifth of its lifetime, at most
+    /// 60 s, before it runs out, and at least a second after the mint), updated at each mint.
+    pub fn watch(&self) -> watch::Receiver<TokenState> {
+        self.state.subscribe()
     }
 
     /// Forgets the current token so the next [`TokenManager::token`] mints one.
@@ -368,12 +409,24 @@ impl TokenManager {
             .await
             .map_err(|e| TransportError::classify(url, &e, self.timeout))?;
         let status = reply.status();
+        let location = reply.headers().get(reqwest::header::LOCATION).map(|value| {
+            let location = String::from_utf8_lossy(value.as_bytes());
+            crate::text::escape_controls(&shorten(&location)).into_owned()
+        });
         let body = reply
             .bytes()
             .await
             .map_err(|e| TransportError::classify(url, &e, self.timeout))?;
         let at = Timestamp::now();
-        let result = self.read_reply(status, &body, at);
+        let result = if status.is_redirection() {
+            Err(TokenError::Redirected {
+                url: url.to_owned(),
+                status: status.as_u16(),
+                location: location.unwrap_or_else(|| "(no Location header)".to_owned()),
+            })
+        } else {
+            self.read_reply(status, &body, at)
+        };
         if let Some(capture) = &self.capture {
             let (lifetime_s, error) = match &result {
                 Ok((_, lifetime, _)) => (Some(lifetime.as_secs_f64()), None),
@@ -394,7 +447,9 @@ impl TokenManager {
         self.stats.count_token_minted();
         let generation = current.as_ref().map_or(0, |c| c.token.generation) + 1;
         let token = AccessToken { value, generation };
-        let refresh_in = lifetime.saturating_sub(refresh_margin(lifetime));
+        let refresh_in = lifetime
+            .saturating_sub(refresh_margin(lifetime))
+            .max(MIN_REFRESH_INTERVAL);
         tracing::debug!(
             generation,
             lifetime_s = lifetime.as_secs(),
@@ -404,6 +459,10 @@ impl TokenManager {
         *current = Some(Current {
             token: token.clone(),
             refresh_at: started + refresh_in,
+        });
+        self.state.send_replace(TokenState {
+            generation,
+            refresh_at: Some(started + refresh_in),
         });
         Ok(token)
     }
@@ -513,8 +572,8 @@ mod tests {
             ("300 is seconds",         "opaque".into(), Some(300),  (secs(300), ExpiresInSeconds)),
             ("nothing",                "opaque".into(), None,       (secs(300), Assumed)),
             ("zero",                   "opaque".into(), Some(0),    (secs(300), Assumed)),
-            ("jwt wins over minutes",  jwt(&format!(r#"{{"exp":{}}}"#, now + 90)), Some(60), (secs(90), JwtExp)),
-            ("jwt wins over seconds",  jwt(&format!(r#"{{"exp":{}}}"#, now + 7)), Some(3600), (secs(7), JwtExp)),
+            ("exp alone loses to expires_in", jwt(&format!(r#"{{"exp":{}}}"#, now + 90)), Some(60), (secs(3600), ExpiresInMinutes)),
+            ("exp alone, no expires_in", jwt(&format!(r#"{{"exp":{}}}"#, now + 7)), None, (secs(7), JwtExp)),
             ("jwt exp as string",      jwt(&format!(r#"{{"exp":"{}"}}"#, now + 7)), None, (secs(7), JwtExp)),
             ("jwt exp as float",       jwt(&format!(r#"{{"exp":{}.0}}"#, now + 7)), None, (secs(7), JwtExp)),
             ("expired jwt falls back", jwt(&format!(r#"{{"exp":{}}}"#, now - 5)), Some(60), (secs(3600), ExpiresInMinutes)),
@@ -524,6 +583,8 @@ mod tests {
             ("live V20: 60 and a 1 h jwt", jwt(&format!(r#"{{"iat":{},"exp":{}}}"#, now, now + 3600)), Some(60), (secs(3600), JwtExpMinusIat)),
             ("exp - iat ignores skew", jwt(&format!(r#"{{"iat":{},"exp":{}}}"#, now - 7200, now - 3600)), Some(60), (secs(3600), JwtExpMinusIat)),
             ("iat after exp ignored",  jwt(&format!(r#"{{"iat":{},"exp":{}}}"#, now + 100, now + 50)), None, (secs(50), JwtExp)),
+            ("extreme claims",         jwt(&format!(r#"{{"iat":{},"exp":{}}}"#, i64::MIN, i64::MAX)), Some(3600), (secs(3600), ExpiresInSeconds)),
+            ("extreme exp alone",      jwt(&format!(r#"{{"exp":{}}}"#, i64::MIN)), None, (secs(300), Assumed)),
             ("huge expires_in capped", "opaque".into(), Some(u64::MAX), (secs(24 * 3600), ExpiresInSeconds)),
             ("huge jwt capped",        jwt(&format!(r#"{{"iat":0,"exp":{}}}"#, i64::MAX)), None, (secs(24 * 3600), JwtExpMinusIat)),
         ];

@@ -1,11 +1,17 @@
 //! Plain-text rendering of deliveries for `callhook deliveries list` (pure).
+//!
+//! Reasons and attempt messages carry text a receiver chose (an error body, a status line), and
+//! plugin names, events and call ids come from the database; every cell passes
+//! [`escape_controls`] so that none of it can break the table's lines or steer the operator's
+//! terminal.
 
 use super::replay::DeliveryInfo;
+use crate::text::escape_controls;
 use std::fmt::Write as _;
 
 /// One line per delivery: id, status, plugin, event, call id, attempts, and the next attempt
 /// or the reason it was parked. With `history`, each kept attempt follows on its own indented
-/// line.
+/// line. Control characters in any of it are escaped ([`escape_controls`]).
 ///
 /// ```text
 /// ID  STATUS    PLUGIN   EVENT    CALL                 TRIES  NEXT / REASON
@@ -36,11 +42,11 @@ pub fn render_deliveries(deliveries: &[DeliveryInfo], history: bool) -> String {
         rows.push([
             d.id.to_string(),
             status.to_string(),
-            d.plugin.clone(),
-            d.event.clone(),
-            d.call_id.clone(),
+            escape_controls(&d.plugin).into_owned(),
+            escape_controls(&d.event).into_owned(),
+            escape_controls(&d.call_id).into_owned(),
             d.attempts.to_string(),
-            last,
+            escape_controls(&last).into_owned(),
         ]);
     }
     let mut widths = header.map(str::len);
@@ -74,7 +80,7 @@ pub fn render_deliveries(deliveries: &[DeliveryInfo], history: bool) -> String {
                     attempt.at,
                     attempt.outcome,
                     attempt.duration.as_millis(),
-                    message
+                    escape_controls(message)
                 )]);
             }
         }
@@ -129,5 +135,43 @@ ID  STATUS   PLUGIN   EVENT    CALL              TRIES  NEXT / REASON
 12  pending  crm      ringing  240101120000_1-0  0      next at 2024-01-01T12:00:00Z
 ";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn escapes_what_receivers_and_plugins_wrote() {
+        let at: jiff::Timestamp = "2024-01-01T12:00:00Z".parse().unwrap();
+        let body = "HTTP 500: <html>\r\n\x1b[2J\x1b]0;pwned\x07\u{9b}31m".to_string();
+        let info = DeliveryInfo {
+            id: 3,
+            plugin: "crm\x1b[8m".into(),
+            call_id: "c1\nforged".into(),
+            event: "ringing".into(),
+            idempotency_key: "c1.ringing.100".into(),
+            status: DeliveryStatus::Parked,
+            in_flight: false,
+            attempts: 1,
+            taken_at: at,
+            next_attempt_at: None,
+            parked: Some((at, format!("rejected: {body}"))),
+            history: vec![Attempt {
+                at,
+                attempt: 1,
+                outcome: "rejected".into(),
+                message: Some(body.clone()),
+                duration: Duration::from_millis(1),
+            }],
+        };
+        let text = render_deliveries(&[info], true);
+        assert_eq!(
+            text.lines().count(),
+            3,
+            "header, delivery, attempt:\n{text}"
+        );
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(text.contains(r"HTTP 500: <html>\r\n\u{1b}[2J"), "{text}");
+        assert!(text.contains(r"c1\nforged"), "{text}");
     }
 }

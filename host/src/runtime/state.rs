@@ -6,6 +6,7 @@
 use super::egress::{EgressPolicy, Refusal};
 use super::kv_store::KvStore;
 use super::limits::{MemoryLimiter, PluginLimits};
+use crate::text::one_line;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use wasmtime::component::ResourceTable;
@@ -15,6 +16,9 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 
 /// How much of a plugin's stderr is kept for the log (panic messages land there).
 const STDERR_CAPACITY: usize = 16 << 10;
+/// The longest log message, and the longest list of log fields, a plugin can write, in bytes
+/// (after escaping); the rest is cut with a marker.
+pub const MAX_LOG_TEXT: usize = 4 << 10;
 
 /// What the host knows about a loaded plugin, shared by all its deliveries.
 #[derive(Debug)]
@@ -108,12 +112,19 @@ impl PluginState {
     }
 
     /// Writes a plugin's log line, tagged with plugin and call id.
+    ///
+    /// The message and the fields are the plugin's, so they are made one line of plain text
+    /// first ([`crate::text::one_line`]): control characters escaped, so that a plugin can
+    /// neither forge log lines nor steer a terminal, and each cut at [`MAX_LOG_TEXT`] bytes.
     pub fn write_log(&self, level: tracing::Level, message: &str, fields: &[(String, String)]) {
+        let message = one_line(message, MAX_LOG_TEXT);
         let fields = fields
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(" ");
+        let fields = one_line(&fields, MAX_LOG_TEXT);
+        let fields = fields.as_ref();
         let plugin = self.plugin.name.as_str();
         let call_id = self.call_id.as_str();
         match level {
@@ -247,5 +258,79 @@ impl EgressHooks {
             first_byte_timeout: cap(guest.first_byte_timeout, response),
             between_bytes_timeout: cap(guest.between_bytes_timeout, response),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::kv_store::KvQuota;
+
+    /// A log writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What the host's log shows for one `write_log` call of a plugin.
+    fn logged(message: &str, fields: &[(String, String)]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("kv.redb")).unwrap();
+        let plugin = Arc::new(PluginIdentity {
+            name: "crm".into(),
+            api_version: "0.1.0".into(),
+            settings: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            limits: PluginLimits::default(),
+            policy: Arc::new(EgressPolicy::new::<&str>(&[]).unwrap()),
+            stand_in: None,
+        });
+        let state = PluginState::new(
+            plugin,
+            KvStore::new(Arc::new(db), KvQuota::default()),
+            "call-1".into(),
+        );
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            state.write_log(tracing::Level::WARN, message, fields)
+        });
+        String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn a_plugin_log_call_is_one_line_without_control_characters() {
+        let forged = "sent\n2026-01-01T00:00:00Z ERROR callhook: forged\r\x1b[2J\u{9b}";
+        let fields = [("k\ney".to_string(), "v\x1b]0;title\x07".to_string())];
+        let text = logged(forged, &fields);
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.ends_with('\n'), "{text}");
+        assert!(
+            !text.trim_end_matches('\n').chars().any(char::is_control),
+            "{text:?}"
+        );
+        assert!(text.contains(r"sent\n2026-01-01T00:00:00Z ERROR"), "{text}");
+        assert!(text.contains("crm") && text.contains("call-1"), "{text}");
+    }
+
+    #[test]
+    fn a_long_plugin_log_message_is_cut_with_a_marker() {
+        let text = logged(&"x".repeat(1 << 20), &[]);
+        assert_eq!(text.lines().count(), 1);
+        assert!(text.len() < 2 * MAX_LOG_TEXT, "{} bytes", text.len());
+        assert!(text.contains("[cut; 1048576 bytes in all]"), "{text}");
     }
 }

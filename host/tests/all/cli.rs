@@ -160,6 +160,13 @@ fn check_config_loads_the_plugins_and_reports_their_permissions() {
         "{stdout}"
     );
     assert!(stdout.contains("is valid"), "{stdout}");
+    assert!(
+        stdout.contains("warning  ") && stdout.contains("callhook.toml:3:7: pbx.url is http://"),
+        "an http:// PBX is accepted with a warning naming its place: {stdout}"
+    );
+    let (ok, stdout, stderr) = check_config(&VALID.replace("http://", "https://"));
+    assert!(ok, "{stdout}{stderr}");
+    assert!(!stdout.contains("warning"), "{stdout}");
 }
 
 #[test]

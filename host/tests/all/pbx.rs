@@ -372,7 +372,11 @@ async fn a_superseded_token_is_replaced_once_without_losing_anything() {
     );
     assert_eq!(stats.tokens_minted, 2, "{stats:?}");
     assert_eq!(sim.tokens_issued(), 2);
-    assert_eq!(stats.connects, 1, "the socket stays up: {stats:?}");
+    assert_eq!(
+        (stats.connects, stats.disconnects),
+        (2, 0),
+        "a new socket for the new token, opened before the old one went: {stats:?}"
+    );
 }
 
 /// Tokens living 2 s must be refreshed before they expire, whichever unit `expires_in` uses
@@ -616,6 +620,77 @@ async fn wrong_credentials_fail_at_start_with_a_clear_error() {
         );
         assert!(!message.contains("Not-The-S3cret"), "{message}");
     }
+}
+
+/// Serves `router` on a fresh port of 127.0.0.1; its `http://` origin.
+async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    origin
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirected_token_request_is_not_followed_and_is_reported() {
+    init();
+    // Whatever reaches the redirect's target, as `METHOD path body`.
+    let reached = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = reached.clone();
+    let elsewhere = serve(axum::Router::new().fallback(
+        move |method: axum::http::Method, uri: axum::http::Uri, body: String| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(format!("{method} {uri} {body}"));
+                // A refusal, so that a client that follows the redirect stops at once.
+                axum::http::StatusCode::UNAUTHORIZED
+            }
+        },
+    ))
+    .await;
+    let target = format!("{elsewhere}/connect/token");
+    let pbx = serve(axum::Router::new().route(
+        "/connect/token",
+        axum::routing::post(move || {
+            let target = target.clone();
+            async move {
+                (
+                    axum::http::StatusCode::TEMPORARY_REDIRECT,
+                    [(axum::http::header::LOCATION, target)],
+                )
+            }
+        }),
+    ))
+    .await;
+    let config = ConnectorConfig {
+        backoff_min: Duration::from_millis(10),
+        backoff_max: Duration::from_millis(50),
+        ..ConnectorConfig::new(pbx.parse().unwrap(), "callhook", "S3cret-Not-For-Elsewhere")
+    };
+    let connector = Connector::new(config, None).unwrap();
+    let (tx, _rx) = mpsc::channel(8);
+    let result = tokio::time::timeout(PATIENCE, connector.run(tx, CancellationToken::new()))
+        .await
+        .expect("a redirect is a permanent error at start");
+    assert_eq!(
+        *reached.lock().unwrap(),
+        Vec::<String>::new(),
+        "nothing, least of all the secret, reaches the redirect's target"
+    );
+    let error = result.unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            ConnectorError::Token(TokenError::Redirected { status: 307, location, .. })
+                if location.starts_with(&elsewhere)
+        ),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("redirect") && message.contains("pbx.url"),
+        "{message}"
+    );
+    assert!(!message.contains("S3cret"), "{message}");
 }
 
 #[tokio::test]
@@ -1150,5 +1225,40 @@ async fn a_capture_of_concurrent_folded_fetches_replays_to_the_same_changes() {
     assert!(
         view.changes.windows(2).all(|w| w[0].at() <= w[1].at()),
         "times never go backwards"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_participant_get_skips_the_leg_and_a_snapshot_heals_it() {
+    // 121's GETs answer 500 while the queue call rings: the session stays up, and the
+    // snapshot owed to each failure shows 121's leg after all.
+    let scenario = queue_call_with_faults("");
+    let mut h = Harness::start(&scenario, SimConfig::default(), |c, _| {
+        c.gap_snapshot_every = Duration::from_millis(50);
+    })
+    .await;
+    h.sim.faults().fail_participants_of("121");
+    h.play(&scenario, FAST).await;
+    let stats = h.stats.snapshot();
+    h.sim.faults().reset();
+    let (view, _) = h.stop().await;
+    assert!(stats.failed_fetches >= 1, "{stats:?}");
+    assert!(view.snapshots >= 2, "a snapshot followed the failure");
+    assert_eq!(
+        (stats.connects, stats.disconnects),
+        (1, 0),
+        "one failing leg does not cut the connection: {stats:?}"
+    );
+    let ringing_121 = scenario
+        .timeline()
+        .iter()
+        .find_map(|step| match &step.change {
+            ParticipantChange::Upsert(p) if p["dn"] == "121" => p["id"].as_u64(),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        view.history[&ringing_121].first().map(String::as_str),
+        Some("Ringing")
     );
 }

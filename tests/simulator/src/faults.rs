@@ -76,6 +76,7 @@ pub(crate) struct Switches {
     pub nulls: Nulls,
     pub unusable_participants: bool,
     pub forbidden_participants_of: BTreeSet<String>,
+    pub failing_participants_of: BTreeSet<String>,
     pub forbid_xapi: bool,
     pub close_on_new_token: Option<SocketClose>,
     pub null_recording_field: Option<RecordingField>,
@@ -230,6 +231,13 @@ impl Faults {
         self.lock().forbidden_participants_of.insert(dn.to_owned());
     }
 
+    /// Answers `500` to every `GET /callcontrol/{dn}/participants/{id}` of `dn` from now on (a
+    /// PBX failing on one leg), while snapshots keep listing its participants. Cleared by
+    /// [`Faults::reset`].
+    pub fn fail_participants_of(&self, dn: &str) {
+        self.lock().failing_participants_of.insert(dn.to_owned());
+    }
+
     /// While on, every `/xapi` request with a valid token gets `403`, as for an API client
     /// without XAPI access or role. Tokens and Call Control keep working. By default off.
     pub fn forbid_xapi(&self, on: bool) {
@@ -347,6 +355,7 @@ impl Faults {
             "nulls": format!("{:?}", switches.nulls).to_lowercase(),
             "unusable_participants": switches.unusable_participants,
             "forbidden_participants_of": switches.forbidden_participants_of,
+            "failing_participants_of": switches.failing_participants_of,
             "forbid_xapi": switches.forbid_xapi,
             "close_on_new_token": switches.close_on_new_token.map(|c| format!("{c:?}").to_lowercase()),
             "null_recording_field": switches.null_recording_field.map(RecordingField::as_str),

@@ -104,7 +104,7 @@ pub(crate) async fn participants(
 }
 
 /// `GET /callcontrol/{dn}/participants/{id}`: after the configured delay, `403` for a forbidden
-/// DN, else the participant as it is at that moment.
+/// DN, `500` for a failing one, else the participant as it is at that moment.
 pub(crate) async fn participant(
     State(shared): State<Arc<Shared>>,
     Path((dn, id)): Path<(String, String)>,
@@ -118,6 +118,13 @@ pub(crate) async fn participant(
         return (
             StatusCode::FORBIDDEN,
             Json(json!({"error": "participant not visible to this client"})),
+        )
+            .into_response();
+    }
+    if switches.failing_participants_of.contains(&dn) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": "internal error"})),
         )
             .into_response();
     }
