@@ -18,9 +18,11 @@ mod engine_store;
 pub mod local;
 pub mod observe;
 pub mod reload;
+pub mod supervise;
 
 pub use engine_store::{EngineStore, EngineStoreError, StateRecords};
 pub use observe::{EventCounter, Observed};
+pub use supervise::TaskPanicked;
 
 use crate::calls::{self, Engine};
 use crate::pbx::participant::{DnType, Participant};
@@ -91,11 +93,14 @@ impl Deliverer for Plugins {
 /// The durable queue over the loaded plugins.
 pub type DeliveryQueue = Queue<Plugins>;
 
-/// The running pipeline: connector and derivation tasks in front of the queue.
+/// The running pipeline: connector and derivation tasks in front of the queue, each
+/// [supervised](supervise): a panic in either stops the host ([`Pipeline::task_failed`]).
 pub struct Pipeline {
     cancel: CancellationToken,
-    connector: JoinHandle<Result<(), ConnectorError>>,
-    derive: JoinHandle<()>,
+    /// Cancelled when a task panicked.
+    failed: CancellationToken,
+    connector: JoinHandle<Result<Result<(), ConnectorError>, TaskPanicked>>,
+    derive: JoinHandle<Result<(), TaskPanicked>>,
     queue: Arc<DeliveryQueue>,
     observed: Observed,
 }
@@ -119,8 +124,13 @@ impl Pipeline {
             connection: connector.state(),
             connector: connector.stats(),
             queue: queue.clone(),
+            state_unreadable: store
+                .as_ref()
+                .map(EngineStore::unreadable_counter)
+                .unwrap_or_default(),
         };
         let cancel = CancellationToken::new();
+        let failed = CancellationToken::new();
         let (changes_tx, changes) = mpsc::channel(CHANGE_BACKLOG);
         let (rules_tx, rules) = watch::channel(engine.did_rules().clone());
         tokio::spawn(refresh_did_rules(
@@ -130,11 +140,15 @@ impl Pipeline {
             cancel.clone(),
         ));
         resume_recording_jobs(store.as_ref(), recorder.as_ref(), &queue);
-        let connector = tokio::spawn(connector.run(changes_tx, cancel.clone()));
+        let connector = tokio::spawn(supervise::supervise(
+            "connector",
+            tokio::spawn(connector.run(changes_tx, cancel.clone())),
+            failed.clone(),
+        ));
         let derive = {
             let cancel = cancel.clone();
             let queue = queue.clone();
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 let inputs = Inputs { changes, rules };
                 let outputs = Outputs {
                     queue,
@@ -143,10 +157,12 @@ impl Pipeline {
                     events,
                 };
                 derive_events(engine, inputs, outputs, cancel).await
-            })
+            });
+            tokio::spawn(supervise::supervise("derivation", task, failed.clone()))
         };
         Pipeline {
             cancel,
+            failed,
             connector,
             derive,
             queue,
@@ -159,11 +175,18 @@ impl Pipeline {
         self.observed.clone()
     }
 
+    /// Resolves when the connector or the derivation task panicked (logged already); the
+    /// host then shuts the pipeline down, and [`Pipeline::shutdown`] reports the panic.
+    pub fn task_failed(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.failed.clone().cancelled_owned()
+    }
+
     /// Stops taking changes, lets deliveries in progress finish (what does not finish in time
-    /// is delivered after the next start) and reports the connector's error, if it failed.
+    /// is delivered after the next start) and reports the connector's error, if it failed, or
+    /// a task's panic.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.cancel.cancel();
-        self.derive.await?;
+        let derived = self.derive.await;
         let report = self.queue.shutdown(SHUTDOWN_GRACE).await;
         if report.interrupted > 0 {
             tracing::warn!(
@@ -171,7 +194,8 @@ impl Pipeline {
                 "deliveries resume at the next start"
             );
         }
-        self.connector.await??;
+        self.connector.await???;
+        derived??;
         Ok(())
     }
 }

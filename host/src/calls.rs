@@ -133,5 +133,6 @@ mod tests;
 
 pub use engine::{
     CallPart, Dn, Engine, EngineConfig, EngineState, FinishedCall, Input, Output, StateChanges,
+    UnreadableRecord,
 };
 pub use fields::did_digits;

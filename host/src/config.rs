@@ -143,7 +143,9 @@ pub struct RecordingsConfig {
 /// The resolved `[server]` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
-    /// The listening address. By default `127.0.0.1:8080`.
+    /// The listening address. By default
+    /// [`RecordingsConfig::DEFAULT_LISTEN`](crate::recordings::RecordingsConfig::DEFAULT_LISTEN),
+    /// `0.0.0.0:5001`.
     pub listen: SocketAddr,
     /// The base of the links sent to the CRM (set whenever recordings are enabled).
     pub public_url: Option<url::Url>,
@@ -165,6 +167,8 @@ pub struct TlsFiles {
 pub struct StorageConfig {
     /// The directory of the queue and the call state. By default `/var/lib/callhook`.
     pub dir: FileRef,
+    /// Days to keep parked deliveries; `None` keeps them for ever. By default 30.
+    pub parked_keep_days: Option<u32>,
 }
 
 /// One plugin to load.
@@ -242,16 +246,17 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// The plugins that receive an event of `extension` (the event's `user`), on a call that
-    /// came through `queue` (if any): every plugin of every matching route, each once, in
-    /// configuration order; `default_plugins` when no route matches.
-    /// The plugins for an event about `user`: an extension, or a queue's DN for a call missed
-    /// at queue level (so a route's `queues` select that queue's missed calls).
+    /// The plugins for an event about `user` (the event's `user`): an extension, or a queue's
+    /// DN for an inbound call missed at queue level, so a route's `queues` select that queue's
+    /// own missed calls and never its agents' events. What the delivery queue routes by.
     pub fn plugins_for_user(&self, user: &str) -> Vec<&str> {
         self.plugins_for(user, Some(user))
     }
 
-    /// The plugins for `extension` ringing on behalf of `queue`, if known.
+    /// The plugins for `extension` on a call through `queue`, if known: every plugin of every
+    /// matching route, each once, in configuration order; `default_plugins` when no route
+    /// matches. Events do not name their queue yet, so today `queue` is only ever the user
+    /// itself ([`Routes::plugins_for_user`]).
     pub fn plugins_for(&self, extension: &str, queue: Option<&str>) -> Vec<&str> {
         let mut plugins: Vec<&str> = Vec::new();
         let mut matched = false;
@@ -288,7 +293,8 @@ impl Default for Routes {
 pub struct Route {
     /// The extensions it matches.
     pub extensions: Vec<NumberPattern>,
-    /// When set, only calls through one of these queues.
+    /// When set, only events on a call through one of these queues (today: events about the
+    /// queue itself, see [`Routes::plugins_for_user`]).
     pub queues: Option<Vec<NumberPattern>>,
     /// The plugins that receive the matched events.
     pub plugins: Vec<String>,

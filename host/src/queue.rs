@@ -23,6 +23,10 @@
 //!   durably, until [`Queue::enable_plugin`].
 //! - **Retries** follow [`RetryPolicy`]; `rejected` parks at once, `failed` (trap, time-out) is
 //!   retried like `retry`. Parked rows are listed and replayed with [`replay`].
+//! - **Parked rows expire.** A row parked longer than [`QueueConfig::parked_keep`] (30 days by
+//!   default) is removed, with its event once no other row needs it, and counted per plugin.
+//!   The scheduler looks when it starts and then every hour, removing at most a few hundred
+//!   rows per transaction, so a large backlog never holds the database for long.
 //! - **Restart.** [`Queue::open`] schedules every pending row again, lanes in id order, with the
 //!   attempt counts and next times stored. [`Queue::shutdown`] stops taking events and lets
 //!   running attempts finish within a grace period; those that do not are simply attempted
@@ -83,7 +87,7 @@ pub use schedule::BreakerState;
 
 use crate::calls::event::CallEvent;
 use crate::runtime::{DeliveryOutcome, DeliveryRequest};
-use metrics::{AttemptEnded, PluginPaused, StoreFailed};
+use metrics::{AttemptEnded, ParkedExpired, PluginPaused, StoreFailed};
 use redb::Database;
 use schedule::{Row, Start, State};
 use std::future::Future;
@@ -219,6 +223,8 @@ struct Inner<D> {
     stopping: AtomicBool,
     /// Set by a commit that is not durable yet; cleared by [`store::flush`].
     unflushed: AtomicBool,
+    /// How long parked rows are kept ([`QueueConfig::parked_keep`] as given to `open`).
+    parked_keep: Option<Duration>,
 }
 
 impl<D> Inner<D> {
@@ -249,6 +255,54 @@ impl<D> Inner<D> {
             tracing::error!(%error, "could not flush the delivery queue to disk");
         }
     }
+
+    /// Removes up to [`EXPIRE_BATCH`] rows parked longer than `parked_keep`, in one
+    /// transaction, and counts them per plugin. Returns whether more may be left. Holds the
+    /// scheduler's state across the write, like [`Queue::retry_all`], so an operator's retry
+    /// and the expiry never both count the same row.
+    fn expire_parked(&self) -> bool {
+        let Some(keep) = self.parked_keep else {
+            return false;
+        };
+        let now = self.clock.now_ms();
+        let before = now.saturating_sub(keep.as_millis() as u64);
+        let mut state = self.state();
+        let expired = match store::expire_parked(&self.db, before, EXPIRE_BATCH) {
+            Ok(expired) => expired,
+            Err(error) => {
+                tracing::error!(%error, "could not expire parked deliveries");
+                return false;
+            }
+        };
+        if expired.is_empty() {
+            return false;
+        }
+        self.unflushed.store(true, Ordering::SeqCst);
+        let mut by_plugin: std::collections::BTreeMap<&str, usize> = Default::default();
+        for row in &expired {
+            tracing::info!(
+                plugin = row.plugin,
+                delivery = row.id,
+                key = row.key,
+                parked_at = %replay::timestamp(row.parked_at),
+                "parked delivery expired"
+            );
+            let run = state.plugin(&row.plugin, now);
+            run.parked = run.parked.saturating_sub(1);
+            run.parked_expired += 1;
+            *by_plugin.entry(&row.plugin).or_default() += 1;
+        }
+        drop(state);
+        for (plugin, count) in by_plugin {
+            ParkedExpired {
+                plugin,
+                count,
+                keep,
+            }
+            .emit();
+        }
+        expired.len() == EXPIRE_BATCH
+    }
 }
 
 /// How long a row waits after its outcome could not be recorded.
@@ -258,6 +312,11 @@ const PRUNE_EVERY: u64 = 4096;
 /// How long a commit that is not durable (an attempt's outcome, the engine's state alone) may
 /// wait for a durable one before the scheduler makes one.
 const FLUSH_WITHIN: Duration = Duration::from_secs(1);
+/// How often the scheduler looks for parked rows to expire (and once when it starts).
+const EXPIRE_EVERY: Duration = Duration::from_secs(3600);
+/// At most this many parked rows are expired per transaction; more wait for the next one,
+/// which follows at once.
+const EXPIRE_BATCH: usize = 500;
 
 impl<D: Deliverer> Queue<D> {
     /// Opens the queue in `db` (creating its tables), schedules every pending row and starts
@@ -292,6 +351,7 @@ impl<D: Deliverer> Queue<D> {
             }
         }
         tracing::info!(pending, parked, "delivery queue opened");
+        let parked_keep = config.parked_keep;
         let inner = Arc::new(Inner {
             db,
             config: RwLock::new(Arc::new(config)),
@@ -302,6 +362,7 @@ impl<D: Deliverer> Queue<D> {
             taking: Mutex::new(()),
             stopping: AtomicBool::new(false),
             unflushed: AtomicBool::new(false),
+            parked_keep,
         });
         let scheduler = tokio::spawn(run_scheduler(inner.clone()));
         Ok(Queue {
@@ -382,6 +443,7 @@ impl<D: Deliverer> Queue<D> {
     /// have started finish with the old deliverer, every later attempt uses the new one.
     /// Deliveries queued for a plugin that `config` no longer lists are kept and wait; they
     /// resume if the plugin is configured again (or can be listed with `deliveries list`).
+    /// [`QueueConfig::parked_keep`] stays the one given to [`Queue::open`].
     pub fn reconfigure(&self, config: QueueConfig, deliverer: D) {
         let inner = &self.inner;
         let _taking = inner.taking.lock().unwrap_or_else(PoisonError::into_inner);
@@ -427,6 +489,7 @@ impl<D: Deliverer> Queue<D> {
                     configured: run.known(),
                     pending: count,
                     parked: run.parked,
+                    parked_expired: run.parked_expired,
                     in_flight: run.in_flight(),
                     oldest_pending_age: age(start),
                     disabled: run.disabled.is_some(),
@@ -539,7 +602,13 @@ impl<D: Deliverer> Drop for Queue<D> {
 async fn run_scheduler<D: Deliverer>(inner: Arc<Inner<D>>) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     let mut flush_at: Option<tokio::time::Instant> = None;
+    let mut expire_at = tokio::time::Instant::now();
     loop {
+        if expire_at <= tokio::time::Instant::now() {
+            let more = inner.expire_parked();
+            expire_at =
+                tokio::time::Instant::now() + if more { Duration::ZERO } else { EXPIRE_EVERY };
+        }
         if inner.unflushed.load(Ordering::SeqCst) {
             let at = *flush_at.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_WITHIN);
             if at <= tokio::time::Instant::now() {
@@ -576,6 +645,7 @@ async fn run_scheduler<D: Deliverer>(inner: Arc<Inner<D>>) -> JoinSet<()> {
             _ = inner.wake.notified() => {}
             _ = sleep => {}
             _ = flush => {}
+            _ = tokio::time::sleep_until(expire_at) => {}
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Err(error) = joined {
                     tracing::error!(%error, "a delivery task ended abnormally");

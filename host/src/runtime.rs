@@ -57,7 +57,9 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// How many plugin instances may run at once. By default 64.
     pub max_instances: u32,
-    /// Largest memory cap any plugin may be given, in bytes. By default 256 MiB.
+    /// Largest memory cap any plugin may be given, in bytes; also the size of one memory slot
+    /// of the pooling allocator. By default [`RuntimeConfig::MAX_MEMORY_MB`] MiB, the most a
+    /// configuration may ask for (`memory_mb`).
     pub max_memory_bytes: usize,
     /// Send every allowed request to this local stand-in instead of its destination, over plain
     /// HTTP, with the original URL in the header [`ORIGINAL_URL_HEADER`]. By default none; used
@@ -68,12 +70,23 @@ pub struct RuntimeConfig {
 /// The header that carries a request's real destination to a stand-in.
 pub const ORIGINAL_URL_HEADER: &str = "x-callhook-original-url";
 
+impl RuntimeConfig {
+    /// The largest memory cap a plugin can be given, in MiB: the configuration's `memory_mb`
+    /// is validated against it and the default pool is sized by it, so a cap that passes
+    /// `check-config` always loads.
+    ///
+    /// Raising the slot size costs no reserved address space: each pooled memory slot reserves
+    /// wasmtime's `memory_reservation` (4 GiB on 64-bit hosts) plus guard pages whatever its
+    /// maximum, and only the pages a plugin touches are backed by RAM.
+    pub const MAX_MEMORY_MB: usize = 1024;
+}
+
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             cache_dir: None,
             max_instances: 64,
-            max_memory_bytes: 256 << 20,
+            max_memory_bytes: Self::MAX_MEMORY_MB << 20,
             stand_in: None,
         }
     }

@@ -5,6 +5,7 @@ use crate::config::{Config, PluginConfig, PluginSource};
 use crate::queue::QueueConfig;
 use crate::runtime::{GENERIC_WEBHOOK_WASM, Plugin, PluginRuntime, PluginSpec};
 use anyhow::Context;
+use std::time::Duration;
 
 /// Loads one configured plugin into the runtime: reads its component (or the built-in
 /// `generic-webhook`), checks its contract version and compiles it (cached on disk).
@@ -64,6 +65,10 @@ pub fn describe(plugin: &Plugin) -> String {
 pub fn queue_config(config: &Config) -> QueueConfig {
     let names = config.plugins.iter().map(|p| p.name.clone());
     let mut queue = QueueConfig::new(config.routes.clone(), names);
+    queue.parked_keep = config
+        .storage
+        .parked_keep_days
+        .map(|days| Duration::from_secs(u64::from(days) * 24 * 3600));
     for plugin in &config.plugins {
         let Some(policy) = queue.plugins.get_mut(&plugin.name) else {
             continue;
@@ -87,7 +92,6 @@ pub fn queue_config(config: &Config) -> QueueConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn a_plugins_limits_and_retry_overrides_reach_the_queue() {
@@ -108,5 +112,24 @@ mod tests {
         assert_eq!(crm.retry.ladder, [Duration::from_secs(3)]);
         let builtin = &queue.plugins["generic-webhook"];
         assert_eq!((builtin.concurrency, builtin.rate_per_second), (8, None));
+    }
+
+    #[test]
+    fn storage_parked_keep_days_reaches_the_queue() {
+        const DAY: u64 = 24 * 3600;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("callhook.toml");
+        let pbx =
+            "[pbx]\nurl = \"https://pbx.example.com\"\nclient_id = \"c\"\nclient_secret = \"s\"\n";
+        for (storage, expected) in [
+            ("", Some(30 * DAY)),
+            ("[storage]\nparked_keep_days = 7\n", Some(7 * DAY)),
+            ("[storage]\nparked_keep_days = 0\n", None),
+        ] {
+            std::fs::write(&file, format!("{pbx}{storage}")).unwrap();
+            let config = Config::load(&file).unwrap();
+            let keep = queue_config(&config).parked_keep;
+            assert_eq!(keep, expected.map(Duration::from_secs), "{storage:?}");
+        }
     }
 }

@@ -15,11 +15,18 @@
 //! removed in the transaction that takes the call's `recording` event (or when the recorder
 //! gives up). A host stopped or killed in between looks for the recordings again when it
 //! starts.
+//!
+//! A record that does not read (a damaged row, or one an incompatible version wrote) is
+//! skipped alone when the state is loaded: logged as an error with its table and key, counted
+//! ([`EngineStore::unreadable_records`], `/metrics`), and left in place for inspection; the
+//! other calls and jobs are restored. A call whose record was skipped is seen again as new by
+//! the next snapshot; its record is overwritten then, or stays until removed by hand.
 
-use crate::calls::{EngineState, FinishedCall, StateChanges};
+use crate::calls::{EngineState, FinishedCall, StateChanges, UnreadableRecord};
 use crate::queue::{Deliverer, Queue};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const CALLS: TableDefinition<u64, &[u8]> = TableDefinition::new("engine_calls");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("engine_meta");
@@ -34,9 +41,6 @@ pub enum EngineStoreError {
     /// The database failed.
     #[error("engine state store: {0}")]
     Database(String),
-    /// The stored state is not readable by this version.
-    #[error("engine state store: stored state unreadable ({0}); starting with no calls")]
-    Corrupt(String),
 }
 
 fn database(error: impl std::fmt::Display) -> EngineStoreError {
@@ -47,6 +51,8 @@ fn database(error: impl std::fmt::Display) -> EngineStoreError {
 #[derive(Clone)]
 pub struct EngineStore {
     db: Arc<Database>,
+    /// Records skipped because they did not read, shared by clones.
+    unreadable: Arc<AtomicU64>,
 }
 
 /// The records of a [`StateChanges`] and of new recording jobs, ready to write.
@@ -84,11 +90,35 @@ impl EngineStore {
     pub fn of<D: Deliverer>(queue: &Queue<D>) -> Self {
         EngineStore {
             db: queue.database().clone(),
+            unreadable: Arc::default(),
         }
     }
 
+    /// How many saved records (calls, the DN table, recording jobs) were skipped since start
+    /// because they did not read.
+    pub fn unreadable_records(&self) -> u64 {
+        self.unreadable.load(Ordering::Relaxed)
+    }
+
+    /// The counter behind [`EngineStore::unreadable_records`], for `/metrics`.
+    pub fn unreadable_counter(&self) -> Arc<AtomicU64> {
+        self.unreadable.clone()
+    }
+
+    /// Logs and counts a record that does not read; the caller skips it.
+    fn skip_unreadable(&self, table: &str, key: &str, error: &dyn std::fmt::Display) {
+        tracing::error!(
+            table,
+            key,
+            %error,
+            "a saved call state record is unreadable; skipped, the others are restored"
+        );
+        self.unreadable.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The last saved state, if any. A state saved whole by an earlier version is moved to
-    /// per-call records first.
+    /// per-call records first. A record that does not read is skipped alone (see the module
+    /// documentation); only a failing database is an error.
     pub fn load(&self) -> Result<Option<EngineState>, EngineStoreError> {
         self.migrate_whole_state()?;
         let read = self.db.begin_read().map_err(database)?;
@@ -105,15 +135,20 @@ impl EngineStore {
         let dns = meta.get(DNS_KEY).map_err(database)?;
         let mut records = Vec::new();
         for entry in calls.iter().map_err(database)? {
-            let (_, record) = entry.map_err(database)?;
-            records.push(record.value().to_vec());
+            let (id, record) = entry.map_err(database)?;
+            records.push((id.value(), record.value().to_vec()));
         }
-        EngineState::from_records(
+        let (state, unreadable) = EngineState::read_records(
             dns.as_ref().map(|d| d.value()),
-            records.iter().map(Vec::as_slice),
-        )
-        .map(Some)
-        .map_err(|e| EngineStoreError::Corrupt(e.to_string()))
+            records.iter().map(|(id, record)| (*id, record.as_slice())),
+        );
+        for UnreadableRecord { pbx_call_id, error } in &unreadable {
+            match pbx_call_id {
+                Some(id) => self.skip_unreadable("engine_calls", &id.to_string(), error),
+                None => self.skip_unreadable("engine_meta", DNS_KEY, error),
+            }
+        }
+        Ok(Some(state))
     }
 
     /// Rewrites a state saved as one row as per-call records and drops the old table.
@@ -137,7 +172,8 @@ impl EngineStore {
                     Self::write_in(&write, &records).map_err(EngineStoreError::Database)?;
                 }
                 Err(error) => {
-                    tracing::error!(%error, "the saved call state is unreadable; dropped")
+                    tracing::error!(%error, "the saved call state is unreadable; dropped");
+                    self.unreadable.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
@@ -145,7 +181,8 @@ impl EngineStore {
         write.commit().map_err(database)
     }
 
-    /// The finished calls whose recordings were not handled yet.
+    /// The finished calls whose recordings were not handled yet. A job that does not read is
+    /// skipped alone, like a call record.
     pub fn recording_jobs(&self) -> Result<Vec<FinishedCall>, EngineStoreError> {
         let read = self.db.begin_read().map_err(database)?;
         let jobs = match read.open_table(RECORDING_JOBS) {
@@ -155,10 +192,13 @@ impl EngineStore {
         };
         let mut calls = Vec::new();
         for entry in jobs.iter().map_err(database)? {
-            let (_, record) = entry.map_err(database)?;
-            let call = serde_json::from_slice(record.value())
-                .map_err(|e| EngineStoreError::Corrupt(e.to_string()))?;
-            calls.push(call);
+            let (id, record) = entry.map_err(database)?;
+            match serde_json::from_slice(record.value()) {
+                Ok(call) => calls.push(call),
+                Err(error) => {
+                    self.skip_unreadable("recording_jobs", &id.value().to_string(), &error)
+                }
+            }
         }
         Ok(calls)
     }
@@ -208,6 +248,119 @@ mod tests {
     use crate::calls::{Dn, Engine, EngineConfig, Input};
     use crate::pbx::participant::{DnType, Participant};
     use crate::queue::QueueConfig;
+
+    fn participant(id: u64, dn: &str, callid: u64) -> Participant {
+        Participant {
+            id,
+            dn: dn.into(),
+            callid,
+            party_caller_id: "425630434343".into(),
+            party_dn_type: DnType::Unknown,
+            ..Participant::default()
+        }
+    }
+
+    /// Three calls in progress, on extensions 120, 121 and 122.
+    fn engine_with_three_calls() -> Engine {
+        let mut engine = Engine::new(EngineConfig::default());
+        let dns = ["120", "121", "122"]
+            .map(|dn| Dn {
+                dn: dn.into(),
+                dn_type: DnType::Wextension,
+            })
+            .to_vec();
+        let participants = vec![
+            participant(1, "120", 781),
+            participant(2, "121", 782),
+            participant(3, "122", 783),
+        ];
+        engine.apply(
+            Input::Snapshot { dns, participants },
+            "2026-11-24T10:00:00Z".parse().unwrap(),
+        );
+        assert_eq!(engine.active_calls(), 3);
+        engine
+    }
+
+    fn store_in(dir: &tempfile::TempDir) -> (Arc<Database>, Queue<Plugins>, EngineStore) {
+        let db = Arc::new(Database::create(dir.path().join("callhook.redb")).unwrap());
+        let queue = Queue::open(db.clone(), QueueConfig::default(), Plugins::new([])).unwrap();
+        let store = EngineStore::of(&queue);
+        (db, queue, store)
+    }
+
+    fn overwrite<K: redb::Key + 'static>(
+        db: &Database,
+        table: TableDefinition<K, &[u8]>,
+        key: K::SelfType<'_>,
+        bytes: &[u8],
+    ) {
+        let write = db.begin_write().unwrap();
+        write.open_table(table).unwrap().insert(key, bytes).unwrap();
+        write.commit().unwrap();
+    }
+
+    #[tokio::test]
+    async fn one_unreadable_call_record_is_skipped_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _queue, store) = store_in(&dir);
+        let state = engine_with_three_calls().state();
+        let records = StateRecords::of(&StateChanges::from(&state), &[]);
+        let write = db.begin_write().unwrap();
+        EngineStore::write_in(&write, &records).unwrap();
+        write.commit().unwrap();
+        overwrite(&db, CALLS, 782, b"{\"not\": \"a call\"");
+
+        let loaded = store.load().unwrap().expect("a state");
+        let restored: Vec<(u64, Option<Vec<u8>>)> = StateChanges::from(&loaded).call_records();
+        let expected: Vec<(u64, Option<Vec<u8>>)> = records
+            .calls
+            .iter()
+            .filter(|(id, _)| *id != 782)
+            .cloned()
+            .collect();
+        assert_eq!(restored, expected, "calls 781 and 783 are restored whole");
+        assert_eq!(
+            StateChanges::from(&loaded).dns_record(),
+            records.dns,
+            "and the DN table"
+        );
+        assert_eq!(store.unreadable_records(), 1);
+        let engine = Engine::restore(EngineConfig::default(), loaded);
+        assert_eq!(engine.active_calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_dn_table_or_recording_job_is_skipped_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _queue, store) = store_in(&dir);
+        let state = engine_with_three_calls().state();
+        let finished = |pbx_call_id| FinishedCall {
+            pbx_call_id,
+            parts: Vec::new(),
+            last_end: None,
+        };
+        let records = StateRecords::of(
+            &StateChanges::from(&state),
+            &[finished(700), finished(701), finished(702)],
+        );
+        let write = db.begin_write().unwrap();
+        EngineStore::write_in(&write, &records).unwrap();
+        write.commit().unwrap();
+        overwrite(&db, META, DNS_KEY, b"\xff");
+        overwrite(&db, RECORDING_JOBS, 701, b"[1, 2");
+
+        let loaded = store.load().unwrap().expect("a state");
+        assert_eq!(StateChanges::from(&loaded).call_records(), records.calls);
+        let jobs: Vec<u64> = store
+            .recording_jobs()
+            .unwrap()
+            .iter()
+            .map(|job| job.pbx_call_id)
+            .collect();
+        assert_eq!(jobs, [700, 702]);
+        assert_eq!(store.unreadable_records(), 2);
+    }
 
     fn engine_with_a_call() -> Engine {
         let mut engine = Engine::new(EngineConfig::default());

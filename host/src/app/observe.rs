@@ -1,7 +1,8 @@
 //! `/metrics` (Prometheus text) and `/healthz`, served beside the recordings.
 //!
 //! Metrics: events derived by kind, the PBX connection state and the connector's counters
-//! (frames, malformed frames, gaps, snapshots, reconnects, tokens), and the queue's own
+//! (frames, malformed frames, gaps, snapshots, reconnects, tokens), saved call state records
+//! skipped because they did not read, and the queue's own
 //! families (deliveries by plugin and outcome, queue depth, oldest pending age, plugin duration
 //! histogram; see `queue::metrics`). `/healthz` answers 200 while the PBX connection is up and
 //! 503 otherwise, with a one-line JSON reason.
@@ -15,6 +16,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -49,6 +51,9 @@ pub struct Observed {
     pub connector: Arc<ConnectorStats>,
     /// The delivery queue.
     pub queue: Arc<DeliveryQueue>,
+    /// Saved call state records skipped at start because they did not read
+    /// ([`EngineStore::unreadable_records`](super::EngineStore::unreadable_records)).
+    pub state_unreadable: Arc<AtomicU64>,
 }
 
 /// The router with `/metrics` and `/healthz`.
@@ -98,10 +103,17 @@ async fn metrics(State(observed): State<Observed>) -> impl IntoResponse {
         ("frames", stats.frames),
         ("malformed_frames", stats.malformed_frames),
         ("unknown_events", stats.unknown_events),
+        ("ignored_events", stats.ignored_events),
+        ("ignored_entities", stats.ignored_entities),
         ("sequence_gaps", stats.sequence_gaps),
         ("snapshots", stats.snapshots),
         ("participant_fetches", stats.participant_fetches),
+        ("fetches_folded", stats.fetches_folded),
+        ("fetches_skipped", stats.fetches_skipped),
         ("not_found", stats.not_found),
+        ("forbidden_participants", stats.forbidden_participants),
+        ("failed_fetches", stats.failed_fetches),
+        ("skipped_objects", stats.skipped_objects),
         ("connects", stats.connects),
         ("disconnects", stats.disconnects),
         ("tokens_minted", stats.tokens_minted),
@@ -110,6 +122,17 @@ async fn metrics(State(observed): State<Observed>) -> impl IntoResponse {
     ] {
         let _ = writeln!(out, "callhook_pbx_total{{what=\"{what}\"}} {value}");
     }
+    family(
+        &mut out,
+        "callhook_call_state_unreadable_total",
+        "counter",
+        "Saved call state records skipped at start because they did not read.",
+    );
+    let _ = writeln!(
+        out,
+        "callhook_call_state_unreadable_total {}",
+        observed.state_unreadable.load(Ordering::Relaxed)
+    );
     crate::queue::metrics::render_prometheus(&observed.queue.stats(), &mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

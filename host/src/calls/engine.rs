@@ -151,6 +151,49 @@ impl EngineState {
     }
 }
 
+/// A saved record [`EngineState::read_records`] could not read, and skipped.
+#[derive(Debug)]
+pub struct UnreadableRecord {
+    /// The PBX call id of the call's record; `None` for the DN table's record.
+    pub pbx_call_id: Option<u64>,
+    /// Why it does not read.
+    pub error: serde_json::Error,
+}
+
+impl EngineState {
+    /// Reassembles a state like [`EngineState::from_records`], from call records keyed by PBX
+    /// call id, but skips each record that does not read, alone, and returns it with its key:
+    /// one damaged call must not cost the calls saved beside it. An unreadable DN table reads
+    /// as empty (the next snapshot brings it again).
+    pub fn read_records<'a>(
+        dns: Option<&[u8]>,
+        calls: impl IntoIterator<Item = (u64, &'a [u8])>,
+    ) -> (EngineState, Vec<UnreadableRecord>) {
+        let mut unreadable = Vec::new();
+        let dns = match dns.map(serde_json::from_slice).transpose() {
+            Ok(dns) => dns.unwrap_or_default(),
+            Err(error) => {
+                unreadable.push(UnreadableRecord {
+                    pbx_call_id: None,
+                    error,
+                });
+                BTreeMap::new()
+            }
+        };
+        let mut read = Vec::new();
+        for (pbx_call_id, record) in calls {
+            match serde_json::from_slice(record) {
+                Ok(call) => read.push(call),
+                Err(error) => unreadable.push(UnreadableRecord {
+                    pbx_call_id: Some(pbx_call_id),
+                    error,
+                }),
+            }
+        }
+        (EngineState { dns, calls: read }, unreadable)
+    }
+}
+
 impl From<&EngineState> for StateChanges {
     /// The whole state as changes: everything, to write over an empty store.
     fn from(state: &EngineState) -> Self {

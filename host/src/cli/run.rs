@@ -230,8 +230,12 @@ pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
     let stop = stop_server.clone();
     tokio::spawn(server.run(router, async move { stop.cancelled().await }));
     println!("HTTP server on {address}: /metrics, /healthz");
-    shutdown_signal().await;
-    println!("stopping");
+    // A panicking connector or derivation task stops the host with an error (exit code 1), so
+    // the service manager starts it afresh; `shutdown` reports which task and why.
+    tokio::select! {
+        () = shutdown_signal() => println!("stopping"),
+        () = pipeline.task_failed() => println!("stopping after a task of the pipeline failed"),
+    }
     let stopped = pipeline.shutdown().await;
     stop_server.cancel();
     if let Some(admin) = admin {

@@ -154,8 +154,8 @@ pub(crate) struct RawRecordings {
     pub folder: Option<Loc<String>>,
     /// Where the MP3 files are kept. By default `recordings` inside the storage directory.
     pub mp3_dir: Option<Loc<String>>,
-    /// The MP3 bit rate in kbit/s: one of 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128,
-    /// 160, 192, 224, 256, 320. By default 32.
+    /// The MP3 bit rate in kbit/s: one of 8, 16, 24, 32, 40, 48, 64, 80, 96, 112, 128, 160,
+    /// 192, 224, 256, 320 (the encoder has no 56). By default 32.
     pub mp3_bitrate: Option<Loc<u32>>,
     /// How many days MP3 files are kept; 0 keeps them for ever. By default 30.
     pub keep_days: Option<Loc<u32>>,
@@ -188,7 +188,8 @@ pub enum RecordingSource {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawServer {
     /// The address and port to listen on, e.g. `"0.0.0.0:5001"` or `"[::]:5001"`.
-    /// By default `"127.0.0.1:8080"`.
+    /// By default `"0.0.0.0:5001"` (every interface), as the legacy `webhooks.ini` has it;
+    /// `"127.0.0.1:5001"` keeps `/metrics` and the recordings to this machine.
     pub listen: Option<Loc<String>>,
     /// The base of the links sent to the CRM, as the CRM reaches this server, e.g.
     /// `https://pbx.example.com:5001`. An `http://` or `https://` URL. Required when
@@ -206,6 +207,7 @@ pub(crate) struct RawServer {
 /// ```toml
 /// [storage]
 /// dir = "/var/lib/callhook"
+/// parked_keep_days = 30
 /// ```
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -217,6 +219,11 @@ pub(crate) struct RawStorage {
     /// `callhook.redb` 0600, tightening them at start if others had access. By default
     /// `/var/lib/callhook`.
     pub dir: Option<Loc<String>>,
+    /// How many days a parked delivery (one that was rejected or ran out of retries) is kept
+    /// for `callhook deliveries list` and `retry` before it is removed; 0 keeps them for ever.
+    /// Removals are counted in `/metrics` (`callhook_plugin_parked_expired_total`). By
+    /// default 30.
+    pub parked_keep_days: Option<Loc<u32>>,
 }
 
 /// `[engine]`: how call events are derived from what the PBX reports.
@@ -347,16 +354,17 @@ pub(crate) struct RawRetry {
 /// `[[route]]`: the plugins that receive the events of some extensions. Repeat the section for
 /// every route.
 ///
-/// An event goes to every plugin of every route that matches it, each plugin once. An event
-/// no route matches goes to `default_plugins`.
+/// A route matches an event by the event's `user`: the extension it is about, or a queue's DN
+/// for an inbound call missed at queue level. An event goes to every plugin of every route that
+/// matches it, each plugin once. An event no route matches goes to `default_plugins`.
 ///
 /// ```toml
 /// [[route]]
 /// extensions = ["100-199", "205"]
 /// plugins = ["hubspot", "generic-webhook"]
 ///
+/// # Calls missed at queue 800 itself; its agents' events go by their extensions.
 /// [[route]]
-/// extensions = "*"
 /// queues = ["800"]
 /// plugins = ["support-desk"]
 /// ```
@@ -367,8 +375,12 @@ pub(crate) struct RawRoute {
     /// ranges (`"100-199"`, low to high) and `"*"` (any), or one of them as a string.
     /// By default `"*"` when `queues` is given; otherwise required.
     pub extensions: Option<Loc<Patterns>>,
-    /// Only events of calls that came through one of these queues, written like `extensions`.
-    /// By default any call, queued or not.
+    /// Queue DNs, written like `extensions`: the route then matches only events about one of
+    /// these queues itself, which today are inbound calls missed at queue level (the `incoming`
+    /// event whose `user` is the queue's DN). The events of the agents a queue rings (their
+    /// `ringing`, `incomingcall_started`, `incoming`, `recording`) are routed by their own
+    /// extension: events do not say which queue a call came through. By default not
+    /// restricted to queues.
     pub queues: Option<Loc<Patterns>>,
     /// The plugins that receive the matched events: names of configured plugins. Required,
     /// not empty.

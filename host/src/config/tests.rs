@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::*;
+use crate::recordings::RecordingsConfig as Recorder;
+use crate::recordings::convert::BITRATES;
+use crate::runtime::RuntimeConfig;
 
 const PBX: &str = "[pbx]\nurl = \"https://pbx.example.com:5001\"\nclient_id = \"callhook\"\nclient_secret = \"s3cret\"\n";
 
@@ -253,6 +256,72 @@ fn rejects_memory_out_of_range() {
 }
 
 #[test]
+fn accepts_every_memory_cap_the_runtime_allows() {
+    // The validator's maximum is the runtime's own: a cap that validates also loads.
+    let max = RuntimeConfig::MAX_MEMORY_MB;
+    assert_eq!(RuntimeConfig::default().max_memory_bytes, max << 20);
+    for memory_mb in [1, 512, max] {
+        let config = load_toml(&format!(
+            "{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\nmemory_mb = {memory_mb}\n"
+        ))
+        .unwrap_or_else(|errors| panic!("{memory_mb}: {errors}"));
+        assert_eq!(
+            config.plugin("x").unwrap().limits.memory_bytes,
+            memory_mb << 20
+        );
+    }
+    let errors = errors(&format!(
+        "{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\nmemory_mb = {}\n",
+        max + 1
+    ));
+    assert_error(
+        &errors,
+        "callhook.toml:8:13",
+        "plugin.memory_mb",
+        &format!("from 1 to {max}"),
+    );
+}
+
+#[test]
+fn rejects_mp3_bitrate_the_encoder_lacks() {
+    // 56 kbit/s is an MPEG bit rate, but not one the encoder offers: refused here, with its
+    // place, rather than when `run` starts the recorder.
+    let errors = errors(&format!("{PBX}[recordings]\nmp3_bitrate = 56\n"));
+    assert_error(
+        &errors,
+        "callhook.toml:6:15",
+        "recordings.mp3_bitrate",
+        "kbit/s: 8, 16, 24, 32, 40, 48, 64, 80,",
+    );
+    let errors = Dir::new()
+        .load(
+            "webhooks.ini",
+            "[3CX]\nURL=https://pbx.example.com\nCLIENT_ID=callhook\nCLIENT_SECRET=s\n\
+             [RECORDINGS]\nMP3_BITRATE=56\n",
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errors.contains("webhooks.ini:6: [RECORDINGS] MP3_BITRATE: ") && errors.contains("56"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn accepts_every_mp3_bitrate_the_encoder_offers() {
+    for rate in BITRATES {
+        let config = load_toml(&format!("{PBX}[recordings]\nmp3_bitrate = {rate}\n"))
+            .unwrap_or_else(|errors| panic!("{rate}: {errors}"));
+        assert_eq!(config.recordings.mp3_bitrate, rate);
+        let recorder = Recorder {
+            bitrate_kbps: rate,
+            ..Recorder::default()
+        };
+        assert_eq!(recorder.check(), Ok(()), "{rate}");
+    }
+}
+
+#[test]
 fn rejects_delivery_limits_out_of_range() {
     let errors = errors(&format!(
         "{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\nconcurrency = 0\nrate_per_second = -1\n"
@@ -491,7 +560,7 @@ fn accepts_a_minimal_config_with_defaults() {
         config.recordings.mp3_dir.path,
         PathBuf::from("/var/lib/callhook/recordings")
     );
-    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.server.listen, Recorder::DEFAULT_LISTEN);
     assert_eq!(config.routes.default_plugins, vec![GENERIC_WEBHOOK]);
     let plugin = config.plugin(GENERIC_WEBHOOK).unwrap();
     assert_eq!(plugin.source, PluginSource::Builtin);
@@ -737,6 +806,22 @@ fn rejects_bad_ini_values_at_their_line() {
 }
 
 #[test]
+fn accepts_one_listen_default_for_toml_ini_and_the_recorder() {
+    // The spec's legacy ini listens on 0.0.0.0:5001; without LISTEN, so does everything else.
+    assert_eq!(Recorder::DEFAULT_LISTEN.to_string(), "0.0.0.0:5001");
+    assert_eq!(Recorder::default().listen, Recorder::DEFAULT_LISTEN);
+    let toml = load_toml(PBX).unwrap();
+    let ini = Dir::new()
+        .load(
+            "webhooks.ini",
+            "[3CX]\nURL=https://pbx.example.com\nCLIENT_ID=callhook\nCLIENT_SECRET=s\n",
+        )
+        .unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(toml.server.listen, Recorder::DEFAULT_LISTEN);
+    assert_eq!(ini.server.listen, Recorder::DEFAULT_LISTEN);
+}
+
+#[test]
 fn accepts_legacy_ini_with_toml() {
     let dir = Dir::new();
     dir.write("legacy/webhooks.ini", SPEC_INI);
@@ -796,8 +881,14 @@ fn accepts_the_example_files() {
         toml.routes.plugins_for("150", None),
         ["hubspot", GENERIC_WEBHOOK]
     );
-    assert_eq!(toml.routes.plugins_for("300", Some("800")), ["hubspot"]);
-    assert_eq!(toml.routes.plugins_for("300", None), [GENERIC_WEBHOOK]);
+    // What its comments say: queue 800's own missed calls go to HubSpot, its agents' events
+    // by their extensions (the delivery queue routes by the event's `user` alone).
+    assert_eq!(toml.routes.plugins_for_user("800"), ["hubspot"]);
+    assert_eq!(toml.routes.plugins_for_user("300"), [GENERIC_WEBHOOK]);
+    assert_eq!(
+        toml.routes.plugins_for_user("150"),
+        ["hubspot", GENERIC_WEBHOOK]
+    );
     assert_eq!(toml.engine.did_rules["+4930123456"], "CompanyDID");
     assert_eq!(toml.engine.trunk_dids["10007"], "+4930123456");
     let ini = Config::load_with_env(&dir.join("webhooks.ini"), &env)
@@ -1021,6 +1112,25 @@ fn reference_page_is_current() {
         current == generated,
         "docs/configuration.md is out of date; run the tests with CALLHOOK_UPDATE_DOCS=1"
     );
+}
+
+#[test]
+fn reference_page_states_the_limits_the_code_enforces() {
+    let page = reference::generate()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let bitrates: Vec<String> = BITRATES.iter().map(u32::to_string).collect();
+    for expected in [
+        format!("in MiB: 1 to {}.", RuntimeConfig::MAX_MEMORY_MB),
+        format!("kbit/s: one of {} (", bitrates.join(", ")),
+        format!("By default `\"{}\"`", Recorder::DEFAULT_LISTEN),
+    ] {
+        assert!(
+            page.contains(&expected),
+            "{expected:?} not in docs/configuration.md"
+        );
+    }
 }
 
 #[test]

@@ -18,20 +18,18 @@ use super::{
     ServerConfig, StorageConfig, TlsFiles,
 };
 use crate::calls::did_digits;
+use crate::recordings::RecordingsConfig as Recorder;
+use crate::recordings::convert::BITRATES;
 use crate::runtime::egress::HostPattern;
-use crate::runtime::limits::{MAX_MEMORY_MB, PluginLimits};
+use crate::runtime::{PluginLimits, RuntimeConfig};
 
 /// The defaults that are not obvious from the code below.
 const DEFAULT_STORAGE_DIR: &str = "/var/lib/callhook";
-const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_MEMORY_MB: u64 = 64;
 const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 const MAX_TIMEOUT_MS: u64 = 600_000;
 const DEFAULT_CONCURRENCY: u64 = 8;
 const MAX_CONCURRENCY: u64 = 256;
-const MP3_BITRATES: &[u32] = &[
-    8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
-];
 /// The settings the built-in plugin reads (besides `event_alias.<event>`).
 const GENERIC_WEBHOOK_SETTINGS: &[&str] = &[
     "webhook_url",
@@ -317,7 +315,14 @@ impl Validator<'_> {
             engine,
             recordings,
             server,
-            storage: StorageConfig { dir: storage_dir },
+            storage: StorageConfig {
+                dir: storage_dir,
+                parked_keep_days: match &raw.storage.parked_keep_days {
+                    Some(days) if days.value == 0 => None,
+                    Some(days) => Some(days.value),
+                    None => Some(30),
+                },
+            },
             plugins,
             routes,
         }
@@ -530,23 +535,23 @@ impl Validator<'_> {
             },
         };
         let mp3_bitrate = match &recordings.mp3_bitrate {
-            Some(rate) if !MP3_BITRATES.contains(&rate.value) => {
-                let allowed: Vec<String> = MP3_BITRATES.iter().map(u32::to_string).collect();
+            Some(rate) if !BITRATES.contains(&rate.value) => {
+                let allowed: Vec<String> = BITRATES.iter().map(u32::to_string).collect();
                 self.invalid(
                     &rate.at,
                     "recordings.mp3_bitrate",
                     format!("an MP3 bit rate in kbit/s: {}", allowed.join(", ")),
                     rate.value.to_string(),
                 );
-                32
+                Recorder::DEFAULT_BITRATE_KBPS
             }
             Some(rate) => rate.value,
-            None => 32,
+            None => Recorder::DEFAULT_BITRATE_KBPS,
         };
         let keep_days = match &recordings.keep_days {
             Some(days) if days.value == 0 => None,
             Some(days) => Some(days.value),
-            None => Some(30),
+            None => Some(Recorder::DEFAULT_KEEP_DAYS),
         };
         RecordingsConfig {
             enabled,
@@ -571,10 +576,10 @@ impl Validator<'_> {
                         "an IP address and port such as \"0.0.0.0:5001\" or \"[::]:5001\"",
                         format!("{:?}", listen.value),
                     );
-                    DEFAULT_LISTEN.parse().expect("the default parses")
+                    Recorder::DEFAULT_LISTEN
                 }
             },
-            None => DEFAULT_LISTEN.parse().expect("the default parses"),
+            None => Recorder::DEFAULT_LISTEN,
         };
         let public_url = server
             .public_url
@@ -677,7 +682,7 @@ impl Validator<'_> {
             &raw.memory_mb,
             "plugin.memory_mb",
             "MiB",
-            MAX_MEMORY_MB as u64,
+            RuntimeConfig::MAX_MEMORY_MB as u64,
             DEFAULT_MEMORY_MB,
         );
         let timeout_ms = self.count(

@@ -20,6 +20,11 @@ pub struct QueueConfig {
     /// How long the queue remembers which plugins received a call's events, to route the
     /// call's `recording` to them; zero means the default. By default 2 days.
     pub call_memory: Duration,
+    /// How long a parked delivery is kept for inspection and replay before it is removed;
+    /// `None` keeps parked deliveries for ever. Read by [`Queue::open`](super::Queue::open):
+    /// [`Queue::reconfigure`](super::Queue::reconfigure) keeps the one in force, like the
+    /// rest of `[storage]`. By default 30 days.
+    pub parked_keep: Option<Duration>,
 }
 
 impl Default for QueueConfig {
@@ -29,6 +34,7 @@ impl Default for QueueConfig {
             plugins: BTreeMap::new(),
             attempt_log: DEFAULT_ATTEMPT_LOG,
             call_memory: DEFAULT_CALL_MEMORY,
+            parked_keep: Some(DEFAULT_PARKED_KEEP),
         }
     }
 }
@@ -69,6 +75,8 @@ impl QueueConfig {
 
 const DEFAULT_ATTEMPT_LOG: usize = 20;
 const DEFAULT_CALL_MEMORY: Duration = Duration::from_secs(2 * 24 * 3600);
+/// How long parked deliveries are kept by default: 30 days.
+pub const DEFAULT_PARKED_KEEP: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// How the queue treats one plugin.
 #[derive(Debug, Clone, PartialEq)]

@@ -95,6 +95,9 @@ pub struct PluginStats {
     pub pending: u64,
     /// Parked deliveries.
     pub parked: u64,
+    /// Parked deliveries removed since start because they were kept for
+    /// [`QueueConfig::parked_keep`](super::QueueConfig::parked_keep).
+    pub parked_expired: u64,
     /// Deliveries running now.
     pub in_flight: u32,
     /// Age of this plugin's oldest pending delivery.
@@ -179,6 +182,14 @@ pub fn render_prometheus(stats: &QueueStats, out: &mut String) {
         "gauge",
         "Parked deliveries, per plugin.",
         &mut per_plugin("callhook_plugin_parked", |p| p.parked as f64),
+    );
+    family(
+        "callhook_plugin_parked_expired_total",
+        "counter",
+        "Parked deliveries removed after the time they are kept (`storage.parked_keep_days`).",
+        &mut per_plugin("callhook_plugin_parked_expired_total", |p| {
+            p.parked_expired as f64
+        }),
     );
     family(
         "callhook_plugin_in_flight",
@@ -316,6 +327,25 @@ impl PluginPaused<'_> {
     }
 }
 
+/// Parked deliveries of one plugin were removed because they were kept long enough.
+pub(crate) struct ParkedExpired<'a> {
+    pub plugin: &'a str,
+    pub count: usize,
+    /// How long parked deliveries are kept.
+    pub keep: Duration,
+}
+
+impl ParkedExpired<'_> {
+    pub(crate) fn emit(&self) {
+        tracing::warn!(
+            plugin = self.plugin,
+            count = self.count,
+            keep_days = self.keep.as_secs() / 86_400,
+            "parked deliveries expired and removed"
+        );
+    }
+}
+
 /// Recording an outcome on disk failed; the delivery is tried again later.
 pub(crate) struct StoreFailed<'a> {
     pub plugin: &'a str,
@@ -357,6 +387,7 @@ mod tests {
                     configured: true,
                     pending: 2,
                     parked: 1,
+                    parked_expired: 3,
                     in_flight: 1,
                     oldest_pending_age: Some(Duration::from_secs(5)),
                     disabled: false,
@@ -378,6 +409,7 @@ mod tests {
             "callhook_queue_oldest_pending_age_seconds 5",
             "callhook_plugin_pending{plugin=\"hub\\\"spot\"} 2",
             "callhook_plugin_deliveries_total{plugin=\"hub\\\"spot\",outcome=\"delivered\"} 4",
+            "callhook_plugin_parked_expired_total{plugin=\"hub\\\"spot\"} 3",
             "callhook_plugin_duration_seconds_bucket{plugin=\"hub\\\"spot\",le=\"0.005\"} 1",
             "callhook_plugin_duration_seconds_bucket{plugin=\"hub\\\"spot\",le=\"0.05\"} 2",
             "callhook_plugin_duration_seconds_bucket{plugin=\"hub\\\"spot\",le=\"30\"} 2",

@@ -173,6 +173,8 @@ pub(crate) struct PluginRun {
     bucket: Option<Bucket>,
     pub disabled: Option<ParkRecord>,
     pub parked: u64,
+    /// Parked deliveries removed because they were kept for `parked_keep`, since start.
+    pub parked_expired: u64,
     pub outcomes: OutcomeCounts,
     pub durations: DurationHistogram,
 }
@@ -194,6 +196,7 @@ impl PluginRun {
             },
             disabled: None,
             parked: 0,
+            parked_expired: 0,
             outcomes: OutcomeCounts::default(),
             durations: DurationHistogram::default(),
         }

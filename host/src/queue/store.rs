@@ -517,6 +517,69 @@ pub(crate) fn retry_now(db: &Database, ids: &[u64], now: u64) -> Result<Rows, Qu
     Ok(changed)
 }
 
+/// What [`expire_parked`] reads of a row: enough to judge it, without its log.
+#[derive(Deserialize)]
+struct ParkedProbe {
+    event: u64,
+    plugin: String,
+    key: String,
+    parked: Option<ParkRecord>,
+}
+
+/// A parked delivery [`expire_parked`] removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Expired {
+    pub id: u64,
+    pub plugin: String,
+    pub key: String,
+    /// When it was parked, Unix milliseconds.
+    pub parked_at: u64,
+}
+
+/// Removes at most `limit` deliveries parked before `before` (Unix milliseconds), with their
+/// events once no other row needs them, in one transaction: bounded, so a large backlog is
+/// worked off in several short ones. A row that does not read is left for the operator. The
+/// commit is not durable; it reaches the disk with the next durable one (a crash before that
+/// only expires the rows again).
+pub(crate) fn expire_parked(
+    db: &Database,
+    before: u64,
+    limit: usize,
+) -> Result<Vec<Expired>, QueueError> {
+    let doing = "expiring parked deliveries";
+    let mut write = db.begin_write().map_err(storage(doing))?;
+    let expired = {
+        let mut deliveries = write.open_table(DELIVERIES).map_err(storage(doing))?;
+        let mut found = Vec::new();
+        for entry in deliveries.iter().map_err(storage(doing))? {
+            if found.len() >= limit {
+                break;
+            }
+            let (id, bytes) = entry.map_err(storage(doing))?;
+            let Ok(row) = serde_json::from_slice::<ParkedProbe>(bytes.value()) else {
+                continue;
+            };
+            if let Some(parked) = row.parked.filter(|parked| parked.at < before) {
+                let expired = Expired {
+                    id: id.value(),
+                    plugin: row.plugin,
+                    key: row.key,
+                    parked_at: parked.at,
+                };
+                found.push((expired, row.event));
+            }
+        }
+        for (expired, event) in &found {
+            deliveries.remove(expired.id).map_err(storage(doing))?;
+            remove_event_if_done(&write, &deliveries, *event)?;
+        }
+        found.into_iter().map(|(expired, _)| expired).collect()
+    };
+    set_durable(&mut write, false)?;
+    write.commit().map_err(storage(doing))?;
+    Ok(expired)
+}
+
 /// Forgets the plugin sets of calls not seen since `before`.
 pub(crate) fn prune_calls(db: &Database, before: u64) -> Result<usize, QueueError> {
     let doing = "pruning call memory";

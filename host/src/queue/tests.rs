@@ -825,6 +825,99 @@ async fn parked_then_retried_then_delivered() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn parked_deliveries_expire_after_the_time_they_are_kept() {
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(&dir);
+    let clock = Clock::starting_at(T0);
+    let fake = Fake::new(&clock, |_, _, _| rejected(false));
+    let queue =
+        Queue::open_with_clock(db.clone(), config(&["a"]), fake.clone(), clock.clone()).unwrap();
+    assert_eq!(
+        queue.inner.parked_keep,
+        Some(30 * DAY),
+        "by default 30 days"
+    );
+    queue.enqueue(&ringing(1, "100")).unwrap();
+    settle(&queue, drained).await;
+    tokio::time::sleep(20 * DAY).await;
+    queue.enqueue(&ringing(2, "100")).unwrap();
+    settle(&queue, drained).await;
+    assert_eq!(queue.stats().parked, 2);
+    assert_eq!(store::event_count(&db).unwrap(), 2);
+
+    // Day 31: the first was parked 31 days ago, the second 11.
+    tokio::time::sleep(11 * DAY).await;
+    let stats = queue.stats();
+    assert_eq!(
+        (stats.parked, stats.plugins["a"].parked_expired),
+        (1, 1),
+        "the older one is removed and counted"
+    );
+    let left = queue.list(&DeliveryFilter::default()).unwrap();
+    assert_eq!(
+        left.iter()
+            .map(|d| d.idempotency_key.clone())
+            .collect::<Vec<_>>(),
+        [ringing(2, "100").key()],
+        "the younger one stays"
+    );
+    assert_eq!(store::event_count(&db).unwrap(), 1, "with its event only");
+    let mut text = String::new();
+    render_prometheus(&stats, &mut text);
+    assert!(text.contains("callhook_plugin_parked_expired_total{plugin=\"a\"} 1"));
+}
+
+#[test]
+fn expiring_parked_deliveries_is_bounded_per_transaction_and_skips_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(&dir);
+    store::open(&db).unwrap();
+    let routing = config(&["a"]).routing;
+    let events: Vec<CallEvent> = (1..=4).map(|call| ringing(call, "100")).collect();
+    let taken = store::take(&db, &events, &routing, T0, None).unwrap();
+    let ids: Vec<u64> = taken.iter().map(|(_, rows)| rows[0].0).collect();
+    let park = |id: u64, at: u64| {
+        let attempt = store::AttemptLog {
+            at,
+            attempt: 1,
+            outcome: "rejected".into(),
+            message: None,
+            duration_ms: 1,
+        };
+        let change = store::Change::Park {
+            reason: "rejected".into(),
+        };
+        store::record_attempt(&db, id, attempt, &change, 20, None).unwrap();
+    };
+    // Three parked long ago, one parked recently; the fourth event's row stays pending.
+    park(ids[0], T0);
+    park(ids[1], T0);
+    park(ids[2], T0 + 10_000);
+    let before = T0 + 5_000;
+    let first = store::expire_parked(&db, before, 1).unwrap();
+    let second = store::expire_parked(&db, before, 1).unwrap();
+    let third = store::expire_parked(&db, before, 1).unwrap();
+    let removed: Vec<u64> = first.iter().chain(&second).map(|e| e.id).collect();
+    assert_eq!(
+        removed,
+        ids[..2],
+        "one row per transaction, oldest ids first"
+    );
+    assert!(
+        third.is_empty(),
+        "the recently parked and the pending rows stay"
+    );
+    let left: Vec<u64> = store::all_deliveries(&db)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(left, ids[2..]);
+    assert_eq!(store::event_count(&db).unwrap(), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn retry_parked_since_a_time_and_per_plugin() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::starting_at(T0);

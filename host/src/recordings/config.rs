@@ -1,7 +1,7 @@
 //! [`RecordingsConfig`]: the resolved `[RECORDINGS]` settings, with their defaults.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -60,8 +60,9 @@ pub struct RecordingsConfig {
     /// Where the MP3s are kept and served from (`MP3_DIR`). Created if missing. By default
     /// `/var/lib/callhook/recordings`.
     pub mp3_dir: PathBuf,
-    /// The MP3 bitrate in kbit/s (`MP3_BITRATE`), one of 8, 16, 24, 32, 40, 48, 64, 80, 96, 112,
-    /// 128, 160, 192, 224, 256, 320. By default 32, plenty for telephone speech.
+    /// The MP3 bitrate in kbit/s (`MP3_BITRATE`), one of [`BITRATES`] (8, 16, 24, 32, 40, 48,
+    /// 64, 80, 96, 112, 128, 160, 192, 224, 256, 320). By default 32, plenty for telephone
+    /// speech.
     pub bitrate_kbps: u32,
     /// How many conversions run at once. By default one per core.
     pub parallel_conversions: usize,
@@ -74,7 +75,8 @@ pub struct RecordingsConfig {
     /// `https://pbx.example.com:5001`; links are `{public_url}/webapi/recording/{file}`.
     /// Required when enabled. By default empty.
     pub public_url: String,
-    /// Where the recordings web server listens (`LISTEN`). By default `0.0.0.0:5001`.
+    /// Where the recordings web server listens (`LISTEN`). By default
+    /// [`RecordingsConfig::DEFAULT_LISTEN`], `0.0.0.0:5001`.
     pub listen: SocketAddr,
     /// Certificate and key for HTTPS (`TLS_CERT`, `TLS_KEY`); `None` serves plain HTTP, for
     /// setups behind a reverse proxy. By default `None`.
@@ -98,6 +100,11 @@ impl RecordingsConfig {
     pub const DEFAULT_MP3_DIR: &str = "/var/lib/callhook/recordings";
     /// The default `MP3_BITRATE`.
     pub const DEFAULT_BITRATE_KBPS: u32 = 32;
+    /// The default `LISTEN` (`server.listen`), as the legacy `webhooks.ini` of the
+    /// specification has it: every interface, port 5001, so that the recording links of a
+    /// `PUBLIC_URL` on port 5001 work without more configuration.
+    pub const DEFAULT_LISTEN: SocketAddr =
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5001));
     /// The default `KEEP_DAYS`.
     pub const DEFAULT_KEEP_DAYS: u32 = 30;
     /// The default wait for recordings.
@@ -167,7 +174,7 @@ impl Default for RecordingsConfig {
             keep_days: Self::DEFAULT_KEEP_DAYS,
             sweep_interval: Duration::from_secs(3600),
             public_url: String::new(),
-            listen: SocketAddr::from(([0, 0, 0, 0], 5001)),
+            listen: Self::DEFAULT_LISTEN,
             tls: None,
             sign_links: true,
             signing_key: None,

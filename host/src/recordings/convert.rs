@@ -26,10 +26,28 @@ use super::wav::{self, Samples, WavProblem};
 /// Frames per block handed to LAME: a quarter second at 8 kHz, little memory at any rate.
 pub const BLOCK_FRAMES: usize = 2048;
 
-/// The bitrates LAME accepts, in kbit/s.
-pub const BITRATES: [u32; 16] = [
-    8, 16, 24, 32, 40, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
-];
+/// The bitrates the encoder offers, in kbit/s: the one list that `mp3_bitrate` (`MP3_BITRATE`)
+/// is validated against and the reference page names. The `mp3lame-encoder` binding has no
+/// 56 kbit/s, so neither has callhook.
+pub const BITRATES: [u32; LAME_BITRATES.len()] = {
+    let mut kbps = [0; LAME_BITRATES.len()];
+    let mut i = 0;
+    while i < kbps.len() {
+        // The enum's discriminants are the rates in kbit/s.
+        kbps[i] = LAME_BITRATES[i] as u32;
+        i += 1;
+    }
+    kbps
+};
+
+/// Every rate of the binding, ascending.
+const LAME_BITRATES: [Bitrate; 16] = {
+    use Bitrate::*;
+    [
+        Kbps8, Kbps16, Kbps24, Kbps32, Kbps40, Kbps48, Kbps64, Kbps80, Kbps96, Kbps112, Kbps128,
+        Kbps160, Kbps192, Kbps224, Kbps256, Kbps320,
+    ]
+};
 
 /// A recording's WAV audio: a file, or bytes downloaded from the PBX.
 #[derive(Debug, Clone)]
@@ -206,15 +224,10 @@ fn wav_error(input: &str, problem: WavProblem) -> ConvertError {
 
 /// The LAME bitrate closest to `kbps`.
 fn lame_bitrate(kbps: u32) -> Bitrate {
-    use Bitrate::*;
-    let all = [
-        Kbps8, Kbps16, Kbps24, Kbps32, Kbps40, Kbps48, Kbps64, Kbps80, Kbps96, Kbps112, Kbps128,
-        Kbps160, Kbps192, Kbps224, Kbps256, Kbps320,
-    ];
     let nearest = (0..BITRATES.len())
         .min_by_key(|&i| BITRATES[i].abs_diff(kbps))
         .unwrap_or(3);
-    all[nearest]
+    LAME_BITRATES[nearest]
 }
 
 fn encode<R: Read + Seek>(

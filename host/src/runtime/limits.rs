@@ -28,9 +28,6 @@ impl Default for PluginLimits {
     }
 }
 
-/// The largest memory cap a plugin can be given, in MiB: the size of one pooled memory slot.
-pub const MAX_MEMORY_MB: usize = 1024;
-
 /// Enforces the memory cap and remembers whether the plugin hit it, so the error can say so.
 #[derive(Debug)]
 pub struct MemoryLimiter {

@@ -1,7 +1,7 @@
 //! The `callhook` binary itself: `run` with a legacy ini against the simulator, and
 //! `check-config`.
 
-use crate::support::{CALLHOOK, Host, Sink, connected};
+use crate::support::{CALLHOOK, Host, Sink, connected, host_config};
 use callhook_simulator::{Scenario, SimConfig, Simulator, Variant};
 use std::process::{Command, Stdio};
 
@@ -69,6 +69,9 @@ async fn a_legacy_ini_alone_drives_the_default_plugin_end_to_end() {
         "callhook_events_derived_total{event=\"ringing\"} 1",
         "callhook_events_derived_total{event=\"incoming\"} 1",
         "callhook_pbx_connected 1",
+        "callhook_pbx_total{what=\"skipped_objects\"} 0",
+        "callhook_pbx_total{what=\"forbidden_participants\"} 0",
+        "callhook_pbx_total{what=\"failed_fetches\"} 0",
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
     }
@@ -417,4 +420,93 @@ async fn a_capture_of_a_run_replays_to_the_same_events_with_the_configuration() 
         !replay(false).contains("CompanyDID"),
         "without the configuration the trunk's DID is unknown"
     );
+}
+
+/// The configuration, `memory_mb = 512` with `mp3_bitrate = 56` (recordings on): the
+/// validator, `check-config` and `run` agree. 56 kbit/s is refused by all three, each naming the
+/// same file, line and key, and `run` refuses before connecting anywhere; with a bit rate the
+/// encoder offers, the 512 MiB plugin passes all three and delivers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validator_check_config_and_run_agree_on_memory_mb_and_mp3_bitrate() {
+    let simulator = Simulator::start(SimConfig::default()).await.unwrap();
+    let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
+    simulator.add_directory(&scenario.directory());
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("callhook.toml");
+    let toml = host_config(dir.path(), &simulator.base_url(), &sink.base, "/3cx/events")
+        .replace(
+            "name = \"generic-webhook\"\n",
+            "name = \"generic-webhook\"\nmemory_mb = 512\n",
+        )
+        .replace(
+            "listen = \"127.0.0.1:0\"\n",
+            "listen = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1:1\"\n",
+        )
+        + "\n[recordings]\nenabled = true\nmp3_bitrate = 56\n";
+    let line = toml
+        .lines()
+        .position(|line| line.starts_with("mp3_bitrate"))
+        .unwrap()
+        + 1;
+    let place = format!("callhook.toml:{line}:15: recordings.mp3_bitrate: ");
+    std::fs::write(&config, &toml).unwrap();
+
+    let refused = callhook::config::Config::load(&config)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(&place) && refused.contains("56"),
+        "{refused}"
+    );
+    let checked = Command::new(CALLHOOK)
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&checked.stderr);
+    assert!(!checked.status.success(), "{checked:?}");
+    assert!(stderr.contains(&place), "{stderr}");
+    let (mut host, lines) = Host::start_capturing(&config);
+    let mut exit = None;
+    for _ in 0..300 {
+        exit = host.0.try_wait().unwrap();
+        if exit.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let printed = lines.all().join("\n");
+    assert!(
+        exit.is_some_and(|status| !status.success()),
+        "run refuses at start:\n{printed}"
+    );
+    assert!(printed.contains(&place), "{printed}");
+    assert_eq!(
+        simulator.snapshots_served(),
+        0,
+        "run connected before refusing"
+    );
+
+    std::fs::write(
+        &config,
+        toml.replace("mp3_bitrate = 56", "mp3_bitrate = 64"),
+    )
+    .unwrap();
+    let accepted = callhook::config::Config::load(&config).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(accepted.plugins[0].limits.memory_bytes, 512 << 20);
+    let checked = Command::new(CALLHOOK)
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "{checked:?}");
+    assert!(stdout.contains("memory 512 MiB"), "{stdout}");
+    let (mut host, lines) = Host::start_capturing(&config);
+    lines.wait_for(|line| line.contains("memory 512 MiB")).await;
+    connected(&simulator).await;
+    simulator.play(&scenario, 0.05).await.unwrap();
+    assert_eq!(sink.wait_for(3).await.len(), 3);
+    assert!(host.signal("-TERM").success());
 }

@@ -159,6 +159,39 @@ async fn a_receiver_that_never_answers_hits_the_wall_clock_timeout() {
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
+/// The largest `memory_mb` the configuration accepts loads and delivers in the default runtime,
+/// and a cap above it is refused naming the same maximum: one constant sizes both.
+#[tokio::test]
+async fn the_largest_memory_cap_the_configuration_allows_loads_and_delivers() {
+    let sink = Sink::start().await;
+    let (_dir, runtime) = runtime();
+    let url = sink.url("/ok/big");
+    let at_most = |memory_mb: usize| {
+        let mut spec = spec(
+            "big",
+            GENERIC_WEBHOOK_WASM,
+            &[&sink.origin()],
+            &[("webhook_url", &url)],
+        );
+        spec.limits.memory_bytes = memory_mb << 20;
+        runtime.load(spec)
+    };
+    let max = RuntimeConfig::MAX_MEMORY_MB;
+    for memory_mb in [512, max] {
+        let plugin = at_most(memory_mb).unwrap_or_else(|e| panic!("{memory_mb} MiB: {e}"));
+        assert_eq!(
+            deliver(&plugin, &ringing()).await,
+            DeliveryOutcome::Delivered
+        );
+    }
+    assert_eq!(sink.wait_for(2).await.len(), 2);
+    let error = at_most(max + 1).err().expect("above the maximum");
+    assert!(
+        matches!(error, LoadError::MemoryTooLarge { max_mb, .. } if max_mb == max),
+        "{error}"
+    );
+}
+
 #[tokio::test]
 async fn plugins_read_their_settings_secrets_and_delivery() {
     let sink = Sink::start().await;
