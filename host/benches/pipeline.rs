@@ -17,11 +17,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::{RawQuery, State};
-use axum::routing::any;
 use callhook::app::local::{LocalHost, LocalSetup};
 use callhook_simulator::{LoadProfile, ParticipantChange, Scenario, SimConfig, Simulator};
+
+#[path = "support/sink.rs"]
+mod sink;
+use sink::{call_and_event, sink};
 
 /// Concurrent calls started over [`RAMP`].
 const CALLS: usize = 1400;
@@ -31,9 +32,6 @@ const RAMP: Duration = Duration::from_secs(20);
 const GRACE: Duration = Duration::from_secs(2);
 /// How long the bench waits for the last webhook after the last change.
 const PATIENCE: Duration = Duration::from_secs(60);
-
-/// What the sink received: when, and the query string.
-type Received = Arc<Mutex<Vec<(Instant, String)>>>;
 
 /// When the simulator applied a call's changes.
 #[derive(Default)]
@@ -48,46 +46,6 @@ fn vm_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-async fn sink() -> (String, Received) {
-    let received = Received::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let origin = format!("http://{}", listener.local_addr().unwrap());
-    let app = Router::new()
-        .fallback(any(
-            |State(received): State<Received>, RawQuery(query): RawQuery| async move {
-                let at = Instant::now();
-                received
-                    .lock()
-                    .unwrap()
-                    .push((at, query.unwrap_or_default()));
-                "ok"
-            },
-        ))
-        .with_state(received.clone());
-    use axum::serve::ListenerExt;
-    // Without TCP_NODELAY, Nagle's algorithm and delayed ACKs add up to 40 ms to some replies.
-    let listener = listener.tap_io(|stream| {
-        let _ = stream.set_nodelay(true);
-    });
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (origin, received)
-}
-
-/// The call id and event name of a webhook's query string.
-fn call_and_event(query: &str) -> (u64, String) {
-    let field = |name: &str| {
-        query
-            .split('&')
-            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-            .unwrap_or_else(|| panic!("no {name} in {query}"))
-            .to_owned()
-    };
-    let id = field("id");
-    let (_, call_and_link) = id.split_once('_').unwrap();
-    let (call, _) = call_and_link.split_once('-').unwrap();
-    (call.parse().unwrap(), field("event"))
 }
 
 fn percentile(sorted: &[Duration], p: usize) -> Duration {

@@ -29,9 +29,6 @@ use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::{RawQuery, State};
-use axum::routing::any;
 use callhook::app::{EngineStore, Pipeline, Plugins};
 use callhook::calls::{Engine, EngineConfig};
 use callhook::pbx::{ConnectionState, Connector, ConnectorConfig, ConnectorStats, StatsSnapshot};
@@ -40,6 +37,10 @@ use callhook::runtime::{
     GENERIC_WEBHOOK_WASM, KvQuota, KvStore, PluginLimits, PluginRuntime, PluginSpec, RuntimeConfig,
 };
 use callhook_simulator::{ParticipantChange, Scenario, SimConfig, SimHandle, Simulator};
+
+#[path = "support/sink.rs"]
+mod sink;
+use sink::{Received, call_and_event, sink};
 
 /// Queue calls in part 1.
 const CALLS: usize = 16;
@@ -63,49 +64,6 @@ const RING_BEFORE_DROP: Duration = Duration::from_secs(1);
 const GRACE: Duration = Duration::from_secs(2);
 /// How long any wait may take before the bench gives up.
 const PATIENCE: Duration = Duration::from_secs(20);
-
-/// What the sink received: when, and the query string.
-type Received = Arc<Mutex<Vec<(Instant, String)>>>;
-
-async fn sink() -> (String, Received) {
-    let received = Received::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let origin = format!("http://{}", listener.local_addr().unwrap());
-    let app = Router::new()
-        .fallback(any(
-            |State(received): State<Received>, RawQuery(query): RawQuery| async move {
-                let at = Instant::now();
-                received
-                    .lock()
-                    .unwrap()
-                    .push((at, query.unwrap_or_default()));
-                "ok"
-            },
-        ))
-        .with_state(received.clone());
-    use axum::serve::ListenerExt;
-    // Without TCP_NODELAY, Nagle's algorithm and delayed ACKs add up to 40 ms to some replies.
-    let listener = listener.tap_io(|stream| {
-        let _ = stream.set_nodelay(true);
-    });
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (origin, received)
-}
-
-/// The call id and event name of a webhook's query string.
-fn call_and_event(query: &str) -> (u64, String) {
-    let field = |name: &str| {
-        query
-            .split('&')
-            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-            .unwrap_or_else(|| panic!("no {name} in {query}"))
-            .to_owned()
-    };
-    let id = field("id");
-    let (_, call_and_link) = id.split_once('_').unwrap();
-    let (call, _) = call_and_link.split_once('-').unwrap();
-    (call.parse().unwrap(), field("event"))
-}
 
 /// When the sink received `call`'s `incomingcall_started`, waiting for it up to [`PATIENCE`].
 async fn started_at(received: &Received, call: u64) -> Option<Instant> {
