@@ -23,8 +23,8 @@ use callhook::calls::{CallPart, FinishedCall};
 use callhook::pbx::xapi::CallType;
 use callhook::recordings::convert::convert_blocking;
 use callhook::recordings::{
-    BoxFuture, Outcome, Recorder, RecordingPage, RecordingSource, RecordingsConfig, SourceError,
-    WavInput, XapiRecording,
+    AudioStream, BoxFuture, Outcome, Recorder, RecordingPage, RecordingSource, RecordingsConfig,
+    SourceError, WavInput, XapiRecording,
 };
 use jiff::Timestamp;
 
@@ -133,9 +133,9 @@ impl RecordingSource for Ready {
             })
         })
     }
-    fn download_recording(&self, _: u64) -> BoxFuture<'_, Result<Bytes, SourceError>> {
+    fn download_recording(&self, _: u64) -> BoxFuture<'_, Result<AudioStream, SourceError>> {
         let wav = self.wav.clone();
-        Box::pin(async move { Ok(wav) })
+        Box::pin(async move { Ok(Box::pin(futures_util::stream::iter([Ok(wav)])) as AudioStream) })
     }
 }
 

@@ -24,6 +24,8 @@ mod check;
 mod diff;
 mod errors;
 mod legacy_ini;
+#[cfg(test)]
+mod proptests;
 mod raw;
 #[cfg(test)]
 mod reference;
@@ -138,6 +140,9 @@ pub struct RecordingsConfig {
     pub keep_days: Option<u32>,
     /// Whether links are signed. By default `true`.
     pub sign_links: bool,
+    /// Hours after a call's end that its recording job retries while the PBX cannot be asked
+    /// or a file cannot be stored. By default 6.
+    pub retry_hours: u32,
 }
 
 /// The resolved `[server]` section.

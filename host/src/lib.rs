@@ -12,5 +12,7 @@ pub mod config;
 pub mod pbx;
 pub mod queue;
 pub mod recordings;
+#[cfg(test)]
+mod robustness;
 pub mod runtime;
 pub mod text;

@@ -5,15 +5,20 @@
 //! 1. **waits** for the call's recordings ([`sources`]): polling XAPI (`Recordings?$filter=Id gt
 //!    N`, [`xapi`]) or watching the PBX's recordings folder ([`folder`]), with backoff, up to the
 //!    wait limit (by default 120 s); recordings that show up before their call is handed over
-//!    wait in a shared inbox;
+//!    wait in a shared inbox; a wait in which the PBX could not be asked (unreachable, 5xx,
+//!    XAPI `403`) proves nothing, so the job tries again with backoff until `retry_for` (by
+//!    default 6 h) after the call's end, and so does a download or conversion that failed for
+//!    a reason that may pass (disk full) ([`Recorder::handle`]);
 //! 2. **matches** each recording to the part of the call it belongs to ([`matching`]: extension
 //!    is `FromDn`/`ToDn`, the other number matches, talk time overlaps most, 2 s tolerance;
 //!    the folder's bracketed call id only breaks ties between calls); an XAPI row that cannot
 //!    be matched (no usable `Id`, unknown times) is skipped, logged once and counted
 //!    ([`Recorder::skipped_recordings`]), and a `403` from XAPI is reported once while Call
 //!    Control goes on and XAPI is asked again later ([`xapi`]);
-//! 3. **converts** each WAV to MP3 ([`convert`], LAME via `mp3lame-encoder`; PCM 8/16-bit and
-//!    G.711 A-law/µ-law, mono or stereo, read by `wav`) on a bounded blocking pool, into a
+//! 3. **downloads** an XAPI recording by streaming it into a temporary file in the MP3 folder,
+//!    stopped at `max_download_bytes` (by default 200 MiB), and **converts** each WAV to MP3
+//!    ([`convert`], LAME via `mp3lame-encoder`; PCM 8/16-bit and G.711 A-law/µ-law, mono or
+//!    stereo, read by `wav`) on a bounded blocking pool, into a
 //!    temporary file renamed into place as `{part id}-{n}.mp3` ([`store`]);
 //! 4. returns [`Outcome::Ready`] with the `recording` event ([`RecordingReady`]: every link of
 //!    the call in order, and the last end event) for the durable queue, listing recordings that
@@ -21,9 +26,9 @@
 //!    [`Outcome::NotFound`].
 //!
 //! The MP3s are served by [`Recorder::router`] ([`serve`]) at `/webapi/recording/{file}`, over
-//! plain HTTP or HTTPS ([`RecordingServer`], rustls on `ring`), with range requests and links
-//! signed with an expiring HMAC ([`Links`]); [`retention::run`] deletes files older than
-//! `KEEP_DAYS`.
+//! plain HTTP or HTTPS ([`RecordingServer`], rustls on `ring`, connections bounded by
+//! [`ServerLimits`]), with range requests and links signed with an expiring HMAC ([`Links`]);
+//! [`retention::run`] deletes files older than `KEEP_DAYS`.
 //!
 //! # Wiring (for `app.rs`)
 //!
@@ -84,8 +89,14 @@ pub use config::{RecordingsConfig, SourceKind, TlsFiles};
 pub use convert::{ConvertError, Converted, Converter, WavInput};
 pub use links::{LinkRefusal, Links};
 pub use pipeline::{
-    DOWNLOAD_ATTEMPTS, Outcome, Recorder, RecorderError, RecordingError, RecordingFailure,
+    DOWNLOAD_ATTEMPTS, Outcome, RETRY_FIRST_DELAY, RETRY_MAX_DELAY, Recorder, RecorderError,
+    RecordingError, RecordingFailure,
 };
-pub use server::{RecordingServer, ServerError};
+pub use server::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_TLS_HANDSHAKE_TIMEOUT, OpenConnections, RecordingServer, ServerError, ServerLimits,
+};
 pub use store::Store;
-pub use xapi::{BoxFuture, RecordingPage, RecordingSource, SourceError, XapiRecording};
+pub use xapi::{
+    AudioStream, BoxFuture, RecordingPage, RecordingSource, SourceError, XapiRecording,
+};

@@ -279,6 +279,7 @@ fn recordings_config(config: &Config) -> RecordingsConfig {
         listen: config.server.listen,
         tls: tls_files(config),
         sign_links: recordings.sign_links,
+        retry_for: std::time::Duration::from_secs(u64::from(recordings.retry_hours) * 3600),
         ..defaults
     }
 }

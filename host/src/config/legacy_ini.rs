@@ -342,3 +342,6 @@ pub(crate) fn toml_key(section: &str, key: &str) -> &'static str {
 pub(crate) fn schema() -> &'static [(&'static str, &'static [&'static str])] {
     SCHEMA
 }
+
+#[cfg(test)]
+mod proptests;

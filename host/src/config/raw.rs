@@ -162,6 +162,11 @@ pub(crate) struct RawRecordings {
     /// Whether recording links carry a signature and expiry, so that only the receiver of the
     /// link can download the file. By default `true`.
     pub sign_links: Option<Loc<bool>>,
+    /// How many hours after a call's end its recording job keeps trying, with backoff, while
+    /// the PBX cannot be asked (unreachable, HTTP 5xx, XAPI access refused) or a file cannot be
+    /// stored (disk full); then it gives up and logs an error. Kept across restarts. 0 gives up
+    /// after the first failed wait. At most 168 (a week). By default 6.
+    pub retry_hours: Option<Loc<u32>>,
 }
 
 /// Where recordings come from.

@@ -322,6 +322,26 @@ fn accepts_every_mp3_bitrate_the_encoder_offers() {
 }
 
 #[test]
+fn retry_hours_default_to_6_and_stop_at_a_week() {
+    for (text, hours) in [
+        ("", 6),
+        ("retry_hours = 0\n", 0),
+        ("retry_hours = 168\n", 168),
+    ] {
+        let config = load_toml(&format!("{PBX}[recordings]\n{text}"))
+            .unwrap_or_else(|errors| panic!("{text}: {errors}"));
+        assert_eq!(config.recordings.retry_hours, hours, "{text}");
+    }
+    let errors = errors(&format!("{PBX}[recordings]\nretry_hours = 169\n"));
+    assert_error(
+        &errors,
+        "callhook.toml:6:15",
+        "recordings.retry_hours",
+        "hours from 0 to 168",
+    );
+}
+
+#[test]
 fn rejects_delivery_limits_out_of_range() {
     let errors = errors(&format!(
         "{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\nconcurrency = 0\nrate_per_second = -1\n"

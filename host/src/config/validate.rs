@@ -20,6 +20,9 @@ use super::{
 use crate::calls::did_digits;
 use crate::recordings::RecordingsConfig as Recorder;
 use crate::recordings::convert::BITRATES;
+
+/// The most `recordings.retry_hours` accepts: a week.
+const MAX_RETRY_HOURS: u32 = 168;
 use crate::runtime::egress::HostPattern;
 use crate::runtime::{PluginLimits, RuntimeConfig};
 
@@ -553,6 +556,20 @@ impl Validator<'_> {
             Some(days) => Some(days.value),
             None => Some(Recorder::DEFAULT_KEEP_DAYS),
         };
+        let default_retry_hours = (Recorder::DEFAULT_RETRY_FOR.as_secs() / 3600) as u32;
+        let retry_hours = match &recordings.retry_hours {
+            Some(hours) if hours.value > MAX_RETRY_HOURS => {
+                self.invalid(
+                    &hours.at,
+                    "recordings.retry_hours",
+                    format!("a number of hours from 0 to {MAX_RETRY_HOURS}"),
+                    hours.value.to_string(),
+                );
+                default_retry_hours
+            }
+            Some(hours) => hours.value,
+            None => default_retry_hours,
+        };
         RecordingsConfig {
             enabled,
             source,
@@ -561,6 +578,7 @@ impl Validator<'_> {
             mp3_bitrate,
             keep_days,
             sign_links: recordings.sign_links.as_ref().is_none_or(|s| s.value),
+            retry_hours,
         }
     }
 

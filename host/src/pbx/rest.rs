@@ -175,6 +175,23 @@ pub(super) struct Reply {
     pub(super) body: Bytes,
 }
 
+/// A reply whose body is still to be read ([`RestClient::get_streamed`]).
+pub(super) struct StreamedReply {
+    pub(super) url: String,
+    pub(super) timeout: Duration,
+    pub(super) response: reqwest::Response,
+}
+
+impl StreamedReply {
+    /// The next chunk of the body; `None` at its end.
+    pub(super) async fn chunk(&mut self) -> Result<Option<Bytes>, RestError> {
+        self.response
+            .chunk()
+            .await
+            .map_err(|e| TransportError::classify(&self.url, &e, self.timeout).into())
+    }
+}
+
 /// Whether a reply body goes into the capture.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum CaptureBody {
@@ -359,6 +376,50 @@ impl RestClient {
         }
     }
 
+    /// One GET like [`RestClient::get`], but a successful reply's body is left unread, for the
+    /// caller to stream (recordings); the capture records its `Content-Length` as its size.
+    pub(super) async fn get_streamed(&self, path: &str) -> Result<StreamedReply, RestError> {
+        let url = self.config.endpoint(path);
+        let mut token = self.tokens.token().await?;
+        let mut retried = false;
+        loop {
+            let reply = self
+                .http
+                .get(url.clone())
+                .header(header::AUTHORIZATION, token.header_value())
+                .send()
+                .await
+                .map_err(|e| {
+                    TransportError::classify(url.as_str(), &e, self.config.request_timeout)
+                })?;
+            let status = reply.status();
+            if let Some(writer) = &self.capture {
+                writer.record(&Record::Get {
+                    at: Timestamp::now(),
+                    path: path.to_owned(),
+                    status: status.as_u16(),
+                    body: super::capture::Body::Size(reply.content_length().unwrap_or(0) as usize),
+                    frame_at: None,
+                });
+            }
+            if status == StatusCode::UNAUTHORIZED {
+                if retried {
+                    return Err(RestError::Unauthorized {
+                        path: path.to_owned(),
+                    });
+                }
+                retried = true;
+                token = self.tokens.refresh_after_401(&token).await?;
+                continue;
+            }
+            return Ok(StreamedReply {
+                url: url.to_string(),
+                timeout: self.config.request_timeout,
+                response: reply,
+            });
+        }
+    }
+
     /// The request timeout, for callers that wrap several requests.
     pub fn timeout(&self) -> Duration {
         self.config.request_timeout
@@ -463,6 +524,9 @@ pub fn parse_participant(body: &[u8], dn: &str) -> Result<Participant, String> {
     }
     Ok(participant)
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {

@@ -411,6 +411,9 @@ fn upgrade_error(url: &str, error: tungstenite::Error) -> SocketError {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -27,7 +27,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::lenient;
-use super::rest::{CaptureBody, RestClient, RestError, expect_success, malformed};
+use super::rest::{
+    CaptureBody, Reply, RestClient, RestError, StreamedReply, expect_success, malformed,
+};
 
 /// One XAPI recording (the fields the host uses). Only `Id` is required; every other field
 /// reads `null`, a missing key or an unusable value as empty.
@@ -117,6 +119,35 @@ pub struct RecordingFile {
     pub content_type: Option<String>,
     /// The bytes (a WAV file).
     pub bytes: Bytes,
+}
+
+/// A recording's audio being downloaded ([`RestClient::open_recording`]).
+pub struct RecordingStream {
+    /// The file name from `Content-Disposition`, if given.
+    pub file_name: Option<String>,
+    /// `Content-Type`, normally `audio/x-wav`.
+    pub content_type: Option<String>,
+    /// `Content-Length`, if given.
+    pub content_length: Option<u64>,
+    reply: StreamedReply,
+}
+
+impl RecordingStream {
+    /// The next chunk of the WAV file; `None` at its end. A broken connection is
+    /// [`RestError::Transport`].
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, RestError> {
+        self.reply.chunk().await
+    }
+}
+
+impl std::fmt::Debug for RecordingStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingStream")
+            .field("file_name", &self.file_name)
+            .field("content_type", &self.content_type)
+            .field("content_length", &self.content_length)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An XAPI inbound rule. Only the DID rules matter to the host ([`InboundRule::did_mapping`]);
@@ -260,7 +291,47 @@ impl RestClient {
         self.odata_page(&path).await
     }
 
-    /// `Pbx.DownloadRecording(recId=N)`: the recording's WAV file.
+    /// `Pbx.DownloadRecording(recId=N)`, read as it arrives: the recordings pipeline streams it
+    /// to disk ([`RecordingStream::chunk`]) instead of holding the WAV in memory. Errors as
+    /// [`RestClient::download_recording`].
+    pub async fn open_recording(&self, id: u64) -> Result<RecordingStream, RestError> {
+        let path = format!("/xapi/v1/Recordings/Pbx.DownloadRecording(recId={id})");
+        let mut reply = self.get_streamed(&path).await?;
+        let status = reply.response.status();
+        if status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND {
+            return Err(RestError::RecordingNotFound { id });
+        }
+        if !status.is_success() {
+            // Only the start of an error's body is kept for the message.
+            let headers = reply.response.headers().clone();
+            let body = reply.chunk().await.ok().flatten().unwrap_or_default();
+            let reply = Reply {
+                at: Timestamp::now(),
+                status,
+                headers,
+                body,
+            };
+            return Err(expect_success(&path, reply)
+                .err()
+                .unwrap_or_else(|| malformed(&path, format!("unexpected HTTP {status}"))));
+        }
+        let header = |name: header::HeaderName| {
+            reply
+                .response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Ok(RecordingStream {
+            file_name: header(header::CONTENT_DISPOSITION).and_then(|d| disposition_file_name(&d)),
+            content_type: header(header::CONTENT_TYPE),
+            content_length: reply.response.content_length(),
+            reply,
+        })
+    }
+
+    /// `Pbx.DownloadRecording(recId=N)`: the recording's WAV file, whole in memory.
     pub async fn download_recording(&self, id: u64) -> Result<RecordingFile, RestError> {
         let path = format!("/xapi/v1/Recordings/Pbx.DownloadRecording(recId={id})");
         let reply = self.get(&path, CaptureBody::SizeOnly).await?;
@@ -307,6 +378,9 @@ fn disposition_file_name(disposition: &str) -> Option<String> {
         (!value.is_empty()).then(|| value.to_owned())
     })
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {

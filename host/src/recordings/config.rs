@@ -90,7 +90,19 @@ pub struct RecordingsConfig {
     /// How long a signed link works. By default 30 days (the default `keep_days`).
     pub link_lifetime: Duration,
     /// How long to wait after a call is over for its recordings to appear. By default 120 s.
+    /// Only a wait in which the PBX answered every look ends the job when nothing appeared.
     pub wait_limit: Duration,
+    /// How long after a call's end its recording job keeps retrying while the PBX cannot be
+    /// asked (unreachable, HTTP 5xx, XAPI `403`) or a download or MP3 cannot be stored (disk
+    /// full), with backoff from [`RETRY_FIRST_DELAY`](super::RETRY_FIRST_DELAY) to
+    /// [`RETRY_MAX_DELAY`](super::RETRY_MAX_DELAY); counted from the call's end, so
+    /// a job resumed after a restart keeps the same deadline. By default 6 hours.
+    pub retry_for: Duration,
+    /// The largest WAV a download may bring (XAPI source); a larger one is stopped at this
+    /// size and reported, never held in memory (downloads stream to a temporary file in
+    /// `mp3_dir`). By default [`RecordingsConfig::DEFAULT_MAX_DOWNLOAD_BYTES`], 200 MiB (about
+    /// 3.6 hours of 8 kHz 16-bit stereo).
+    pub max_download_bytes: u64,
 }
 
 impl RecordingsConfig {
@@ -109,6 +121,10 @@ impl RecordingsConfig {
     pub const DEFAULT_KEEP_DAYS: u32 = 30;
     /// The default wait for recordings.
     pub const DEFAULT_WAIT_LIMIT: Duration = Duration::from_secs(120);
+    /// The default time a recording job retries while the PBX cannot be asked.
+    pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(6 * 3600);
+    /// The default download limit: 200 MiB.
+    pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 200 * 1024 * 1024;
     /// The default lifetime of signed links.
     pub const DEFAULT_LINK_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
 
@@ -180,6 +196,8 @@ impl Default for RecordingsConfig {
             signing_key: None,
             link_lifetime: Self::DEFAULT_LINK_LIFETIME,
             wait_limit: Self::DEFAULT_WAIT_LIMIT,
+            retry_for: Self::DEFAULT_RETRY_FOR,
+            max_download_bytes: Self::DEFAULT_MAX_DOWNLOAD_BYTES,
         }
     }
 }

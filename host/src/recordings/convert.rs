@@ -54,6 +54,14 @@ const LAME_BITRATES: [Bitrate; 16] = {
 pub enum WavInput {
     /// A WAV file on disk.
     File(PathBuf),
+    /// A WAV file downloaded to disk (a temporary file), named for messages by what it is
+    /// (e.g. `XAPI recording 7 (150/[..].wav)`).
+    Downloaded {
+        /// What the file is, for error messages.
+        name: String,
+        /// Where it is.
+        path: PathBuf,
+    },
     /// WAV bytes in memory, with a name for messages (e.g. `XAPI recording 7 (150/[..].wav)`).
     Memory {
         /// What the bytes are, for error messages.
@@ -68,7 +76,7 @@ impl WavInput {
     pub fn name(&self) -> String {
         match self {
             WavInput::File(path) => path.display().to_string(),
-            WavInput::Memory { name, .. } => name.clone(),
+            WavInput::Memory { name, .. } | WavInput::Downloaded { name, .. } => name.clone(),
         }
     }
 }
@@ -197,7 +205,7 @@ pub fn convert_blocking(
     bitrate_kbps: u32,
 ) -> Result<Converted, ConvertError> {
     match input {
-        WavInput::File(path) => {
+        WavInput::File(path) | WavInput::Downloaded { path, .. } => {
             let read = |source| ConvertError::Read {
                 input: input.name(),
                 source,

@@ -17,12 +17,19 @@
 //!   call's recordings together, so parts still without one were not recorded (recording is
 //!   configured per extension) and waiting the full limit would only delay the others; or
 //! - the wait limit (`RecordingsConfig::wait_limit`, by default 120 s) is reached.
+//!
+//! [`Found::answered`] tells the two endings apart that matter to the recording job: every look
+//! of the wait was answered (nothing appeared: the call was not recorded), or some look failed
+//! (the PBX could not be asked, so nothing can be concluded and the job retries).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -52,6 +59,31 @@ pub struct Found {
     pub waited: Duration,
     /// The last error of the source during the wait, if any.
     pub last_error: Option<String>,
+    /// Whether every look of the wait was answered; `false` when some look failed (PBX
+    /// unreachable, HTTP 5xx, XAPI `403`, folder unreadable).
+    pub answered: bool,
+}
+
+/// A recording's audio, ready to convert; a downloaded file is deleted when this is dropped.
+pub struct Audio {
+    /// The WAV file.
+    pub input: WavInput,
+    _temp: Option<tempfile::TempPath>,
+}
+
+/// A download passed the size limit (`RecordingsConfig::max_download_bytes`); it was stopped
+/// there and its partial file deleted.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{recording} is larger than the download limit of {} MiB ({limit} bytes); it was not \
+     downloaded",
+    limit / (1024 * 1024)
+)]
+pub struct TooLarge {
+    /// The recording's label.
+    pub recording: String,
+    /// The limit in bytes.
+    pub limit: u64,
 }
 
 enum Backend {
@@ -131,6 +163,7 @@ impl Finder {
         };
         let mut found: Vec<(usize, RecordingMeta)> = Vec::new();
         let mut last_error = None;
+        let mut answered = true;
         let mut settle_until: Option<Instant> = None;
         let mut delay = FIRST_DELAY;
         loop {
@@ -146,6 +179,7 @@ impl Finder {
                 Err(error) => {
                     tracing::debug!(%error, "looking for recordings failed; trying again");
                     last_error = Some(error.to_string());
+                    answered = false;
                 }
             }
             found.extend(self.claim(ticket, call));
@@ -172,17 +206,52 @@ impl Finder {
             recordings: found,
             waited: started.elapsed(),
             last_error,
+            answered,
         }
     }
 
-    /// The audio of a recording found by this finder.
-    pub async fn audio(&self, recording: &RecordingMeta) -> Result<WavInput, SourceError> {
+    /// The audio of a recording found by this finder: the PBX's file (folder source), or the
+    /// download streamed into a temporary file in `dir` (XAPI source), refused as soon as it
+    /// passes `max_bytes` ([`TooLarge`]). A failed write (disk full) is an [`std::io::Error`].
+    pub async fn audio(
+        &self,
+        recording: &RecordingMeta,
+        dir: &Path,
+        max_bytes: u64,
+    ) -> Result<Audio, SourceError> {
         match (&recording.origin, &self.backend) {
-            (Origin::File(path), _) => Ok(WavInput::File(path.clone())),
-            (Origin::Xapi(id), Backend::Xapi(poller)) => Ok(WavInput::Memory {
-                name: recording.label(),
-                bytes: poller.download(*id).await?,
+            (Origin::File(path), _) => Ok(Audio {
+                input: WavInput::File(path.clone()),
+                _temp: None,
             }),
+            (Origin::Xapi(id), Backend::Xapi(poller)) => {
+                let mut chunks = poller.download(*id).await?;
+                let temp = tempfile::Builder::new()
+                    .prefix(".download-")
+                    .suffix(".wav.partial")
+                    .tempfile_in(dir)?;
+                let mut file = tokio::fs::File::from_std(temp.reopen()?);
+                let mut size: u64 = 0;
+                while let Some(chunk) = chunks.next().await {
+                    let chunk = chunk?;
+                    size += chunk.len() as u64;
+                    if size > max_bytes {
+                        return Err(Box::new(TooLarge {
+                            recording: recording.label(),
+                            limit: max_bytes,
+                        }));
+                    }
+                    file.write_all(&chunk).await?;
+                }
+                file.flush().await?;
+                Ok(Audio {
+                    input: WavInput::Downloaded {
+                        name: recording.label(),
+                        path: temp.path().to_owned(),
+                    },
+                    _temp: Some(temp.into_temp_path()),
+                })
+            }
             (Origin::Xapi(_), Backend::Folder(_)) => {
                 Err("an XAPI recording cannot be fetched by the folder source".into())
             }

@@ -354,6 +354,9 @@ pub(crate) static ALAW: [i16; 256] = table(false);
 pub(crate) static MULAW: [i16; 256] = table(true);
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Cursor;

@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::Stream;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -42,6 +43,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Any error of a [`RecordingSource`]; shown to the operator as is.
 pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A recording's WAV file as it arrives, chunk by chunk; the pipeline writes it to disk and
+/// stops reading at the size limit (`RecordingsConfig::max_download_bytes`).
+pub type AudioStream = Pin<Box<dyn Stream<Item = Result<Bytes, SourceError>> + Send>>;
 
 /// The most recordings one XAPI request may ask for.
 pub const PAGE: u32 = 100;
@@ -70,8 +75,9 @@ pub trait RecordingSource: Send + Sync {
     /// `GET /xapi/v1/Recordings?$orderby=Id desc&$top={top}`: the newest recordings.
     fn newest_recordings(&self, top: u32) -> BoxFuture<'_, Result<RecordingPage, SourceError>>;
 
-    /// `GET /xapi/v1/Recordings/Pbx.DownloadRecording(recId={id})`: the WAV file's bytes.
-    fn download_recording(&self, id: u64) -> BoxFuture<'_, Result<Bytes, SourceError>>;
+    /// `GET /xapi/v1/Recordings/Pbx.DownloadRecording(recId={id})`: the WAV file, as it
+    /// arrives.
+    fn download_recording(&self, id: u64) -> BoxFuture<'_, Result<AudioStream, SourceError>>;
 }
 
 /// The connector's REST client is the real source: it shares the connector's one token.
@@ -90,11 +96,14 @@ impl RecordingSource for crate::pbx::RestClient {
         Box::pin(async move { Ok(crate::pbx::RestClient::newest_recordings(self, top).await?) })
     }
 
-    fn download_recording(&self, id: u64) -> BoxFuture<'_, Result<Bytes, SourceError>> {
+    fn download_recording(&self, id: u64) -> BoxFuture<'_, Result<AudioStream, SourceError>> {
         Box::pin(async move {
-            Ok(crate::pbx::RestClient::download_recording(self, id)
-                .await?
-                .bytes)
+            let download = crate::pbx::RestClient::open_recording(self, id).await?;
+            let chunks = futures_util::stream::try_unfold(download, |mut download| async move {
+                let chunk = download.chunk().await.map_err(SourceError::from)?;
+                Ok::<_, SourceError>(chunk.map(|chunk| (chunk, download)))
+            });
+            Ok(Box::pin(chunks) as AudioStream)
         })
     }
 }
@@ -202,8 +211,8 @@ impl XapiPoller {
         self.skipped.load(Ordering::Relaxed)
     }
 
-    /// The WAV bytes of recording `id`.
-    pub async fn download(&self, id: u64) -> Result<Bytes, SourceError> {
+    /// The WAV file of recording `id`, as it arrives.
+    pub async fn download(&self, id: u64) -> Result<AudioStream, SourceError> {
         self.client.download_recording(id).await
     }
 }
@@ -214,6 +223,21 @@ fn is_xapi_forbidden(error: &(dyn std::error::Error + Send + Sync + 'static)) ->
         error.downcast_ref::<RestError>(),
         Some(RestError::XapiForbidden { .. })
     )
+}
+
+/// Whether a source's error means the PBX could not be asked (or the answer not stored), so
+/// that a later try may work: no token, transport errors, `401`/`403`, HTTP 5xx, `408`, `429`,
+/// local I/O errors. `false` when the PBX answered (no such recording, another 4xx, bad JSON)
+/// and for other errors.
+pub(crate) fn is_outage(error: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    if let Some(rest) = error.downcast_ref::<RestError>() {
+        return match rest {
+            RestError::RecordingNotFound { .. } | RestError::Malformed { .. } => false,
+            RestError::Status { status, .. } => *status >= 500 || matches!(*status, 408 | 429),
+            _ => true,
+        };
+    }
+    error.downcast_ref::<std::io::Error>().is_some()
 }
 
 /// Takes one page: moves `cursor` past the `Id` of every row read, adds the rows above the old
@@ -324,7 +348,7 @@ mod tests {
             self.answer("newest".to_owned(), |_| false, top)
         }
 
-        fn download_recording(&self, _: u64) -> BoxFuture<'_, Result<Bytes, SourceError>> {
+        fn download_recording(&self, _: u64) -> BoxFuture<'_, Result<AudioStream, SourceError>> {
             Box::pin(async { Err("no audio here".into()) })
         }
     }

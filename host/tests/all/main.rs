@@ -8,4 +8,5 @@ mod plugins;
 mod reload;
 mod sandbox;
 mod scenarios;
+mod server;
 mod support;

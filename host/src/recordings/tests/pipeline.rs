@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use callhook_simulator::{Scenario, SimConfig, SimHandle, Simulator};
+use futures_util::StreamExt;
 use jiff::Timestamp;
 
 use super::{Gen, assert_close, mp3_duration, raw_get, tone};
@@ -18,11 +19,29 @@ use crate::recordings::*;
 // ---------------------------------------------------------------------------------------------
 // Against a fake XAPI
 
-/// An XAPI whose recordings the test adds; counts requests.
+/// An XAPI whose recordings the test adds; counts requests. While `down_until` lies ahead
+/// (tokio time), every request fails as an unreachable PBX's would (HTTP 503).
 #[derive(Default)]
 struct FakeXapi {
     recordings: Mutex<Vec<(XapiRecording, Bytes)>>,
     requests: Mutex<Vec<String>>,
+    down_until: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl FakeXapi {
+    /// The error of a PBX that is down, if it is.
+    fn outage(&self, path: &str) -> Option<SourceError> {
+        let down = (*self.down_until.lock().unwrap())
+            .is_some_and(|until| tokio::time::Instant::now() < until);
+        down.then(|| {
+            crate::pbx::RestError::Status {
+                path: path.to_owned(),
+                status: 503,
+                body: "Service Unavailable".to_owned(),
+            }
+            .into()
+        })
+    }
 }
 
 impl RecordingSource for FakeXapi {
@@ -32,6 +51,9 @@ impl RecordingSource for FakeXapi {
         top: u32,
     ) -> BoxFuture<'_, Result<RecordingPage, SourceError>> {
         self.requests.lock().unwrap().push(format!("after {after}"));
+        if let Some(error) = self.outage("/xapi/v1/Recordings") {
+            return Box::pin(async move { Err(error) });
+        }
         let list = self.recordings.lock().unwrap();
         let page = list
             .iter()
@@ -47,6 +69,9 @@ impl RecordingSource for FakeXapi {
 
     fn newest_recordings(&self, top: u32) -> BoxFuture<'_, Result<RecordingPage, SourceError>> {
         self.requests.lock().unwrap().push("newest".to_owned());
+        if let Some(error) = self.outage("/xapi/v1/Recordings") {
+            return Box::pin(async move { Err(error) });
+        }
         let list = self.recordings.lock().unwrap();
         let page = RecordingPage {
             rows: list
@@ -60,15 +85,21 @@ impl RecordingSource for FakeXapi {
         Box::pin(async move { Ok(page) })
     }
 
-    fn download_recording(&self, id: u64) -> BoxFuture<'_, Result<Bytes, SourceError>> {
+    fn download_recording(&self, id: u64) -> BoxFuture<'_, Result<AudioStream, SourceError>> {
         self.requests.lock().unwrap().push(format!("download {id}"));
+        if let Some(error) = self.outage("/xapi/v1/Recordings/Pbx.DownloadRecording") {
+            return Box::pin(async move { Err(error) });
+        }
         let list = self.recordings.lock().unwrap();
         // A recording listed with no bytes has lost its file.
         let found = list
             .iter()
             .find(|(r, b)| r.id == id && !b.is_empty())
             .map(|(_, b)| b.clone());
-        Box::pin(async move { found.ok_or_else(|| "WARNINGS.XAPI.FILE_NOT_FOUND".into()) })
+        Box::pin(async move {
+            let bytes = found.ok_or("WARNINGS.XAPI.FILE_NOT_FOUND")?;
+            Ok(Box::pin(futures_util::stream::iter([Ok(bytes)])) as AudioStream)
+        })
     }
 }
 
@@ -264,6 +295,250 @@ async fn pipeline_reports_failed_downloads_after_retrying() {
         .filter(|r| r.starts_with("download"))
         .count();
     assert_eq!(downloads, DOWNLOAD_ATTEMPTS as usize);
+}
+
+/// A call of extension 120 that ended just now, and its recording as XAPI lists it.
+fn call_ending_now(pbx_call_id: u64) -> (FinishedCall, XapiRecording) {
+    let end = Timestamp::from_second(Timestamp::now().as_second()).unwrap();
+    let start = end - jiff::SignedDuration::from_secs(1);
+    let call = FinishedCall {
+        pbx_call_id,
+        parts: vec![talk(call_id(pbx_call_id, 1), "120", start, end)],
+        last_end: None,
+    };
+    (call, xapi_recording(1, "120", start, end))
+}
+
+/// The PBX is down for 10 minutes, far past the 120 s wait limit: the job keeps retrying (the
+/// listing and then the download fail with 503) and delivers once the PBX is back.
+#[tokio::test(start_paused = true)]
+async fn pipeline_outlasts_an_outage_longer_than_the_wait_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RecordingsConfig {
+        wait_limit: RecordingsConfig::DEFAULT_WAIT_LIMIT,
+        ..config(dir.path(), "https://pbx")
+    };
+    let xapi = Arc::new(FakeXapi::default());
+    let (call, recording) = call_ending_now(11);
+    let wav = Bytes::from(tone(Gen::Pcm16, 1, 8000, 1.0));
+    xapi.recordings.lock().unwrap().push((recording, wav));
+    let started = tokio::time::Instant::now();
+    *xapi.down_until.lock().unwrap() = Some(started + Duration::from_secs(600));
+    let recorder = Recorder::new(&config, Some(xapi.clone())).unwrap();
+
+    let outcome = recorder.handle(&call).await;
+    let Outcome::Ready { event, failures } = outcome else {
+        panic!("expected a recording event, got {outcome:?}");
+    };
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(event.files.len(), 1);
+    assert!(started.elapsed() >= Duration::from_secs(600));
+    assert!(
+        started.elapsed() < Duration::from_secs(600) + RETRY_MAX_DELAY + config.wait_limit,
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// The listing works but the download keeps failing with 503 (PBX overloaded), then recovers:
+/// the recording is tried again, not reported as failed after three attempts.
+#[tokio::test(start_paused = true)]
+async fn pipeline_retries_a_download_while_the_pbx_cannot_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let xapi = Arc::new(FakeXapi::default());
+    let (call, recording) = call_ending_now(12);
+    let wav = Bytes::from(tone(Gen::Pcm16, 1, 8000, 1.0));
+    xapi.recordings.lock().unwrap().push((recording, wav));
+    let recorder = Recorder::new(&config(dir.path(), "https://pbx"), Some(xapi.clone())).unwrap();
+    // Listed first (the first poll), then down before the download.
+    let poller = tokio::spawn({
+        let xapi = xapi.clone();
+        async move {
+            while !xapi
+                .requests
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|r| r.starts_with("after"))
+            {
+                tokio::task::yield_now().await;
+            }
+            *xapi.down_until.lock().unwrap() =
+                Some(tokio::time::Instant::now() + Duration::from_secs(300));
+        }
+    });
+    let outcome = recorder.handle(&call).await;
+    poller.await.unwrap();
+    assert!(matches!(outcome, Outcome::Ready { .. }), "{outcome:?}");
+    let downloads = xapi
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.starts_with("download"))
+        .count();
+    assert!(downloads > DOWNLOAD_ATTEMPTS as usize, "{downloads}");
+}
+
+/// A PBX that stays down past `retry_for` ends the job with a message that says so.
+#[tokio::test(start_paused = true)]
+async fn pipeline_gives_up_after_the_retry_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RecordingsConfig {
+        retry_for: Duration::from_secs(3600),
+        ..config(dir.path(), "https://pbx")
+    };
+    let xapi = Arc::new(FakeXapi::default());
+    let (call, recording) = call_ending_now(13);
+    let wav = Bytes::from(tone(Gen::Pcm16, 1, 8000, 1.0));
+    xapi.recordings.lock().unwrap().push((recording, wav));
+    let started = tokio::time::Instant::now();
+    *xapi.down_until.lock().unwrap() = Some(started + Duration::from_secs(86_400));
+    let recorder = Recorder::new(&config, Some(xapi.clone())).unwrap();
+
+    match recorder.handle(&call).await {
+        Outcome::NotFound {
+            id,
+            waited,
+            last_error,
+        } => {
+            assert_eq!(id, call_id(13, 1));
+            let error = last_error.unwrap_or_default();
+            assert!(
+                error.starts_with("gave up after retrying for 60 min since the call ended")
+                    && error.contains("HTTP 503"),
+                "{error}"
+            );
+            assert!(waited >= Duration::from_secs(3600), "{waited:?}");
+            assert!(
+                waited < Duration::from_secs(3600) + config.wait_limit + Duration::from_secs(5),
+                "{waited:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A source whose one recording's download never ends (64 KiB chunks made on demand, counted).
+struct EndlessDownload {
+    recording: XapiRecording,
+    chunks: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RecordingSource for EndlessDownload {
+    fn recordings_after(
+        &self,
+        after: u64,
+        _: u32,
+    ) -> BoxFuture<'_, Result<RecordingPage, SourceError>> {
+        let rows = if after < self.recording.id {
+            vec![self.recording.clone()]
+        } else {
+            vec![]
+        };
+        Box::pin(async move {
+            Ok(RecordingPage {
+                rows,
+                skipped: vec![],
+            })
+        })
+    }
+
+    fn newest_recordings(&self, _: u32) -> BoxFuture<'_, Result<RecordingPage, SourceError>> {
+        Box::pin(async {
+            Ok(RecordingPage {
+                rows: vec![],
+                skipped: vec![],
+            })
+        })
+    }
+
+    fn download_recording(&self, _: u64) -> BoxFuture<'_, Result<AudioStream, SourceError>> {
+        let chunks = self.chunks.clone();
+        let header = Bytes::from(tone(Gen::Pcm16, 1, 8000, 0.1));
+        let stream = futures_util::stream::iter(std::iter::once(header).chain(
+            std::iter::repeat_with(move || {
+                chunks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Bytes::from(vec![0u8; 64 * 1024])
+            }),
+        ))
+        .map(Ok);
+        Box::pin(async move { Ok(Box::pin(stream) as AudioStream) })
+    }
+}
+
+/// A download larger than `max_download_bytes` is stopped at the limit, reported with the
+/// limit named, and leaves no partial file behind; it is not retried (the PBX answered).
+#[tokio::test]
+async fn pipeline_refuses_a_download_over_the_size_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RecordingsConfig {
+        max_download_bytes: 1024 * 1024,
+        ..config(dir.path(), "https://pbx")
+    };
+    let (call, recording) = call_ending_now(15);
+    let chunks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let source = Arc::new(EndlessDownload {
+        recording,
+        chunks: chunks.clone(),
+    });
+    let recorder = Recorder::new(&config, Some(source)).unwrap();
+    let Outcome::Failed { failures, .. } = recorder.handle(&call).await else {
+        panic!("expected a failure report");
+    };
+    let error = failures[0].error.to_string();
+    assert!(
+        error.contains("XAPI recording 1 (120/")
+            && error.contains("larger than the download limit of 1 MiB (1048576 bytes)"),
+        "{error}"
+    );
+    assert!(!failures[0].error.is_transient());
+    let read = chunks.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        read <= 17,
+        "read {read} chunks of 64 KiB: stopped at the limit, and not tried again"
+    );
+    let left: Vec<_> = std::fs::read_dir(recorder.store().dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|name| name != ".link-key")
+        .collect();
+    assert!(left.is_empty(), "no partial download left: {left:?}");
+}
+
+/// A job resumed long after its call ended has only the rest of its retry time.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_job_keeps_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RecordingsConfig {
+        retry_for: Duration::from_secs(3600),
+        ..config(dir.path(), "https://pbx")
+    };
+    let xapi = Arc::new(FakeXapi::default());
+    let (mut call, _) = call_ending_now(14);
+    let hours_ago = jiff::SignedDuration::from_secs(2 * 3600);
+    for part in &mut call.parts {
+        part.talk_start -= hours_ago;
+        part.talk_end -= hours_ago;
+    }
+    *xapi.down_until.lock().unwrap() =
+        Some(tokio::time::Instant::now() + Duration::from_secs(86_400));
+    let recorder = Recorder::new(&config, Some(xapi.clone())).unwrap();
+    let Outcome::NotFound {
+        waited, last_error, ..
+    } = recorder.handle(&call).await
+    else {
+        panic!("expected the give-up");
+    };
+    assert!(
+        waited <= config.wait_limit + Duration::from_secs(1),
+        "{waited:?}: one wait only"
+    );
+    assert!(
+        last_error
+            .unwrap_or_default()
+            .starts_with("gave up after retrying")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
