@@ -199,7 +199,8 @@ pub(super) enum CaptureBody {
     Json,
     /// Only its length (audio).
     SizeOnly,
-    /// Nothing unless it is a `401`: the caller records the reply itself, when it acts on it.
+    /// Nothing: the caller records the reply itself, when it acts on it (a `401`, which the
+    /// caller never sees, is recorded anyway).
     Deferred,
 }
 
@@ -321,102 +322,100 @@ impl RestClient {
     /// One GET with the shared token; re-mints once on `401`; records the reply.
     pub(super) async fn get(&self, path: &str, capture: CaptureBody) -> Result<Reply, RestError> {
         let url = self.config.endpoint(path);
-        let mut token = self.tokens.token().await?;
-        let mut retried = false;
-        loop {
-            let reply = self
-                .http
-                .get(url.clone())
-                .header(header::AUTHORIZATION, token.header_value())
-                .header(header::ACCEPT, "application/json")
-                .send()
-                .await
-                .map_err(|e| {
-                    TransportError::classify(url.as_str(), &e, self.config.request_timeout)
-                })?;
-            let status = reply.status();
-            let headers = reply.headers().clone();
-            let body = reply.bytes().await.map_err(|e| {
-                TransportError::classify(url.as_str(), &e, self.config.request_timeout)
-            })?;
-            let at = Timestamp::now();
-            // A deferred reply is recorded by the caller when it acts on it, except a `401`,
-            // which is retried here and so never reaches the caller.
-            if let Some(writer) = &self.capture
-                && (capture != CaptureBody::Deferred || status == StatusCode::UNAUTHORIZED)
-            {
-                let body = match capture {
-                    CaptureBody::SizeOnly => Record::size_of(&body),
-                    CaptureBody::Json | CaptureBody::Deferred => Record::body_of(&body),
-                };
-                writer.record(&Record::Get {
-                    at,
-                    path: path.to_owned(),
-                    status: status.as_u16(),
-                    body,
-                    frame_at: None,
-                });
-            }
-            if status == StatusCode::UNAUTHORIZED {
-                if retried {
-                    return Err(RestError::Unauthorized {
-                        path: path.to_owned(),
-                    });
-                }
-                retried = true;
-                token = self.tokens.refresh_after_401(&token).await?;
-                continue;
-            }
-            return Ok(Reply {
+        let reply = self.send(path, &url, true).await?;
+        let status = reply.status();
+        let headers = reply.headers().clone();
+        let body = reply
+            .bytes()
+            .await
+            .map_err(|e| TransportError::classify(url.as_str(), &e, self.config.request_timeout))?;
+        let at = Timestamp::now();
+        // A deferred reply is recorded by the caller when it acts on it.
+        let recorded = match capture {
+            CaptureBody::Json => Some(Record::body_of(&body)),
+            CaptureBody::SizeOnly => Some(Record::size_of(&body)),
+            CaptureBody::Deferred => None,
+        };
+        if let (Some(writer), Some(body)) = (&self.capture, recorded) {
+            writer.record(&Record::Get {
                 at,
-                status,
-                headers,
+                path: path.to_owned(),
+                status: status.as_u16(),
                 body,
+                frame_at: None,
             });
         }
+        Ok(Reply {
+            at,
+            status,
+            headers,
+            body,
+        })
     }
 
     /// One GET like [`RestClient::get`], but a successful reply's body is left unread, for the
     /// caller to stream (recordings); the capture records its `Content-Length` as its size.
     pub(super) async fn get_streamed(&self, path: &str) -> Result<StreamedReply, RestError> {
         let url = self.config.endpoint(path);
+        let reply = self.send(path, &url, false).await?;
+        if let Some(writer) = &self.capture {
+            writer.record(&Record::Get {
+                at: Timestamp::now(),
+                path: path.to_owned(),
+                status: reply.status().as_u16(),
+                body: super::capture::Body::Size(reply.content_length().unwrap_or(0) as usize),
+                frame_at: None,
+            });
+        }
+        Ok(StreamedReply {
+            url: url.to_string(),
+            timeout: self.config.request_timeout,
+            response: reply,
+        })
+    }
+
+    /// Sends a GET of `url` with the shared token and returns the reply with its body unread.
+    /// A `401` is recorded into the capture (it never reaches the caller), the token re-minted
+    /// once and the request repeated; a second `401` is [`RestError::Unauthorized`].
+    async fn send(
+        &self,
+        path: &str,
+        url: &url::Url,
+        accept_json: bool,
+    ) -> Result<reqwest::Response, RestError> {
         let mut token = self.tokens.token().await?;
         let mut retried = false;
         loop {
-            let reply = self
+            let mut request = self
                 .http
                 .get(url.clone())
-                .header(header::AUTHORIZATION, token.header_value())
-                .send()
-                .await
-                .map_err(|e| {
-                    TransportError::classify(url.as_str(), &e, self.config.request_timeout)
-                })?;
-            let status = reply.status();
+                .header(header::AUTHORIZATION, token.header_value());
+            if accept_json {
+                request = request.header(header::ACCEPT, "application/json");
+            }
+            let reply = request.send().await.map_err(|e| {
+                TransportError::classify(url.as_str(), &e, self.config.request_timeout)
+            })?;
+            if reply.status() != StatusCode::UNAUTHORIZED {
+                return Ok(reply);
+            }
+            let body = reply.bytes().await.unwrap_or_default();
             if let Some(writer) = &self.capture {
                 writer.record(&Record::Get {
                     at: Timestamp::now(),
                     path: path.to_owned(),
-                    status: status.as_u16(),
-                    body: super::capture::Body::Size(reply.content_length().unwrap_or(0) as usize),
+                    status: StatusCode::UNAUTHORIZED.as_u16(),
+                    body: Record::body_of(&body),
                     frame_at: None,
                 });
             }
-            if status == StatusCode::UNAUTHORIZED {
-                if retried {
-                    return Err(RestError::Unauthorized {
-                        path: path.to_owned(),
-                    });
-                }
-                retried = true;
-                token = self.tokens.refresh_after_401(&token).await?;
-                continue;
+            if retried {
+                return Err(RestError::Unauthorized {
+                    path: path.to_owned(),
+                });
             }
-            return Ok(StreamedReply {
-                url: url.to_string(),
-                timeout: self.config.request_timeout,
-                response: reply,
-            });
+            retried = true;
+            token = self.tokens.refresh_after_401(&token).await?;
         }
     }
 
