@@ -75,7 +75,6 @@ async fn run() {
         webhook_url: format!("{origin}/events"),
         recordings_url: None,
         grace: GRACE,
-        keep_call_state: true,
     };
     let host = LocalHost::start(&simulator, setup).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -29,13 +29,8 @@ use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use callhook::app::{EngineStore, Pipeline, Plugins};
-use callhook::calls::{Engine, EngineConfig};
-use callhook::pbx::{ConnectionState, Connector, ConnectorConfig, ConnectorStats, StatsSnapshot};
-use callhook::queue::{Queue, QueueConfig};
-use callhook::runtime::{
-    GENERIC_WEBHOOK_WASM, KvQuota, KvStore, PluginLimits, PluginRuntime, PluginSpec, RuntimeConfig,
-};
+use callhook::app::local::{LocalHost, LocalSetup};
+use callhook::pbx::{ConnectionState, ConnectorStats, StatsSnapshot};
 use callhook_simulator::{ParticipantChange, Scenario, SimConfig, SimHandle, Simulator};
 
 #[path = "support/sink.rs"]
@@ -81,58 +76,26 @@ async fn started_at(received: &Received, call: u64) -> Option<Instant> {
     None
 }
 
-/// The host of `app::local`, without recordings, with a grip on the connector.
+/// A [`LocalHost`] (as `callhook demo` runs it, without recordings), with a grip on the
+/// connector's counters and states.
 struct Host {
-    pipeline: Pipeline,
+    host: LocalHost,
     stats: Arc<ConnectorStats>,
     /// The connector's states, with when each was published.
     states: Arc<Mutex<Vec<(Instant, ConnectionState)>>>,
-    _storage: tempfile::TempDir,
 }
 
 impl Host {
     /// Starts a host against `simulator` and waits for its first snapshot.
     async fn start(simulator: &SimHandle, origin: &str) -> Host {
-        let storage = tempfile::tempdir().unwrap();
-        let db = Arc::new(redb::Database::create(storage.path().join("callhook.redb")).unwrap());
-        let runtime = PluginRuntime::new(
-            RuntimeConfig::default(),
-            KvStore::new(db.clone(), KvQuota::default()),
-        )
-        .unwrap();
-        let plugin = runtime
-            .load(PluginSpec {
-                name: "generic-webhook".into(),
-                wasm: GENERIC_WEBHOOK_WASM.into(),
-                allowed_hosts: vec![origin.to_owned()],
-                limits: PluginLimits::default(),
-                settings: [("webhook_url".to_owned(), format!("{origin}/events"))]
-                    .into_iter()
-                    .collect(),
-                secrets: Default::default(),
-            })
-            .unwrap();
-        let pbx = simulator.config();
-        let connector = Connector::new(
-            ConnectorConfig::new(
-                simulator.base_url().parse().unwrap(),
-                pbx.client_id.clone(),
-                pbx.client_secret.clone(),
-            ),
-            None,
-        )
-        .unwrap();
-        let plugins = Plugins::new([plugin]);
-        let queue_config = QueueConfig::new(Default::default(), plugins.names());
-        let queue = Queue::open(db, queue_config, plugins).unwrap();
-        let store = Some(EngineStore::of(&queue));
-        let engine = Engine::new(EngineConfig {
+        let setup = LocalSetup {
+            receiver: origin.to_owned(),
+            webhook_url: format!("{origin}/events"),
+            recordings_url: None,
             grace: GRACE,
-            ..EngineConfig::default()
-        });
-        let snapshots = simulator.snapshots_served();
-        let pipeline = Pipeline::start(connector, engine, Arc::new(queue), store, None);
-        let observed = pipeline.observed();
+        };
+        let host = LocalHost::start(simulator, setup).await.unwrap();
+        let observed = host.observed();
         let states = Arc::new(Mutex::new(Vec::new()));
         {
             let states = states.clone();
@@ -144,17 +107,15 @@ impl Host {
                 }
             });
         }
-        simulator.wait_snapshots(snapshots + 1).await;
         Host {
-            pipeline,
+            host,
             stats: observed.connector,
             states,
-            _storage: storage,
         }
     }
 
     async fn stop(self) {
-        self.pipeline.shutdown().await.unwrap();
+        self.host.stop().await.unwrap();
     }
 }
 

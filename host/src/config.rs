@@ -21,6 +21,7 @@
 //! by a test, so the two never drift.
 
 mod check;
+mod components;
 mod diff;
 mod errors;
 mod legacy_ini;
@@ -149,22 +150,16 @@ pub struct RecordingsConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// The listening address. By default
-    /// [`RecordingsConfig::DEFAULT_LISTEN`](crate::recordings::RecordingsConfig::DEFAULT_LISTEN),
+    /// [`server::DEFAULT_LISTEN`](crate::server::DEFAULT_LISTEN),
     /// `0.0.0.0:5001`.
     pub listen: SocketAddr,
     /// The base of the links sent to the CRM (set whenever recordings are enabled).
     pub public_url: Option<url::Url>,
-    /// Certificate and key for HTTPS. By default plain HTTP.
-    pub tls: Option<TlsFiles>,
-}
-
-/// A certificate chain and its private key, both PEM.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TlsFiles {
-    /// The certificate chain.
-    pub cert: FileRef,
-    /// The private key.
-    pub key: FileRef,
+    /// The certificate chain to serve HTTPS with; set together with `tls_key`. By default
+    /// none: plain HTTP. [`Config::server_tls`] gives both in the server's terms.
+    pub tls_cert: Option<FileRef>,
+    /// The private key of `tls_cert`.
+    pub tls_key: Option<FileRef>,
 }
 
 /// The resolved `[storage]` section.

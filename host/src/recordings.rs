@@ -25,12 +25,12 @@
 //!    failed (a corrupt WAV is reported, never silently dropped); or [`Outcome::Failed`] /
 //!    [`Outcome::NotFound`].
 //!
-//! The MP3s are served by [`Recorder::router`] ([`serve`]) at `/webapi/recording/{file}`, over
-//! plain HTTP or HTTPS ([`RecordingServer`], rustls on `ring`, connections bounded by
-//! [`ServerLimits`]), with range requests and links signed with an expiring HMAC ([`Links`]);
+//! The MP3s are served by [`Recorder::router`] ([`serve`]) at `/webapi/recording/{file}`, on the
+//! host's public [`HttpServer`](crate::server::HttpServer), with range requests and links signed
+//! with an expiring HMAC ([`Links`]);
 //! [`retention::run`] deletes files older than `KEEP_DAYS`.
 //!
-//! # Wiring (for `app.rs`)
+//! # Wiring (what `app::Host` does)
 //!
 //! ```no_run
 //! # async fn demo(
@@ -39,11 +39,11 @@
 //! #     mut finished: tokio::sync::mpsc::Receiver<callhook::calls::FinishedCall>,
 //! #     cancel: tokio_util::sync::CancellationToken,
 //! # ) -> Result<(), Box<dyn std::error::Error>> {
-//! use callhook::recordings::{Outcome, Recorder, RecordingServer, retention};
+//! use callhook::recordings::{Outcome, Recorder, retention};
+//! use callhook::server::HttpServer;
 //!
-//! config.check()?;
 //! let recorder = Recorder::new(&config, Some(xapi))?;
-//! let server = RecordingServer::bind(config.listen, config.tls.as_ref()).await?;
+//! let server = HttpServer::bind("127.0.0.1:5001".parse()?, None).await?;
 //! let stop = cancel.clone();
 //! tokio::spawn(server.run(recorder.router(), async move { stop.cancelled().await }));
 //! if let Some(keep) = config.keep() {
@@ -76,7 +76,6 @@ pub mod matching;
 mod pipeline;
 pub mod retention;
 pub mod serve;
-mod server;
 pub mod sources;
 pub mod store;
 mod wav;
@@ -85,16 +84,12 @@ pub mod xapi;
 #[cfg(test)]
 mod tests;
 
-pub use config::{RecordingsConfig, SourceKind, TlsFiles};
+pub use config::{RecordingsConfig, SourceKind};
 pub use convert::{ConvertError, Converted, Converter, WavInput};
 pub use links::{LinkRefusal, Links};
 pub use pipeline::{
     DOWNLOAD_ATTEMPTS, Outcome, RETRY_FIRST_DELAY, RETRY_MAX_DELAY, Recorder, RecorderError,
     RecordingError, RecordingFailure,
-};
-pub use server::{
-    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_TLS_HANDSHAKE_TIMEOUT, OpenConnections, RecordingServer, ServerError, ServerLimits,
 };
 pub use store::Store;
 pub use xapi::{

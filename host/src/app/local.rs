@@ -1,20 +1,16 @@
 //! A whole host wired to a 3CX simulator in this process, delivering with the built-in
 //! generic-webhook plugin to one receiver: what `callhook demo` runs, and what the pipeline
-//! tests and benchmark drive. Storage is a temporary directory, removed when the host stops.
+//! tests and benchmarks drive.
+//!
+//! It is a [`Host`] like `callhook run`'s, started from a `callhook.toml` written into a
+//! temporary directory (which also holds the storage, removed when the host stops), so the
+//! demo and the tests go through the same validation, defaults and assembly as production.
 
-use super::{EngineStore, Pipeline, Plugins, start_recorder};
-use crate::calls::{Engine, EngineConfig};
-use crate::pbx::{Connector, ConnectorConfig};
-use crate::queue::{Queue, QueueConfig};
-use crate::recordings::{RecordingServer, RecordingsConfig};
-use crate::runtime::{
-    GENERIC_WEBHOOK_WASM, KvQuota, KvStore, PluginLimits, PluginRuntime, PluginSpec, RuntimeConfig,
-};
+use super::{Host, HostOptions, Observed};
 use anyhow::Context;
 use callhook_simulator::SimHandle;
-use std::sync::Arc;
+use std::fmt::Write;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// How the local host is set up.
 #[derive(Debug, Clone)]
@@ -27,90 +23,49 @@ pub struct LocalSetup {
     pub recordings_url: Option<String>,
     /// The engine's grace period.
     pub grace: Duration,
-    /// Whether the engine's call state is saved with the events, as `callhook run` does.
-    pub keep_call_state: bool,
 }
 
 /// The running local host.
 pub struct LocalHost {
-    pipeline: Pipeline,
-    stop: CancellationToken,
+    host: Host,
     recordings_base: Option<String>,
-    _storage: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl LocalHost {
     /// Starts the host against `simulator` and waits for its first snapshot.
     pub async fn start(simulator: &SimHandle, setup: LocalSetup) -> anyhow::Result<LocalHost> {
-        let storage = tempfile::tempdir().context("while creating the host's storage")?;
-        let db = Arc::new(redb::Database::create(
-            storage.path().join("callhook.redb"),
-        )?);
-        let runtime = PluginRuntime::new(
-            RuntimeConfig::default(),
-            KvStore::new(db.clone(), KvQuota::default()),
-        )?;
-        let mut settings = vec![("webhook_url".to_string(), setup.webhook_url.clone())];
-        if let Some(url) = &setup.recordings_url {
-            settings.push(("webhook_post_url".to_string(), url.clone()));
-        }
-        let plugin = runtime.load(PluginSpec {
-            name: "generic-webhook".into(),
-            wasm: GENERIC_WEBHOOK_WASM.into(),
-            allowed_hosts: vec![setup.receiver.clone()],
-            limits: PluginLimits::default(),
-            settings: settings.into_iter().collect(),
-            secrets: Default::default(),
-        })?;
-        let pbx = simulator.config();
-        let connector = Connector::new(
-            ConnectorConfig::new(
-                simulator.base_url().parse()?,
-                pbx.client_id.clone(),
-                pbx.client_secret.clone(),
-            ),
-            None,
-        )?;
-        let plugins = Plugins::new([plugin]);
-        let queue_config = QueueConfig::new(Default::default(), plugins.names());
-        let queue = Queue::open(db, queue_config, plugins)?;
-        let store = setup.keep_call_state.then(|| EngineStore::of(&queue));
-        let engine = Engine::new(EngineConfig {
-            grace: setup.grace,
-            trunk_dids: pbx.trunks.clone(),
-            ..EngineConfig::default()
-        });
-        let stop = CancellationToken::new();
-        let (recorder, recordings_base) = match setup.recordings_url {
-            Some(_) => {
-                let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-                let base = format!("http://{listen}");
-                let recordings = RecordingsConfig {
-                    enabled: true,
-                    mp3_dir: storage.path().join("recordings"),
-                    listen,
-                    public_url: base.clone(),
-                    keep_days: 0,
-                    ..RecordingsConfig::default()
-                };
-                let recorder =
-                    start_recorder(&recordings, Arc::new(connector.rest()), stop.clone())?;
-                let server = RecordingServer::bind(listen, None).await?;
-                let stopped = stop.clone();
-                tokio::spawn(
-                    server.run(recorder.router(), async move { stopped.cancelled().await }),
-                );
-                (Some(recorder), Some(base))
-            }
-            None => (None, None),
+        let dir = tempfile::tempdir().context("while creating the host's directory")?;
+        // The recording links must name the server's port before it listens: take a free one.
+        let port = match setup.recordings_url {
+            Some(_) => std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port(),
+            None => 0,
         };
-        let pipeline = Pipeline::start(connector, engine, Arc::new(queue), store, recorder);
-        simulator.wait_snapshots(1).await;
+        let recordings_base = setup
+            .recordings_url
+            .as_ref()
+            .map(|_| format!("http://127.0.0.1:{port}"));
+        let file = dir.path().join("callhook.toml");
+        let toml = local_config(
+            simulator,
+            &setup,
+            dir.path(),
+            port,
+            recordings_base.as_deref(),
+        );
+        std::fs::write(&file, toml).context("while writing the host's configuration")?;
+        let config = crate::config::Config::load(&file).map_err(|errors| {
+            anyhow::anyhow!("the local host's configuration is invalid:\n{errors}")
+        })?;
+        let snapshots = simulator.snapshots_served();
+        let host = Host::start(config, HostOptions::default()).await?;
+        simulator.wait_snapshots(snapshots + 1).await;
         Ok(LocalHost {
-            pipeline,
-            stop,
+            host,
             recordings_base,
-            _storage: storage,
+            _dir: dir,
         })
     }
 
@@ -119,10 +74,82 @@ impl LocalHost {
         self.recordings_base.as_deref()
     }
 
-    /// Stops the host: see [`Pipeline::shutdown`].
-    pub async fn stop(self) -> anyhow::Result<()> {
-        let stopped = self.pipeline.shutdown().await;
-        self.stop.cancel();
-        stopped
+    /// The host's counters (connector, queue, events), as `/metrics` shows them.
+    pub fn observed(&self) -> Observed {
+        self.host.observed()
     }
+
+    /// Where the HTTP server (`/metrics`, `/healthz`, recordings) listens.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.host.address()
+    }
+
+    /// Resolves when a task of the pipeline panicked; see [`Host::task_failed`].
+    pub fn task_failed(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.host.task_failed()
+    }
+
+    /// Stops the host: see [`Host::stop`].
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.host.stop().await
+    }
+}
+
+/// The `callhook.toml` of a local host: the simulator as PBX (its trunks in `[trunks]`),
+/// storage in `dir`, the server on 127.0.0.1 (`port`, 0 for any), the generic-webhook plugin
+/// allowed only the receiver, recordings on when `recordings_base` is given.
+fn local_config(
+    simulator: &SimHandle,
+    setup: &LocalSetup,
+    dir: &std::path::Path,
+    port: u16,
+    recordings_base: Option<&str>,
+) -> String {
+    let pbx = simulator.config();
+    let mut toml = String::new();
+    let _ = writeln!(
+        toml,
+        "[pbx]\nurl = {}\nclient_id = {}\nclient_secret = {}\n",
+        quoted(&simulator.base_url()),
+        quoted(&pbx.client_id),
+        quoted(&pbx.client_secret),
+    );
+    let _ = writeln!(
+        toml,
+        "[engine]\ngrace = \"{}ms\"\n",
+        setup.grace.as_millis()
+    );
+    toml.push_str("[trunks]\n");
+    for (trunk, did) in &pbx.trunks {
+        let _ = writeln!(toml, "{} = {}", quoted(trunk), quoted(did));
+    }
+    let _ = writeln!(
+        toml,
+        "\n[storage]\ndir = {}\n",
+        quoted(&dir.join("state").display().to_string())
+    );
+    let _ = writeln!(toml, "[server]\nlisten = \"127.0.0.1:{port}\"");
+    if let Some(base) = recordings_base {
+        let _ = writeln!(
+            toml,
+            "public_url = {}\n\n[recordings]\nenabled = true\nkeep_days = 0\nmp3_dir = {}",
+            quoted(base),
+            quoted(&dir.join("recordings").display().to_string())
+        );
+    }
+    let _ = writeln!(
+        toml,
+        "\n[[plugin]]\nname = \"generic-webhook\"\nallowed_hosts = [{}]\n\n[plugin.settings]\nwebhook_url = {}",
+        quoted(&setup.receiver),
+        quoted(&setup.webhook_url)
+    );
+    if let Some(url) = &setup.recordings_url {
+        let _ = writeln!(toml, "webhook_post_url = {}", quoted(url));
+    }
+    toml
+}
+
+/// `text` as a TOML string.
+fn quoted(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
 }

@@ -12,8 +12,7 @@
 //! The PBX connection, the engine settings, the HTTP server, storage and recordings are read at
 //! start only: a change there is reported as needing a restart and otherwise ignored.
 
-use super::configured::{describe, load_plugins, queue_config};
-use super::{DeliveryQueue, Plugins};
+use super::plugins::{DeliveryQueue, Plugins, describe, load_plugins};
 use crate::config::{Config, ConfigDiff, PluginSource, ProcessEnv};
 use crate::runtime::PluginRuntime;
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
@@ -58,8 +57,7 @@ impl Reloader {
         crate::config::check(&new).map_err(|errors| anyhow::anyhow!("{errors}"))?;
         let plugins = load_plugins(&self.runtime, &new)?;
         let lines: Vec<String> = plugins.iter().map(describe).collect();
-        self.queue
-            .reconfigure(queue_config(&new), Plugins::new(plugins));
+        self.queue.reconfigure(new.queue(), Plugins::new(plugins));
         for line in lines {
             println!("{line}");
         }

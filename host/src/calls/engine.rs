@@ -41,10 +41,17 @@ pub struct EngineConfig {
     pub trunk_dids: BTreeMap<String, String>,
 }
 
+impl EngineConfig {
+    /// The default `grace`.
+    pub const DEFAULT_GRACE: Duration = Duration::from_secs(2);
+    /// The longest `grace` the configuration accepts (`engine.grace`).
+    pub const MAX_CONFIGURED_GRACE: Duration = Duration::from_secs(3600);
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            grace: Duration::from_secs(2),
+            grace: Self::DEFAULT_GRACE,
             report_internal_calls: false,
             time_zone: TimeZone::system(),
             did_rules: BTreeMap::new(),

@@ -1,12 +1,12 @@
 //! `callhook plugin test`: a plugin against a scenario or a capture, with every request it
 //! makes answered by a local stand-in and printed, so nothing reaches the real CRM.
 
-use crate::app::{scenario_changes, to_input};
+use crate::app::{Replayer, plugins, scenario_changes};
 use crate::calls::{Engine, EngineConfig};
 use crate::pbx::{Change, Replay};
 use crate::runtime::{
-    DeliveryOutcome, DeliveryRequest, GENERIC_WEBHOOK_WASM, KvQuota, KvStore, ORIGINAL_URL_HEADER,
-    PluginLimits, PluginRuntime, PluginSpec, RuntimeConfig,
+    DeliveryOutcome, DeliveryRequest, GENERIC_WEBHOOK_WASM, ORIGINAL_URL_HEADER, PluginLimits,
+    PluginSpec, RuntimeConfig,
 };
 use anyhow::Context;
 use axum::body::Bytes;
@@ -53,34 +53,21 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
         (None, None) => unreachable!("clap requires --scenario or --capture"),
     };
     // The scenarios are the simulator's: its trunk tells their DID, as `[trunks]` would.
-    let mut engine = Engine::new(EngineConfig {
+    let engine = Engine::new(EngineConfig {
         trunk_dids: callhook_simulator::SimConfig::default_trunks(),
         ..EngineConfig::default()
     });
-    let mut events = Vec::new();
-    let mut last = None;
-    for change in changes {
-        let at = change.at();
-        last = Some(at);
-        events.extend(engine.apply(to_input(change), at).events);
-    }
-    if let Some(last) = last {
-        events.extend(
-            engine
-                .tick(last + jiff::SignedDuration::from_hours(24))
-                .events,
-        );
-    }
+    let events = Replayer::all(engine, changes);
 
     let stand_in = start_stand_in().await?;
     let storage = tempfile::tempdir()?;
     let db = redb::Database::create(storage.path().join("plugin-test.redb"))?;
-    let runtime = PluginRuntime::new(
+    let runtime = plugins::runtime(
+        Arc::new(db),
         RuntimeConfig {
             stand_in: Some(stand_in),
             ..RuntimeConfig::default()
         },
-        KvStore::new(Arc::new(db), KvQuota::default()),
     )?;
     let wasm: Arc<[u8]> = if args.plugin == crate::config::GENERIC_WEBHOOK {
         GENERIC_WEBHOOK_WASM.into()

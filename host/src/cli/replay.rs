@@ -1,6 +1,6 @@
 //! `callhook replay`: a capture file through the engine, events to stdout.
 
-use crate::app::to_input;
+use crate::app::Replayer;
 use crate::calls::{Engine, EngineConfig};
 use anyhow::Context;
 use std::io::Write;
@@ -13,34 +13,26 @@ pub fn run(file: &Path, timezone: Option<&str>, config: Option<&Path>) -> anyhow
     let mut config = match config {
         Some(path) => crate::config::Config::load(path)
             .map_err(|errors| anyhow::anyhow!("{errors}"))?
-            .engine
-            .engine_config(),
+            .engine(),
         None => EngineConfig::default(),
     };
     if let Some(zone) = timezone {
         config.time_zone = jiff::tz::TimeZone::get(zone)
             .with_context(|| format!("while reading --timezone {zone:?}"))?;
     }
-    let mut engine = Engine::new(config);
+    let mut replayer = Replayer::new(Engine::new(config));
     let reader = std::fs::File::open(file)
         .with_context(|| format!("while opening the capture {}", file.display()))?;
     let replay = crate::pbx::Replay::new(std::io::BufReader::new(reader));
     let mut out = std::io::stdout().lock();
-    let mut last = None;
     for change in replay {
         let change = change.with_context(|| format!("while reading {}", file.display()))?;
-        let at = change.at();
-        last = Some(at);
-        for event in engine.apply(to_input(change), at).events {
+        for event in replayer.apply(change) {
             writeln!(out, "{}", serde_json::to_string(&event)?)?;
         }
     }
-    if let Some(last) = last {
-        // Let every grace period run out, as it would have after the capture ended.
-        let later = last + jiff::SignedDuration::from_hours(24);
-        for event in engine.tick(later).events {
-            writeln!(out, "{}", serde_json::to_string(&event)?)?;
-        }
+    for event in replayer.finish().0 {
+        writeln!(out, "{}", serde_json::to_string(&event)?)?;
     }
     Ok(())
 }

@@ -113,12 +113,15 @@ pub fn check(config: &Config) -> Result<CheckReport, ConfigErrors> {
             Err(reason) => fail(ca, "pbx.ca_file", reason),
         }
     }
-    if let Some(tls) = &config.server.tls {
-        for (file, key) in [(&tls.cert, "server.tls_cert"), (&tls.key, "server.tls_key")] {
-            match pem(&file.path) {
-                Ok(()) => report.lines.push(format!("{key}: {}", file.path.display())),
-                Err(reason) => fail(file, key, reason),
-            }
+    let server = &config.server;
+    for (file, key) in [
+        (&server.tls_cert, "server.tls_cert"),
+        (&server.tls_key, "server.tls_key"),
+    ] {
+        let Some(file) = file else { continue };
+        match pem(&file.path) {
+            Ok(()) => report.lines.push(format!("{key}: {}", file.path.display())),
+            Err(reason) => fail(file, key, reason),
         }
     }
     if config.recordings.enabled {

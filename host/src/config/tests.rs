@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::*;
-use crate::recordings::RecordingsConfig as Recorder;
 use crate::recordings::convert::BITRATES;
 use crate::runtime::RuntimeConfig;
 
@@ -312,12 +311,7 @@ fn accepts_every_mp3_bitrate_the_encoder_offers() {
     for rate in BITRATES {
         let config = load_toml(&format!("{PBX}[recordings]\nmp3_bitrate = {rate}\n"))
             .unwrap_or_else(|errors| panic!("{rate}: {errors}"));
-        assert_eq!(config.recordings.mp3_bitrate, rate);
-        let recorder = Recorder {
-            bitrate_kbps: rate,
-            ..Recorder::default()
-        };
-        assert_eq!(recorder.check(), Ok(()), "{rate}");
+        assert_eq!(config.recorder().bitrate_kbps, rate);
     }
 }
 
@@ -485,6 +479,22 @@ fn rejects_bad_durations_and_addresses() {
 }
 
 #[test]
+fn rejects_a_public_url_with_a_query_or_fragment() {
+    for url in [
+        "https://pbx.example.com:5001/?x=1",
+        "https://pbx.example.com:5001/#top",
+    ] {
+        let errors = errors(&format!("{PBX}[server]\npublic_url = \"{url}\"\n"));
+        assert_error(
+            &errors,
+            "callhook.toml:6",
+            "server.public_url",
+            "without a query or fragment",
+        );
+    }
+}
+
+#[test]
 fn rejects_recordings_without_public_url() {
     let errors = errors(&format!(
         "{PBX}[recordings]\nenabled = true\nsource = \"folder\"\n"
@@ -580,7 +590,7 @@ fn accepts_a_minimal_config_with_defaults() {
         config.recordings.mp3_dir.path,
         PathBuf::from("/var/lib/callhook/recordings")
     );
-    assert_eq!(config.server.listen, Recorder::DEFAULT_LISTEN);
+    assert_eq!(config.server.listen, crate::server::DEFAULT_LISTEN);
     assert_eq!(config.routes.default_plugins, vec![GENERIC_WEBHOOK]);
     let plugin = config.plugin(GENERIC_WEBHOOK).unwrap();
     assert_eq!(plugin.source, PluginSource::Builtin);
@@ -755,7 +765,7 @@ fn accepts_legacy_ini_alone() {
         config.server.public_url.as_ref().map(url::Url::as_str),
         Some("https://pbx.example.com:5001/")
     );
-    assert!(config.server.tls.is_some());
+    assert!(config.server_tls().is_some());
     assert_eq!(config.storage.dir.path, PathBuf::from("/var/lib/callhook"));
 }
 
@@ -826,10 +836,9 @@ fn rejects_bad_ini_values_at_their_line() {
 }
 
 #[test]
-fn accepts_one_listen_default_for_toml_ini_and_the_recorder() {
-    // The spec's legacy ini listens on 0.0.0.0:5001; without LISTEN, so does everything else.
-    assert_eq!(Recorder::DEFAULT_LISTEN.to_string(), "0.0.0.0:5001");
-    assert_eq!(Recorder::default().listen, Recorder::DEFAULT_LISTEN);
+fn accepts_one_listen_default_for_toml_and_ini() {
+    // The spec's legacy ini listens on 0.0.0.0:5001; without LISTEN, so does a callhook.toml.
+    assert_eq!(crate::server::DEFAULT_LISTEN.to_string(), "0.0.0.0:5001");
     let toml = load_toml(PBX).unwrap();
     let ini = Dir::new()
         .load(
@@ -837,8 +846,8 @@ fn accepts_one_listen_default_for_toml_ini_and_the_recorder() {
             "[3CX]\nURL=https://pbx.example.com\nCLIENT_ID=callhook\nCLIENT_SECRET=s\n",
         )
         .unwrap_or_else(|errors| panic!("{errors}"));
-    assert_eq!(toml.server.listen, Recorder::DEFAULT_LISTEN);
-    assert_eq!(ini.server.listen, Recorder::DEFAULT_LISTEN);
+    assert_eq!(toml.server.listen, crate::server::DEFAULT_LISTEN);
+    assert_eq!(ini.server.listen, crate::server::DEFAULT_LISTEN);
 }
 
 #[test]
@@ -1144,7 +1153,7 @@ fn reference_page_states_the_limits_the_code_enforces() {
     for expected in [
         format!("in MiB: 1 to {}.", RuntimeConfig::MAX_MEMORY_MB),
         format!("kbit/s: one of {} (", bitrates.join(", ")),
-        format!("By default `\"{}\"`", Recorder::DEFAULT_LISTEN),
+        format!("By default `\"{}\"`", crate::server::DEFAULT_LISTEN),
     ] {
         assert!(
             page.contains(&expected),

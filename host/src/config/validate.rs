@@ -15,24 +15,17 @@ use super::raw::{
 use super::{
     Config, EngineSettings, Env, FileRef, GENERIC_WEBHOOK, NumberPattern, PbxConfig, PluginConfig,
     PluginSource, RecordingSource, RecordingsConfig, RetryOverrides, Route, Routes, Secret,
-    ServerConfig, StorageConfig, TlsFiles,
+    ServerConfig, StorageConfig,
 };
-use crate::calls::did_digits;
+use crate::calls::{EngineConfig, did_digits};
+use crate::pbx::ConnectorConfig;
 use crate::recordings::RecordingsConfig as Recorder;
 use crate::recordings::convert::BITRATES;
 
-/// The most `recordings.retry_hours` accepts: a week.
-const MAX_RETRY_HOURS: u32 = 168;
+use crate::queue::PluginPolicy;
 use crate::runtime::egress::HostPattern;
 use crate::runtime::{PluginLimits, RuntimeConfig};
 
-/// The defaults that are not obvious from the code below.
-const DEFAULT_STORAGE_DIR: &str = "/var/lib/callhook";
-const DEFAULT_MEMORY_MB: u64 = 64;
-const DEFAULT_TIMEOUT_MS: u64 = 10_000;
-const MAX_TIMEOUT_MS: u64 = 600_000;
-const DEFAULT_CONCURRENCY: u64 = 8;
-const MAX_CONCURRENCY: u64 = 256;
 /// The settings the built-in plugin reads (besides `event_alias.<event>`).
 const GENERIC_WEBHOOK_SETTINGS: &[&str] = &[
     "webhook_url",
@@ -276,7 +269,7 @@ impl Validator<'_> {
         let storage_dir = match &raw.storage.dir {
             Some(dir) => self.path(dir),
             None => FileRef {
-                path: PathBuf::from(DEFAULT_STORAGE_DIR),
+                path: PathBuf::from(crate::app::storage::DEFAULT_DIR),
                 place: None,
             },
         };
@@ -306,7 +299,7 @@ impl Validator<'_> {
                 settings: BTreeMap::new(),
                 secrets: BTreeMap::new(),
                 retry: RetryOverrides::default(),
-                concurrency: DEFAULT_CONCURRENCY as u32,
+                concurrency: PluginPolicy::DEFAULT_CONCURRENCY,
                 rate_per_second: None,
                 place: None,
             });
@@ -386,7 +379,7 @@ impl Validator<'_> {
                 Duration::from_secs(1),
                 Duration::from_secs(24 * 3600),
             ),
-            None => Some(Duration::from_secs(60)),
+            None => Some(ConnectorConfig::DEFAULT_RESNAPSHOT_INTERVAL),
         };
         let url_place = pbx
             .url
@@ -412,10 +405,10 @@ impl Validator<'_> {
                     grace,
                     "engine.grace",
                     Duration::ZERO,
-                    Duration::from_secs(3600),
+                    EngineConfig::MAX_CONFIGURED_GRACE,
                 )
             })
-            .unwrap_or(Duration::from_secs(2));
+            .unwrap_or(EngineConfig::DEFAULT_GRACE);
         let (time_zone, time_zone_name) = match &raw.pbx.timezone {
             Some(name) => match jiff::tz::TimeZone::get(name.value.trim()) {
                 Ok(zone) => (zone, Some(name.value.trim().to_string())),
@@ -557,12 +550,13 @@ impl Validator<'_> {
             None => Some(Recorder::DEFAULT_KEEP_DAYS),
         };
         let default_retry_hours = (Recorder::DEFAULT_RETRY_FOR.as_secs() / 3600) as u32;
+        let max_retry_hours = (Recorder::MAX_RETRY_FOR.as_secs() / 3600) as u32;
         let retry_hours = match &recordings.retry_hours {
-            Some(hours) if hours.value > MAX_RETRY_HOURS => {
+            Some(hours) if hours.value > max_retry_hours => {
                 self.invalid(
                     &hours.at,
                     "recordings.retry_hours",
-                    format!("a number of hours from 0 to {MAX_RETRY_HOURS}"),
+                    format!("a number of hours from 0 to {max_retry_hours}"),
                     hours.value.to_string(),
                 );
                 default_retry_hours
@@ -594,15 +588,26 @@ impl Validator<'_> {
                         "an IP address and port such as \"0.0.0.0:5001\" or \"[::]:5001\"",
                         format!("{:?}", listen.value),
                     );
-                    Recorder::DEFAULT_LISTEN
+                    crate::server::DEFAULT_LISTEN
                 }
             },
-            None => Recorder::DEFAULT_LISTEN,
+            None => crate::server::DEFAULT_LISTEN,
         };
-        let public_url = server
-            .public_url
-            .as_ref()
-            .and_then(|url| self.url(url, "server.public_url", "https://pbx.example.com:5001"));
+        let public_url = server.public_url.as_ref().and_then(|url| {
+            let parsed = self.url(url, "server.public_url", "https://pbx.example.com:5001")?;
+            if parsed.query().is_some() || parsed.fragment().is_some() {
+                // Links are `{public_url}/webapi/recording/{file}`: a query would end up in
+                // the middle of them.
+                self.invalid(
+                    &url.at,
+                    "server.public_url",
+                    "a base URL without a query or fragment".to_string(),
+                    format!("{:?}", url.value),
+                );
+                return None;
+            }
+            Some(parsed)
+        });
         if recordings_enabled && server.public_url.is_none() {
             self.missing(
                 raw,
@@ -614,22 +619,22 @@ impl Validator<'_> {
         }
         let cert = server.tls_cert.as_ref().map(|cert| self.path(cert));
         let key = server.tls_key.as_ref().map(|key| self.path(key));
-        let tls = match (cert, key) {
-            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
-            (None, None) => None,
+        let (tls_cert, tls_key) = match (cert, key) {
             (Some(_), None) => {
                 self.missing(raw, "server", "tls_key", "the private key of tls_cert");
-                None
+                (None, None)
             }
             (None, Some(_)) => {
                 self.missing(raw, "server", "tls_cert", "the certificate of tls_key");
-                None
+                (None, None)
             }
+            both => both,
         };
         ServerConfig {
             listen,
             public_url,
-            tls,
+            tls_cert,
+            tls_key,
         }
     }
 
@@ -701,21 +706,21 @@ impl Validator<'_> {
             "plugin.memory_mb",
             "MiB",
             RuntimeConfig::MAX_MEMORY_MB as u64,
-            DEFAULT_MEMORY_MB,
+            u64::from(PluginLimits::DEFAULT_MEMORY_MB),
         );
         let timeout_ms = self.count(
             &raw.timeout_ms,
             "plugin.timeout_ms",
             "milliseconds",
-            MAX_TIMEOUT_MS,
-            DEFAULT_TIMEOUT_MS,
+            PluginLimits::MAX_TIMEOUT.as_millis() as u64,
+            PluginLimits::DEFAULT_TIMEOUT.as_millis() as u64,
         );
         let concurrency = self.count(
             &raw.concurrency,
             "plugin.concurrency",
             "deliveries",
-            MAX_CONCURRENCY,
-            DEFAULT_CONCURRENCY,
+            u64::from(PluginPolicy::MAX_CONCURRENCY),
+            u64::from(PluginPolicy::DEFAULT_CONCURRENCY),
         );
         let rate_per_second = match &raw.rate_per_second {
             Some(rate) if !(rate.value.is_finite() && rate.value > 0.0) => {
@@ -1269,7 +1274,7 @@ fn placeholder_pbx() -> PbxConfig {
         client_id: String::new(),
         client_secret: Secret::new(""),
         ca_file: None,
-        resnapshot_interval: Duration::from_secs(60),
+        resnapshot_interval: ConnectorConfig::DEFAULT_RESNAPSHOT_INTERVAL,
         url_place: None,
     }
 }

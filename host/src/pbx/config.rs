@@ -7,7 +7,9 @@ use url::Url;
 
 use super::token::Secret;
 
-/// Everything the connector needs to watch one PBX.
+/// Everything the connector needs to watch one PBX. The configuration's validator
+/// ([`crate::config`]) checks every value a user can set: an `http(s)` URL, a client id,
+/// intervals of at least a second; the rest are these defaults.
 ///
 /// Build one with [`ConnectorConfig::new`] and change the fields whose defaults do not fit:
 ///
@@ -92,35 +94,6 @@ impl ConnectorConfig {
         }
     }
 
-    /// Checks what the types cannot: an `http`/`https` base URL, a client id, and intervals
-    /// above zero. Returns every problem found, one per line.
-    pub fn check(&self) -> Result<(), String> {
-        let mut problems = Vec::new();
-        if !matches!(self.base_url.scheme(), "http" | "https") {
-            problems.push(format!(
-                "the PBX URL `{}` must start with https:// (or http://)",
-                self.base_url
-            ));
-        }
-        if self.client_id.trim().is_empty() {
-            problems.push("the API client id is empty".to_owned());
-        }
-        for (name, value) in [
-            ("resnapshot_interval", self.resnapshot_interval),
-            ("ping_interval", self.ping_interval),
-            ("request_timeout", self.request_timeout),
-        ] {
-            if value.is_zero() {
-                problems.push(format!("`{name}` must be more than 0"));
-            }
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("\n"))
-        }
-    }
-
     /// The event socket's URL: the base URL's host with `wss` (`ws` for `http`) and the path
     /// `/callcontrol/ws`.
     pub fn socket_url(&self) -> Url {
@@ -179,31 +152,6 @@ mod tests {
             url.as_str(),
             "https://pbx.example.com/xapi/v1/Recordings?$top=5"
         );
-    }
-
-    #[test]
-    fn accepts_the_defaults() {
-        assert_eq!(config("https://pbx.example.com").check(), Ok(()));
-    }
-
-    #[test]
-    fn rejects_unusable_settings() {
-        let bad = ConnectorConfig {
-            client_id: " ".into(),
-            ping_interval: Duration::ZERO,
-            resnapshot_interval: Duration::ZERO,
-            ..config("ftp://pbx.example.com")
-        };
-        let problems = bad.check().unwrap_err();
-        assert_eq!(problems.lines().count(), 4, "{problems}");
-        for word in [
-            "ftp://",
-            "client id",
-            "ping_interval",
-            "resnapshot_interval",
-        ] {
-            assert!(problems.contains(word), "{word}: {problems}");
-        }
     }
 
     #[test]

@@ -189,7 +189,6 @@ impl Connector {
         config: ConnectorConfig,
         capture: Option<CaptureWriter>,
     ) -> Result<Connector, ConnectorError> {
-        config.check().map_err(ConnectorError::Setup)?;
         let tls = http::tls_config(config.ca_file.as_deref())?;
         let http = http::http_client(&tls, config.request_timeout)?;
         let config = Arc::new(config);

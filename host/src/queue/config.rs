@@ -92,11 +92,18 @@ pub struct PluginPolicy {
     pub breaker: BreakerPolicy,
 }
 
+impl PluginPolicy {
+    /// The default `concurrency`.
+    pub const DEFAULT_CONCURRENCY: u32 = 8;
+    /// The most `concurrency` may set.
+    pub const MAX_CONCURRENCY: u32 = 256;
+}
+
 impl Default for PluginPolicy {
     fn default() -> Self {
         PluginPolicy {
             retry: RetryPolicy::default(),
-            concurrency: 8,
+            concurrency: Self::DEFAULT_CONCURRENCY,
             rate_per_second: None,
             breaker: BreakerPolicy::default(),
         }

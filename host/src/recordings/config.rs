@@ -1,13 +1,12 @@
 //! [`RecordingsConfig`]: the resolved `[RECORDINGS]` settings, with their defaults.
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use jiff::tz::TimeZone;
 
-use super::convert::{BITRATES, Converter};
+use super::convert::Converter;
 
 /// Where recordings come from (`SOURCE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -19,16 +18,9 @@ pub enum SourceKind {
     Folder,
 }
 
-/// A certificate chain and its private key, both PEM files (`TLS_CERT`, `TLS_KEY`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    /// The certificate chain, leaf first.
-    pub cert: PathBuf,
-    /// The private key (PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
-}
-
-/// Everything the recordings pipeline and its web server need.
+/// Everything the recordings pipeline needs. The configuration's validator ([`crate::config`])
+/// checks every value a user can set (the bit rate against [`BITRATES`](super::convert::BITRATES),
+/// the public URL); the rest are these defaults.
 ///
 /// Build one from [`Default`] and change what differs:
 ///
@@ -41,7 +33,6 @@ pub struct TlsFiles {
 /// };
 /// assert_eq!(config.source, SourceKind::Xapi);
 /// assert_eq!(config.bitrate_kbps, 32);
-/// assert!(config.check().is_ok());
 /// ```
 ///
 /// `Debug` never shows the signing key.
@@ -60,7 +51,7 @@ pub struct RecordingsConfig {
     /// Where the MP3s are kept and served from (`MP3_DIR`). Created if missing. By default
     /// `/var/lib/callhook/recordings`.
     pub mp3_dir: PathBuf,
-    /// The MP3 bitrate in kbit/s (`MP3_BITRATE`), one of [`BITRATES`] (8, 16, 24, 32, 40, 48,
+    /// The MP3 bitrate in kbit/s (`MP3_BITRATE`), one of [`BITRATES`](super::convert::BITRATES) (8, 16, 24, 32, 40, 48,
     /// 64, 80, 96, 112, 128, 160, 192, 224, 256, 320). By default 32, plenty for telephone
     /// speech.
     pub bitrate_kbps: u32,
@@ -75,12 +66,6 @@ pub struct RecordingsConfig {
     /// `https://pbx.example.com:5001`; links are `{public_url}/webapi/recording/{file}`.
     /// Required when enabled. By default empty.
     pub public_url: String,
-    /// Where the recordings web server listens (`LISTEN`). By default
-    /// [`RecordingsConfig::DEFAULT_LISTEN`], `0.0.0.0:5001`.
-    pub listen: SocketAddr,
-    /// Certificate and key for HTTPS (`TLS_CERT`, `TLS_KEY`); `None` serves plain HTTP, for
-    /// setups behind a reverse proxy. By default `None`.
-    pub tls: Option<TlsFiles>,
     /// Whether links carry an expiry and an HMAC signature (`SIGN_LINKS`); off only for
     /// receivers that cannot keep the query string. By default on.
     pub sign_links: bool,
@@ -112,17 +97,14 @@ impl RecordingsConfig {
     pub const DEFAULT_MP3_DIR: &str = "/var/lib/callhook/recordings";
     /// The default `MP3_BITRATE`.
     pub const DEFAULT_BITRATE_KBPS: u32 = 32;
-    /// The default `LISTEN` (`server.listen`), as the legacy `webhooks.ini` of the
-    /// specification has it: every interface, port 5001, so that the recording links of a
-    /// `PUBLIC_URL` on port 5001 work without more configuration.
-    pub const DEFAULT_LISTEN: SocketAddr =
-        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5001));
     /// The default `KEEP_DAYS`.
     pub const DEFAULT_KEEP_DAYS: u32 = 30;
     /// The default wait for recordings.
     pub const DEFAULT_WAIT_LIMIT: Duration = Duration::from_secs(120);
     /// The default time a recording job retries while the PBX cannot be asked.
     pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(6 * 3600);
+    /// The longest time a recording job may retry (`retry_hours`): a week.
+    pub const MAX_RETRY_FOR: Duration = Duration::from_secs(168 * 3600);
     /// The default download limit: 200 MiB.
     pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 200 * 1024 * 1024;
     /// The default lifetime of signed links.
@@ -131,49 +113,6 @@ impl RecordingsConfig {
     /// How long files are kept; `None` for ever.
     pub fn keep(&self) -> Option<Duration> {
         (self.keep_days > 0).then(|| Duration::from_secs(u64::from(self.keep_days) * 86_400))
-    }
-
-    /// Checks what the types cannot. Returns every problem found, one per line; settings that
-    /// only matter when enabled are checked only then.
-    pub fn check(&self) -> Result<(), String> {
-        let mut problems = Vec::new();
-        if !BITRATES.contains(&self.bitrate_kbps) {
-            problems.push(format!(
-                "MP3_BITRATE {} is not one LAME offers: {BITRATES:?}",
-                self.bitrate_kbps
-            ));
-        }
-        for (name, value) in [
-            ("the wait limit", self.wait_limit),
-            ("the link lifetime", self.link_lifetime),
-            ("the sweep interval", self.sweep_interval),
-        ] {
-            if value.is_zero() {
-                problems.push(format!("{name} must be more than 0"));
-            }
-        }
-        if self.enabled {
-            let url = self.public_url.trim();
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                problems.push(format!(
-                    "PUBLIC_URL `{url}` must start with https:// (or http://): the links sent \
-                     to the CRM are built from it"
-                ));
-            }
-            if url.contains(['?', '#']) {
-                problems.push(format!(
-                    "PUBLIC_URL `{url}` must not carry a query or fragment"
-                ));
-            }
-            if self.signing_key.as_deref().is_some_and(|k| k.len() < 16) {
-                problems.push("the link signing key must have at least 16 characters".to_owned());
-            }
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("\n"))
-        }
     }
 }
 
@@ -190,8 +129,6 @@ impl Default for RecordingsConfig {
             keep_days: Self::DEFAULT_KEEP_DAYS,
             sweep_interval: Duration::from_secs(3600),
             public_url: String::new(),
-            listen: Self::DEFAULT_LISTEN,
-            tls: None,
             sign_links: true,
             signing_key: None,
             link_lifetime: Self::DEFAULT_LINK_LIFETIME,
@@ -215,8 +152,6 @@ impl fmt::Debug for RecordingsConfig {
             .field("keep_days", &self.keep_days)
             .field("sweep_interval", &self.sweep_interval)
             .field("public_url", &self.public_url)
-            .field("listen", &self.listen)
-            .field("tls", &self.tls)
             .field("sign_links", &self.sign_links)
             .field(
                 "signing_key",
@@ -234,26 +169,10 @@ mod tests {
 
     #[test]
     fn accepts_the_defaults() {
-        assert!(RecordingsConfig::default().check().is_ok());
         assert_eq!(
             RecordingsConfig::default().keep(),
             Some(Duration::from_secs(30 * 86_400))
         );
-    }
-
-    #[test]
-    fn rejects_bad_values_all_at_once() {
-        let config = RecordingsConfig {
-            enabled: true,
-            bitrate_kbps: 33,
-            wait_limit: Duration::ZERO,
-            public_url: "pbx.example.com".to_owned(),
-            signing_key: Some("short".to_owned()),
-            ..RecordingsConfig::default()
-        };
-        let problems = config.check().unwrap_err();
-        assert_eq!(problems.lines().count(), 4, "{problems}");
-        assert!(problems.contains("MP3_BITRATE 33"), "{problems}");
     }
 
     #[test]

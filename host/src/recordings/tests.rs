@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use super::*;
+use crate::server::{HttpServer, TlsFiles};
 
 mod pipeline;
 
@@ -309,7 +310,7 @@ async fn serve_store(links: Links, dir: &Path) -> String {
     std::fs::write(dir.join(FILE), body).unwrap();
     std::fs::write(dir.join(".link-key"), "secret").unwrap();
     std::fs::create_dir_all(dir.join("sub.mp3")).unwrap();
-    let server = RecordingServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), None)
+    let server = HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), None)
         .await
         .unwrap();
     let addr = server.local_addr().unwrap();
@@ -486,7 +487,7 @@ async fn serves_https_from_pem_files() {
     let store = Store::open(dir.path().join("mp3")).unwrap();
     std::fs::write(store.dir().join(FILE), b"mp3").unwrap();
 
-    let server = RecordingServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), Some(&tls))
+    let server = HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), Some(&tls))
         .await
         .unwrap();
     assert!(server.is_tls());
@@ -510,7 +511,7 @@ async fn serves_https_from_pem_files() {
         cert: tls.key.clone(),
         key: tls.key.clone(),
     };
-    let error = RecordingServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), Some(&wrong))
+    let error = HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), Some(&wrong))
         .await
         .err()
         .expect("a key is no certificate");

@@ -17,11 +17,20 @@ pub struct PluginLimits {
     pub response_timeout: Duration,
 }
 
+impl PluginLimits {
+    /// The default memory cap (`memory_mb`), in MiB.
+    pub const DEFAULT_MEMORY_MB: u32 = 64;
+    /// The default time for one delivery (`timeout_ms`).
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The longest time for one delivery `timeout_ms` may set: 10 minutes.
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+}
+
 impl Default for PluginLimits {
     fn default() -> Self {
         PluginLimits {
-            memory_bytes: 64 << 20,
-            timeout: Duration::from_secs(10),
+            memory_bytes: (Self::DEFAULT_MEMORY_MB as usize) << 20,
+            timeout: Self::DEFAULT_TIMEOUT,
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(10),
         }

@@ -38,7 +38,6 @@ impl Harness {
             // The grace period is scaled with the calls, so waves and transfers keep their
             // meaning.
             grace: GRACE,
-            keep_call_state: true,
         };
         let host = LocalHost::start(&simulator, setup).await.unwrap();
         Harness {

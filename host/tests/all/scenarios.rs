@@ -4,7 +4,7 @@
 //! The same files drive the simulator in the end-to-end tests, so the engine and the
 //! whole pipeline are checked against one source of truth.
 
-use callhook::app::{scenario_changes, to_input};
+use callhook::app::{Replayer, scenario_changes};
 use callhook::calls::event::{CallEvent, Direction, FinishType, TransferType, UserType};
 use callhook::calls::{Engine, EngineConfig};
 use callhook_simulator::Scenario;
@@ -72,19 +72,14 @@ fn derive(scenario: &Scenario) -> Vec<CallEvent> {
         trunk_dids: callhook_simulator::SimConfig::default_trunks(),
         ..EngineConfig::default()
     };
-    let mut engine = Engine::new(config);
     let start: jiff::Timestamp = "2026-11-24T10:15:30Z".parse().unwrap();
-    let mut events = Vec::new();
-    for change in scenario_changes(scenario, start) {
-        let at = change.at();
-        events.extend(engine.apply(to_input(change), at).events);
-    }
-    let end = start + jiff::SignedDuration::try_from(scenario.duration()).unwrap();
-    events.extend(
-        engine
-            .tick(end + jiff::SignedDuration::from_secs(3600))
-            .events,
-    );
+    let mut replayer = Replayer::new(Engine::new(config));
+    let mut events: Vec<CallEvent> = scenario_changes(scenario, start)
+        .into_iter()
+        .flat_map(|change| replayer.apply(change))
+        .collect();
+    let (settled, engine) = replayer.finish();
+    events.extend(settled);
     assert_eq!(
         engine.active_calls(),
         0,

@@ -3,7 +3,7 @@
 
 use axum::Router;
 use axum::routing::get;
-use callhook::recordings::{DEFAULT_MAX_CONNECTIONS, RecordingServer, ServerLimits};
+use callhook::server::{DEFAULT_MAX_CONNECTIONS, HttpServer, ServerLimits};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -54,7 +54,7 @@ async fn half_sent_requests_neither_starve_healthz_nor_exhaust_descriptors() {
         header_read_timeout: HEADER_READ_TIMEOUT,
         ..ServerLimits::default()
     };
-    let server = RecordingServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), None)
+    let server = HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), None)
         .await
         .unwrap()
         .with_limits(limits);

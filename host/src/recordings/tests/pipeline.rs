@@ -15,6 +15,7 @@ use super::{Gen, assert_close, mp3_duration, raw_get, tone};
 use crate::calls::event::CallId;
 use crate::calls::{CallPart, FinishedCall};
 use crate::recordings::*;
+use crate::server::HttpServer;
 
 // ---------------------------------------------------------------------------------------------
 // Against a fake XAPI
@@ -580,7 +581,7 @@ fn blind_transfer_call(wall: SystemTime, callid: u64) -> FinishedCall {
 async fn start_server(
     config_for: impl FnOnce(String) -> (RecordingsConfig, Option<Arc<dyn RecordingSource>>),
 ) -> Recorder {
-    let server = RecordingServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), None)
+    let server = HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), None)
         .await
         .unwrap();
     let (config, xapi) = config_for(format!("http://{}", server.local_addr().unwrap()));

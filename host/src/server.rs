@@ -1,7 +1,7 @@
 //! The public HTTP server (recordings, `/metrics`, `/healthz`): plain HTTP, or HTTPS with rustls
 //! on the `ring` provider, with limits that keep slow or idle clients from using it up.
 //!
-//! The certificate chain and key are read from PEM files once, at [`RecordingServer::bind`], so a
+//! The certificate chain and key are read from PEM files once, at [`HttpServer::bind`], so a
 //! bad file stops the start with a message naming it.
 //!
 //! # Limits ([`ServerLimits`])
@@ -48,11 +48,25 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use super::config::TlsFiles;
-
 #[cfg(test)]
 mod tests;
 
+/// A certificate chain and its private key, both PEM files (`server.tls_cert`, `server.tls_key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// The default `server.listen` (ini `[RECORDINGS] LISTEN`), as the legacy `webhooks.ini` of the
+/// specification has it: every interface, port 5001, so that the recording links of a
+/// `PUBLIC_URL` on port 5001 work without more configuration.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::UNSPECIFIED,
+    5001,
+));
 /// How many connections the server holds open at once, by default.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 /// How long a client may take to send a request's head, by default.
@@ -75,7 +89,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// Bounds on the server's connections, in number and in time; each field says how it applies.
 ///
 /// ```
-/// use callhook::recordings::ServerLimits;
+/// use callhook::server::ServerLimits;
 /// use std::time::Duration;
 ///
 /// let limits = ServerLimits {
@@ -112,7 +126,7 @@ impl Default for ServerLimits {
     }
 }
 
-/// How many connections a [`RecordingServer`] holds open now (a cheap, clonable gauge).
+/// How many connections a [`HttpServer`] holds open now (a cheap, clonable gauge).
 #[derive(Debug, Clone, Default)]
 pub struct OpenConnections(Arc<AtomicUsize>);
 
@@ -157,20 +171,20 @@ pub enum ServerError {
 }
 
 /// A bound, not yet serving, recordings server.
-pub struct RecordingServer {
+pub struct HttpServer {
     tcp: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     limits: ServerLimits,
     open: OpenConnections,
 }
 
-impl RecordingServer {
+impl HttpServer {
     /// Binds `addr` and, with `tls`, loads the certificate and key. The limits are the
-    /// defaults until [`RecordingServer::with_limits`].
+    /// defaults until [`HttpServer::with_limits`].
     pub async fn bind(addr: SocketAddr, tls: Option<&TlsFiles>) -> Result<Self, ServerError> {
         let tls = tls.map(load_tls).transpose()?;
         let tcp = listen(addr).map_err(|source| ServerError::Bind { addr, source })?;
-        Ok(RecordingServer {
+        Ok(HttpServer {
             tcp,
             tls,
             limits: ServerLimits::default(),
@@ -210,7 +224,7 @@ impl RecordingServer {
         router: Router,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let RecordingServer {
+        let HttpServer {
             tcp,
             tls,
             limits,

@@ -17,7 +17,7 @@ fn router() -> Router {
 
 /// A plain server on 127.0.0.1 with `limits`; its address and gauge.
 async fn start(limits: ServerLimits) -> (SocketAddr, OpenConnections) {
-    let server = RecordingServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), None)
+    let server = HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), None)
         .await
         .unwrap()
         .with_limits(limits);
@@ -147,7 +147,7 @@ async fn more_connections_than_the_cap_wait_for_a_free_one() {
 
 #[tokio::test]
 async fn shutdown_closes_idle_connections_and_returns() {
-    let server = RecordingServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), None)
+    let server = HttpServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), None)
         .await
         .unwrap();
     let addr = server.local_addr().unwrap();

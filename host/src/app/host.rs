@@ -1,0 +1,231 @@
+//! [`Host`]: the one place a running host is assembled from a validated [`Config`].
+//!
+//! `callhook run`, `callhook demo` (through [`LocalHost`](super::local::LocalHost)), the
+//! end-to-end tests and the benchmarks all start a host here; `check-config` loads the plugins
+//! with [`Host::check`]; a reload loads them with the same functions
+//! ([`super::plugins`]). In order, [`Host::start`]:
+//! 1. opens the storage directory and its database ([`super::storage`]);
+//! 2. builds the plugin runtime on it and loads every configured plugin;
+//! 3. opens the durable queue over them (which schedules what a previous run left pending);
+//! 4. builds the connector (with its capture, when asked) and restores the engine's call state;
+//! 5. binds the public HTTP server (a port in use stops the start here, before any connection);
+//! 6. starts the recorder when recordings are enabled;
+//! 7. starts the pipeline: connector, derivation, inbound rules, resumed recording jobs;
+//! 8. serves the admin socket and the reloader when asked, then the HTTP server.
+//!
+//! Each component gets its configuration from the [`Config`] itself (`config.connector()`,
+//! `config.queue()`, `config.recorder()`, ...), so every default lives in the component's own
+//! type. The host prints nothing: what `run` shows at start is [`Host::summary`].
+
+use super::observe::{self, Observed};
+use super::pipeline::Pipeline;
+use super::plugins::{self, DeliveryQueue, Plugins, describe, load_plugins};
+use super::record::start_recorder;
+use super::reload::{self, Reloader};
+use super::{EngineStore, admin, storage};
+use crate::calls::{Engine, EngineConfig};
+use crate::config::Config;
+use crate::pbx::{CaptureWriter, ConnectionState, Connector};
+use crate::queue::Queue;
+use crate::runtime::RuntimeConfig;
+use crate::server::HttpServer;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::signal::unix::Signal;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// What differs between the ways a host runs; [`Default`] is a host with neither admin socket
+/// nor reload nor capture (the demo's, the tests').
+#[derive(Default)]
+pub struct HostOptions {
+    /// Records every frame and reply of the PBX here (`run --capture`).
+    pub capture: Option<CaptureWriter>,
+    /// Serves the admin socket that `callhook deliveries` talks to while the host runs.
+    pub admin_socket: bool,
+    /// Reloads plugins and routes when the configuration's files change and on SIGHUP.
+    pub reload: Reload,
+}
+
+/// Whether and how a host reloads its configuration.
+#[derive(Default)]
+pub enum Reload {
+    /// Never: the configuration of the start stays.
+    #[default]
+    Off,
+    /// When a watched file changes, and on `hangup` (taken over by
+    /// [`reload::listen_for_hangup`] first thing, so an early SIGHUP is kept, not fatal).
+    OnChange {
+        /// The SIGHUP stream, when it could be taken over.
+        hangup: Option<Signal>,
+    },
+}
+
+/// A running host.
+pub struct Host {
+    pipeline: Pipeline,
+    queue: Arc<DeliveryQueue>,
+    address: SocketAddr,
+    summary: Vec<String>,
+    /// Stops the HTTP server, the admin socket, the reloader and the retention sweep.
+    stop: CancellationToken,
+    admin: Option<JoinHandle<()>>,
+}
+
+impl Host {
+    /// Assembles and starts the host `config` describes (see the module's documentation).
+    /// Returns once everything listens; the PBX connection is made in the background.
+    pub async fn start(config: Config, options: HostOptions) -> anyhow::Result<Host> {
+        let dir = config.storage.dir.path.clone();
+        let db = Arc::new(storage::open(&dir)?);
+        let runtime = plugins::runtime(
+            db.clone(),
+            RuntimeConfig {
+                cache_dir: Some(dir.join("plugin-cache")),
+                ..RuntimeConfig::default()
+            },
+        )?;
+        let loaded = load_plugins(&runtime, &config)?;
+        let mut summary: Vec<String> = loaded.iter().map(describe).collect();
+        let queue = Arc::new(Queue::open(db, config.queue(), Plugins::new(loaded))?);
+        let connector = Connector::new(config.connector(), options.capture)?;
+        let store = EngineStore::of(&queue);
+        let engine = restore_engine(config.engine(), &store);
+        let listen = config.server.listen;
+        let server = HttpServer::bind(listen, config.server_tls().as_ref())
+            .await
+            .with_context(|| format!("while opening the HTTP server on {listen}"))?;
+        let address = server.local_addr()?;
+        let stop = CancellationToken::new();
+        let recorder = if config.recordings.enabled {
+            let recordings = config.recorder();
+            let recorder = start_recorder(&recordings, Arc::new(connector.rest()), stop.clone())?;
+            summary.push(format!(
+                "recordings served as {}/webapi/recording/... (links {})",
+                recordings.public_url.trim_end_matches('/'),
+                if recordings.sign_links {
+                    "signed"
+                } else {
+                    "unsigned"
+                }
+            ));
+            Some(recorder)
+        } else {
+            None
+        };
+        let mut router = axum::Router::new();
+        if let Some(recorder) = &recorder {
+            router = router.merge(recorder.router());
+        }
+        let pipeline = Pipeline::start(connector, engine, queue.clone(), Some(store), recorder);
+        let admin = if options.admin_socket {
+            match admin::serve(queue.clone(), &dir, stop.clone()) {
+                Ok(task) => Some(task),
+                Err(error) => {
+                    summary.push(format!(
+                        "cannot open the admin socket {} ({error}); `callhook deliveries` \
+                         works only while callhook is stopped",
+                        admin::socket_path(&dir).display()
+                    ));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        if let Reload::OnChange { hangup } = options.reload {
+            let reloader = Reloader::new(config, runtime, queue.clone());
+            let watched: Vec<String> = reloader
+                .watched_files()
+                .iter()
+                .map(|file| file.display().to_string())
+                .collect();
+            reload::spawn(reloader, hangup, stop.clone());
+            summary.push(format!(
+                "plugins and routes reload on SIGHUP and when these change: {}",
+                watched.join(", ")
+            ));
+        }
+        let router = router.merge(observe::router(pipeline.observed()));
+        tokio::spawn(server.run(router, stop.clone().cancelled_owned()));
+        summary.push(format!("HTTP server on {address}: /metrics, /healthz"));
+        Ok(Host {
+            pipeline,
+            queue,
+            address,
+            summary,
+            stop,
+            admin,
+        })
+    }
+
+    /// Loads every plugin of `config` as [`Host::start`] would, on a temporary database, and
+    /// describes each: what `check-config` shows. Connects nowhere, touches no storage.
+    pub fn check(config: &Config) -> anyhow::Result<Vec<String>> {
+        let scratch = tempfile::tempdir().context("while creating a scratch directory")?;
+        let db = redb::Database::create(scratch.path().join("check.redb"))
+            .context("while creating a scratch database")?;
+        let runtime = plugins::runtime(Arc::new(db), RuntimeConfig::default())?;
+        let plugins = load_plugins(&runtime, config)?;
+        Ok(plugins.iter().map(describe).collect())
+    }
+
+    /// What the start did, one line each: the plugins and what they may do, where recordings
+    /// and metrics are served, what reloads; a problem that did not stop the start.
+    pub fn summary(&self) -> &[String] {
+        &self.summary
+    }
+
+    /// Where the HTTP server (recordings, `/metrics`, `/healthz`) listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The PBX connection's state, as it changes.
+    pub fn connection(&self) -> watch::Receiver<ConnectionState> {
+        self.pipeline.observed().connection
+    }
+
+    /// What `/metrics` and `/healthz` read: the counters of every component.
+    pub fn observed(&self) -> Observed {
+        self.pipeline.observed()
+    }
+
+    /// The durable queue.
+    pub fn queue(&self) -> &Arc<DeliveryQueue> {
+        &self.queue
+    }
+
+    /// Resolves when the connector or the derivation task panicked; the host should then be
+    /// stopped, and [`Host::stop`] reports the panic.
+    pub fn task_failed(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.pipeline.task_failed()
+    }
+
+    /// Stops the pipeline (deliveries in progress get their grace; see
+    /// [`Pipeline::shutdown`]), then the HTTP server, the admin socket and the reloader.
+    /// Reports the connector's error or a task's panic.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let stopped = self.pipeline.shutdown().await;
+        self.stop.cancel();
+        if let Some(admin) = self.admin {
+            let _ = admin.await;
+        }
+        stopped
+    }
+}
+
+/// The engine with the call state a previous run saved, or a fresh one when there is none or
+/// it cannot be read (said in the log: calls in progress then start over).
+fn restore_engine(config: EngineConfig, store: &EngineStore) -> Engine {
+    match store.load() {
+        Ok(Some(state)) => Engine::restore(config, state),
+        Ok(None) => Engine::new(config),
+        Err(error) => {
+            tracing::error!(%error, "starting without the saved call state");
+            Engine::new(config)
+        }
+    }
+}
