@@ -35,7 +35,6 @@ mod tests;
 mod validate;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,10 +42,10 @@ use std::time::Duration;
 
 use crate::runtime::limits::PluginLimits;
 
+pub use crate::secret::Secret;
 pub use check::{CheckReport, check, warnings};
 pub use diff::ConfigDiff;
 pub use errors::{ConfigError, ConfigErrors, ErrorKind, Place};
-pub use raw::RecordingSource;
 
 /// The name of the built-in default plugin.
 pub const GENERIC_WEBHOOK: &str = "generic-webhook";
@@ -63,12 +62,16 @@ pub struct Config {
     pub pbx: PbxConfig,
     /// Event derivation.
     pub engine: EngineSettings,
-    /// Recordings.
-    pub recordings: RecordingsConfig,
+    /// Recordings, in the recorder's own terms (its `public_url` is `server.public_url`, its
+    /// folder's time zone the PBX's).
+    pub recordings: crate::recordings::RecordingsConfig,
     /// The HTTP server.
     pub server: ServerConfig,
     /// Durable state.
     pub storage: StorageConfig,
+    /// Where the path-valued keys that are not [`FileRef`]s were written (`recordings.folder`,
+    /// `recordings.mp3_dir`), for [`check`]'s messages; a key left at its default is absent.
+    pub places: BTreeMap<&'static str, Place>,
     /// Every plugin to load, in the order configured; the built-in `generic-webhook` is among
     /// them when a route or `default_plugins` names it.
     pub plugins: Vec<PluginConfig>,
@@ -122,28 +125,6 @@ impl EngineSettings {
             trunk_dids: self.trunk_dids.clone(),
         }
     }
-}
-
-/// The resolved `[recordings]` section.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordingsConfig {
-    /// Whether recordings are handled at all. By default `false`.
-    pub enabled: bool,
-    /// Where they come from. By default XAPI.
-    pub source: RecordingSource,
-    /// The PBX's recordings folder (`source = "folder"` only).
-    pub folder: Option<FileRef>,
-    /// Where MP3 files are kept. By default `{storage.dir}/recordings`.
-    pub mp3_dir: FileRef,
-    /// MP3 bit rate in kbit/s. By default 32.
-    pub mp3_bitrate: u32,
-    /// Days to keep MP3 files; `None` keeps them for ever. By default 30.
-    pub keep_days: Option<u32>,
-    /// Whether links are signed. By default `true`.
-    pub sign_links: bool,
-    /// Hours after a call's end that its recording job retries while the PBX cannot be asked
-    /// or a file cannot be stored. By default 6.
-    pub retry_hours: u32,
 }
 
 /// The resolved `[server]` section.
@@ -377,34 +358,6 @@ pub struct FileRef {
 impl PartialEq for FileRef {
     fn eq(&self, other: &Self) -> bool {
         self.path == other.path
-    }
-}
-
-/// A secret value. `Debug` and `Display` never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The value itself. Do not log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
     }
 }
 

@@ -15,5 +15,6 @@ pub mod recordings;
 #[cfg(test)]
 mod robustness;
 pub mod runtime;
+pub mod secret;
 pub mod server;
 pub mod text;

@@ -14,7 +14,7 @@
 //! 8. serves the admin socket and the reloader when asked, then the HTTP server.
 //!
 //! Each component gets its configuration from the [`Config`] itself (`config.connector()`,
-//! `config.queue()`, `config.recorder()`, ...), so every default lives in the component's own
+//! `config.queue()`, `config.recordings`, ...), so every default lives in the component's own
 //! type. The host prints nothing: what `run` shows at start is [`Host::summary`].
 
 use super::observe::{self, Observed};
@@ -100,7 +100,7 @@ impl Host {
         let address = server.local_addr()?;
         let stop = CancellationToken::new();
         let recorder = if config.recordings.enabled {
-            let recordings = config.recorder();
+            let recordings = config.recordings.clone();
             let recorder = start_recorder(&recordings, Arc::new(connector.rest()), stop.clone())?;
             summary.push(format!(
                 "recordings served as {}/webapi/recording/... (links {})",

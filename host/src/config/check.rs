@@ -7,7 +7,8 @@
 use std::path::Path;
 
 use super::errors::{ConfigError, ConfigErrors, ErrorKind, Place};
-use super::{Config, FileRef, PluginSource, RecordingSource};
+use super::{Config, FileRef, PluginSource};
+use crate::recordings::SourceKind;
 use crate::runtime::egress::EgressPolicy;
 
 /// What [`check`] found in order, one line per item, for the command to print.
@@ -124,21 +125,26 @@ pub fn check(config: &Config) -> Result<CheckReport, ConfigErrors> {
             Err(reason) => fail(file, key, reason),
         }
     }
-    if config.recordings.enabled {
-        if let (RecordingSource::Folder, Some(folder)) =
-            (config.recordings.source, &config.recordings.folder)
-        {
+    let recordings = &config.recordings;
+    if recordings.enabled {
+        let file = |key: &str, path: &std::path::Path| FileRef {
+            path: path.to_owned(),
+            place: config.places.get(key).cloned(),
+        };
+        if recordings.source == SourceKind::Folder {
+            let folder = file("recordings.folder", &recordings.folder);
             match std::fs::metadata(&folder.path) {
                 Ok(meta) if meta.is_dir() => report
                     .lines
                     .push(format!("recordings.folder: {}", folder.path.display())),
-                Ok(_) => fail(folder, "recordings.folder", "not a directory".to_string()),
-                Err(error) => fail(folder, "recordings.folder", error.to_string()),
+                Ok(_) => fail(&folder, "recordings.folder", "not a directory".to_string()),
+                Err(error) => fail(&folder, "recordings.folder", error.to_string()),
             }
         }
-        match directory(&config.recordings.mp3_dir.path) {
+        let mp3_dir = file("recordings.mp3_dir", &recordings.mp3_dir);
+        match directory(&mp3_dir.path) {
             Ok(line) => report.lines.push(format!("recordings.mp3_dir: {line}")),
-            Err(reason) => fail(&config.recordings.mp3_dir, "recordings.mp3_dir", reason),
+            Err(reason) => fail(&mp3_dir, "recordings.mp3_dir", reason),
         }
     }
     match directory(&config.storage.dir.path) {

@@ -1,13 +1,12 @@
 //! The validated configuration hands each component its own configuration (Vector's
-//! `SinkConfig::build` is the model): the connector's, the recorder's, the queue's, the
-//! server's TLS files and the engine's. These are the only mappings from [`Config`] to
+//! `SinkConfig::build` is the model): the connector's, the queue's, the server's TLS files and
+//! the engine's (the recorder's is [`Config::recordings`] itself). These are the only mappings from [`Config`] to
 //! component types; every default a component has comes from its own type.
 
-use super::{Config, RecordingSource};
+use super::Config;
 use crate::calls::EngineConfig;
 use crate::pbx::ConnectorConfig;
 use crate::queue::QueueConfig;
-use crate::recordings::{RecordingsConfig, SourceKind};
 use crate::server::TlsFiles;
 use std::time::Duration;
 
@@ -29,36 +28,6 @@ impl Config {
     /// The engine's settings, as they are (`run`, `replay --config`).
     pub fn engine(&self) -> EngineConfig {
         self.engine.engine_config()
-    }
-
-    /// The recorder's settings; the links point at `server.public_url`.
-    pub fn recorder(&self) -> RecordingsConfig {
-        let recordings = &self.recordings;
-        let defaults = RecordingsConfig::default();
-        RecordingsConfig {
-            enabled: recordings.enabled,
-            source: match recordings.source {
-                RecordingSource::Xapi => SourceKind::Xapi,
-                RecordingSource::Folder => SourceKind::Folder,
-            },
-            folder: recordings
-                .folder
-                .as_ref()
-                .map_or(defaults.folder, |folder| folder.path.clone()),
-            folder_time_zone: self.engine.time_zone.clone(),
-            mp3_dir: recordings.mp3_dir.path.clone(),
-            bitrate_kbps: recordings.mp3_bitrate,
-            keep_days: recordings.keep_days.unwrap_or(0),
-            public_url: self
-                .server
-                .public_url
-                .as_ref()
-                .map(|url| url.to_string())
-                .unwrap_or_default(),
-            sign_links: recordings.sign_links,
-            retry_for: Duration::from_secs(u64::from(recordings.retry_hours) * 3600),
-            ..defaults
-        }
     }
 
     /// The HTTP server's certificate and key, when it serves HTTPS.
@@ -151,8 +120,8 @@ mod tests {
         let defaults = ConnectorConfig::new("https://pbx.example.com".parse().unwrap(), "c", "s");
         assert_eq!(connector.resnapshot_interval, defaults.resnapshot_interval);
         assert_eq!(connector.fetch_concurrency, defaults.fetch_concurrency);
-        let recorder = config.recorder();
-        let recorder_defaults = RecordingsConfig::default();
+        let recorder = &config.recordings;
+        let recorder_defaults = crate::recordings::RecordingsConfig::default();
         assert_eq!(recorder.bitrate_kbps, recorder_defaults.bitrate_kbps);
         assert_eq!(recorder.keep_days, recorder_defaults.keep_days);
         assert_eq!(recorder.retry_for, recorder_defaults.retry_for);

@@ -311,7 +311,7 @@ fn accepts_every_mp3_bitrate_the_encoder_offers() {
     for rate in BITRATES {
         let config = load_toml(&format!("{PBX}[recordings]\nmp3_bitrate = {rate}\n"))
             .unwrap_or_else(|errors| panic!("{rate}: {errors}"));
-        assert_eq!(config.recorder().bitrate_kbps, rate);
+        assert_eq!(config.recordings.bitrate_kbps, rate);
     }
 }
 
@@ -324,7 +324,11 @@ fn retry_hours_default_to_6_and_stop_at_a_week() {
     ] {
         let config = load_toml(&format!("{PBX}[recordings]\n{text}"))
             .unwrap_or_else(|errors| panic!("{text}: {errors}"));
-        assert_eq!(config.recordings.retry_hours, hours, "{text}");
+        assert_eq!(
+            config.recordings.retry_for,
+            std::time::Duration::from_secs(hours * 3600),
+            "{text}"
+        );
     }
     let errors = errors(&format!("{PBX}[recordings]\nretry_hours = 169\n"));
     assert_error(
@@ -587,7 +591,7 @@ fn accepts_a_minimal_config_with_defaults() {
     assert!(!config.recordings.enabled);
     assert_eq!(config.storage.dir.path, PathBuf::from("/var/lib/callhook"));
     assert_eq!(
-        config.recordings.mp3_dir.path,
+        config.recordings.mp3_dir,
         PathBuf::from("/var/lib/callhook/recordings")
     );
     assert_eq!(config.server.listen, crate::server::DEFAULT_LISTEN);
@@ -755,11 +759,11 @@ fn accepts_legacy_ini_alone() {
 
     let recordings = &config.recordings;
     assert!(recordings.enabled);
-    assert_eq!(recordings.source, RecordingSource::Folder);
-    assert_eq!(recordings.mp3_bitrate, 64);
-    assert_eq!(recordings.keep_days, None);
+    assert_eq!(recordings.source, crate::recordings::SourceKind::Folder);
+    assert_eq!(recordings.bitrate_kbps, 64);
+    assert_eq!(recordings.keep_days, 0);
     assert!(!recordings.sign_links);
-    assert_eq!(recordings.mp3_dir.path, dir.dir.path().join("mp3"));
+    assert_eq!(recordings.mp3_dir, dir.dir.path().join("mp3"));
     assert_eq!(config.server.listen.to_string(), "0.0.0.0:5001");
     assert_eq!(
         config.server.public_url.as_ref().map(url::Url::as_str),
@@ -870,10 +874,7 @@ fn accepts_legacy_ini_with_toml() {
     assert!(plugin.secrets.contains_key("signing_secret"));
     assert_eq!(plugin.allowed_hosts.len(), 2);
     // Ini paths are relative to the ini.
-    assert_eq!(
-        config.recordings.mp3_dir.path,
-        dir.dir.path().join("legacy/mp3")
-    );
+    assert_eq!(config.recordings.mp3_dir, dir.dir.path().join("legacy/mp3"));
     assert_eq!(
         config.legacy_ini,
         Some(dir.dir.path().join("legacy/webhooks.ini"))

@@ -9,18 +9,17 @@ use std::time::Duration;
 use super::errors::{At, ConfigError, ConfigErrors, ErrorKind, Place, Problem, Sources};
 use super::legacy_ini::{parse_flag, parse_ini};
 use super::raw::{
-    Loc, Patterns, RawConfig, RawPlugin, RawRetry, SettingValue, flatten, one_of, parse_toml,
-    setting_text,
+    Loc, Patterns, RawConfig, RawPlugin, RawRetry, RecordingSource, SettingValue, flatten, one_of,
+    parse_toml, setting_text,
 };
 use super::{
     Config, EngineSettings, Env, FileRef, GENERIC_WEBHOOK, NumberPattern, PbxConfig, PluginConfig,
-    PluginSource, RecordingSource, RecordingsConfig, RetryOverrides, Route, Routes, Secret,
-    ServerConfig, StorageConfig,
+    PluginSource, RetryOverrides, Route, Routes, Secret, ServerConfig, StorageConfig,
 };
 use crate::calls::{EngineConfig, did_digits};
 use crate::pbx::ConnectorConfig;
-use crate::recordings::RecordingsConfig as Recorder;
 use crate::recordings::convert::BITRATES;
+use crate::recordings::{RecordingsConfig, SourceKind};
 
 use crate::queue::PluginPolicy;
 use crate::runtime::egress::HostPattern;
@@ -273,9 +272,16 @@ impl Validator<'_> {
                 place: None,
             },
         };
-        let recordings = self.recordings(&raw, &storage_dir);
+        let mut places = BTreeMap::new();
+        let mut recordings = self.recordings(&raw, &storage_dir, &mut places);
         let server = self.server(&raw, recordings.enabled);
         let engine = self.engine(&raw);
+        recordings.folder_time_zone = engine.time_zone.clone();
+        recordings.public_url = server
+            .public_url
+            .as_ref()
+            .map(url::Url::to_string)
+            .unwrap_or_default();
         let mut plugins = Vec::new();
         let mut names: BTreeMap<String, At> = BTreeMap::new();
         for plugin in &raw.plugin {
@@ -311,6 +317,7 @@ impl Validator<'_> {
             engine,
             recordings,
             server,
+            places,
             storage: StorageConfig {
                 dir: storage_dir,
                 parked_keep_days: match &raw.storage.parked_keep_days {
@@ -507,15 +514,34 @@ impl Validator<'_> {
         digits > 0 && clean
     }
 
-    fn recordings(&mut self, raw: &RawConfig, storage_dir: &FileRef) -> RecordingsConfig {
+    /// The recorder's configuration, from its own defaults; `public_url` and the folder's
+    /// time zone are filled in by `config` from `[server]` and `[pbx]`. The places
+    /// of `folder` and `mp3_dir` go into `places`, for `check`'s messages.
+    fn recordings(
+        &mut self,
+        raw: &RawConfig,
+        storage_dir: &FileRef,
+        places: &mut BTreeMap<&'static str, Place>,
+    ) -> RecordingsConfig {
         let recordings = &raw.recordings;
+        let defaults = RecordingsConfig::default();
         let enabled = recordings.enabled.as_ref().is_some_and(|e| e.value);
-        let source = recordings
-            .source
+        let source = match recordings.source.as_ref().map(|s| s.value) {
+            Some(RecordingSource::Folder) => SourceKind::Folder,
+            Some(RecordingSource::Xapi) | None => SourceKind::Xapi,
+        };
+        let mut file = |key: &'static str, file: FileRef| {
+            if let Some(place) = file.place {
+                places.insert(key, place);
+            }
+            file.path
+        };
+        let folder = recordings
+            .folder
             .as_ref()
-            .map_or(RecordingSource::Xapi, |s| s.value);
-        let folder = recordings.folder.as_ref().map(|folder| self.path(folder));
-        if enabled && source == RecordingSource::Folder && folder.is_none() {
+            .map(|folder| self.path(folder))
+            .map(|folder| file("recordings.folder", folder));
+        if enabled && source == SourceKind::Folder && folder.is_none() {
             self.missing(
                 raw,
                 "recordings",
@@ -524,13 +550,13 @@ impl Validator<'_> {
             );
         }
         let mp3_dir = match &recordings.mp3_dir {
-            Some(dir) => self.path(dir),
-            None => FileRef {
-                path: storage_dir.path.join("recordings"),
-                place: None,
-            },
+            Some(dir) => {
+                let dir = self.path(dir);
+                file("recordings.mp3_dir", dir)
+            }
+            None => storage_dir.path.join("recordings"),
         };
-        let mp3_bitrate = match &recordings.mp3_bitrate {
+        let bitrate_kbps = match &recordings.mp3_bitrate {
             Some(rate) if !BITRATES.contains(&rate.value) => {
                 let allowed: Vec<String> = BITRATES.iter().map(u32::to_string).collect();
                 self.invalid(
@@ -539,40 +565,43 @@ impl Validator<'_> {
                     format!("an MP3 bit rate in kbit/s: {}", allowed.join(", ")),
                     rate.value.to_string(),
                 );
-                Recorder::DEFAULT_BITRATE_KBPS
+                defaults.bitrate_kbps
             }
             Some(rate) => rate.value,
-            None => Recorder::DEFAULT_BITRATE_KBPS,
+            None => defaults.bitrate_kbps,
         };
-        let keep_days = match &recordings.keep_days {
-            Some(days) if days.value == 0 => None,
-            Some(days) => Some(days.value),
-            None => Some(Recorder::DEFAULT_KEEP_DAYS),
-        };
-        let default_retry_hours = (Recorder::DEFAULT_RETRY_FOR.as_secs() / 3600) as u32;
-        let max_retry_hours = (Recorder::MAX_RETRY_FOR.as_secs() / 3600) as u32;
-        let retry_hours = match &recordings.retry_hours {
-            Some(hours) if hours.value > max_retry_hours => {
+        let keep_days = recordings
+            .keep_days
+            .as_ref()
+            .map_or(defaults.keep_days, |days| days.value);
+        let hours = |duration: Duration| (duration.as_secs() / 3600) as u32;
+        let max_retry_hours = hours(RecordingsConfig::MAX_RETRY_FOR);
+        let retry_for = match &recordings.retry_hours {
+            Some(retry) if retry.value > max_retry_hours => {
                 self.invalid(
-                    &hours.at,
+                    &retry.at,
                     "recordings.retry_hours",
                     format!("a number of hours from 0 to {max_retry_hours}"),
-                    hours.value.to_string(),
+                    retry.value.to_string(),
                 );
-                default_retry_hours
+                defaults.retry_for
             }
-            Some(hours) => hours.value,
-            None => default_retry_hours,
+            Some(retry) => Duration::from_secs(u64::from(retry.value) * 3600),
+            None => defaults.retry_for,
         };
         RecordingsConfig {
             enabled,
             source,
-            folder,
+            folder: folder.unwrap_or(defaults.folder.clone()),
             mp3_dir,
-            mp3_bitrate,
+            bitrate_kbps,
             keep_days,
-            sign_links: recordings.sign_links.as_ref().is_none_or(|s| s.value),
-            retry_hours,
+            sign_links: recordings
+                .sign_links
+                .as_ref()
+                .map_or(defaults.sign_links, |s| s.value),
+            retry_for,
+            ..defaults
         }
     }
 

@@ -44,44 +44,7 @@ use url::Url;
 use super::capture::{CaptureWriter, Record};
 use super::http::TransportError;
 use super::stats::ConnectorStats;
-
-/// A string that must never be shown: a client secret or an access token.
-///
-/// `Debug` and `Display`-free by design: the value is reachable only through [`Secret::expose`].
-///
-/// ```
-/// # use callhook::pbx::Secret;
-/// let secret = Secret::from("hunter2");
-/// assert_eq!(format!("{secret:?}"), "Secret([redacted])");
-/// assert_eq!(secret.expose(), "hunter2");
-/// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Arc<str>);
-
-impl Secret {
-    /// The secret itself, for putting it on the wire.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Secret(value.into())
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Secret(value.into())
-    }
-}
+pub use crate::secret::Secret;
 
 /// A bearer token handed out by the [`TokenManager`], with the generation that identifies it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,7 +36,7 @@ pub enum SourceKind {
 /// ```
 ///
 /// `Debug` never shows the signing key.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct RecordingsConfig {
     /// Whether recordings are fetched, converted and offered at all (`ENABLED`). By default off.
     pub enabled: bool,
