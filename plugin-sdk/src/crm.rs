@@ -1,0 +1,16 @@
+//! What every CRM plugin needs beyond mapping fields: the idempotent create, the error
+//! classification, OAuth token state, and the text forms of times and notes
+//! (spec `crm-plugins.md`, sections 3.2, 3.5, 3.6, 6.1 and 7.1).
+//!
+//! Each helper is a small function or type over a [`KvStore`] and closures that do the CRM's
+//! own requests, so it knows nothing of any one CRM's URLs or JSON and runs natively in tests
+//! with [`MemoryKv`]. A CRM plugin then is the mapping of events to requests:
+//!
+//! - [`format`]: ISO-8601 and `YYYY-MM-DD HH:MM:SS` times, `mm:ss` durations, HTML escaping and
+//!   the notes lines.
+//! - [`store`]: the [`KvStore`] trait, the host's store ([`HostKv`]) and [`MemoryKv`].
+
+pub mod format;
+pub mod store;
+
+pub use store::{HostKv, KvStore, MemoryKv};
