@@ -8,8 +8,11 @@
 //!
 //! - [`format`]: ISO-8601 and `YYYY-MM-DD HH:MM:SS` times, `mm:ss` durations, HTML escaping and
 //!   the notes lines.
+//! - [`errors`]: the verdict on a CRM's answer: success, retry after a delay, unauthorized,
+//!   permanent or target gone, with the CRM's own message.
 //! - [`store`]: the [`KvStore`] trait, the host's store ([`HostKv`]) and [`MemoryKv`].
 
+pub mod errors;
 pub mod format;
 pub mod store;
 
