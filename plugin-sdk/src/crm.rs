@@ -10,10 +10,13 @@
 //!   the notes lines.
 //! - [`errors`]: the verdict on a CRM's answer: success, retry after a delay, unauthorized,
 //!   permanent or target gone, with the CRM's own message.
+//! - [`idempotent`]: the create of a record exactly once, with `rec:` and `pending:` entries
+//!   and the `unknown-outcome` of a create that may or may not have happened.
 //! - [`store`]: the [`KvStore`] trait, the host's store ([`HostKv`]) and [`MemoryKv`].
 
 pub mod errors;
 pub mod format;
+pub mod idempotent;
 pub mod store;
 
 pub use store::{HostKv, KvStore, MemoryKv};
