@@ -12,11 +12,14 @@
 //!   permanent or target gone, with the CRM's own message.
 //! - [`idempotent`]: the create of a record exactly once, with `rec:` and `pending:` entries
 //!   and the `unknown-outcome` of a create that may or may not have happened.
+//! - [`oauth`]: access tokens in the store, refreshed before they expire and once after a
+//!   401, safe when deliveries refresh at once.
 //! - [`store`]: the [`KvStore`] trait, the host's store ([`HostKv`]) and [`MemoryKv`].
 
 pub mod errors;
 pub mod format;
 pub mod idempotent;
+pub mod oauth;
 pub mod store;
 
 pub use store::{HostKv, KvStore, MemoryKv};
