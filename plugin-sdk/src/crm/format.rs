@@ -3,7 +3,7 @@
 //! Times come from the contract as UTC milliseconds since the Unix epoch and go out in UTC, in
 //! the form each CRM documents (spec `crm-plugins.md` sections 4 to 7). Forms in whole seconds
 //! truncate the milliseconds (`09:15:05.999` is `09:15:05`). No CRM here needs a time zone, so
-//! the calendar arithmetic is the few lines of [`civil_from_days`] rather than a date crate
+//! the calendar arithmetic is the few lines of `civil_from_days` rather than a date crate
 //! (`docs/decisions.md`, "Dates in the SDK"); the tests check it against `jiff`.
 
 /// ISO-8601 in UTC with milliseconds and `Z`: `2026-11-28T09:15:05.000Z` (HubSpot `hs_timestamp`).
