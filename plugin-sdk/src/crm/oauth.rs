@@ -56,6 +56,40 @@ pub struct Grant {
     pub refresh_token: Option<String>,
 }
 
+impl Grant {
+    /// The grant in a token endpoint's JSON answer (RFC 6749 section 5.1: `access_token`,
+    /// `expires_in` as a number or a string of digits, optional `refresh_token`); `None` when
+    /// the body has no `access_token` or `expires_in`. What an answer without them means
+    /// (Bitrix24 `invalid_grant`, Zoho's 200 with `error`) is the plugin's to say.
+    ///
+    /// ```
+    /// use callhook_plugin_sdk::crm::oauth::Grant;
+    ///
+    /// let body = br#"{"access_token":"T1","refresh_token":"R1","expires_in":3600,"scope":"crm"}"#;
+    /// let grant = Grant::from_json(body).unwrap();
+    /// assert_eq!((grant.expires_in_seconds, grant.refresh_token.as_deref()), (3600, Some("R1")));
+    /// ```
+    pub fn from_json(body: &[u8]) -> Option<Grant> {
+        let body: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let access_token = body.get("access_token")?.as_str()?.to_string();
+        let expires_in_seconds = match body.get("expires_in")? {
+            serde_json::Value::Number(n) => n.as_u64()?,
+            serde_json::Value::String(s) => s.trim().parse().ok()?,
+            _ => return None,
+        };
+        let refresh_token = body
+            .get("refresh_token")
+            .and_then(serde_json::Value::as_str)
+            .filter(|token| !token.is_empty())
+            .map(str::to_string);
+        Some(Grant {
+            access_token,
+            expires_in_seconds,
+            refresh_token,
+        })
+    }
+}
+
 /// Why a refresh failed.
 #[derive(Debug, Clone)]
 pub enum RefreshError {
@@ -207,22 +241,23 @@ impl<'a, K: KvStore> Tokens<'a, K> {
 
     /// Refreshes from the state `read`, stores the result with `set-if` against it, and on a
     /// lost race or a refused refresh token reads again (see the module documentation).
-    /// `refused` is an access token the CRM refused, never to be handed out again; `retried`
-    /// says this is the one refresh allowed after a refused refresh token.
+    /// `endpoint` asks the CRM's token endpoint with a refresh token; `refused` is an access
+    /// token the CRM refused, never to be handed out again; `retried` says this is the one
+    /// refresh allowed after a refused refresh token.
     fn refresh(
         &self,
         read: Read,
         refused: Option<&str>,
-        refresh: &mut dyn FnMut(&str) -> Result<Grant, RefreshError>,
+        endpoint: &mut dyn FnMut(&str) -> Result<Grant, RefreshError>,
         retried: bool,
     ) -> Result<String, DeliveryError> {
         let previous = read.state.as_ref().and_then(|s| s.refresh_token.clone());
         let used = previous.as_deref().unwrap_or(self.configured).to_string();
-        let grant = match refresh(&used) {
+        let grant = match endpoint(&used) {
             Ok(grant) => grant,
             Err(RefreshError::Failed(error)) => return Err(error),
             Err(RefreshError::Rejected) => {
-                return self.after_rejection(&read, &used, refused, refresh, retried);
+                return self.after_rejection(&read, &used, refused, endpoint, retried);
             }
         };
         let state = TokenState {
@@ -256,7 +291,7 @@ impl<'a, K: KvStore> Tokens<'a, K> {
         read: &Read,
         used: &str,
         refused: Option<&str>,
-        refresh: &mut dyn FnMut(&str) -> Result<Grant, RefreshError>,
+        endpoint: &mut dyn FnMut(&str) -> Result<Grant, RefreshError>,
         retried: bool,
     ) -> Result<String, DeliveryError> {
         let rejected =
@@ -270,7 +305,7 @@ impl<'a, K: KvStore> Tokens<'a, K> {
             Some(TokenState {
                 refresh_token: Some(newer),
                 ..
-            }) if newer != used && !retried => self.refresh(again, refused, refresh, true),
+            }) if newer != used && !retried => self.refresh(again, refused, endpoint, true),
             _ => Err(rejected()),
         }
     }

@@ -409,3 +409,39 @@ fn authorized_tells_a_401_from_other_answers() {
         RefreshError::Failed(DeliveryError::Permanent(_))
     ));
 }
+
+#[test]
+fn grants_from_token_answers() {
+    let grant = |body: &str| Grant::from_json(body.as_bytes());
+    assert_eq!(
+        grant(r#"{"access_token":"T1","expires_in":3600,"api_domain":"x","token_type":"Bearer"}"#),
+        Some(Grant {
+            access_token: "T1".to_string(),
+            expires_in_seconds: 3600,
+            refresh_token: None
+        })
+    );
+    assert_eq!(
+        grant(r#"{"access_token":"T1","expires_in":"3600","refresh_token":"R1"}"#),
+        Some(Grant {
+            access_token: "T1".to_string(),
+            expires_in_seconds: 3600,
+            refresh_token: Some("R1".to_string())
+        })
+    );
+    assert_eq!(
+        grant(r#"{"access_token":"T1","expires_in":3600,"refresh_token":""}"#)
+            .unwrap()
+            .refresh_token,
+        None
+    );
+    for body in [
+        r#"{"error":"invalid_code"}"#,
+        r#"{"access_token":"T1"}"#,
+        r#"{"access_token":"T1","expires_in":-5}"#,
+        r#"{"access_token":7,"expires_in":3600}"#,
+        "not json",
+    ] {
+        assert_eq!(grant(body), None, "{body}");
+    }
+}
