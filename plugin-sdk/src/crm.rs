@@ -46,14 +46,10 @@
 //!             .header("x-api-token", api_token)
 //!             .json(&body)
 //!             .send();
-//!         Sent::from_http(sent, |response| {
-//!             Rules::PIPEDRIVE.check(&response, SystemTime::now())?;
-//!             let body: serde_json::Value =
-//!                 serde_json::from_slice(&response.body).unwrap_or_default();
-//!             body["data"]["id"]
-//!                 .as_str()
-//!                 .map(str::to_string)
-//!                 .ok_or_else(|| DeliveryError::permanent("Pipedrive answered without data.id"))
+//!         // 2xx with `"success":true` and a `data.id` is the new record.
+//!         Sent::from_http(sent, &Rules::PIPEDRIVE, SystemTime::now(), |response| {
+//!             let body: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
+//!             Some(body["data"]["id"].as_str()?.to_string())
 //!         })
 //!     })?;
 //!     Ok(record.id)

@@ -19,15 +19,17 @@
 //! 3. `pending:` is written, then the create is sent.
 //! 4. [`Sent::Created`]: `rec:` is written and `pending:` deleted; a failed write is retryable.
 //! 5. [`Sent::NotCreated`]: `pending:` is deleted and the CRM's verdict returned.
-//! 6. [`Sent::NoAnswer`]: `pending:` stays; retryable, `outcome unknown`.
+//! 6. [`Sent::Unknown`]: `pending:` stays; retryable, `outcome unknown`.
 //!
 //! The durability of the host's `set` (contract 0.2.0) is what makes step 3 safe: once the
 //! create is sent, a crash or a delivery time limit leaves `pending:` behind, never nothing.
 
 use super::KvStore;
+use super::errors::Rules;
 use crate::DeliveryError;
 use crate::http::{HttpError, Response};
 use crate::kv::KvError;
+use std::time::SystemTime;
 
 /// How long `rec:` and `pending:` entries live: 30 days, in seconds.
 pub const RECORD_TTL_SECONDS: u64 = 30 * 24 * 60 * 60;
@@ -40,27 +42,39 @@ pub enum Sent {
     /// Nothing was created: the CRM answered otherwise than success (the error is its verdict,
     /// see [`super::errors`]), or the request failed before a connection was established.
     NotCreated(DeliveryError),
-    /// The request was under way and no answer came (response time-out, connection closed):
-    /// the record may exist. The text says what happened.
-    NoAnswer(String),
+    /// The record may or may not exist: the request was under way and no answer came
+    /// (response time-out, connection closed), or the CRM reported success without an id to
+    /// read. The text says which.
+    Unknown(String),
 }
 
 impl Sent {
-    /// The outcome of `http::Request::send`: a response goes through `created`, which checks
-    /// it (e.g. with [`Rules::check`](super::errors::Rules::check)) and reads the new record's
-    /// id; a failure is [`Sent::NoAnswer`] when the request may have reached the CRM
-    /// ([`may_have_arrived`]), else [`Sent::NotCreated`].
+    /// The outcome of `http::Request::send` for a create: a success by `rules` whose record id
+    /// `id` reads is [`Sent::Created`]; any other answer is [`Sent::NotCreated`] with the
+    /// verdict's error (a 401 too: an OAuth plugin intercepts it first); a failure is
+    /// [`Sent::Unknown`] when the request may have reached the CRM ([`may_have_arrived`]),
+    /// else [`Sent::NotCreated`]. A success without an id is [`Sent::Unknown`]: the record is
+    /// probably there, and creating it again would make a second.
     pub fn from_http(
         result: Result<Response, HttpError>,
-        created: impl FnOnce(Response) -> Result<String, DeliveryError>,
+        rules: &Rules,
+        now: SystemTime,
+        id: impl FnOnce(&Response) -> Option<String>,
     ) -> Sent {
-        match result {
-            Ok(response) => match created(response) {
-                Ok(id) => Sent::Created(id),
-                Err(error) => Sent::NotCreated(error),
+        let response = match result {
+            Ok(response) => response,
+            Err(error) if may_have_arrived(&error) => return Sent::Unknown(error.to_string()),
+            Err(error) => return Sent::NotCreated(error.into()),
+        };
+        match rules.verdict(&response, now).into_result() {
+            Ok(()) => match id(&response) {
+                Some(id) => Sent::Created(id),
+                None => Sent::Unknown(format!(
+                    "{} answered HTTP {} without the new record's id",
+                    rules.crm, response.status
+                )),
             },
-            Err(error) if may_have_arrived(&error) => Sent::NoAnswer(error.to_string()),
-            Err(error) => Sent::NotCreated(error.into()),
+            Err(error) => Sent::NotCreated(error),
         }
     }
 }
@@ -261,7 +275,7 @@ impl<'a> CreateOnce<'a> {
                 let _ = kv.delete(&pending);
                 Err(CreateError::Failed(error))
             }
-            Sent::NoAnswer(what) => Err(CreateError::Failed(DeliveryError::retryable(format!(
+            Sent::Unknown(what) => Err(CreateError::Failed(DeliveryError::retryable(format!(
                 "{}: outcome unknown: {what}",
                 self.crm
             )))),

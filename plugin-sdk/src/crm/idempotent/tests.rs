@@ -237,7 +237,7 @@ fn step_5_an_answer_other_than_success_clears_pending() {
 fn step_6_no_answer_keeps_pending_and_retries() {
     let kv = MemoryKv::new();
     let crm = Crm::new(&kv);
-    let sent = Sent::NoAnswer("request failed: ErrorCode::ConnectionReadTimeout".to_string());
+    let sent = Sent::Unknown("request failed: ErrorCode::ConnectionReadTimeout".to_string());
     let result = CreateOnce::new("Pipedrive", KEY, false).run(&kv, crm.create(sent));
     assert_eq!(
         failed_message(result),
@@ -350,33 +350,63 @@ fn failures_before_a_connection_did_not_arrive() {
 
 #[test]
 fn sent_from_http() {
-    let ok = |status: u16| Response {
-        status,
-        headers: Vec::new(),
-        body: b"{\"id\":\"17\"}".to_vec(),
+    let now = std::time::UNIX_EPOCH;
+    let answer = |status: u16, body: &str| {
+        Ok(Response {
+            status,
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+        })
     };
-    let read_id = |response: Response| {
-        if response.status == 201 {
-            Ok("17".to_string())
-        } else {
-            Err(DeliveryError::permanent("HubSpot answered HTTP 400"))
-        }
+    let sent = |result: Result<Response, HttpError>| {
+        Sent::from_http(
+            result,
+            &crate::crm::errors::Rules::PIPEDRIVE,
+            now,
+            |response| {
+                let body: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
+                Some(body["data"]["id"].as_str()?.to_string())
+            },
+        )
     };
-    assert!(matches!(Sent::from_http(Ok(ok(201)), read_id), Sent::Created(id) if id == "17"));
     assert!(matches!(
-        Sent::from_http(Ok(ok(400)), read_id),
-        Sent::NotCreated(DeliveryError::Permanent(_))
+        sent(answer(201, r#"{"success":true,"data":{"id":"17"}}"#)),
+        Sent::Created(id) if id == "17"
     ));
     assert!(matches!(
-        Sent::from_http(Err(transport(ErrorCode::ConnectionRefused)), read_id),
+        sent(answer(200, r#"{"success":true,"data":{"id":17}}"#)),
+        Sent::Unknown(what) if what == "Pipedrive answered HTTP 200 without the new record's id"
+    ));
+    assert!(matches!(
+        sent(answer(200, r#"{"success":false,"error":"no"}"#)),
+        Sent::NotCreated(DeliveryError::Permanent(PermanentError { message, .. }))
+            if message == "Pipedrive answered HTTP 200 without success: no"
+    ));
+    assert!(matches!(
+        sent(answer(400, r#"{"success":false,"error":"bad"}"#)),
+        Sent::NotCreated(DeliveryError::Permanent(PermanentError { message, .. }))
+            if message == "Pipedrive answered HTTP 400: bad"
+    ));
+    assert!(matches!(
+        sent(answer(503, "")),
+        Sent::NotCreated(DeliveryError::Retryable(RetryableError { message, .. }))
+            if message == "Pipedrive answered HTTP 503"
+    ));
+    assert!(matches!(
+        sent(answer(401, "")),
+        Sent::NotCreated(DeliveryError::Permanent(PermanentError { message, .. }))
+            if message == "Pipedrive rejected the token"
+    ));
+    assert!(matches!(
+        sent(Err(transport(ErrorCode::ConnectionRefused))),
         Sent::NotCreated(DeliveryError::Retryable(_))
     ));
     assert!(matches!(
-        Sent::from_http(Err(HttpError::Refused("policy".to_string())), read_id),
+        sent(Err(HttpError::Refused("policy".to_string()))),
         Sent::NotCreated(DeliveryError::Permanent(_))
     ));
     assert!(matches!(
-        Sent::from_http(Err(transport(ErrorCode::ConnectionReadTimeout)), read_id),
-        Sent::NoAnswer(what) if what == "request failed: ErrorCode::ConnectionReadTimeout"
+        sent(Err(transport(ErrorCode::ConnectionReadTimeout))),
+        Sent::Unknown(what) if what == "request failed: ErrorCode::ConnectionReadTimeout"
     ));
 }
