@@ -34,7 +34,7 @@ pub enum Verdict {
         after_ms: Option<u64>,
     },
     /// HTTP 401: an OAuth plugin refreshes its token once and repeats the request
-    /// (`crm::oauth`); otherwise it is permanent, `"{crm} rejected the token"`.
+    /// ([`oauth::authorized`](super::oauth::authorized)); otherwise it is permanent, `"{crm} rejected the token"`.
     Unauthorized {
         /// `"{crm} rejected the token"`.
         message: String,
@@ -72,7 +72,24 @@ impl Verdict {
 }
 
 /// How one CRM says success, failure and "slow down". Plain data with function hooks, so a
-/// plugin for another CRM fills in its own: `Rules { message: my_message, ..Rules::new("Acme") }`.
+/// plugin for another CRM fills in its own:
+///
+/// ```
+/// use callhook_plugin_sdk::crm::errors::{Rules, Verdict};
+/// use callhook_plugin_sdk::http::Response;
+/// use std::time::SystemTime;
+///
+/// const ACME: Rules = Rules {
+///     body_agrees: |body| body["ok"] == true,
+///     message: |body| body["reason"].as_str().map(str::to_string),
+///     ..Rules::new("Acme")
+/// };
+/// let answer = Response { status: 422, headers: vec![], body: br#"{"reason":"no phone"}"#.to_vec() };
+/// assert_eq!(
+///     ACME.verdict(&answer, SystemTime::now()),
+///     Verdict::Permanent { message: "Acme answered HTTP 422: no phone".into(), target_gone: false }
+/// );
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct Rules {
     /// The CRM's name, as messages name it (`HubSpot`).
