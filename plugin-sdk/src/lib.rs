@@ -39,6 +39,7 @@
 //! parked according to the [`DeliveryError`] the plugin returns.
 #![deny(missing_docs)]
 
+pub mod crm;
 pub mod http;
 pub mod kv;
 pub mod log;

@@ -10,6 +10,13 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Or all at once into a struct of the plugin's own with [`parse`] (see [`from_pairs`] for how
+//! text becomes numbers, flags and tables).
+
+mod typed;
+
+pub use typed::{SettingsError, from_pairs};
 
 use crate::DeliveryError;
 use crate::wit::callhook::plugin::host;
@@ -46,6 +53,31 @@ pub fn flag(key: &str, default: bool) -> Result<bool, DeliveryError> {
             "the setting `{key}` must be 1/0 or true/false, not {value:?}"
         ))),
     }
+}
+
+/// All settings deserialized into `T`, e.g. a struct with a field per setting and a
+/// `BTreeMap` for a table such as `users`; the error names the setting at fault.
+///
+/// ```no_run
+/// use callhook_plugin_sdk::{settings, DeliveryError};
+/// use std::collections::BTreeMap;
+///
+/// #[derive(serde::Deserialize)]
+/// #[serde(deny_unknown_fields)]
+/// struct Settings {
+///     api_base: String,
+///     /// `users.{extension}`: the CRM user of an extension.
+///     #[serde(default)]
+///     users: BTreeMap<String, String>,
+/// }
+///
+/// # fn run() -> Result<(), DeliveryError> {
+/// let settings: Settings = settings::parse()?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn parse<T: serde::de::DeserializeOwned>() -> Result<T, SettingsError> {
+    from_pairs(all())
 }
 
 /// The secret `key`, if set. Never log it.
