@@ -67,6 +67,7 @@ pub mod participant;
 pub mod probe;
 #[cfg(test)]
 mod proptests;
+pub mod replay;
 pub mod rest;
 pub mod socket;
 pub mod stats;
@@ -76,11 +77,12 @@ pub mod xapi;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-pub use capture::{CaptureError, CaptureWriter, Replay};
+pub use capture::{CaptureError, CaptureWriter};
 pub use config::ConnectorConfig;
 pub use connector::{ConnectionState, Connector, ConnectorError};
 pub use http::TransportError;
 pub use participant::{DnType, Participant, ParticipantStatus};
+pub use replay::Replay;
 pub use rest::{FetchedParticipant, ParticipantReply, RestClient, RestError};
 pub use stats::{ConnectorStats, StatsSnapshot};
 pub use token::{Secret, TokenError, TokenManager};
@@ -130,6 +132,24 @@ pub enum Change {
 }
 
 impl Change {
+    /// The snapshot change for the DN objects of a `GET /callcontrol` reply.
+    pub(crate) fn snapshot(at: Timestamp, dns: Vec<rest::DnObject>) -> Change {
+        let mut list = Vec::with_capacity(dns.len());
+        let mut participants = Vec::new();
+        for dn in dns {
+            list.push(Dn {
+                dn: dn.dn,
+                dn_type: dn.dn_type,
+            });
+            participants.extend(dn.participants);
+        }
+        Change::Snapshot {
+            at,
+            dns: list,
+            participants,
+        }
+    }
+
     /// When the connector learnt this change.
     pub fn at(&self) -> Timestamp {
         match self {

@@ -67,7 +67,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Change;
 use super::backoff::Backoff;
-use super::capture::{CaptureWriter, FORMAT_VERSION, Record, snapshot_change};
+use super::capture::{CaptureWriter, FORMAT_VERSION, Record};
 use super::config::ConnectorConfig;
 use super::fetches::{Fetches, Ready, fetch_with};
 use super::http::{self, TlsSetupError, TransportError};
@@ -683,7 +683,7 @@ impl Session<'_> {
             });
         }
         let at = self.monotonic(snapshot.at);
-        self.emit(snapshot_change(at, snapshot.dns)).await
+        self.emit(Change::snapshot(at, snapshot.dns)).await
     }
 
     /// Hands a change to the output, waiting for room unless shutdown comes first.

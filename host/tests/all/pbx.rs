@@ -568,7 +568,7 @@ async fn a_capture_replays_to_the_same_changes_and_holds_no_secret() {
     let mut h = Harness::start_with_capture(&scenario, sim, |_, _| {}, Some(capture)).await;
     h.play(&scenario, FAST).await;
     let (view, _) = h.stop().await;
-    let replayed: Vec<Change> = callhook::pbx::capture::replay_file(&path)
+    let replayed: Vec<Change> = callhook::pbx::replay::replay_file(&path)
         .unwrap()
         .map(|c| c.expect("every line reads"))
         .collect();
@@ -1214,7 +1214,7 @@ async fn a_capture_of_concurrent_folded_fetches_replays_to_the_same_changes() {
     let stats = h.stats.snapshot();
     let (view, _) = h.stop().await;
     assert!(stats.fetches_folded > 0, "{stats:?}");
-    let replayed: Vec<Change> = callhook::pbx::capture::replay_file(&path)
+    let replayed: Vec<Change> = callhook::pbx::replay::replay_file(&path)
         .unwrap()
         .map(|c| c.expect("every line reads"))
         .collect();
