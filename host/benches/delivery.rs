@@ -7,8 +7,7 @@ use axum::Router;
 use axum::routing::any;
 use callhook::calls::event::{CallEvent, CallId, Offered, UserType};
 use callhook::runtime::{
-    DeliveryOutcome, DeliveryRequest, GENERIC_WEBHOOK_WASM, KvQuota, KvStore, PluginLimits,
-    PluginRuntime, PluginSpec, RuntimeConfig,
+    DeliveryOutcome, DeliveryRequest, GENERIC_WEBHOOK_WASM, PluginLimits, PluginSpec, RuntimeConfig,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
@@ -48,11 +47,7 @@ fn bench(c: &mut Criterion) {
     });
     let dir = tempfile::tempdir().unwrap();
     let db = redb::Database::create(dir.path().join("bench.redb")).unwrap();
-    let runtime = PluginRuntime::new(
-        RuntimeConfig::default(),
-        KvStore::new(Arc::new(db), KvQuota::default()),
-    )
-    .unwrap();
+    let runtime = callhook::app::plugins::runtime(Arc::new(db), RuntimeConfig::default()).unwrap();
     let url = format!("{sink}/hook");
     let plugin = runtime
         .load(PluginSpec {
