@@ -150,6 +150,19 @@ pub enum QueueError {
     NoSuchDelivery(u64),
 }
 
+impl QueueError {
+    /// Whether the database refuses every further transaction until it is closed and opened
+    /// again: redb does so after its first failed write or fsync ("Previous I/O error
+    /// occurred"). Only a new process helps then; what was committed before is intact.
+    pub fn needs_reopen(&self) -> bool {
+        matches!(self, QueueError::Storage { message, .. } if message.contains(REDB_PREVIOUS_IO))
+    }
+}
+
+/// The start of redb's message for [`redb::StorageError::PreviousIo`]; a test in `app::derive`
+/// produces the real error with a failing fsync, so a redb that words it differently fails there.
+const REDB_PREVIOUS_IO: &str = "Previous I/O error";
+
 /// Wall-clock time for the queue, advancing with tokio's clock.
 ///
 /// It reads the system time once and then adds tokio's monotonic elapsed time, so stored

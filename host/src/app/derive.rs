@@ -14,11 +14,12 @@
 use super::observe::EventCounter;
 use super::record::{log_lost, record};
 use super::replay::to_input;
+use super::storage::StorageHealth;
 use super::{DeliveryQueue, EngineStore, StateRecords};
 use crate::calls::{self, Engine};
 use crate::pbx::xapi::InboundRule;
 use crate::pbx::{Change, RestClient};
-use crate::queue::AttachedWrite;
+use crate::queue::{AttachedWrite, QueueError};
 use crate::recordings::Recorder;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,6 +29,11 @@ use tokio_util::sync::CancellationToken;
 
 /// At most this many changes are applied before their events are taken in one transaction.
 const BATCH: usize = 256;
+/// How many derived events the loop holds while storage refuses them before it stops taking
+/// changes.
+const HOLD_LIMIT: usize = 50_000;
+/// How soon a failed store of events is tried again.
+const STORE_RETRY: Duration = Duration::from_secs(1);
 /// How often the PBX's inbound rules are read again.
 const RULES_REFRESH: Duration = Duration::from_secs(600);
 /// How long the derivation waits for the first read of the inbound rules.
@@ -53,6 +59,8 @@ pub struct Outputs {
     pub recorder: Option<Recorder>,
     /// Counts the events, for `/metrics`.
     pub events: Arc<EventCounter>,
+    /// Whether the last write went through, for `/healthz`.
+    pub health: Arc<StorageHealth>,
 }
 
 /// Reads the PBX's inbound rules now and every [`RULES_REFRESH`]; rules named in the
@@ -106,13 +114,50 @@ fn did_table(
     table
 }
 
+/// The database refuses every write until it is opened again (redb after an I/O error, such
+/// as a full disk): the loop stops, and the host with it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "storage failed ({0}); callhook stops so that its service manager starts it again with the \
+     database opened afresh: what was stored is kept, and the calls in progress are read again \
+     from the PBX"
+)]
+pub struct StorageLost(pub String);
+
+/// Events derived but not stored yet (the database refused them), oldest first, with the
+/// calls among them that are over.
+#[derive(Default)]
+struct Held {
+    events: Vec<calls::event::CallEvent>,
+    finished: Vec<calls::FinishedCall>,
+}
+
+impl Held {
+    /// Logs every held event as lost, whole, for sending by hand.
+    fn log_lost(&self, why: &QueueError) {
+        for event in &self.events {
+            log_lost(event, why);
+        }
+    }
+}
+
 /// Runs the derivation loop until the changes end or `cancel` fires.
+///
+/// **When storage fails**, no event is dropped: the loop holds the events it derived (and the
+/// engine's unsaved state, [`Engine::retouch`]), marks `health` failing (`/healthz` answers
+/// 503) and tries again every [`STORE_RETRY`], in order, with what comes next. Holding up to
+/// [`HOLD_LIMIT`] events, it stops taking changes (the connector waits, and takes a fresh
+/// snapshot once it can go on). When the database refuses every write until it is opened again
+/// (redb after a failed write or fsync, [`QueueError::needs_reopen`]), the loop ends with
+/// [`StorageLost`] so the host exits and its service manager starts it afresh: the engine then
+/// restores the state stored with the last stored events, and the snapshot of the new
+/// connection brings every call that changed meanwhile, so each still gets its end event.
 pub async fn derive_events(
     mut engine: Engine,
     inputs: Inputs,
     outputs: Outputs,
     cancel: CancellationToken,
-) {
+) -> Result<(), StorageLost> {
     let Inputs {
         mut changes,
         mut rules,
@@ -124,28 +169,38 @@ pub async fn derive_events(
     if let Ok(Ok(())) = tokio::time::timeout(RULES_FIRST_WAIT, rules.changed()).await {
         engine.set_did_rules(rules.borrow_and_update().clone());
     }
+    let mut held = Held::default();
     loop {
         let wait = engine.next_deadline().map(|deadline| {
             let now = jiff::Timestamp::now();
             let left = deadline.duration_since(now);
             std::time::Duration::try_from(left).unwrap_or_default()
         });
+        let taking = held.events.len() < HOLD_LIMIT;
+        let retry = (!held.events.is_empty() || !held.finished.is_empty()).then_some(STORE_RETRY);
         let mut output = tokio::select! {
-            _ = cancel.cancelled() => return,
-            change = changes.recv() => match change {
+            _ = cancel.cancelled() => {
+                if let Some(error) = outputs.queue.take(&held.events, None).err() {
+                    held.log_lost(&error);
+                }
+                return Ok(());
+            }
+            change = changes.recv(), if taking => match change {
                 Some(change) => {
                     let at = change.at();
                     engine.apply(to_input(change), at)
                 }
-                None => return,
+                None => return Ok(()),
             },
-            _ = sleep_or_forever(wait) => engine.tick(jiff::Timestamp::now()),
+            _ = sleep_or_forever(wait), if taking => engine.tick(jiff::Timestamp::now()),
+            _ = sleep_or_forever(retry) => calls::Output::default(),
             Ok(()) = rules.changed() => {
                 engine.set_did_rules(rules.borrow_and_update().clone());
                 continue;
             }
         };
-        for _ in 1..BATCH {
+        let batch = if taking { BATCH } else { 1 };
+        for _ in 1..batch {
             let Ok(change) = changes.try_recv() else {
                 break;
             };
@@ -154,55 +209,81 @@ pub async fn derive_events(
             output.events.extend(more.events);
             output.finished.extend(more.finished);
         }
+        announce(&output.events, &outputs.events);
+        held.events.extend(output.events);
+        held.finished.extend(output.finished);
         let changes = engine.take_changes();
         let jobs = match (&outputs.store, &outputs.recorder) {
-            (Some(_), Some(_)) => output.finished.as_slice(),
+            (Some(_), Some(_)) => held.finished.as_slice(),
             _ => &[],
         };
         let state = StateRecords::of(&changes, jobs);
         let state = (!state.is_empty()).then_some(state);
-        if !publish(output, &outputs, state.as_ref()) {
-            // Not saved: the next batch writes these calls again.
-            engine.retouch(&changes);
+        match store(&held.events, &outputs, state.as_ref()) {
+            Ok(()) => {
+                outputs.health.stored();
+                held.events.clear();
+                start_recordings(std::mem::take(&mut held.finished), &outputs);
+            }
+            Err(error) => {
+                // Not saved: the next attempt writes these calls again.
+                engine.retouch(&changes);
+                outputs.health.failed(&error.to_string());
+                if error.needs_reopen() {
+                    tracing::error!(%error, held = held.events.len(), "the database refuses every write until it is opened again");
+                    held.log_lost(&error);
+                    return Err(StorageLost(error.to_string()));
+                }
+                tracing::error!(
+                    %error,
+                    held = held.events.len(),
+                    "could not store the events and the call state; holding them and retrying"
+                );
+            }
         }
     }
 }
 
-/// Hands the events to the queue in order, in one transaction with the engine's `state` when
-/// given. Events the queue cannot store are logged with everything needed to send them by
-/// hand: there is nowhere else to keep them. Returns whether the transaction was stored.
-fn publish(output: calls::Output, outputs: &Outputs, state: Option<&StateRecords>) -> bool {
-    for event in &output.events {
+/// Logs and counts freshly derived events.
+fn announce(events: &[calls::event::CallEvent], counter: &EventCounter) {
+    for event in events {
         tracing::info!(
             call_id = %event.call_id(),
             event = event.name(),
             user = event.user().unwrap_or(""),
             "event"
         );
-        outputs.events.count(event.name());
+        counter.count(event.name());
     }
+}
+
+/// Hands `events` to the queue in order, in one transaction with the engine's `state` when
+/// given.
+fn store(
+    events: &[calls::event::CallEvent],
+    outputs: &Outputs,
+    state: Option<&StateRecords>,
+) -> Result<(), QueueError> {
     let save = state
         .map(|state| move |write: &redb::WriteTransaction| EngineStore::write_in(write, state));
     let attached = save.as_ref().map(|save| save as AttachedWrite<'_>);
-    let mut stored = true;
-    if (!output.events.is_empty() || attached.is_some())
-        && let Err(error) = outputs.queue.take(&output.events, attached)
-    {
-        tracing::error!(%error, "could not store the events and the call state");
-        for event in &output.events {
-            log_lost(event, &error);
-        }
-        stored = false;
+    if events.is_empty() && attached.is_none() {
+        return Ok(());
     }
-    if let Some(recorder) = &outputs.recorder {
-        for call in output.finished {
-            let recorder = recorder.clone();
-            let queue = outputs.queue.clone();
-            let kept = outputs.store.is_some();
-            tokio::spawn(async move { record(&recorder, &call, &queue, kept).await });
-        }
+    outputs.queue.take(events, attached).map(drop)
+}
+
+/// Starts the recording jobs of calls that are over, once their events are stored.
+fn start_recordings(finished: Vec<calls::FinishedCall>, outputs: &Outputs) {
+    let Some(recorder) = &outputs.recorder else {
+        return;
+    };
+    for call in finished {
+        let recorder = recorder.clone();
+        let queue = outputs.queue.clone();
+        let kept = outputs.store.is_some();
+        tokio::spawn(async move { record(&recorder, &call, &queue, kept).await });
     }
-    stored
 }
 
 async fn sleep_or_forever(wait: Option<std::time::Duration>) {
@@ -244,5 +325,188 @@ mod tests {
                 ("4940999".to_owned(), "Hamburg".to_owned()),
             ])
         );
+    }
+
+    /// A file backend whose next `sync_data` fails once `fail_next_sync` is set, as a full
+    /// disk or a failing device would.
+    #[derive(Debug)]
+    struct FailingSync {
+        file: redb::backends::FileBackend,
+        fail_next_sync: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl redb::StorageBackend for FailingSync {
+        fn len(&self) -> std::io::Result<u64> {
+            self.file.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+            self.file.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.file.set_len(len)
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            if self
+                .fail_next_sync
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                return Err(std::io::Error::other("No space left on device (injected)"));
+            }
+            self.file.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.file.write(offset, data)
+        }
+        fn close(&self) -> std::io::Result<()> {
+            self.file.close()
+        }
+    }
+
+    fn events_stored(db: &redb::Database) -> Vec<String> {
+        let filter = crate::queue::replay::DeliveryFilter {
+            parked_only: false,
+            plugin: None,
+            since: None,
+        };
+        crate::queue::replay::list_deliveries(db, &filter)
+            .unwrap()
+            .into_iter()
+            .map(|delivery| delivery.event)
+            .collect()
+    }
+
+    /// issue 17 item 1: one failed fsync makes redb refuse every later write. The loop holds
+    /// the events, says so on `/healthz`, and ends with `StorageLost` so the host restarts;
+    /// what was committed stays, and after the restart the call still gets its end event.
+    #[tokio::test]
+    async fn a_failed_fsync_stops_the_loop_and_a_restart_still_ends_the_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("callhook.redb");
+        let fail_next_sync = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .unwrap();
+        let backend = FailingSync {
+            file: redb::backends::FileBackend::new(file).unwrap(),
+            fail_next_sync: fail_next_sync.clone(),
+        };
+        let db = Arc::new(
+            redb::Database::builder()
+                .create_with_backend(backend)
+                .unwrap(),
+        );
+        let queue = Arc::new(
+            crate::queue::Queue::open(
+                db.clone(),
+                crate::queue::QueueConfig::default(),
+                super::super::Plugins::new([]),
+            )
+            .unwrap(),
+        );
+        let config = calls::EngineConfig {
+            trunk_dids: callhook_simulator::SimConfig::default_trunks(),
+            ..calls::EngineConfig::default()
+        };
+        let health = Arc::new(StorageHealth::default());
+        let (changes_tx, changes) = mpsc::channel(64);
+        let (rules_tx, rules) = watch::channel(BTreeMap::new());
+        rules_tx.send_replace(BTreeMap::new()); // the PBX's inbound rules were read
+        let outputs = Outputs {
+            queue: queue.clone(),
+            store: Some(EngineStore::of(&queue)),
+            recorder: None,
+            events: Arc::new(EventCounter::default()),
+            health: health.clone(),
+        };
+        let cancel = CancellationToken::new();
+        let looping = tokio::spawn(derive_events(
+            Engine::new(config.clone()),
+            Inputs { changes, rules },
+            outputs,
+            cancel.clone(),
+        ));
+
+        // Scenario 1 an hour ago: every grace period has run out when its change arrives.
+        let scenario = callhook_simulator::Scenario::builtin("01-direct-inbound-answered").unwrap();
+        let start = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+        let changes = crate::app::scenario_changes(&scenario, start);
+        let hang_up = changes
+            .iter()
+            .position(|change| matches!(change, Change::Remove { .. }))
+            .unwrap();
+        let directory = match &changes[0] {
+            Change::Snapshot { dns, .. } => dns.clone(),
+            _ => unreachable!("the directory comes first"),
+        };
+        let (talk, end) = changes.split_at(hang_up);
+        for change in talk {
+            changes_tx.send(change.clone()).await.unwrap();
+        }
+        let stored = |want: usize| {
+            let queue = queue.clone();
+            async move {
+                for _ in 0..500 {
+                    if queue.stats().events_taken >= want as u64 {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                panic!("{want} events were not stored");
+            }
+        };
+        stored(2).await;
+
+        fail_next_sync.store(true, std::sync::atomic::Ordering::SeqCst);
+        for change in end {
+            changes_tx.send(change.clone()).await.unwrap();
+        }
+        let ended = tokio::time::timeout(Duration::from_secs(10), looping)
+            .await
+            .expect("the loop stops once the database refuses writes")
+            .unwrap();
+        let lost = ended.expect_err("storage is lost");
+        assert!(lost.0.contains("Previous I/O error"), "{lost}");
+        assert!(health.failing().is_some(), "/healthz says storage fails");
+
+        // The service manager starts callhook again: the database opens as it was committed.
+        drop(queue);
+        drop(db);
+        let db = Arc::new(redb::Database::create(&path).unwrap());
+        assert_eq!(events_stored(&db), ["ringing", "incomingcall_started"]);
+        let queue = crate::queue::Queue::open(
+            db.clone(),
+            crate::queue::QueueConfig::default(),
+            super::super::Plugins::new([]),
+        )
+        .unwrap();
+        let state = EngineStore::of(&queue)
+            .load()
+            .unwrap()
+            .expect("the call state was stored");
+        let mut engine = Engine::restore(config, state);
+        assert_eq!(engine.active_calls(), 1, "the call is still in progress");
+        // The new connection's snapshot no longer shows the call: it is over.
+        let now = jiff::Timestamp::now();
+        let mut events = engine
+            .apply(
+                to_input(Change::Snapshot {
+                    at: now,
+                    dns: directory,
+                    participants: Vec::new(),
+                }),
+                now,
+            )
+            .events;
+        events.extend(
+            engine
+                .tick(now + jiff::SignedDuration::from_hours(1))
+                .events,
+        );
+        let names: Vec<&str> = events.iter().map(|event| event.name()).collect();
+        assert_eq!(names, ["incoming"]);
     }
 }

@@ -120,6 +120,11 @@ impl Host {
             router = router.merge(recorder.router());
         }
         let pipeline = Pipeline::start(connector, engine, queue.clone(), Some(store), recorder);
+        tokio::spawn(storage::watch_free_space(
+            dir.clone(),
+            pipeline.observed().storage,
+            stop.clone(),
+        ));
         let admin = if options.admin_socket {
             match admin::serve(queue.clone(), &dir, stop.clone()) {
                 Ok(task) => Some(task),

@@ -5,7 +5,7 @@
 //! skipped because they did not read, and the queue's own
 //! families (deliveries by plugin and outcome, queue depth, oldest pending age, plugin duration
 //! histogram; see `queue::metrics`). `/healthz` answers 200 while the PBX connection is up and
-//! 503 otherwise, with a one-line JSON reason.
+//! the database takes writes, 503 otherwise, with a one-line JSON reason.
 
 use super::DeliveryQueue;
 use crate::pbx::{ConnectionState, ConnectorStats};
@@ -51,6 +51,8 @@ pub struct Observed {
     pub connector: Arc<ConnectorStats>,
     /// The delivery queue.
     pub queue: Arc<DeliveryQueue>,
+    /// Whether the database takes the host's writes, and the room left for it.
+    pub storage: Arc<super::storage::StorageHealth>,
     /// Saved call state records skipped at start because they did not read
     /// ([`EngineStore::unreadable_records`](super::EngineStore::unreadable_records)).
     pub state_unreadable: Arc<AtomicU64>,
@@ -149,6 +151,16 @@ async fn healthz(State(observed): State<Observed>) -> impl IntoResponse {
         ConnectionState::Backoff { error, .. } => (StatusCode::SERVICE_UNAVAILABLE, error.clone()),
         ConnectionState::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "stopped".to_string()),
     };
-    let body = serde_json::json!({ "pbx": reason, "ok": status == StatusCode::OK });
+    let storage = observed.storage.failing();
+    let status = if storage.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        status
+    };
+    let body = serde_json::json!({
+        "pbx": reason,
+        "storage": storage.map_or_else(|| "ok".to_string(), |error| format!("failing: {error}")),
+        "ok": status == StatusCode::OK,
+    });
     (status, axum::Json(body))
 }

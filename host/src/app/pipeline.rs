@@ -2,9 +2,10 @@
 //! each [supervised](super::supervise), with the inbound-rule refresh and the recording jobs
 //! beside them.
 
-use super::derive::{Inputs, Outputs, derive_events, refresh_did_rules};
+use super::derive::{Inputs, Outputs, StorageLost, derive_events, refresh_did_rules};
 use super::observe::{EventCounter, Observed};
 use super::record::resume_recording_jobs;
+use super::storage::StorageHealth;
 use super::supervise::{self, TaskPanicked};
 use super::{DeliveryQueue, EngineStore};
 use crate::calls::Engine;
@@ -26,7 +27,7 @@ pub struct Pipeline {
     /// Cancelled when a task panicked.
     failed: CancellationToken,
     connector: JoinHandle<Result<Result<(), ConnectorError>, TaskPanicked>>,
-    derive: JoinHandle<Result<(), TaskPanicked>>,
+    derive: JoinHandle<Result<Result<(), StorageLost>, TaskPanicked>>,
     queue: Arc<DeliveryQueue>,
     observed: Observed,
 }
@@ -45,7 +46,9 @@ impl Pipeline {
         recorder: Option<Recorder>,
     ) -> Pipeline {
         let events = Arc::new(EventCounter::default());
+        let health = Arc::new(StorageHealth::default());
         let observed = Observed {
+            storage: health.clone(),
             events: events.clone(),
             connection: connector.state(),
             connector: connector.stats(),
@@ -74,6 +77,7 @@ impl Pipeline {
         let derive = {
             let cancel = cancel.clone();
             let queue = queue.clone();
+            let stop_host = failed.clone();
             let task = tokio::spawn(async move {
                 let inputs = Inputs { changes, rules };
                 let outputs = Outputs {
@@ -81,8 +85,14 @@ impl Pipeline {
                     store,
                     recorder,
                     events,
+                    health,
                 };
-                derive_events(engine, inputs, outputs, cancel).await
+                let ended = derive_events(engine, inputs, outputs, cancel).await;
+                if ended.is_err() {
+                    // Storage is lost for this process: stop the host (see `derive_events`).
+                    stop_host.cancel();
+                }
+                ended
             });
             tokio::spawn(supervise::supervise("derivation", task, failed.clone()))
         };
@@ -108,8 +118,8 @@ impl Pipeline {
     }
 
     /// Stops taking changes, lets deliveries in progress finish (what does not finish in time
-    /// is delivered after the next start) and reports the connector's error, if it failed, or
-    /// a task's panic.
+    /// is delivered after the next start) and reports the connector's error, if it failed, the
+    /// loss of storage ([`StorageLost`]) or a task's panic.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.cancel.cancel();
         let derived = self.derive.await;
@@ -121,7 +131,7 @@ impl Pipeline {
             );
         }
         self.connector.await???;
-        derived??;
+        derived???;
         Ok(())
     }
 }
