@@ -15,4 +15,5 @@ pub mod recordings;
 #[cfg(test)]
 mod robustness;
 pub mod runtime;
+pub mod telemetry;
 pub mod text;

@@ -75,6 +75,9 @@ use super::rest::{ParticipantReply, RestClient, RestError};
 use super::socket::{Entity, Event, EventSocket, Frame, Received, SocketError, parse_frame};
 use super::stats::ConnectorStats;
 use super::token::{AccessToken, TokenError, TokenManager, TokenState, shorten};
+use crate::telemetry::pbx::{
+    FrameMalformed, SequenceGap, SnapshotObjectSkipped, UnknownEventSkipped,
+};
 
 /// What the connector is doing now; watch it through [`Connector::state`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -326,13 +329,18 @@ impl Connector {
     /// Runs `warn` the first time `key` is seen: the PBX repeats itself (every snapshot lists
     /// the same unusable object, every repeat GETs the same hidden leg), the log should not.
     fn warn_once(&self, key: String, warn: impl FnOnce()) {
+        if self.first_warning(key) {
+            warn();
+        }
+    }
+
+    /// Whether `key` is new to [`Connector::warn_once`] (and now remembered).
+    fn first_warning(&self, key: String) -> bool {
         let mut warned = self.warned.lock().expect("warned set lock");
         if warned.len() >= WARNED_LIMIT {
             warned.clear();
         }
-        if warned.insert(key) {
-            warn();
-        }
+        warned.insert(key)
     }
 }
 
@@ -533,8 +541,11 @@ impl Session<'_> {
         let frame = match parsed {
             Ok(frame) => frame,
             Err(error) => {
-                c.stats.count_malformed_frame();
-                tracing::warn!(%error, frame = %shorten(&received.text), "skipped a malformed event frame");
+                FrameMalformed {
+                    error: &error,
+                    frame: &shorten(&received.text),
+                }
+                .emit(&c.stats);
                 return Ok(());
             }
         };
@@ -553,10 +564,11 @@ impl Session<'_> {
             Event::Dtmf { .. } | Event::PromptPlaybackFinished { .. } => {
                 c.stats.count_ignored_event();
             }
-            Event::Unknown { event_type, entity } => {
-                c.stats.count_unknown_event();
-                tracing::warn!(event_type, %entity, "skipped an event of unknown type");
+            Event::Unknown { event_type, entity } => UnknownEventSkipped {
+                event_type,
+                entity: &entity,
             }
+            .emit(&c.stats),
         }
         self.emit_ready().await
     }
@@ -564,15 +576,14 @@ impl Session<'_> {
     /// Frames were lost: a snapshot is owed, at once or when the last gap's snapshot is
     /// `gap_snapshot_every` old; gaps until then share it.
     fn note_gap(&mut self, expected: u64, got: u64) {
-        self.connector.stats.count_sequence_gap();
         let now = Instant::now();
         let due = self.owe_snapshot();
-        tracing::warn!(
+        SequenceGap {
             expected,
             got,
-            snapshot_in_ms = due.saturating_duration_since(now).as_millis() as u64,
-            "event sequence gap: frames were lost; a snapshot follows"
-        );
+            snapshot_in: due.saturating_duration_since(now),
+        }
+        .emit(&self.connector.stats);
     }
 
     /// Emits every decided result at the front of the fetch order.
@@ -678,10 +689,11 @@ impl Session<'_> {
         let c = self.connector;
         let snapshot = c.rest.snapshot().await?;
         for skipped in &snapshot.skipped {
-            c.stats.count_skipped_object();
-            c.warn_once(format!("snapshot:{skipped}"), || {
-                tracing::warn!(object = %skipped, "skipped an object of the snapshot that cannot be used");
-            });
+            SnapshotObjectSkipped {
+                object: skipped,
+                first: c.first_warning(format!("snapshot:{skipped}")),
+            }
+            .emit(&c.stats);
         }
         let at = self.monotonic(snapshot.at);
         self.emit(snapshot_change(at, snapshot.dns)).await

@@ -1,0 +1,92 @@
+//! What happens in the 3CX connector and is worth a log line: each event logs once and counts
+//! into the connector's [`ConnectorStats`] (`callhook_pbx_total{what=...}`). What is only
+//! counted (frames, fetches, tokens ...) the connector counts on its `ConnectorStats` directly.
+
+use crate::pbx::ConnectorStats;
+use std::fmt::Display;
+use std::time::Duration;
+
+/// The log target: the connector's, so that `RUST_LOG` filters by component as before.
+const TARGET: &str = "callhook::pbx::connector";
+
+/// An event frame that is not JSON or lacks `event`/`event_type`/a valid `entity`: skipped.
+/// Counted as `malformed_frames`.
+pub(crate) struct FrameMalformed<'a> {
+    pub error: &'a dyn Display,
+    /// The frame, shortened.
+    pub frame: &'a str,
+}
+
+impl FrameMalformed<'_> {
+    pub(crate) fn emit(&self, stats: &ConnectorStats) {
+        tracing::warn!(
+            target: TARGET,
+            error = %self.error,
+            frame = self.frame,
+            "skipped a malformed event frame"
+        );
+        stats.count_malformed_frame();
+    }
+}
+
+/// An event frame with an `event_type` this version does not know: skipped. Counted as
+/// `unknown_events`.
+pub(crate) struct UnknownEventSkipped<'a> {
+    pub event_type: u64,
+    pub entity: &'a dyn Display,
+}
+
+impl UnknownEventSkipped<'_> {
+    pub(crate) fn emit(&self, stats: &ConnectorStats) {
+        tracing::warn!(
+                target: TARGET,
+            event_type = self.event_type,
+            entity = %self.entity,
+            "skipped an event of unknown type"
+        );
+        stats.count_unknown_event();
+    }
+}
+
+/// The frames' `sequence` jumped: frames were lost, and a snapshot follows after
+/// `snapshot_in`. Counted as `sequence_gaps`.
+pub(crate) struct SequenceGap {
+    pub expected: u64,
+    pub got: u64,
+    pub snapshot_in: Duration,
+}
+
+impl SequenceGap {
+    pub(crate) fn emit(&self, stats: &ConnectorStats) {
+        tracing::warn!(
+                target: TARGET,
+            expected = self.expected,
+            got = self.got,
+            snapshot_in_ms = self.snapshot_in.as_millis() as u64,
+            "event sequence gap: frames were lost; a snapshot follows"
+        );
+        stats.count_sequence_gap();
+    }
+}
+
+/// An object of a snapshot that cannot be used (a participant without `id` or `callid`, a DN
+/// without `dn`): skipped alone. Counted each time as `skipped_objects`; logged only when
+/// `first` (the connector remembers which objects it warned about, so a snapshot repeated
+/// every few minutes does not repeat the warning).
+pub(crate) struct SnapshotObjectSkipped<'a> {
+    pub object: &'a dyn Display,
+    pub first: bool,
+}
+
+impl SnapshotObjectSkipped<'_> {
+    pub(crate) fn emit(&self, stats: &ConnectorStats) {
+        if self.first {
+            tracing::warn!(
+                target: TARGET,
+                object = %self.object,
+                "skipped an object of the snapshot that cannot be used"
+            );
+        }
+        stats.count_skipped_object();
+    }
+}
