@@ -4,7 +4,7 @@
 //! was malformed, a saved record did not read ...) is one struct here with an `emit()` that
 //! writes its log line and counts it, so a thing that happened is logged once, counted once,
 //! and the two never drift apart (the model is Vector's `internal_events`). Events are grouped
-//! by the component that emits them: [`pbx`], [`queue`], [`state`]. Components call
+//! by the component that emits them: [`pbx`], [`queue`], [`recordings`], [`state`]. Components call
 //! `SomethingHappened { .. }.emit(..)` and never `tracing::warn!` plus a counter side by side.
 //!
 //! **Where counts live.** A count belongs to the instance that produced it (a connector's
@@ -26,6 +26,7 @@ pub mod logs;
 pub mod metrics;
 pub(crate) mod pbx;
 pub(crate) mod queue;
+pub(crate) mod recordings;
 pub(crate) mod state;
 
 pub use logs::LogFormat;

@@ -76,7 +76,8 @@ use super::socket::{Entity, Event, EventSocket, Frame, Received, SocketError, pa
 use super::stats::ConnectorStats;
 use super::token::{AccessToken, TokenError, TokenManager, TokenState, shorten};
 use crate::telemetry::pbx::{
-    FrameMalformed, SequenceGap, SnapshotObjectSkipped, UnknownEventSkipped,
+    FrameMalformed, ParticipantFetchFailed, ParticipantHidden, ParticipantUnusable, SequenceGap,
+    SnapshotObjectSkipped, UnknownEventSkipped,
 };
 
 /// What the connector is doing now; watch it through [`Connector::state`].
@@ -177,11 +178,11 @@ pub struct Connector {
     capture: Option<CaptureWriter>,
     stats: Arc<ConnectorStats>,
     state: watch::Sender<ConnectionState>,
-    /// What has been warned about once already (see [`Connector::warn_once`]).
+    /// What has been warned about once already (see [`Connector::first_warning`]).
     warned: Mutex<HashSet<String>>,
 }
 
-/// The most distinct things [`Connector::warn_once`] remembers; past that it warns again.
+/// The most distinct things [`Connector::first_warning`] remembers; past that it warns again.
 const WARNED_LIMIT: usize = 1024;
 
 impl Connector {
@@ -326,15 +327,9 @@ impl Connector {
         }
     }
 
-    /// Runs `warn` the first time `key` is seen: the PBX repeats itself (every snapshot lists
-    /// the same unusable object, every repeat GETs the same hidden leg), the log should not.
-    fn warn_once(&self, key: String, warn: impl FnOnce()) {
-        if self.first_warning(key) {
-            warn();
-        }
-    }
-
-    /// Whether `key` is new to [`Connector::warn_once`] (and now remembered).
+    /// Whether `key` is seen for the first time (and now remembered): the PBX repeats itself
+    /// (every snapshot lists the same unusable object, every repeat GETs the same hidden leg),
+    /// the log should not, so events about such things log only the first time.
     fn first_warning(&self, key: String) -> bool {
         let mut warned = self.warned.lock().expect("warned set lock");
         if warned.len() >= WARNED_LIMIT {
@@ -612,21 +607,24 @@ impl Session<'_> {
                             })
                             .await?;
                         }
-                        ParticipantReply::Hidden => c.warn_once(format!("hidden {}", entity.dn), || {
-                            tracing::warn!(
-                                dn = %entity.dn,
-                                "the PBX answers 403 for this DN's legs (not visible to this API client); skipping them"
-                            );
-                        }),
-                        ParticipantReply::Unusable(detail) => {
-                            c.warn_once(format!("unusable {}", fetched.path), || {
-                                tracing::warn!(path = %fetched.path, %detail, "skipped a participant that cannot be used");
-                            });
+                        ParticipantReply::Hidden => ParticipantHidden {
+                            dn: &entity.dn,
+                            first: c.first_warning(format!("hidden {}", entity.dn)),
                         }
+                        .emit(),
+                        ParticipantReply::Unusable(detail) => ParticipantUnusable {
+                            path: &fetched.path,
+                            detail: &detail,
+                            first: c.first_warning(format!("unusable {}", fetched.path)),
+                        }
+                        .emit(),
                         ParticipantReply::Failed(status) => {
-                            c.warn_once(format!("failed {}", entity.dn), || {
-                                tracing::warn!(path = %fetched.path, status, "a participant fetch failed; a snapshot follows");
-                            });
+                            ParticipantFetchFailed {
+                                path: &fetched.path,
+                                status,
+                                first: c.first_warning(format!("failed {}", entity.dn)),
+                            }
+                            .emit();
                             self.owe_snapshot();
                         }
                     }

@@ -90,3 +90,67 @@ impl SnapshotObjectSkipped<'_> {
         stats.count_skipped_object();
     }
 }
+
+/// A participant fetch answered `403`: the DN's legs are not visible to this API client and
+/// are skipped. Logged only when `first` for the DN; counted by the REST client as
+/// `forbidden_participants` when the reply arrives.
+pub(crate) struct ParticipantHidden<'a> {
+    pub dn: &'a dyn Display,
+    pub first: bool,
+}
+
+impl ParticipantHidden<'_> {
+    pub(crate) fn emit(&self) {
+        if self.first {
+            tracing::warn!(
+                target: TARGET,
+                dn = %self.dn,
+                "the PBX answers 403 for this DN's legs (not visible to this API client); \
+                 skipping them"
+            );
+        }
+    }
+}
+
+/// A participant reply that cannot be used: skipped. Logged only when `first` for the path;
+/// counted by the REST client as `skipped_objects` when the reply arrives.
+pub(crate) struct ParticipantUnusable<'a> {
+    pub path: &'a str,
+    pub detail: &'a dyn Display,
+    pub first: bool,
+}
+
+impl ParticipantUnusable<'_> {
+    pub(crate) fn emit(&self) {
+        if self.first {
+            tracing::warn!(
+                target: TARGET,
+                path = self.path,
+                detail = %self.detail,
+                "skipped a participant that cannot be used"
+            );
+        }
+    }
+}
+
+/// A participant fetch answered another error status: skipped, and a snapshot follows. Logged
+/// only when `first` for the DN; counted by the REST client as `failed_fetches` when the reply
+/// arrives.
+pub(crate) struct ParticipantFetchFailed<'a> {
+    pub path: &'a str,
+    pub status: u16,
+    pub first: bool,
+}
+
+impl ParticipantFetchFailed<'_> {
+    pub(crate) fn emit(&self) {
+        if self.first {
+            tracing::warn!(
+                target: TARGET,
+                path = self.path,
+                status = self.status,
+                "a participant fetch failed; a snapshot follows"
+            );
+        }
+    }
+}
