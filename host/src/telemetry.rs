@@ -4,14 +4,14 @@
 //! was malformed, a saved record did not read ...) is one struct here with an `emit()` that
 //! writes its log line and counts it, so a thing that happened is logged once, counted once,
 //! and the two never drift apart (the model is Vector's `internal_events`). Events are grouped
-//! by the component that emits them: [`pbx`], [`queue`], [`recordings`], [`state`]. Components call
+//! by the component that emits them: `pbx`, `queue`, `recordings`, `state`. Components call
 //! `SomethingHappened { .. }.emit(..)` and never `tracing::warn!` plus a counter side by side.
 //!
 //! **Where counts live.** A count belongs to the instance that produced it (a connector's
 //! [`ConnectorStats`](crate::pbx::ConnectorStats), a queue's
 //! [`QueueStats`](crate::queue::QueueStats), a pipeline's [`EventCounter`]), not to a process
-//! global: tests and benches run several pipelines in one process, and `callhook deliveries`
-//! and the tests read the same numbers as data. An event's `emit` takes the counters it
+//! global: tests and benches run several pipelines in one process, and the reload report and
+//! the tests read the same numbers as data. An event's `emit` takes the counters it
 //! counts into.
 //!
 //! **Metrics.** [`metrics`] owns the metric families: it reads those counters and states on each

@@ -76,8 +76,8 @@ use super::socket::{Entity, Event, EventSocket, Frame, Received, SocketError, pa
 use super::stats::ConnectorStats;
 use super::token::{AccessToken, TokenError, TokenManager, TokenState, shorten};
 use crate::telemetry::pbx::{
-    FrameMalformed, ParticipantFetchFailed, ParticipantHidden, ParticipantUnusable, SequenceGap,
-    SnapshotObjectSkipped, UnknownEventSkipped,
+    ConnectionGivenUp, ConnectionLost, FrameMalformed, ParticipantFetchFailed, ParticipantHidden,
+    ParticipantUnusable, SequenceGap, SnapshotObjectSkipped, UnknownEventSkipped,
 };
 
 /// What the connector is doing now; watch it through [`Connector::state`].
@@ -286,13 +286,12 @@ impl Connector {
                 Stop::Cancelled | Stop::OutputClosed => break Ok(()),
                 Stop::Lost(error) => error,
             };
-            self.stats.count_disconnect();
             self.record(Record::SocketClosed {
                 at: Timestamp::now(),
                 reason: error.to_string(),
             });
             if !ever_connected && error.is_permanent() {
-                tracing::error!(%error, "cannot connect to the PBX; giving up");
+                ConnectionGivenUp { error: &error }.emit(&self.stats);
                 break Err(error);
             }
             // A session that was connected is followed at once; only repeated failures wait.
@@ -301,12 +300,12 @@ impl Connector {
                 _ if at_once => Duration::ZERO,
                 delay => delay,
             };
-            tracing::warn!(
-                %error,
-                delay_ms = delay.as_millis() as u64,
-                failures = backoff.failures(),
-                "lost the PBX connection; reconnecting"
-            );
+            ConnectionLost {
+                error: &error,
+                delay,
+                failures: backoff.failures(),
+            }
+            .emit(&self.stats);
             self.state.send_replace(ConnectionState::Backoff {
                 failures: backoff.failures(),
                 delay,

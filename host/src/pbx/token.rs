@@ -44,6 +44,7 @@ use url::Url;
 use super::capture::{CaptureWriter, Record};
 use super::http::TransportError;
 use super::stats::ConnectorStats;
+use crate::telemetry::pbx::TokenMinted;
 
 /// A string that must never be shown: a client secret or an access token.
 ///
@@ -444,18 +445,17 @@ impl TokenManager {
             });
         }
         let (value, lifetime, source) = result?;
-        self.stats.count_token_minted();
         let generation = current.as_ref().map_or(0, |c| c.token.generation) + 1;
         let token = AccessToken { value, generation };
         let refresh_in = lifetime
             .saturating_sub(refresh_margin(lifetime))
             .max(MIN_REFRESH_INTERVAL);
-        tracing::debug!(
+        TokenMinted {
             generation,
-            lifetime_s = lifetime.as_secs(),
-            ?source,
-            "minted a 3CX access token"
-        );
+            lifetime,
+            source: &source,
+        }
+        .emit(&self.stats);
         *current = Some(Current {
             token: token.clone(),
             refresh_at: started + refresh_in,

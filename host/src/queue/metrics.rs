@@ -1,6 +1,6 @@
-//! The queue's counts as data: the [`QueueStats`] snapshot that `callhook deliveries`, the tests
-//! and `/metrics` read. Its log events are in [`crate::telemetry::queue`], its metric families
-//! in [`crate::telemetry::metrics`].
+//! The queue's counts as data: the [`QueueStats`] snapshot that `/metrics`, the reload report
+//! and the tests read. Its log events are in `telemetry::queue`, its metric families in
+//! [`crate::telemetry::metrics`].
 
 use super::schedule::BreakerState;
 use crate::runtime::DeliveryOutcome;

@@ -1,6 +1,6 @@
 //! What happens in the 3CX connector and is worth a log line: each event logs once and counts
 //! into the connector's [`ConnectorStats`] (`callhook_pbx_total{what=...}`). What is only
-//! counted (frames, fetches, tokens ...) the connector counts on its `ConnectorStats` directly.
+//! counted (frames, fetches, `401`s ...) the connector counts on its `ConnectorStats` directly.
 
 use crate::pbx::ConnectorStats;
 use std::fmt::Display;
@@ -152,5 +152,65 @@ impl ParticipantFetchFailed<'_> {
                 "a participant fetch failed; a snapshot follows"
             );
         }
+    }
+}
+
+/// The event socket connection was lost (or a connection attempt failed) and is tried again
+/// after `delay`. Counted as `disconnects`.
+pub(crate) struct ConnectionLost<'a> {
+    pub error: &'a dyn Display,
+    pub delay: Duration,
+    /// Failures in a row so far.
+    pub failures: u32,
+}
+
+impl ConnectionLost<'_> {
+    pub(crate) fn emit(&self, stats: &ConnectorStats) {
+        tracing::warn!(
+            target: TARGET,
+            error = %self.error,
+            delay_ms = self.delay.as_millis() as u64,
+            failures = self.failures,
+            "lost the PBX connection; reconnecting"
+        );
+        stats.count_disconnect();
+    }
+}
+
+/// A connection attempt failed before the first connection with an error retrying cannot fix
+/// (wrong credentials, no licence, TLS): the connector gives up. Counted as `disconnects`.
+pub(crate) struct ConnectionGivenUp<'a> {
+    pub error: &'a dyn Display,
+}
+
+impl ConnectionGivenUp<'_> {
+    pub(crate) fn emit(&self, stats: &ConnectorStats) {
+        tracing::error!(
+            target: TARGET,
+            error = %self.error,
+            "cannot connect to the PBX; giving up"
+        );
+        stats.count_disconnect();
+    }
+}
+
+/// A 3CX access token was minted (never the token itself). Counted as `tokens_minted`.
+pub(crate) struct TokenMinted<'a> {
+    pub generation: u64,
+    pub lifetime: Duration,
+    /// Where the lifetime came from (the JWT or `expires_in`).
+    pub source: &'a dyn std::fmt::Debug,
+}
+
+impl TokenMinted<'_> {
+    pub(crate) fn emit(&self, stats: &ConnectorStats) {
+        tracing::debug!(
+            target: "callhook::pbx::token",
+            generation = self.generation,
+            lifetime_s = self.lifetime.as_secs(),
+            source = ?self.source,
+            "minted a 3CX access token"
+        );
+        stats.count_token_minted();
     }
 }
