@@ -56,6 +56,7 @@ pub struct Observed {
     pub recorder: Option<Recorder>,
 }
 
+/// Opaque: a [`Collector`] must be `Debug`, and the queue and the recorder are not.
 impl fmt::Debug for Observed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Observed").finish_non_exhaustive()
