@@ -7,6 +7,7 @@ mod plugin_test;
 mod replay;
 mod run;
 
+use crate::telemetry::LogFormat;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -17,6 +18,10 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// How log lines are written to stderr: `text` for people (coloured only on a terminal),
+    /// `json` for log shippers (one object per line). `RUST_LOG` sets what is logged.
+    #[arg(long, global = true, value_enum, default_value_t)]
+    pub log_format: LogFormat,
 }
 
 /// The commands.

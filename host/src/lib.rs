@@ -17,4 +17,5 @@ mod robustness;
 pub mod runtime;
 pub mod secret;
 pub mod server;
+pub mod telemetry;
 pub mod text;

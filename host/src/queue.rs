@@ -80,14 +80,16 @@ mod store;
 mod tests;
 
 pub use config::{BreakerPolicy, PluginPolicy, QueueConfig};
-pub use metrics::{PluginStats, QueueStats, render_prometheus};
+pub use metrics::{PluginStats, QueueStats};
 pub use replay::{Attempt, DeliveryFilter, DeliveryInfo, DeliveryStatus};
 pub use retry::RetryPolicy;
 pub use schedule::BreakerState;
 
 use crate::calls::event::CallEvent;
 use crate::runtime::{DeliveryOutcome, DeliveryRequest};
-use metrics::{AttemptEnded, ParkedExpired, PluginPaused, StoreFailed};
+use crate::telemetry::queue::{
+    AttemptEnded, ParkedDeliveryExpired, ParkedExpired, PluginPaused, StoreFailed,
+};
 use redb::Database;
 use schedule::{Row, Start, State};
 use std::future::Future;
@@ -293,16 +295,15 @@ impl<D> Inner<D> {
         self.unflushed.store(true, Ordering::SeqCst);
         let mut by_plugin: std::collections::BTreeMap<&str, usize> = Default::default();
         for row in &expired {
-            tracing::info!(
-                plugin = row.plugin,
-                delivery = row.id,
-                key = row.key,
-                parked_at = %replay::timestamp(row.parked_at),
-                "parked delivery expired"
-            );
             let run = state.plugin(&row.plugin, now);
+            ParkedDeliveryExpired {
+                plugin: &row.plugin,
+                delivery: row.id,
+                key: &row.key,
+                parked_at: &replay::timestamp(row.parked_at),
+            }
+            .emit(&mut run.parked_expired);
             run.parked = run.parked.saturating_sub(1);
-            run.parked_expired += 1;
             *by_plugin.entry(&row.plugin).or_default() += 1;
         }
         drop(state);
@@ -765,17 +766,6 @@ async fn attempt<D: Deliverer>(inner: Arc<Inner<D>>, start: Start) {
             )
         }
     };
-    AttemptEnded {
-        plugin,
-        call_id: &call_id,
-        key: &key,
-        delivery: id,
-        attempt: attempt_no,
-        outcome: &outcome,
-        duration,
-        next: &next,
-    }
-    .emit();
     let working = match outcome {
         DeliveryOutcome::Delivered | DeliveryOutcome::Rejected { .. } => true,
         DeliveryOutcome::Retry { .. } | DeliveryOutcome::Failed { .. } => false,
@@ -783,8 +773,17 @@ async fn attempt<D: Deliverer>(inner: Arc<Inner<D>>, start: Start) {
     let opened = {
         let mut state = inner.state();
         let run = state.plugin(plugin, now);
-        run.outcomes.count(&outcome);
-        run.durations.observe(duration);
+        AttemptEnded {
+            plugin,
+            call_id: &call_id,
+            key: &key,
+            delivery: id,
+            attempt: attempt_no,
+            outcome: &outcome,
+            duration,
+            next: &next,
+        }
+        .emit(&mut run.outcomes, &mut run.durations);
         run.parked += u64::from(parked);
         if recorded.is_ok()
             && let Some(why) = disable

@@ -15,7 +15,8 @@
 //!   waiting on host calls such as a slow receiver.
 //! - The result has two levels: the outer one is a trap or host failure, the inner one the
 //!   plugin's own [`DeliveryError`](since_v0_1_0::DeliveryError). Both become a
-//!   [`DeliveryOutcome`], logged with the plugin's name and contract version.
+//!   [`DeliveryOutcome`], logged at debug with the plugin's name and contract version; the
+//!   queue logs the attempt's end, once, as a warning when it did not deliver.
 
 mod builtin;
 mod cache;
@@ -307,7 +308,7 @@ impl Plugin {
         self.identity.limits
     }
 
-    /// Runs one delivery in a fresh instance and reports its outcome (also logged).
+    /// Runs one delivery in a fresh instance and reports its outcome (logged at debug).
     pub async fn deliver(&self, request: DeliveryRequest<'_>) -> DeliveryOutcome {
         let started = Instant::now();
         let call_id = request.event.call_id().to_string();
@@ -316,21 +317,18 @@ impl Plugin {
         let version = self.api_version();
         let event = request.event.name();
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        match &outcome {
-            DeliveryOutcome::Delivered => {
-                tracing::debug!(plugin, version, call_id, event, elapsed_ms, "delivered")
-            }
-            other => tracing::warn!(
-                plugin,
-                version,
-                call_id,
-                event,
-                elapsed_ms,
-                outcome = other.label(),
-                message = other.message().unwrap_or_default(),
-                "delivery failed"
-            ),
-        }
+        // At debug only: the queue logs the attempt's end once, with what happens next
+        // (`telemetry::queue::AttemptEnded`); this line adds the plugin's contract version.
+        tracing::debug!(
+            plugin,
+            version,
+            call_id,
+            event,
+            elapsed_ms,
+            outcome = outcome.label(),
+            detail = outcome.message().unwrap_or_default(),
+            "plugin ran"
+        );
         outcome
     }
 

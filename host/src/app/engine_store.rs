@@ -24,6 +24,7 @@
 
 use crate::calls::{EngineState, FinishedCall, StateChanges, UnreadableRecord};
 use crate::queue::{Deliverer, Queue};
+use crate::telemetry::state::{StateRecordUnreadable, WholeStateUnreadable};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -107,13 +108,7 @@ impl EngineStore {
 
     /// Logs and counts a record that does not read; the caller skips it.
     fn skip_unreadable(&self, table: &str, key: &str, error: &dyn std::fmt::Display) {
-        tracing::error!(
-            table,
-            key,
-            %error,
-            "a saved call state record is unreadable; skipped, the others are restored"
-        );
-        self.unreadable.fetch_add(1, Ordering::Relaxed);
+        StateRecordUnreadable { table, key, error }.emit(&self.unreadable);
     }
 
     /// The last saved state, if any. A state saved whole by an earlier version is moved to
@@ -172,8 +167,7 @@ impl EngineStore {
                     Self::write_in(&write, &records).map_err(EngineStoreError::Database)?;
                 }
                 Err(error) => {
-                    tracing::error!(%error, "the saved call state is unreadable; dropped");
-                    self.unreadable.fetch_add(1, Ordering::Relaxed);
+                    WholeStateUnreadable { error: &error }.emit(&self.unreadable);
                 }
             }
         }

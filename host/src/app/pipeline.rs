@@ -57,6 +57,7 @@ impl Pipeline {
                 .as_ref()
                 .map(EngineStore::unreadable_counter)
                 .unwrap_or_default(),
+            recorder: recorder.clone(),
         };
         let cancel = CancellationToken::new();
         let failed = CancellationToken::new();

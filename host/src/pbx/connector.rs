@@ -75,6 +75,10 @@ use super::rest::{ParticipantReply, RestClient, RestError};
 use super::socket::{Entity, Event, EventSocket, Frame, Received, SocketError, parse_frame};
 use super::stats::ConnectorStats;
 use super::token::{AccessToken, TokenError, TokenManager, TokenState, shorten};
+use crate::telemetry::pbx::{
+    ConnectionGivenUp, ConnectionLost, FrameMalformed, ParticipantFetchFailed, ParticipantHidden,
+    ParticipantUnusable, SequenceGap, SnapshotObjectSkipped, UnknownEventSkipped,
+};
 
 /// What the connector is doing now; watch it through [`Connector::state`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,11 +178,11 @@ pub struct Connector {
     capture: Option<CaptureWriter>,
     stats: Arc<ConnectorStats>,
     state: watch::Sender<ConnectionState>,
-    /// What has been warned about once already (see [`Connector::warn_once`]).
+    /// What has been warned about once already (see [`Connector::first_warning`]).
     warned: Mutex<HashSet<String>>,
 }
 
-/// The most distinct things [`Connector::warn_once`] remembers; past that it warns again.
+/// The most distinct things [`Connector::first_warning`] remembers; past that it warns again.
 const WARNED_LIMIT: usize = 1024;
 
 impl Connector {
@@ -281,13 +285,12 @@ impl Connector {
                 Stop::Cancelled | Stop::OutputClosed => break Ok(()),
                 Stop::Lost(error) => error,
             };
-            self.stats.count_disconnect();
             self.record(Record::SocketClosed {
                 at: Timestamp::now(),
                 reason: error.to_string(),
             });
             if !ever_connected && error.is_permanent() {
-                tracing::error!(%error, "cannot connect to the PBX; giving up");
+                ConnectionGivenUp { error: &error }.emit(&self.stats);
                 break Err(error);
             }
             // A session that was connected is followed at once; only repeated failures wait.
@@ -296,12 +299,12 @@ impl Connector {
                 _ if at_once => Duration::ZERO,
                 delay => delay,
             };
-            tracing::warn!(
-                %error,
-                delay_ms = delay.as_millis() as u64,
-                failures = backoff.failures(),
-                "lost the PBX connection; reconnecting"
-            );
+            ConnectionLost {
+                error: &error,
+                delay,
+                failures: backoff.failures(),
+            }
+            .emit(&self.stats);
             self.state.send_replace(ConnectionState::Backoff {
                 failures: backoff.failures(),
                 delay,
@@ -322,16 +325,15 @@ impl Connector {
         }
     }
 
-    /// Runs `warn` the first time `key` is seen: the PBX repeats itself (every snapshot lists
-    /// the same unusable object, every repeat GETs the same hidden leg), the log should not.
-    fn warn_once(&self, key: String, warn: impl FnOnce()) {
+    /// Whether `key` is seen for the first time (and now remembered): the PBX repeats itself
+    /// (every snapshot lists the same unusable object, every repeat GETs the same hidden leg),
+    /// the log should not, so events about such things log only the first time.
+    fn first_warning(&self, key: String) -> bool {
         let mut warned = self.warned.lock().expect("warned set lock");
         if warned.len() >= WARNED_LIMIT {
             warned.clear();
         }
-        if warned.insert(key) {
-            warn();
-        }
+        warned.insert(key)
     }
 }
 
@@ -532,8 +534,11 @@ impl Session<'_> {
         let frame = match parsed {
             Ok(frame) => frame,
             Err(error) => {
-                c.stats.count_malformed_frame();
-                tracing::warn!(%error, frame = %shorten(&received.text), "skipped a malformed event frame");
+                FrameMalformed {
+                    error: &error,
+                    frame: &shorten(&received.text),
+                }
+                .emit(&c.stats);
                 return Ok(());
             }
         };
@@ -552,10 +557,11 @@ impl Session<'_> {
             Event::Dtmf { .. } | Event::PromptPlaybackFinished { .. } => {
                 c.stats.count_ignored_event();
             }
-            Event::Unknown { event_type, entity } => {
-                c.stats.count_unknown_event();
-                tracing::warn!(event_type, %entity, "skipped an event of unknown type");
+            Event::Unknown { event_type, entity } => UnknownEventSkipped {
+                event_type,
+                entity: &entity,
             }
+            .emit(&c.stats),
         }
         self.emit_ready().await
     }
@@ -563,15 +569,14 @@ impl Session<'_> {
     /// Frames were lost: a snapshot is owed, at once or when the last gap's snapshot is
     /// `gap_snapshot_every` old; gaps until then share it.
     fn note_gap(&mut self, expected: u64, got: u64) {
-        self.connector.stats.count_sequence_gap();
         let now = Instant::now();
         let due = self.owe_snapshot();
-        tracing::warn!(
+        SequenceGap {
             expected,
             got,
-            snapshot_in_ms = due.saturating_duration_since(now).as_millis() as u64,
-            "event sequence gap: frames were lost; a snapshot follows"
-        );
+            snapshot_in: due.saturating_duration_since(now),
+        }
+        .emit(&self.connector.stats);
     }
 
     /// Emits every decided result at the front of the fetch order.
@@ -600,21 +605,24 @@ impl Session<'_> {
                             })
                             .await?;
                         }
-                        ParticipantReply::Hidden => c.warn_once(format!("hidden {}", entity.dn), || {
-                            tracing::warn!(
-                                dn = %entity.dn,
-                                "the PBX answers 403 for this DN's legs (not visible to this API client); skipping them"
-                            );
-                        }),
-                        ParticipantReply::Unusable(detail) => {
-                            c.warn_once(format!("unusable {}", fetched.path), || {
-                                tracing::warn!(path = %fetched.path, %detail, "skipped a participant that cannot be used");
-                            });
+                        ParticipantReply::Hidden => ParticipantHidden {
+                            dn: &entity.dn,
+                            first: c.first_warning(format!("hidden {}", entity.dn)),
                         }
+                        .emit(),
+                        ParticipantReply::Unusable(detail) => ParticipantUnusable {
+                            path: &fetched.path,
+                            detail: &detail,
+                            first: c.first_warning(format!("unusable {}", fetched.path)),
+                        }
+                        .emit(),
                         ParticipantReply::Failed(status) => {
-                            c.warn_once(format!("failed {}", entity.dn), || {
-                                tracing::warn!(path = %fetched.path, status, "a participant fetch failed; a snapshot follows");
-                            });
+                            ParticipantFetchFailed {
+                                path: &fetched.path,
+                                status,
+                                first: c.first_warning(format!("failed {}", entity.dn)),
+                            }
+                            .emit();
                             self.owe_snapshot();
                         }
                     }
@@ -677,10 +685,11 @@ impl Session<'_> {
         let c = self.connector;
         let snapshot = c.rest.snapshot().await?;
         for skipped in &snapshot.skipped {
-            c.stats.count_skipped_object();
-            c.warn_once(format!("snapshot:{skipped}"), || {
-                tracing::warn!(object = %skipped, "skipped an object of the snapshot that cannot be used");
-            });
+            SnapshotObjectSkipped {
+                object: skipped,
+                first: c.first_warning(format!("snapshot:{skipped}")),
+            }
+            .emit(&c.stats);
         }
         let at = self.monotonic(snapshot.at);
         self.emit(Change::snapshot(at, snapshot.dns)).await

@@ -1,5 +1,8 @@
 //! Counters of what the connector saw, for metrics, health and tests.
 //!
+//! What is worth a log line is counted through its event in `telemetry::pbx` (which
+//! logs and counts together); what is only counted, the connector counts here directly.
+//!
 //! Plain relaxed atomics: each counter only ever grows and is read on its own, so no ordering
 //! between them is promised. [`ConnectorStats::snapshot`] copies them into a plain struct that
 //! the telemetry module turns into metrics.

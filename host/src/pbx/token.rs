@@ -45,6 +45,7 @@ use super::capture::{CaptureWriter, Record};
 use super::http::TransportError;
 use super::stats::ConnectorStats;
 pub use crate::secret::Secret;
+use crate::telemetry::pbx::TokenMinted;
 
 /// A bearer token handed out by the [`TokenManager`], with the generation that identifies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -407,18 +408,17 @@ impl TokenManager {
             });
         }
         let (value, lifetime, source) = result?;
-        self.stats.count_token_minted();
         let generation = current.as_ref().map_or(0, |c| c.token.generation) + 1;
         let token = AccessToken { value, generation };
         let refresh_in = lifetime
             .saturating_sub(refresh_margin(lifetime))
             .max(MIN_REFRESH_INTERVAL);
-        tracing::debug!(
+        TokenMinted {
             generation,
-            lifetime_s = lifetime.as_secs(),
-            ?source,
-            "minted a 3CX access token"
-        );
+            lifetime,
+            source: &source,
+        }
+        .emit(&self.stats);
         *current = Some(Current {
             token: token.clone(),
             refresh_at: started + refresh_in,

@@ -863,8 +863,7 @@ async fn parked_deliveries_expire_after_the_time_they_are_kept() {
         "the younger one stays"
     );
     assert_eq!(store::event_count(&db).unwrap(), 1, "with its event only");
-    let mut text = String::new();
-    render_prometheus(&stats, &mut text);
+    let text = crate::telemetry::metrics::render_queue(&stats);
     assert!(text.contains("callhook_plugin_parked_expired_total{plugin=\"a\"} 1"));
 }
 
@@ -1177,11 +1176,10 @@ async fn stats_count_depth_age_and_outcomes() {
         "10 ms: in the 0.01 s bucket"
     );
 
-    let mut text = String::new();
-    render_prometheus(&stats, &mut text);
+    let text = crate::telemetry::metrics::render_queue(&stats);
     assert!(text.contains("callhook_queue_depth 2\n"), "{text}");
     assert!(
-        text.contains("callhook_queue_oldest_pending_age_seconds 30\n"),
+        text.contains("callhook_queue_oldest_pending_age_seconds 30.0\n"),
         "{text}"
     );
     assert!(

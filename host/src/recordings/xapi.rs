@@ -37,6 +37,7 @@ use tokio::time::Instant;
 use super::matching::{Origin, RecordingMeta};
 use crate::pbx::RestError;
 use crate::pbx::xapi::Page;
+use crate::telemetry::recordings::{RecordingRowWithoutId, RecordingTimesUnknown};
 
 /// A boxed future, for the object-safe [`RecordingSource`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -242,13 +243,12 @@ pub(crate) fn is_outage(error: &(dyn std::error::Error + Send + Sync + 'static))
 
 /// Takes one page: moves `cursor` past the `Id` of every row read, adds the rows above the old
 /// cursor that can be matched to `found` (in page order), and logs the others once each.
-/// Returns how many rows were skipped.
+/// Returns how many rows were skipped (counted by their events).
 fn absorb(cursor: &mut u64, page: RecordingPage, found: &mut Vec<RecordingMeta>) -> u64 {
     let after = *cursor;
     let mut skipped = 0;
-    for reason in page.skipped {
-        tracing::warn!(reason, "skipped an XAPI recording row without a usable Id");
-        skipped += 1;
+    for reason in &page.skipped {
+        RecordingRowWithoutId { reason }.emit(&mut skipped);
     }
     for recording in page.rows {
         if recording.id <= after {
@@ -256,15 +256,13 @@ fn absorb(cursor: &mut u64, page: RecordingPage, found: &mut Vec<RecordingMeta>)
         }
         *cursor = (*cursor).max(recording.id);
         let Some((start, end)) = recording.times() else {
-            tracing::warn!(
-                id = recording.id,
-                url = recording.recording_url,
-                start = ?recording.start_time,
-                end = ?recording.end_time,
-                "skipped an XAPI recording whose start or end time is unknown: it cannot be \
-                 matched to a call"
-            );
-            skipped += 1;
+            RecordingTimesUnknown {
+                id: recording.id,
+                url: &recording.recording_url,
+                start: recording.start_time,
+                end: recording.end_time,
+            }
+            .emit(&mut skipped);
             continue;
         };
         found.push(RecordingMeta {

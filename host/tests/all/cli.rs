@@ -510,3 +510,73 @@ async fn validator_check_config_and_run_agree_on_memory_mb_and_mp3_bitrate() {
     assert_eq!(sink.wait_for(3).await.len(), 3);
     assert!(host.signal("-TERM").success());
 }
+
+/// `callhook [--log-format F] run` against a PBX that refuses connections, its stderr going to
+/// a file as `callhook run 2> host.log` would; returns the file once the connector has logged a
+/// reconnect.
+fn stderr_of_a_run(format: Option<&str>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("callhook.toml");
+    std::fs::write(
+        &config,
+        VALID
+            .replace("127.0.0.1:5001", "127.0.0.1:1")
+            .replace("{dir}", &dir.path().display().to_string())
+            + "\n[server]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let log = dir.path().join("host.log");
+    let mut command = Command::new(CALLHOOK);
+    if let Some(format) = format {
+        command.args(["--log-format", format]);
+    }
+    let _host = Host(
+        command
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if text.contains("lost the PBX connection") {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reconnect logged:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn logs_to_a_file_have_no_colour_codes() {
+    let text = stderr_of_a_run(None);
+    assert!(text.contains(" WARN "), "{text}");
+    assert!(
+        !text.contains("\x1b["),
+        "no ANSI escape codes off a terminal:\n{text}"
+    );
+}
+
+#[test]
+fn log_format_json_writes_one_object_per_line() {
+    let text = stderr_of_a_run(Some("json"));
+    // The configuration's own warnings (file, line and key) stay plain text for people.
+    let logs: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|line| !line.starts_with("warning  "))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}")))
+        .collect();
+    let reconnect = logs
+        .iter()
+        .find(|log| log["fields"]["message"] == "lost the PBX connection; reconnecting")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(reconnect["level"], "WARN");
+    assert_eq!(reconnect["target"], "callhook::pbx::connector");
+    assert!(reconnect["fields"]["error"].is_string(), "{reconnect}");
+}
