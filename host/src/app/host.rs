@@ -10,8 +10,9 @@
 //! 4. builds the connector (with its capture, when asked) and restores the engine's call state;
 //! 5. binds the public HTTP server (a port in use stops the start here, before any connection);
 //! 6. starts the recorder when recordings are enabled;
-//! 7. starts the pipeline: connector, derivation, inbound rules, resumed recording jobs;
-//! 8. serves the admin socket and the reloader when asked, then the HTTP server.
+//! 7. starts the reloader when asked (its file watch in place before any connection);
+//! 8. starts the pipeline: connector, derivation, inbound rules, resumed recording jobs;
+//! 9. serves the admin socket when asked, then the HTTP server.
 //!
 //! Each component gets its configuration from the [`Config`] itself (`config.connector()`,
 //! `config.queue()`, `config.recordings`, ...), so every default lives in the component's own
@@ -119,6 +120,21 @@ impl Host {
         if let Some(recorder) = &recorder {
             router = router.merge(recorder.router());
         }
+        // The file watch is in place before the connector starts: a change made once the PBX
+        // is connected is always seen.
+        if let Reload::OnChange { hangup } = options.reload {
+            let reloader = Reloader::new(config, runtime, queue.clone());
+            let watched: Vec<String> = reloader
+                .watched_files()
+                .iter()
+                .map(|file| file.display().to_string())
+                .collect();
+            reload::spawn(reloader, hangup, stop.clone());
+            summary.push(format!(
+                "plugins and routes reload on SIGHUP and when these change: {}",
+                watched.join(", ")
+            ));
+        }
         let pipeline = Pipeline::start(connector, engine, queue.clone(), Some(store), recorder);
         tokio::spawn(storage::watch_free_space(
             dir.clone(),
@@ -140,19 +156,6 @@ impl Host {
         } else {
             None
         };
-        if let Reload::OnChange { hangup } = options.reload {
-            let reloader = Reloader::new(config, runtime, queue.clone());
-            let watched: Vec<String> = reloader
-                .watched_files()
-                .iter()
-                .map(|file| file.display().to_string())
-                .collect();
-            reload::spawn(reloader, hangup, stop.clone());
-            summary.push(format!(
-                "plugins and routes reload on SIGHUP and when these change: {}",
-                watched.join(", ")
-            ));
-        }
         let router = router.merge(observe::router(pipeline.observed()));
         tokio::spawn(server.run(router, stop.clone().cancelled_owned()));
         summary.push(format!("HTTP server on {address}: /metrics, /healthz"));
