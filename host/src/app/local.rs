@@ -29,7 +29,7 @@ pub struct LocalSetup {
 pub struct LocalHost {
     host: Host,
     recordings_base: Option<String>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl LocalHost {
@@ -65,7 +65,7 @@ impl LocalHost {
         Ok(LocalHost {
             host,
             recordings_base,
-            _dir: dir,
+            dir,
         })
     }
 
@@ -82,6 +82,12 @@ impl LocalHost {
     /// Where the HTTP server (`/metrics`, `/healthz`, recordings) listens.
     pub fn address(&self) -> std::net::SocketAddr {
         self.host.address()
+    }
+
+    /// The storage directory (queue, call state, plugins' data), inside the temporary
+    /// directory.
+    pub fn storage_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("state")
     }
 
     /// Resolves when a task of the pipeline panicked; see [`Host::task_failed`].

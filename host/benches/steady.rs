@@ -1,0 +1,293 @@
+//! The whole host under a steady load for a long time (`soak`) or at rising rates
+//! (`capacity`): simulator → connector → engine → durable queue on disk → generic-webhook →
+//! local sink, all in this process on 127.0.0.1, as `app::local`'s host runs it (the engine's
+//! state saved with the events, like `callhook run`).
+//!
+//! The load is the simulator's generated calls (`Scenario::load`: inbound answered, outbound,
+//! missed, held; about 2.75 events per call), applied in real time by this bench in rounds of
+//! one minute (soak) or one step (capacity), the extensions reused from round to round.
+//! Latency is from the change applied to the sink receiving the webhook: for `ringing` from
+//! the call's first change, for `*_started` from the change that connected it. End events wait
+//! the engine's grace on purpose, and `dialing` waits for the PBX's second `Dialing` upsert
+//! (3CX's first one names no party, so the call's direction is not known yet): neither is in
+//! the figure.
+//!
+//! - `cargo bench -p callhook --bench steady -- soak [MINUTES] [EVENTS_PER_S]` (default 30 and
+//!   50): per minute, the webhooks received, their p50/p99, the process's RSS and the size of
+//!   the database file. Goal: RSS and database size flat after warm-up.
+//! - `cargo bench -p callhook --bench steady -- capacity`: 20 s at each of several rates, the
+//!   p50/p99 of each; the highest rate whose p99 stays under 10 ms is the capacity.
+//!
+//! Figures go to `docs/benchmarks.md`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use callhook::app::local::{LocalHost, LocalSetup};
+use callhook_simulator::{LoadProfile, ParticipantChange, Scenario, SimConfig, SimHandle, Simulator};
+
+#[path = "support/sink.rs"]
+mod sink;
+use sink::{Received, call_and_event, sink};
+
+/// Events per generated call, on average (see the module docs).
+const EVENTS_PER_CALL: f64 = 2.75;
+/// Extensions of the generated calls start here; every round reuses them.
+const FIRST_EXTENSION: u64 = 2000;
+
+/// When the bench applied a call's changes.
+#[derive(Default, Clone, Copy)]
+struct Applied {
+    first: Option<Instant>,
+    connected: Option<Instant>,
+}
+
+type AppliedMap = Arc<Mutex<HashMap<u64, Applied>>>;
+
+/// The process's resident set size in KiB.
+fn vm_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
+
+/// The calls of round `round`: `calls` of them starting evenly over `ramp`.
+fn round_scenario(round: u64, calls: usize, ramp: Duration) -> Scenario {
+    Scenario::load(
+        calls,
+        &LoadProfile {
+            first_callid: 100_000 + round * calls as u64,
+            first_extension: FIRST_EXTENSION,
+            first_participant_id: 1_000_000 + round * calls as u64 * 4,
+            ramp,
+            ring: Duration::from_secs(1),
+            talk: Duration::from_secs(6),
+            ..LoadProfile::default()
+        },
+    )
+}
+
+/// Applies `scenario`'s timeline to the simulator in real time from `start`, noting when each
+/// call's changes went out.
+async fn apply(
+    simulator: Arc<SimHandle>,
+    scenario: Scenario,
+    start: tokio::time::Instant,
+    applied: AppliedMap,
+) {
+    let mut call_of: HashMap<u64, u64> = HashMap::new();
+    for step in scenario.timeline() {
+        tokio::time::sleep_until(start + step.at).await;
+        let now = Instant::now();
+        if let ParticipantChange::Upsert(json) = &step.change {
+            let call = json["callid"].as_u64().unwrap();
+            call_of.insert(json["id"].as_u64().unwrap(), call);
+            let mut applied = applied.lock().unwrap();
+            let entry = applied.entry(call).or_default();
+            entry.first.get_or_insert(now);
+            if json["status"] == "Connected" {
+                entry.connected.get_or_insert(now);
+            }
+        }
+        simulator.apply(&step.change);
+    }
+}
+
+/// The latencies of the `ringing` and `*_started` webhooks among `received`, sorted.
+fn latencies(
+    received: &[(Instant, String)],
+    applied: &HashMap<u64, Applied>,
+) -> Vec<Duration> {
+    let mut list: Vec<Duration> = received
+        .iter()
+        .filter_map(|(at, query)| {
+            let (call, event) = call_and_event(query);
+            let times = applied.get(&call)?;
+            let from = match event.as_str() {
+                "ringing" => times.first?,
+                "incomingcall_started" | "outgoingcall_started" => times.connected?,
+                _ => return None,
+            };
+            Some(at.saturating_duration_since(from))
+        })
+        .collect();
+    list.sort();
+    list
+}
+
+/// A running host against a simulator, with its sink.
+struct Rig {
+    simulator: Arc<SimHandle>,
+    host: LocalHost,
+    received: Received,
+    applied: AppliedMap,
+}
+
+impl Rig {
+    async fn start() -> Rig {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let directory = round_scenario(0, 4000, Duration::from_secs(60)).directory();
+        let simulator = Simulator::start(SimConfig {
+            directory,
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        let (origin, received) = sink().await;
+        let setup = LocalSetup {
+            receiver: origin.clone(),
+            webhook_url: format!("{origin}/events"),
+            recordings_url: None,
+            grace: Duration::from_secs(2),
+        };
+        let host = LocalHost::start(&simulator, setup).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Rig {
+            simulator: Arc::new(simulator),
+            host,
+            received,
+            applied: AppliedMap::default(),
+        }
+    }
+
+    /// The database file's size in bytes.
+    fn database_bytes(&self) -> u64 {
+        std::fs::metadata(self.host.storage_dir().join("callhook.redb"))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
+    fn received_since(&self, since: usize) -> Vec<(Instant, String)> {
+        self.received.lock().unwrap()[since..].to_vec()
+    }
+
+    async fn stop(self) {
+        self.host.stop().await.unwrap();
+        if let Ok(simulator) = Arc::try_unwrap(self.simulator) {
+            simulator.shutdown().await;
+        }
+    }
+}
+
+async fn soak(minutes: u64, rate: f64) {
+    let rig = Rig::start().await;
+    let calls = (rate * 60.0 / EVENTS_PER_CALL).round() as usize;
+    println!(
+        "soak: {minutes} min at {rate} events/s ({calls} calls a minute), RSS and database \
+         size at the end of each minute\n"
+    );
+    println!("| minute | webhooks | p50 | p99 | RSS | database |");
+    println!("|---|---|---|---|---|---|");
+    let start = tokio::time::Instant::now();
+    for round in 0..minutes {
+        let scenario = round_scenario(round, calls, Duration::from_secs(60));
+        let round_start = start + Duration::from_secs(60 * round);
+        tokio::spawn(apply(
+            rig.simulator.clone(),
+            scenario,
+            round_start,
+            rig.applied.clone(),
+        ));
+    }
+    let mut seen = 0;
+    for minute in 1..=minutes + 1 {
+        tokio::time::sleep_until(start + Duration::from_secs(60 * minute)).await;
+        let received = rig.received_since(seen);
+        seen += received.len();
+        let list = latencies(&received, &rig.applied.lock().unwrap());
+        println!(
+            "| {minute} | {} | {:.1} ms | {:.1} ms | {} MiB | {:.1} MiB |",
+            received.len(),
+            ms(percentile(&list, 50)),
+            ms(percentile(&list, 99)),
+            vm_rss_kib() / 1024,
+            rig.database_bytes() as f64 / (1 << 20) as f64,
+        );
+    }
+    rig.stop().await;
+}
+
+async fn capacity() {
+    const STEP: Duration = Duration::from_secs(20);
+    let rig = Rig::start().await;
+    println!(
+        "capacity: {} s at each rate; latency of ringing and *_started, change applied → \
+         webhook received\n",
+        STEP.as_secs()
+    );
+    println!("| offered events/s | webhooks | received events/s | p50 | p99 | max |");
+    println!("|---|---|---|---|---|---|");
+    let mut capacity = None;
+    for (round, rate) in [100.0, 200.0, 400.0, 700.0, 1000.0, 1400.0]
+        .into_iter()
+        .enumerate()
+    {
+        let calls = (rate * STEP.as_secs_f64() / EVENTS_PER_CALL).round() as usize;
+        let scenario = round_scenario(round as u64 * 10, calls, STEP);
+        let expected = scenario.expected().len();
+        let seen = rig.received.lock().unwrap().len();
+        let started = Instant::now();
+        apply(
+            rig.simulator.clone(),
+            scenario,
+            tokio::time::Instant::now(),
+            rig.applied.clone(),
+        )
+        .await;
+        // Every webhook of the step, the end events after their grace, then a pause.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while rig.received.lock().unwrap().len() < seen + expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let received = rig.received_since(seen);
+        let last = received.iter().map(|(at, _)| *at).max().unwrap_or(started);
+        let list = latencies(&received, &rig.applied.lock().unwrap());
+        let p99 = percentile(&list, 99);
+        println!(
+            "| {rate:.0} | {} of {expected} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms |",
+            received.len(),
+            received.len() as f64 / (last - started).as_secs_f64(),
+            ms(percentile(&list, 50)),
+            ms(p99),
+            ms(list.last().copied().unwrap_or_default()),
+        );
+        if p99 < Duration::from_millis(10) && received.len() == expected {
+            capacity = Some(rate);
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    match capacity {
+        Some(rate) => println!("\ncapacity (p99 under 10 ms, nothing lost): {rate:.0} events/s"),
+        None => println!("\ncapacity: p99 was 10 ms or more at every rate"),
+    }
+    rig.stop().await;
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    match args.first().map(String::as_str) {
+        Some("capacity") => runtime.block_on(capacity()),
+        Some("soak") | None => {
+            let minutes = args.get(1).and_then(|m| m.parse().ok()).unwrap_or(30);
+            let rate = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(50.0);
+            runtime.block_on(soak(minutes, rate))
+        }
+        Some(other) => panic!("unknown mode {other}: soak [MINUTES] [EVENTS_PER_S] or capacity"),
+    }
+}
