@@ -27,8 +27,12 @@
 
 mod common;
 pub mod hubspot;
+pub mod pipedrive;
 
 pub use common::Standin;
 pub use common::faults::{Faults, Switches};
 pub use common::journal::{MASK, Recorded};
 pub use hubspot::{HubSpot, HubSpotConfig, HubSpotHandle, HubSpotObject, HubSpotOwner};
+pub use pipedrive::{
+    Pipedrive, PipedriveCallLog, PipedriveConfig, PipedriveHandle, PipedrivePerson, PipedriveUser,
+};

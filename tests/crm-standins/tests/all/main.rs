@@ -1,6 +1,7 @@
 //! The stand-ins over real HTTP: requests built by hand with `reqwest`, one module per CRM.
 
 mod hubspot;
+mod pipedrive;
 
 /// A client that does not pool connections (a cut connection must not be reused).
 fn client() -> reqwest::Client {
