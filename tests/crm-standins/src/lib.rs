@@ -28,6 +28,7 @@
 mod common;
 pub mod hubspot;
 pub mod pipedrive;
+pub mod zoho;
 
 pub use common::Standin;
 pub use common::faults::{Faults, Switches};
@@ -36,3 +37,4 @@ pub use hubspot::{HubSpot, HubSpotConfig, HubSpotHandle, HubSpotObject, HubSpotO
 pub use pipedrive::{
     Pipedrive, PipedriveCallLog, PipedriveConfig, PipedriveHandle, PipedrivePerson, PipedriveUser,
 };
+pub use zoho::{Zoho, ZohoConfig, ZohoHandle, ZohoRecord};

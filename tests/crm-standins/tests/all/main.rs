@@ -2,6 +2,7 @@
 
 mod hubspot;
 mod pipedrive;
+mod zoho;
 
 /// A client that does not pool connections (a cut connection must not be reused).
 fn client() -> reqwest::Client {
