@@ -25,11 +25,19 @@
 //! the rate limiters and the fault switches; one module per CRM holds its configuration, handle
 //! and gate (authentication, limits) and a sub-module with its endpoints.
 
+// The handlers' helpers return the HTTP answer that refuses a request as their error; it is
+// produced once per request, so boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
+pub mod bitrix24;
 mod common;
 pub mod hubspot;
 pub mod pipedrive;
 pub mod zoho;
 
+pub use bitrix24::{
+    Bitrix24, Bitrix24Call, Bitrix24Config, Bitrix24Finish, Bitrix24Handle, Bitrix24User,
+};
 pub use common::Standin;
 pub use common::faults::{Faults, Switches};
 pub use common::journal::{MASK, Recorded};

@@ -388,66 +388,64 @@ pub(super) async fn patch_call(
     Json(object_json(call, None)).into_response()
 }
 
-/// The `EQ` filters of a search body, by group; checks HubSpot's limits.
-fn filter_groups(
-    body: &Map<String, Value>,
-) -> Result<(Vec<Vec<(String, String)>>, usize), Response> {
-    let groups = body
-        .get("filterGroups")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let limit = body
-        .get("limit")
-        .map_or(Some(10), Value::as_u64)
-        .unwrap_or(u64::MAX);
-    if groups.len() > 5 {
-        return Err(bad_input("at most 5 filterGroups"));
-    }
-    if limit > 200 {
-        return Err(bad_input("limit must be 200 or less"));
-    }
-    let mut parsed = Vec::new();
-    for group in &groups {
-        let filters = group["filters"].as_array().cloned().unwrap_or_default();
-        if filters.len() > 6 {
-            return Err(bad_input("at most 6 filters in a filterGroup"));
-        }
-        let mut list = Vec::new();
-        for filter in &filters {
-            let (Some(name), Some("EQ"), Some(value)) = (
-                filter["propertyName"].as_str(),
-                filter["operator"].as_str(),
-                filter["value"].as_str(),
-            ) else {
-                return Err(bad_input(
-                    "the stand-in takes EQ filters with string values",
-                ));
-            };
-            list.push((name.to_owned(), value.to_owned()));
-        }
-        parsed.push(list);
-    }
-    Ok((parsed, usize::try_from(limit).unwrap_or(usize::MAX)))
+/// A search body, checked against HubSpot's limits.
+struct Search {
+    /// The `EQ` filters, by group: (property, value).
+    groups: Vec<Vec<(String, String)>>,
+    /// At most this many results (`limit`, by default 10).
+    limit: usize,
+    /// The properties to return.
+    wanted: Vec<String>,
 }
 
-/// Runs a search over `objects`: a match satisfies every filter of one group (exact string
-/// equality); no groups matches everything.
-fn search(
-    body: &Bytes,
-    objects: &[HubSpotObject],
-    visible: &dyn Fn(&HubSpotObject) -> bool,
-) -> Response {
-    let allowed = [
-        "filterGroups",
-        "limit",
-        "properties",
-        "sorts",
-        "after",
-        "query",
-    ];
-    let (groups, limit) = match object(body, &allowed).and_then(|body| {
-        let wanted: Vec<String> = body
+impl Search {
+    fn parse(body: &Bytes) -> Result<Search, Response> {
+        let allowed = [
+            "filterGroups",
+            "limit",
+            "properties",
+            "sorts",
+            "after",
+            "query",
+        ];
+        let body = object(body, &allowed)?;
+        let raw_groups = body
+            .get("filterGroups")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let limit = body
+            .get("limit")
+            .map_or(Some(10), Value::as_u64)
+            .unwrap_or(u64::MAX);
+        if raw_groups.len() > 5 {
+            return Err(bad_input("at most 5 filterGroups"));
+        }
+        if limit > 200 {
+            return Err(bad_input("limit must be 200 or less"));
+        }
+        let mut groups = Vec::new();
+        for group in &raw_groups {
+            let filters = group["filters"].as_array().cloned().unwrap_or_default();
+            if filters.len() > 6 {
+                return Err(bad_input("at most 6 filters in a filterGroup"));
+            }
+            let mut list = Vec::new();
+            for filter in &filters {
+                let (Some(name), Some("EQ"), Some(value)) = (
+                    filter["propertyName"].as_str(),
+                    filter["operator"].as_str(),
+                    filter["value"].as_str(),
+                ) else {
+                    return Err(bad_input(
+                        "the stand-in takes EQ filters with string values",
+                    ));
+                };
+                list.push((name.to_owned(), value.to_owned()));
+            }
+            groups.push(list);
+        }
+        let wanted = body
             .get("properties")
             .and_then(Value::as_array)
             .map(|list| {
@@ -456,28 +454,43 @@ fn search(
                     .collect()
             })
             .unwrap_or_default();
-        filter_groups(&body).map(|(groups, limit)| ((groups, wanted), limit))
-    }) {
-        Ok(parsed) => parsed,
+        Ok(Search {
+            groups,
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            wanted,
+        })
+    }
+
+    /// A match satisfies every filter of one group (exact string equality); no groups matches
+    /// everything.
+    fn matches(&self, object: &HubSpotObject) -> bool {
+        self.groups.is_empty()
+            || self.groups.iter().any(|group| {
+                group
+                    .iter()
+                    .all(|(name, value)| object.properties.get(name) == Some(value))
+            })
+    }
+}
+
+/// Runs a search over the `visible` ones of `objects`.
+fn search(
+    body: &Bytes,
+    objects: &[HubSpotObject],
+    visible: &dyn Fn(&HubSpotObject) -> bool,
+) -> Response {
+    let search = match Search::parse(body) {
+        Ok(search) => search,
         Err(response) => return response,
     };
-    let (groups, wanted) = groups;
-    let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let wanted: Vec<&str> = search.wanted.iter().map(String::as_str).collect();
     let matches: Vec<&HubSpotObject> = objects
         .iter()
-        .filter(|object| visible(object))
-        .filter(|object| {
-            groups.is_empty()
-                || groups.iter().any(|group| {
-                    group
-                        .iter()
-                        .all(|(name, value)| object.properties.get(name) == Some(value))
-                })
-        })
+        .filter(|object| visible(object) && search.matches(object))
         .collect();
     let results: Vec<Value> = matches
         .iter()
-        .take(limit)
+        .take(search.limit)
         .map(|object| object_json(object, Some(&wanted)))
         .collect();
     Json(json!({"total": matches.len(), "results": results})).into_response()

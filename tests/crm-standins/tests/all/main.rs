@@ -1,5 +1,6 @@
 //! The stand-ins over real HTTP: requests built by hand with `reqwest`, one module per CRM.
 
+mod bitrix24;
 mod hubspot;
 mod pipedrive;
 mod zoho;
