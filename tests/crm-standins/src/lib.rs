@@ -25,6 +25,7 @@
 //! the rate limiters and the fault switches; one module per CRM holds its configuration, handle
 //! and gate (authentication, limits) and a sub-module with its endpoints.
 
+#![warn(missing_docs)]
 // The handlers' helpers return the HTTP answer that refuses a request as their error; it is
 // produced once per request, so boxing it would buy nothing.
 #![allow(clippy::result_large_err)]

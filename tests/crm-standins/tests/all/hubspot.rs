@@ -304,6 +304,14 @@ async fn faults_store_then_fail_or_drop() {
         401
     );
     control("reset").await.expect("control");
+    assert_eq!(
+        control("no_such_switch").await.expect("control").status(),
+        404
+    );
+    assert_eq!(
+        control("fail_after_store").await.expect("control").status(),
+        400
+    );
     control("status_burst?status=502&n=1")
         .await
         .expect("control");

@@ -67,6 +67,13 @@ async fn stores_a_call_log_and_its_recording() {
     assert_eq!(body["data"]["has_recording"], false);
     let id = body["data"]["id"].as_str().expect("a string id").to_owned();
     assert_eq!(pd.call_logs()[0].fields["duration"], "60");
+    let recorded = &pd.requests()[0];
+    assert_eq!(
+        (recorded.method.as_str(), recorded.path.as_str()),
+        ("POST", "/v1/callLogs")
+    );
+    assert_eq!(recorded.header("x-api-token"), Some("***"));
+    assert_eq!(recorded.json().expect("json body")["outcome"], "connected");
 
     assert_eq!(
         upload(&pd, &id, b"ID3 mp3").await,

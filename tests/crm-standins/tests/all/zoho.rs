@@ -257,6 +257,22 @@ async fn refuses_what_zoho_refuses() {
             .0,
         400
     );
+    // A lead instead of a contact: What_Id with its module.
+    let lead = zoho.add_lead("Eva", "0301234567");
+    let mut with_lead = call(&contact, &owner);
+    let record = with_lead["data"][0].as_object_mut().unwrap();
+    record.remove("Who_Id");
+    record.insert("What_Id".into(), json!({"id": lead}));
+    record.insert("$se_module".into(), json!("Leads"));
+    assert_eq!(
+        send(client().post(&url).json(&with_lead), &token).await.0,
+        201
+    );
+    with_lead["data"][0]["$se_module"] = json!("Deals");
+    assert_eq!(
+        send(client().post(&url).json(&with_lead), &token).await.0,
+        400
+    );
 
     let bearer = client()
         .post(&url)
@@ -278,7 +294,7 @@ async fn refuses_what_zoho_refuses() {
             .0,
         401
     );
-    assert_eq!(zoho.calls().len(), 2);
+    assert_eq!(zoho.calls().len(), 3);
 }
 
 #[tokio::test]
