@@ -324,6 +324,7 @@ async fn refresh_rotates_and_invalidates_the_old_token() {
 async fn leaky_bucket_and_faults() {
     let b24 = Bitrix24::start(Bitrix24Config {
         bucket_capacity: 3,
+        drain_per_second: 1.0,
         ..Bitrix24Config::default()
     })
     .await
@@ -341,7 +342,7 @@ async fn leaky_bucket_and_faults() {
         body,
         json!({"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"})
     );
-    tokio::time::sleep(Duration::from_millis(600)).await; // drains one at 2 a second
+    tokio::time::sleep(Duration::from_millis(1100)).await; // drains one at 1 a second
     let (_, body) = app(&b24, &token, register, register_params()).await;
     assert!(body["result"]["CALL_ID"].is_string(), "drained: {body}");
 

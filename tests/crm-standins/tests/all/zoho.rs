@@ -334,7 +334,7 @@ async fn limits_and_faults() {
     let owner = zoho.add_user("anna@example.com");
     let token = token(&zoho).await;
     let url = format!("{}/crm/v8/Calls", zoho.base_url());
-    zoho.faults().delay(Duration::from_millis(300));
+    zoho.faults().delay(Duration::from_millis(1000));
     let slow = {
         let (request, token) = (
             client().post(&url).json(&call(&contact, &owner)),
