@@ -24,6 +24,7 @@ fn event() -> CallEvent {
         did: "CompanyDID".into(),
         user: "120".into(),
         user_type: UserType::Queue,
+        facts: Default::default(),
     })
 }
 
@@ -34,6 +35,12 @@ fn sdk_event() -> callhook_plugin_sdk::Event {
         did: "CompanyDID".into(),
         user: "120".into(),
         usertype: callhook_plugin_sdk::UserType::Queue,
+        call_started_at: 1_625_158_609_000,
+        offered_at: 1_625_158_609_000,
+        callerid_e164: None,
+        user_info: None,
+        queue: None,
+        internal: false,
     })
 }
 
@@ -76,6 +83,7 @@ fn bench(c: &mut Criterion) {
                     idempotency_key: &key,
                     attempt: 1,
                     timestamp: 1_614_265_330,
+                    replayed: false,
                 })
                 .await;
             assert_eq!(outcome, DeliveryOutcome::Delivered);

@@ -53,6 +53,10 @@ pub(crate) struct DeliveryRecord {
     pub parked: Option<ParkRecord>,
     /// The latest outcomes, oldest first.
     pub log: Vec<AttemptLog>,
+    /// Set when an operator retried the row after it was parked; handed to plugins as
+    /// `replayed` (contract 0.2). Absent in rows of earlier versions: false.
+    #[serde(default)]
+    pub replayed: bool,
 }
 
 /// Why and when a delivery was parked.
@@ -60,6 +64,10 @@ pub(crate) struct DeliveryRecord {
 pub(crate) struct ParkRecord {
     pub at: u64,
     pub reason: String,
+    /// Parked because the plugin could not tell whether the receiver acted on it
+    /// (`unknown-outcome`): listed as `outcome-unknown`. Absent in earlier versions: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outcome_unknown: bool,
 }
 
 /// One attempt's outcome.
@@ -104,8 +112,11 @@ pub(crate) enum Change {
     Delivered,
     /// Try again at `next_at`.
     Reschedule { next_at: u64 },
-    /// Park the row.
-    Park { reason: String },
+    /// Park the row; `outcome_unknown` when the plugin could not tell whether it took effect.
+    Park {
+        reason: String,
+        outcome_unknown: bool,
+    },
 }
 
 /// The ordering key of an event: its call id without the link, which changes on transfers.
@@ -315,6 +326,7 @@ fn take_one(
             next_at: now,
             parked: None,
             log: Vec::new(),
+            replayed: false,
         };
         deliveries
             .insert(id, encode(&row).as_slice())
@@ -379,10 +391,14 @@ pub(crate) fn record_attempt(
                 row.series_failures += 1;
                 match change {
                     Change::Reschedule { next_at } => row.next_at = *next_at,
-                    Change::Park { reason } => {
+                    Change::Park {
+                        reason,
+                        outcome_unknown,
+                    } => {
                         row.parked = Some(ParkRecord {
                             at: attempt.at,
                             reason: reason.clone(),
+                            outcome_unknown: *outcome_unknown,
                         })
                     }
                     Change::Delivered => unreachable!("handled above"),
@@ -505,6 +521,7 @@ pub(crate) fn retry_now(db: &Database, ids: &[u64], now: u64) -> Result<Rows, Qu
             if row.parked.take().is_some() {
                 row.series_start = now;
                 row.series_failures = 0;
+                row.replayed = true;
             }
             row.next_at = now;
             deliveries

@@ -114,6 +114,7 @@ fn ringing(call: u64, user: &str) -> CallEvent {
         did: "CompanyDID".into(),
         user: user.into(),
         user_type: UserType::Ext,
+        facts: Default::default(),
     })
 }
 
@@ -125,6 +126,7 @@ fn started(call: u64, user: &str) -> CallEvent {
         user: user.into(),
         did: "CompanyDID".into(),
         transfer_type: TransferType::NotDef,
+        facts: Default::default(),
     })
 }
 
@@ -139,6 +141,7 @@ fn ended(call: u64, user: &str) -> CallEvent {
         transfer: false,
         duration_secs: 10,
         title: "answered".into(),
+        facts: Default::default(),
     })
 }
 
@@ -147,6 +150,7 @@ fn recording(call: u64) -> CallEvent {
         id: call_id(call, 1),
         files: vec!["https://pbx/1.mp3".into()],
         last_end: None,
+        parts: Vec::new(),
     })
 }
 
@@ -887,6 +891,7 @@ fn expiring_parked_deliveries_is_bounded_per_transaction_and_skips_the_rest() {
         };
         let change = store::Change::Park {
             reason: "rejected".into(),
+            outcome_unknown: false,
         };
         store::record_attempt(&db, id, attempt, &change, 20, None).unwrap();
     };

@@ -2,6 +2,7 @@
 
 mod chaos;
 mod cli;
+mod contract;
 mod pbx;
 mod pipeline;
 mod plugins;
