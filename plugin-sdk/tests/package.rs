@@ -34,6 +34,9 @@ fn the_package_contains_the_wit_contract() {
     }
     let wit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/wit/plugin.wit"))
         .expect("wit/plugin.wit");
-    let package = format!("package callhook:plugin@{};", callhook_plugin_sdk::API_VERSION);
+    let package = format!(
+        "package callhook:plugin@{};",
+        callhook_plugin_sdk::API_VERSION
+    );
     assert!(wit.contains(&package), "{package}");
 }

@@ -368,7 +368,7 @@ pub(crate) struct RawRetry {
 /// extensions = ["100-199", "205"]
 /// plugins = ["hubspot", "generic-webhook"]
 ///
-/// # Calls missed at queue 800 itself; its agents' events go by their extensions.
+/// # Every event of a call through queue 800: its agents' and the queue's own missed call.
 /// [[route]]
 /// queues = ["800"]
 /// plugins = ["support-desk"]
@@ -380,12 +380,11 @@ pub(crate) struct RawRoute {
     /// ranges (`"100-199"`, low to high) and `"*"` (any), or one of them as a string.
     /// By default `"*"` when `queues` is given; otherwise required.
     pub extensions: Option<Loc<Patterns>>,
-    /// Queue DNs, written like `extensions`: the route then matches only events about one of
-    /// these queues itself, which today are inbound calls missed at queue level (the `incoming`
-    /// event whose `user` is the queue's DN). The events of the agents a queue rings (their
-    /// `ringing`, `incomingcall_started`, `incoming`, `recording`) are routed by their own
-    /// extension: events do not say which queue a call came through. By default not
-    /// restricted to queues.
+    /// Queue (or ring group) DNs, written like `extensions`: the route then matches only the
+    /// events of calls that rang through one of them: the agents' `ringing`,
+    /// `incomingcall_started`, `incoming` and `recording`, the call missed at queue level (the
+    /// `incoming` event whose `user` is the queue's DN), and the events of whoever the call is
+    /// transferred to afterwards. By default not restricted to queues.
     pub queues: Option<Loc<Patterns>>,
     /// The plugins that receive the matched events: names of configured plugins. Required,
     /// not empty.

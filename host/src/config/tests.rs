@@ -901,12 +901,14 @@ fn accepts_the_example_files() {
         toml.routes.plugins_for("150", None),
         ["hubspot", GENERIC_WEBHOOK]
     );
-    // What its comments say: queue 800's own missed calls go to HubSpot, its agents' events
-    // by their extensions (the delivery queue routes by the event's `user` alone).
-    assert_eq!(toml.routes.plugins_for_user("800"), ["hubspot"]);
-    assert_eq!(toml.routes.plugins_for_user("300"), [GENERIC_WEBHOOK]);
+    // What its comments say: every event of a call through queue 800 goes to HubSpot, the
+    // queue's own missed call and its agents' events alike; others by their extensions.
+    let q800 = ["800".to_string()];
+    assert_eq!(toml.routes.plugins_for_call("800", &[]), ["hubspot"]);
+    assert_eq!(toml.routes.plugins_for_call("300", &[]), [GENERIC_WEBHOOK]);
+    assert_eq!(toml.routes.plugins_for_call("300", &q800), ["hubspot"]);
     assert_eq!(
-        toml.routes.plugins_for_user("150"),
+        toml.routes.plugins_for_call("150", &[]),
         ["hubspot", GENERIC_WEBHOOK]
     );
     assert_eq!(toml.engine.did_rules["+4930123456"], "CompanyDID");

@@ -5,8 +5,50 @@
 //! [`UserDirectory`], a shared handle whose list is swapped whole, so a delivery never sees a
 //! half-updated list.
 
+use super::rest::RestClient;
+use super::xapi::XapiUser;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often the user list is read again.
+pub const USERS_REFRESH: Duration = Duration::from_secs(600);
+/// How soon a failed read is tried again (the last list stays in force meanwhile).
+pub const USERS_RETRY: Duration = Duration::from_secs(60);
+
+/// Reads the PBX's user list into `directory` now and every [`USERS_REFRESH`], until
+/// `cancel`; a failed read keeps the last list and is tried again after [`USERS_RETRY`].
+pub async fn refresh(rest: RestClient, directory: UserDirectory, cancel: CancellationToken) {
+    loop {
+        let wait = match rest.users().await {
+            Ok(users) => {
+                directory.replace(user_table(&users));
+                USERS_REFRESH
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not read the PBX's users; `user-info` keeps the last list");
+                USERS_RETRY
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// The list by extension number; users without a number are left out.
+pub fn user_table(users: &[XapiUser]) -> BTreeMap<String, UserInfo> {
+    users
+        .iter()
+        .filter(|user| !user.number.trim().is_empty())
+        .map(|user| {
+            let info = UserInfo::from_names(&user.first_name, &user.last_name, &user.email_address);
+            (user.number.trim().to_owned(), info)
+        })
+        .collect()
+}
 
 /// Who an extension is.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -85,6 +85,11 @@ pub(crate) struct AttemptLog {
 pub(crate) struct CallRecord {
     pub plugins: Vec<String>,
     pub last_at: u64,
+    /// The queues and ring groups the call rang through so far (the events' `queue`), so that
+    /// a route's `queues` select every later event of the call too, e.g. a transfer target's.
+    /// Absent in records of earlier versions: none.
+    #[serde(default)]
+    pub queues: Vec<String>,
 }
 
 /// `queue_plugins` value: an operator-visible plugin state.
@@ -272,16 +277,23 @@ fn take_one(
         Some(bytes) => decode("queue_calls", &call, bytes.value())?,
         None => CallRecord::default(),
     };
+    let learned = event
+        .facts()
+        .and_then(|facts| facts.queue.as_ref())
+        .filter(|queue| !known.queues.contains(queue));
+    if let Some(queue) = learned {
+        known.queues.push(queue.clone());
+    }
     let plugins: Vec<String> = match (event, event.user()) {
         (_, Some(user)) => routing
-            .plugins_for_user(user)
+            .plugins_for_call(user, &known.queues)
             .into_iter()
             .map(str::to_string)
             .collect(),
         _ if !known.plugins.is_empty() => known.plugins.clone(),
         (CallEvent::Recording(recording), None) => match &recording.last_end {
             Some(end) => routing
-                .plugins_for_user(&end.user)
+                .plugins_for_call(&end.user, &known.queues)
                 .into_iter()
                 .map(str::to_string)
                 .collect(),
@@ -290,6 +302,11 @@ fn take_one(
         _ => routing.default_plugins.clone(),
     };
     if plugins.is_empty() {
+        if learned.is_some() {
+            calls
+                .insert(call.as_str(), encode(&known).as_slice())
+                .map_err(storage(doing))?;
+        }
         return Ok((None, Vec::new()));
     }
     let mut meta = write.open_table(META).map_err(storage(doing))?;

@@ -1,24 +1,30 @@
 //! Contract 0.2 through real deliveries in wasmtime: a committed 0.1.0 build of
 //! `generic-webhook` next to 0.2 plugins in one host, every field 0.2 adds as the `contract-probe`
 //! plugin receives it, the KV additions, `recording-file`, and `unknown-outcome` through the
-//! queue with its replay.
+//! queue with its replay; the user list from the simulator's XAPI, and routing by queue
+//! through the whole pipeline.
 
 use crate::support::*;
+use callhook::app::Pipeline;
 use callhook::calls::e164::E164;
 use callhook::calls::event::*;
+use callhook::calls::{Engine, EngineConfig};
 use callhook::config::{NumberPattern, Route, Routes};
-use callhook::pbx::users::{UserDirectory, UserInfo};
+use callhook::pbx::users::{self, UserDirectory, UserInfo};
+use callhook::pbx::{Connector, ConnectorConfig};
 use callhook::queue::{DeliveryFilter, DeliveryStatus, Queue, QueueConfig};
 use callhook::recordings::{Links, Store};
 use callhook::runtime::{
     DeliveryOutcome, GENERIC_WEBHOOK_WASM, HostServices, KvQuota, KvStore, Plugin, PluginRuntime,
     RecordingFiles, RuntimeConfig,
 };
+use callhook_simulator::{Scenario, SimConfig, Simulator};
 use serde_json::{Value, json};
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// `generic-webhook` as built by the SDK of contract 0.1.0, before 0.2 existed. Never rebuilt:
 /// it stands for every plugin in the field built against 0.1.
@@ -376,4 +382,204 @@ async fn kv_quota_per_plugin_comes_from_its_limits() {
     roomy.limits.kv_quota_bytes = Some(1 << 20);
     let roomy = runtime.load(roomy).unwrap();
     assert_eq!(deliver(&roomy, &ended()).await, DeliveryOutcome::Delivered);
+}
+
+/// The PBX's user list as the simulator serves it, read page by page (100 a page).
+#[tokio::test]
+async fn the_user_list_is_read_from_xapi_in_pages() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut config = SimConfig::default();
+    config.users.extend(
+        (1000..1250).map(|n| {
+            callhook_simulator::User::new(&n.to_string(), "First", &format!("Last{n}"), "")
+        }),
+    );
+    let simulator = Simulator::start(config).await.unwrap();
+    let connector = connector(&simulator);
+    let directory = UserDirectory::default();
+    let cancel = CancellationToken::new();
+    tokio::spawn(users::refresh(
+        connector.rest(),
+        directory.clone(),
+        cancel.clone(),
+    ));
+    wait_for_users(&directory).await;
+    cancel.cancel();
+    assert_eq!(directory.len(), 6 + 250);
+    assert_eq!(
+        directory.get("120"),
+        Some(UserInfo::from_names(
+            "Anna",
+            "Mueller",
+            "anna.mueller@example.com"
+        ))
+    );
+    assert_eq!(directory.get("150").unwrap().email, None);
+    assert_eq!(directory.get("1249").unwrap().name, "First Last1249");
+    assert_eq!(directory.get("800"), None, "a queue is no user");
+}
+
+fn connector(simulator: &callhook_simulator::SimHandle) -> Connector {
+    let pbx = simulator.config();
+    Connector::new(
+        ConnectorConfig::new(
+            simulator.base_url().parse().unwrap(),
+            pbx.client_id.clone(),
+            pbx.client_secret.clone(),
+        ),
+        None,
+    )
+    .unwrap()
+}
+
+async fn wait_for_users(directory: &UserDirectory) {
+    for _ in 0..400 {
+        if !directory.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the user list was never read");
+}
+
+/// Simulator → connector → engine → queue → two contract-0.2 probes: a route with
+/// `queues = ["800"]` gets every event of the queue call (the agents' too), the default plugin
+/// the direct call's; each event carries its queue, the user's name from the simulator's user
+/// list, and times that fit the durations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_by_queue_gets_every_event_of_calls_through_that_queue() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let simulator = Simulator::start(SimConfig::default()).await.unwrap();
+    let queued = Scenario::builtin("03-queue-answered").unwrap();
+    let direct = Scenario::builtin("01-direct-inbound-answered").unwrap();
+    for scenario in [&queued, &direct] {
+        simulator.add_directory(&scenario.directory());
+    }
+    let connector = connector(&simulator);
+    let users = UserDirectory::default();
+    let cancel = CancellationToken::new();
+    tokio::spawn(users::refresh(
+        connector.rest(),
+        users.clone(),
+        cancel.clone(),
+    ));
+    wait_for_users(&users).await;
+
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = database(&dir, "callhook.redb");
+    let services = HostServices {
+        users,
+        ..HostServices::default()
+    };
+    let runtime = PluginRuntime::new(
+        RuntimeConfig {
+            services,
+            ..RuntimeConfig::default()
+        },
+        KvStore::new(db.clone(), KvQuota::default()),
+    )
+    .unwrap();
+    let wasm = std::fs::read(CONTRACT_PROBE_WASM).unwrap();
+    let load = |name: &str| {
+        let url = sink.url(&format!("/{name}"));
+        runtime
+            .load(spec(name, &wasm, &[&sink.origin()], &[("url", &url)]))
+            .unwrap()
+    };
+    let plugins = callhook::app::Plugins::new([load("support"), load("everyone")]);
+    let routes = Routes {
+        routes: vec![Route {
+            extensions: vec![NumberPattern::Any],
+            queues: Some(vec![NumberPattern::Exact("800".into())]),
+            plugins: vec!["support".into()],
+        }],
+        default_plugins: vec!["everyone".into()],
+    };
+    let queue = Queue::open(db, QueueConfig::new(routes, plugins.names()), plugins).unwrap();
+    let engine = Engine::new(EngineConfig {
+        grace: Duration::from_millis(300),
+        trunk_dids: simulator.config().trunks.clone(),
+        ..EngineConfig::default()
+    });
+    let pipeline = Pipeline::start(connector, engine, Arc::new(queue), None, None);
+    simulator.wait_snapshots(1).await;
+    let plays = [&queued, &direct].map(|s| simulator.play(s, 0.05));
+    for played in futures_util::future::join_all(plays).await {
+        played.unwrap();
+    }
+    let expected = queued.expected().len() + direct.expected().len();
+    let received = sink.wait_for(expected).await;
+    pipeline.shutdown().await.unwrap();
+    cancel.cancel();
+
+    let to = |path: &str| -> Vec<Value> {
+        received
+            .iter()
+            .filter(|r| r.target == path)
+            .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+            .collect()
+    };
+    let names = |scenario: &Scenario| -> Vec<(String, String)> {
+        scenario
+            .expected()
+            .iter()
+            .map(|e| (e.fields["event"].clone(), e.fields["user"].clone()))
+            .collect()
+    };
+    let got = |reports: &[Value]| -> Vec<(String, String)> {
+        reports
+            .iter()
+            .map(|r| {
+                let user = r["record"]["user"].as_str().unwrap().to_owned();
+                (r["event"].as_str().unwrap().to_owned(), user)
+            })
+            .collect()
+    };
+    let (support, everyone) = (to("/support"), to("/everyone"));
+    assert_eq!(got(&support), names(&queued));
+    assert_eq!(got(&everyone), names(&direct));
+    for report in &support {
+        assert_eq!(report["record"]["queue"], "800", "{report}");
+    }
+    for report in &everyone {
+        assert_eq!(report["record"]["queue"], Value::Null, "{report}");
+    }
+    for report in support.iter().chain(&everyone) {
+        let record = &report["record"];
+        let user = record["user"].as_str().unwrap();
+        let name = UserInfo::from_names(
+            match user {
+                "120" => "Anna",
+                "121" => "Ben",
+                "122" => "Clara",
+                _ => "David",
+            },
+            match user {
+                "120" => "Mueller",
+                "121" => "Schmidt",
+                "122" => "Weber",
+                _ => "Fischer",
+            },
+            "",
+        )
+        .name;
+        assert_eq!(record["user_info"]["name"], name, "{report}");
+        assert_eq!(record["internal"], false);
+        let at = |key: &str| record[key].as_u64();
+        let started = at("call_started_at").unwrap();
+        let offered = at("offered_at").unwrap();
+        assert!(started <= offered, "{report}");
+        if let Some(answered) = at("answered_at") {
+            assert!(offered <= answered, "{report}");
+            if let Some(ended) = at("ended_at") {
+                let seconds = ((ended - answered) as f64 / 1000.0).round() as u64;
+                assert_eq!(
+                    record["duration_seconds"].as_u64(),
+                    Some(seconds),
+                    "{report}"
+                );
+            }
+        }
+    }
 }

@@ -167,8 +167,8 @@ pub fn format_duration(seconds: u32, format: DurationFormat) -> String {
 mod tests {
     use super::*;
     use callhook_plugin_sdk::{
-        Direction, FinishType, Offered, Recording, RecordingPart, Started, TransferType,
-        UserInfo, UserType,
+        Direction, FinishType, Offered, Recording, RecordingPart, Started, TransferType, UserInfo,
+        UserType,
     };
 
     /// What contract 0.2 adds, filled in everywhere: the wire format must not show any of it.
