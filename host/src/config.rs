@@ -90,6 +90,8 @@ pub struct PbxConfig {
     pub resnapshot_interval: Duration,
     /// Where `url` was written, for messages about the connection.
     pub url_place: Option<Place>,
+    /// The E.164 normaliser for `pbx.country`. By default none (only `+` numbers).
+    pub e164: crate::calls::e164::E164,
 }
 
 /// The resolved engine settings; the engine's `EngineConfig` is built from them.

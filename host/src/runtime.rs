@@ -191,6 +191,12 @@ impl PluginRuntime {
         })
     }
 
+    /// What contract 0.2 plugins learn from the host: the host fills in the user list and the
+    /// MP3s as they become available.
+    pub fn services(&self) -> &HostServices {
+        &self.services
+    }
+
     /// Checks, compiles (or loads from the cache) and pre-links one plugin.
     pub fn load(&self, spec: PluginSpec) -> Result<Plugin, LoadError> {
         let plugin = spec.name.clone();

@@ -10,7 +10,7 @@ use crate::pbx::probe::probe;
 use crate::pbx::{CaptureWriter, ConnectionState, Connector, ConnectorConfig};
 use crate::queue::Queue;
 use crate::recordings::{RecordingServer, RecordingsConfig, SourceKind, TlsFiles};
-use crate::runtime::{KvQuota, KvStore, PluginRuntime, RuntimeConfig};
+use crate::runtime::{KvQuota, KvStore, PluginRuntime, RecordingFiles, RuntimeConfig};
 use anyhow::Context;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -29,6 +29,10 @@ fn runtime(config: &Config) -> anyhow::Result<(Arc<redb::Database>, PluginRuntim
     let runtime = PluginRuntime::new(
         RuntimeConfig {
             cache_dir: Some(dir.join("plugin-cache")),
+            services: crate::runtime::HostServices {
+                e164: config.pbx.e164,
+                ..Default::default()
+            },
             ..RuntimeConfig::default()
         },
         KvStore::new(db.clone(), KvQuota::default()),
@@ -161,6 +165,13 @@ pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
     let pbx = &config.pbx;
     let connector = Connector::new(connector_config(&config), capture)?;
     report_connection(connector.state(), pbx);
+    let users = CancellationToken::new();
+    let _stop_users = users.clone().drop_guard();
+    tokio::spawn(crate::pbx::users::refresh(
+        connector.rest(),
+        runtime.services().users.clone(),
+        users,
+    ));
 
     let engine_config = config.engine.engine_config();
     let store = EngineStore::of(&queue);
@@ -184,6 +195,8 @@ pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
             Arc::new(connector.rest()),
             stop_server.clone(),
         )?;
+        let files = RecordingFiles::new(recorder.store().clone(), recorder.links().clone());
+        let _ = runtime.services().recordings.set(files);
         println!(
             "recordings served as {}/webapi/recording/... (links {})",
             recordings.public_url.trim_end_matches('/'),

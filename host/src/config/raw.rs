@@ -120,6 +120,11 @@ pub(crate) struct RawPbx {
     /// The PBX's time zone, for the time stamp in call ids: an IANA name such as
     /// `Europe/Berlin`. By default the host's time zone.
     pub timezone: Option<Loc<String>>,
+    /// The PBX's country, ISO 3166-1 alpha-2 (e.g. `"DE"`): the default region for giving
+    /// plugins the caller's number in E.164 (`callerid-e164`, contract 0.2), parsed by
+    /// libphonenumber's rules. By default none: only numbers written with a leading `+` are
+    /// normalised.
+    pub country: Option<Loc<String>>,
     /// A PEM file of extra CA certificates to trust, for a PBX with a self-signed or private
     /// certificate. By default only the public web roots are trusted.
     pub ca_file: Option<Loc<String>>,

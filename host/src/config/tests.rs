@@ -1182,3 +1182,29 @@ fn every_ini_key_has_a_toml_key() {
         }
     }
 }
+
+#[test]
+fn accepts_the_pbx_country_in_toml_and_ini() {
+    let e164 = |config: Config| config.pbx.e164.normalise("030 1234567");
+    let toml = load_toml(&format!("{PBX}country = \"de\"\n")).unwrap();
+    assert_eq!(e164(toml).as_deref(), Some("+49301234567"));
+    let ini = SPEC_INI.replace(
+        "TIMEZONE=Europe/Berlin",
+        "TIMEZONE=Europe/Berlin\nCOUNTRY=DE",
+    );
+    let ini = Dir::new().load("webhooks.ini", &ini).unwrap();
+    assert_eq!(e164(ini).as_deref(), Some("+49301234567"));
+    let none = load_toml(PBX).unwrap();
+    assert_eq!(e164(none), None, "without a country only +numbers");
+}
+
+#[test]
+fn rejects_unknown_countries() {
+    let errors = errors(&format!("{PBX}country = \"Germany\"\n"));
+    assert_error(
+        &errors,
+        "callhook.toml:5",
+        "pbx.country",
+        "ISO 3166-1 alpha-2",
+    );
+}

@@ -18,6 +18,7 @@ use super::{
     ServerConfig, StorageConfig, TlsFiles,
 };
 use crate::calls::did_digits;
+use crate::calls::e164::E164;
 use crate::recordings::RecordingsConfig as Recorder;
 use crate::recordings::convert::BITRATES;
 
@@ -143,6 +144,7 @@ fn merge(toml: &mut RawConfig, ini: RawConfig) {
         pbx.client_id,
         pbx.client_secret,
         pbx.timezone,
+        pbx.country,
         engine.report_internal_calls,
         recordings.enabled,
         recordings.source,
@@ -392,6 +394,18 @@ impl Validator<'_> {
             .url
             .as_ref()
             .map(|url| self.sources.place(&url.at, Some("pbx.url".to_string())));
+        let e164 = match &pbx.country {
+            Some(country) => E164::new(Some(&country.value)).unwrap_or_else(|_| {
+                self.invalid(
+                    &country.at,
+                    "pbx.country",
+                    "an ISO 3166-1 alpha-2 country code such as \"DE\"",
+                    format!("{:?}", country.value),
+                );
+                E164::default()
+            }),
+            None => E164::default(),
+        };
         Some(PbxConfig {
             url_place,
             url: url?,
@@ -399,6 +413,7 @@ impl Validator<'_> {
             client_secret: client_secret?,
             ca_file,
             resnapshot_interval: resnapshot_interval?,
+            e164,
         })
     }
 
@@ -1271,5 +1286,6 @@ fn placeholder_pbx() -> PbxConfig {
         ca_file: None,
         resnapshot_interval: Duration::from_secs(60),
         url_place: None,
+        e164: E164::default(),
     }
 }

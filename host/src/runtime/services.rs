@@ -7,6 +7,7 @@
 use crate::calls::e164::E164;
 use crate::pbx::users::UserDirectory;
 use crate::recordings::{Links, ROUTE_PREFIX, Store};
+use std::sync::{Arc, OnceLock};
 use std::time::UNIX_EPOCH;
 
 /// The host's knowledge that contract 0.2 hands to plugins. By default: no country (only
@@ -17,8 +18,9 @@ pub struct HostServices {
     pub e164: E164,
     /// The PBX's user list, for `user-info`.
     pub users: UserDirectory,
-    /// The MP3s this host serves, for `recording-file`; `None` when recordings are off.
-    pub recordings: Option<RecordingFiles>,
+    /// The MP3s this host serves, for `recording-file`: set once the recordings pipeline is up
+    /// (the host makes the runtime before it); empty while recordings are off.
+    pub recordings: Arc<OnceLock<RecordingFiles>>,
 }
 
 /// Reads the MP3s this host serves, given their public links.

@@ -71,7 +71,7 @@ impl host_api::Host for PluginState {
     }
 
     async fn recording_file(&mut self, link: String) -> Result<Vec<u8>, String> {
-        let Some(files) = self.services().recordings.clone() else {
+        let Some(files) = self.services().recordings.get().cloned() else {
             return Err("recordings are off on this host".to_owned());
         };
         tokio::task::spawn_blocking(move || files.read(&link))

@@ -48,12 +48,16 @@ fn runtime_with(recordings: Option<RecordingFiles>) -> (tempfile::TempDir, Plugi
         "120".to_owned(),
         UserInfo::from_names("Anna", "Mueller", "anna@example.com"),
     )]));
+    let services = HostServices {
+        e164: E164::new(Some("DE")).unwrap(),
+        users,
+        ..HostServices::default()
+    };
+    if let Some(files) = recordings {
+        services.recordings.set(files).unwrap();
+    }
     let config = RuntimeConfig {
-        services: HostServices {
-            e164: E164::new(Some("DE")).unwrap(),
-            users,
-            recordings,
-        },
+        services,
         ..RuntimeConfig::default()
     };
     let kv = KvStore::new(Arc::new(db), KvQuota::default());
