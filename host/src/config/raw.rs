@@ -317,6 +317,9 @@ pub(crate) struct RawPlugin {
     /// The time one delivery may take, HTTP requests included, in milliseconds: 1 to 600000.
     /// By default 10000.
     pub timeout_ms: Option<Loc<u64>>,
+    /// The most the plugin may keep in its key-value store, keys and values together, in MiB:
+    /// 1 to 1024. By default 1.
+    pub kv_quota_mb: Option<Loc<u64>>,
     /// Plain settings handed to the plugin: strings, numbers and booleans (as text). Nested
     /// tables are flattened with dots: `[plugin.settings.event_alias] incoming = "x"` is the
     /// setting `event_alias.incoming`. By default none.

@@ -1208,3 +1208,23 @@ fn rejects_unknown_countries() {
         "ISO 3166-1 alpha-2",
     );
 }
+
+#[test]
+fn accepts_kv_quotas_from_1_to_1024_mib() {
+    let quota = |line: &str| {
+        let text = format!("{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\n{line}");
+        load_toml(&text).map(|config| config.plugin("x").unwrap().limits.kv_quota_bytes)
+    };
+    assert_eq!(quota("").unwrap(), Some(1 << 20), "1 MiB by default");
+    assert_eq!(quota("kv_quota_mb = 64\n").unwrap(), Some(64 << 20));
+    assert_eq!(quota("kv_quota_mb = 1024\n").unwrap(), Some(1024 << 20));
+    let errors = errors(&format!(
+        "{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\nkv_quota_mb = 0\n"
+    ));
+    assert_error(
+        &errors,
+        "callhook.toml:8",
+        "plugin.kv_quota_mb",
+        "from 1 to 1024",
+    );
+}

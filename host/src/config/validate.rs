@@ -718,6 +718,7 @@ impl Validator<'_> {
             RuntimeConfig::MAX_MEMORY_MB as u64,
             DEFAULT_MEMORY_MB,
         );
+        let kv_quota_mb = self.count(&raw.kv_quota_mb, "plugin.kv_quota_mb", "MiB", 1024, 1);
         let timeout_ms = self.count(
             &raw.timeout_ms,
             "plugin.timeout_ms",
@@ -777,6 +778,7 @@ impl Validator<'_> {
             allowed_hosts_derived,
             limits: PluginLimits {
                 memory_bytes: (memory_mb as usize) << 20,
+                kv_quota_bytes: Some(kv_quota_mb << 20),
                 timeout: Duration::from_millis(timeout_ms),
                 ..PluginLimits::default()
             },
