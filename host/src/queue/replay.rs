@@ -44,7 +44,7 @@ pub struct Attempt {
     pub at: Timestamp,
     /// Its number, 1 for the first.
     pub attempt: u32,
-    /// The outcome label: `delivered`, `retry`, `rejected` or `failed`.
+    /// The outcome label: `delivered`, `retry`, `rejected`, `outcome-unknown` or `failed`.
     pub outcome: String,
     /// The plugin's message, if it did not succeed.
     pub message: Option<String>,

@@ -587,3 +587,59 @@ async fn a_route_by_queue_gets_every_event_of_calls_through_that_queue() {
         }
     }
 }
+
+/// Where [`kv_write_child`] keeps its store, and where its probe posts after `set` returned.
+const CHILD_DB: &str = "CALLHOOK_TEST_KV_CHILD_DB";
+const CHILD_URL: &str = "CALLHOOK_TEST_KV_CHILD_URL";
+
+/// A KV write survives a SIGKILL right after `set` returned: a child process (this test binary
+/// running [`kv_write_child`]) delivers to the probe, which stores `k=v` and then posts to a
+/// sink path that never answers; the moment the post arrives, the child is killed with SIGKILL,
+/// and the store, opened again, holds the value.
+#[tokio::test]
+async fn a_kv_write_survives_a_sigkill_right_after_set_returned() {
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("callhook.redb");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["contract::kv_write_child", "--exact", "--nocapture"])
+        .env(CHILD_DB, &db)
+        .env(CHILD_URL, sink.url("/slow"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    sink.wait_for_requests_to("/slow", 1).await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let db = redb::Database::create(&db).unwrap();
+    let kv = KvStore::new(Arc::new(db), KvQuota::default());
+    assert_eq!(kv.get("probe", "k").unwrap(), Some(b"v".to_vec()));
+}
+
+/// The child of [`a_kv_write_survives_a_sigkill_right_after_set_returned`]; does nothing
+/// unless started by it.
+#[tokio::test]
+async fn kv_write_child() {
+    let (Ok(db), Ok(url)) = (std::env::var(CHILD_DB), std::env::var(CHILD_URL)) else {
+        return;
+    };
+    let db = redb::Database::create(db).unwrap();
+    let runtime = PluginRuntime::new(
+        RuntimeConfig::default(),
+        KvStore::new(Arc::new(db), KvQuota::default()),
+    )
+    .unwrap();
+    let origin = url.trim_end_matches("/slow").to_owned();
+    let wasm = std::fs::read(CONTRACT_PROBE_WASM).unwrap();
+    let plugin = runtime
+        .load(spec(
+            "probe",
+            &wasm,
+            &[&origin],
+            &[("url", &url), ("kv_set", "k=v")],
+        ))
+        .unwrap();
+    deliver(&plugin, &ended()).await;
+    unreachable!("killed while the post waits");
+}
