@@ -135,13 +135,14 @@ async fn a_v0_1_plugin_and_v0_2_plugins_side_by_side_in_one_host() {
     let (_dir, runtime) = runtime_with(None);
     let webhook = |name: &str, wasm: &[u8], path: &str| {
         let url = sink.url(path);
+        let post_url = sink.url(&format!("{path}-recordings"));
+        let settings = [
+            ("webhook_url", url.as_str()),
+            ("webhook_post_url", post_url.as_str()),
+            ("recording_full_info", "1"),
+        ];
         runtime
-            .load(spec(
-                name,
-                wasm,
-                &[&sink.origin()],
-                &[("webhook_url", &url)],
-            ))
+            .load(spec(name, wasm, &[&sink.origin()], &settings))
             .unwrap()
     };
     let old = webhook("old", GENERIC_WEBHOOK_V0_1_0, "/old");
@@ -156,14 +157,32 @@ async fn a_v0_1_plugin_and_v0_2_plugins_side_by_side_in_one_host() {
             assert_eq!(deliver(plugin, event).await, DeliveryOutcome::Delivered);
         }
     }
-    let received = sink.wait_for(3 * events.len()).await;
+    for plugin in [&old, &new] {
+        assert_eq!(
+            deliver(plugin, &recording()).await,
+            DeliveryOutcome::Delivered
+        );
+    }
+    let received = sink.wait_for(3 * events.len() + 2).await;
     let targets = |path: &str| -> Vec<String> {
         received
             .iter()
-            .filter(|r| r.target.starts_with(path))
+            .filter(|r| r.target.starts_with(path) && !r.target.contains("-recordings"))
             .map(|r| r.target.replacen(path, "", 1))
             .collect()
     };
+    let recording_body = |path: &str| -> Vec<u8> {
+        let post = received.iter().find(|r| r.target == path).unwrap();
+        post.body.to_vec()
+    };
+    assert_eq!(
+        String::from_utf8(recording_body("/old-recordings")).unwrap(),
+        r#"{"FILES":["https://pbx.example.com:5001/webapi/recording/210701165649_782-1-1.mp3","https://pbx.example.com:5001/webapi/recording/210701165649_782-1-2.mp3"],"id":"210701165649_782-1","event":"incoming","callerid":"+425630434343","user":"120","did":"CompanyDID","finishtype":"Ok","transfer":"true","duration":"133","title":"CompanyDID: answered incoming call from +425630434343 to 120, 00:02:13"}"#
+    );
+    assert_eq!(
+        recording_body("/new-recordings"),
+        recording_body("/old-recordings")
+    );
     // The 0.1 build receives exactly what it did, and the 0.2 build sends the same.
     assert_eq!(
         targets("/old"),
