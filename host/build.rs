@@ -4,13 +4,18 @@
 //! The plugins are built by a nested `cargo build --release --target wasm32-wasip2` into
 //! `target/plugins` (its own target directory, so the outer build's lock is not contended).
 //! Their paths reach the host as `CALLHOOK_GENERIC_WEBHOOK_WASM` (embedded with
-//! `include_bytes!`) and `CALLHOOK_SANDBOX_PROBE_WASM` (used by the tests).
+//! `include_bytes!`), `CALLHOOK_SANDBOX_PROBE_WASM` and `CALLHOOK_CONTRACT_PROBE_WASM` (used by
+//! the tests).
+//!
+//! It also reads the contract versions the host serves from the `package callhook:plugin@X.Y.Z;`
+//! lines of `wit/since_v*/plugin.wit` (the one source of the version numbers; the SDK reads its
+//! own from the same line of the newest folder) into `$OUT_DIR/contract_versions.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Workspace packages built for `wasm32-wasip2`, with the variable their path is exported as.
-const PLUGINS: [(&str, &str, &str); 2] = [
+const PLUGINS: [(&str, &str, &str); 3] = [
     (
         "generic-webhook",
         "generic_webhook",
@@ -20,6 +25,11 @@ const PLUGINS: [(&str, &str, &str); 2] = [
         "sandbox-probe",
         "sandbox_probe",
         "CALLHOOK_SANDBOX_PROBE_WASM",
+    ),
+    (
+        "contract-probe",
+        "contract_probe",
+        "CALLHOOK_CONTRACT_PROBE_WASM",
     ),
 ];
 
@@ -38,6 +48,7 @@ fn main() {
             workspace.join(watched).display()
         );
     }
+    write_contract_versions(&workspace);
     let target_dir = workspace.join("target").join("plugins");
     build_plugins(&workspace, &target_dir);
     for (_, file, variable) in PLUGINS {
@@ -48,6 +59,46 @@ fn main() {
         assert!(wasm.exists(), "{} was not built", wasm.display());
         println!("cargo:rustc-env={variable}={}", wasm.display());
     }
+}
+
+/// Writes `SUPPORTED: [(u32, u32, u32); N]`, the versions of `wit/since_v*/plugin.wit`, oldest
+/// first.
+fn write_contract_versions(workspace: &Path) {
+    let mut versions = Vec::new();
+    for entry in std::fs::read_dir(workspace.join("wit")).expect("wit/ is readable") {
+        let path = entry.expect("wit/ is readable").path().join("plugin.wit");
+        if !path.exists() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("plugin.wit is readable");
+        let version = text
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("package callhook:plugin@"))
+            .and_then(|rest| rest.strip_suffix(';'))
+            .unwrap_or_else(|| panic!("{} has no package line", path.display()));
+        let parts: Vec<u32> = version
+            .split('.')
+            .map(|n| n.parse().expect("a numeric version"))
+            .collect();
+        assert_eq!(parts.len(), 3, "{version} is not major.minor.patch");
+        versions.push((parts[0], parts[1], parts[2]));
+    }
+    versions.sort();
+    let list = versions
+        .iter()
+        .map(|(a, b, c)| format!("({a}, {b}, {c})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("contract_versions.rs");
+    std::fs::write(
+        out,
+        format!(
+            "/// The contract versions this host serves, oldest first (from `wit/since_v*/`).\n\
+             pub const SUPPORTED: [(u32, u32, u32); {}] = [{list}];\n",
+            versions.len()
+        ),
+    )
+    .expect("OUT_DIR is writable");
 }
 
 fn build_plugins(workspace: &Path, target_dir: &Path) {

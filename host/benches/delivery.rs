@@ -23,6 +23,7 @@ fn event() -> CallEvent {
         did: "CompanyDID".into(),
         user: "120".into(),
         user_type: UserType::Queue,
+        facts: Default::default(),
     })
 }
 
@@ -33,6 +34,12 @@ fn sdk_event() -> callhook_plugin_sdk::Event {
         did: "CompanyDID".into(),
         user: "120".into(),
         usertype: callhook_plugin_sdk::UserType::Queue,
+        call_started_at: 1_625_158_609_000,
+        offered_at: 1_625_158_609_000,
+        callerid_e164: None,
+        user_info: None,
+        queue: None,
+        internal: false,
     })
 }
 
@@ -71,6 +78,7 @@ fn bench(c: &mut Criterion) {
                     idempotency_key: &key,
                     attempt: 1,
                     timestamp: 1_614_265_330,
+                    replayed: false,
                 })
                 .await;
             assert_eq!(outcome, DeliveryOutcome::Delivered);

@@ -25,7 +25,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use callhook::app::local::{LocalHost, LocalSetup};
-use callhook_simulator::{LoadProfile, ParticipantChange, Scenario, SimConfig, SimHandle, Simulator};
+use callhook_simulator::{
+    LoadProfile, ParticipantChange, Scenario, SimConfig, SimHandle, Simulator,
+};
 
 #[path = "support/sink.rs"]
 mod sink;
@@ -106,10 +108,7 @@ async fn apply(
 }
 
 /// The latencies of the `ringing` and `*_started` webhooks among `received`, sorted.
-fn latencies(
-    received: &[(Instant, String)],
-    applied: &HashMap<u64, Applied>,
-) -> Vec<Duration> {
+fn latencies(received: &[(Instant, String)], applied: &HashMap<u64, Applied>) -> Vec<Duration> {
     let mut list: Vec<Duration> = received
         .iter()
         .filter_map(|(at, query)| {

@@ -117,6 +117,7 @@
 //! - `answered outgoing call from {user} to {callerid}, transferred after {T}{A}`
 //! - `missed outgoing call from {user} to {callerid}{A}`
 
+pub mod e164;
 pub mod event;
 
 mod call;

@@ -94,6 +94,8 @@ pub struct PbxConfig {
     pub resnapshot_interval: Duration,
     /// Where `url` was written, for messages about the connection.
     pub url_place: Option<Place>,
+    /// The E.164 normaliser for `pbx.country`. By default none (only `+` numbers).
+    pub e164: crate::calls::e164::E164,
 }
 
 /// The resolved engine settings; the engine's `EngineConfig` is built from them.
@@ -188,10 +190,10 @@ impl PluginConfig {
             .collect()
     }
 
-    /// The component's bytes: the file, or `builtin` for the built-in plugin.
-    pub fn read_wasm(&self, builtin: &[u8]) -> std::io::Result<Arc<[u8]>> {
+    /// The component's bytes: the file, or the built-in plugin's.
+    pub fn read_wasm(&self) -> std::io::Result<Arc<[u8]>> {
         match &self.source {
-            PluginSource::Builtin => Ok(Arc::from(builtin)),
+            PluginSource::Builtin(builtin) => Ok(Arc::from(builtin.wasm)),
             PluginSource::File(file) => Ok(Arc::from(std::fs::read(&file.path)?)),
         }
     }
@@ -200,8 +202,8 @@ impl PluginConfig {
 /// Where a plugin's component comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PluginSource {
-    /// Built into the binary (`generic-webhook` without `path`).
-    Builtin,
+    /// Built into the binary: a `[[plugin]]` without `path` named after it, or with `builtin`.
+    Builtin(&'static crate::runtime::Builtin),
     /// A `.wasm` file.
     File(FileRef),
 }
@@ -227,22 +229,35 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// The plugins for an event about `user` (the event's `user`): an extension, or a queue's
-    /// DN for an inbound call missed at queue level, so a route's `queues` select that queue's
-    /// own missed calls and never its agents' events. What the delivery queue routes by.
-    pub fn plugins_for_user(&self, user: &str) -> Vec<&str> {
-        self.plugins_for(user, Some(user))
+    /// The plugins for an event about `user` on a call that rang through `queues` (queues and
+    /// ring groups, as the events' `queue` named them so far): a route with `queues` matches
+    /// when one of them, or `user` itself (a queue's own missed call, also in events stored
+    /// before the events named their queue), is one of its queues. So a route's `queues` select
+    /// every event of a call rung through the queue: its agents' `ringing`, `started` and end
+    /// events, the queue's own missed call, and the events of whoever the call was transferred
+    /// to afterwards. What the delivery queue routes by.
+    pub fn plugins_for_call(&self, user: &str, queues: &[String]) -> Vec<&str> {
+        self.select(|route| {
+            std::iter::once(user)
+                .chain(queues.iter().map(String::as_str))
+                .any(|queue| route.matches(user, Some(queue)))
+        })
     }
 
     /// The plugins for `extension` on a call through `queue`, if known: every plugin of every
     /// matching route, each once, in configuration order; `default_plugins` when no route
-    /// matches. Events do not name their queue yet, so today `queue` is only ever the user
-    /// itself ([`Routes::plugins_for_user`]).
+    /// matches.
     pub fn plugins_for(&self, extension: &str, queue: Option<&str>) -> Vec<&str> {
+        self.select(|route| route.matches(extension, queue))
+    }
+
+    /// Every plugin of every route `matches` selects, each once, in configuration order;
+    /// `default_plugins` when none is selected.
+    fn select(&self, matches: impl Fn(&Route) -> bool) -> Vec<&str> {
         let mut plugins: Vec<&str> = Vec::new();
         let mut matched = false;
         for route in &self.routes {
-            if route.matches(extension, queue) {
+            if matches(route) {
                 matched = true;
                 for plugin in &route.plugins {
                     if !plugins.contains(&plugin.as_str()) {
@@ -274,8 +289,8 @@ impl Default for Routes {
 pub struct Route {
     /// The extensions it matches.
     pub extensions: Vec<NumberPattern>,
-    /// When set, only events on a call through one of these queues (today: events about the
-    /// queue itself, see [`Routes::plugins_for_user`]).
+    /// When set, only events on a call through one of these queues (see
+    /// [`Routes::plugins_for_call`]).
     pub queues: Option<Vec<NumberPattern>>,
     /// The plugins that receive the matched events.
     pub plugins: Vec<String>,

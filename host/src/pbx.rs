@@ -72,6 +72,7 @@ pub mod rest;
 pub mod socket;
 pub mod stats;
 pub mod token;
+pub mod users;
 pub mod xapi;
 
 use jiff::Timestamp;

@@ -524,6 +524,7 @@ impl<D: Deliverer> Queue<D> {
         let why = ParkRecord {
             at: now,
             reason: reason.to_string(),
+            outcome_unknown: false,
         };
         store::set_plugin_disabled(&self.inner.db, plugin, Some(why.clone()))?;
         self.inner.state().set_disabled(plugin, Some(why), now);
@@ -706,6 +707,7 @@ async fn attempt<D: Deliverer>(inner: Arc<Inner<D>>, start: Start) {
                 idempotency_key: &key,
                 attempt: attempt_no,
                 timestamp: inner.clock.now_ms() / 1000,
+                replayed: row.replayed,
             };
             let deliverer = inner.deliverer();
             let delivery = AssertUnwindSafe(deliverer.deliver(plugin, request));
@@ -767,7 +769,10 @@ async fn attempt<D: Deliverer>(inner: Arc<Inner<D>>, start: Start) {
         }
     };
     let working = match outcome {
-        DeliveryOutcome::Delivered | DeliveryOutcome::Rejected { .. } => true,
+        // The plugin ran and decided; an unknown outcome is parked like a rejection.
+        DeliveryOutcome::Delivered
+        | DeliveryOutcome::Rejected { .. }
+        | DeliveryOutcome::UnknownOutcome { .. } => true,
         DeliveryOutcome::Retry { .. } | DeliveryOutcome::Failed { .. } => false,
     };
     let opened = {
@@ -824,12 +829,29 @@ fn decide(
             let disable = ParkRecord {
                 at: now,
                 reason: reason.clone(),
+                outcome_unknown: false,
             };
-            return (Change::Park { reason }, Some(disable));
+            let park = Change::Park {
+                reason,
+                outcome_unknown: false,
+            };
+            return (park, Some(disable));
         }
         DeliveryOutcome::Rejected { message, .. } => {
             let reason = format!("rejected: {message}");
-            return (Change::Park { reason }, None);
+            let park = Change::Park {
+                reason,
+                outcome_unknown: false,
+            };
+            return (park, None);
+        }
+        DeliveryOutcome::UnknownOutcome { message } => {
+            let reason = format!("outcome unknown: {message}");
+            let park = Change::Park {
+                reason,
+                outcome_unknown: true,
+            };
+            return (park, None);
         }
         DeliveryOutcome::Retry { after, .. } => *after,
         DeliveryOutcome::Failed { .. } => None,
@@ -846,7 +868,11 @@ fn decide(
         retry::NextStep::GiveUp(reason) => {
             let last = outcome.message().unwrap_or_default();
             let reason = format!("{reason}; last: {last}");
-            (Change::Park { reason }, None)
+            let park = Change::Park {
+                reason,
+                outcome_unknown: false,
+            };
+            (park, None)
         }
     }
 }
@@ -855,7 +881,7 @@ fn describe(change: &Change) -> String {
     match change {
         Change::Delivered => "removed".to_string(),
         Change::Reschedule { next_at } => format!("retry at {}", replay::timestamp(*next_at)),
-        Change::Park { reason } => reason.clone(),
+        Change::Park { reason, .. } => reason.clone(),
     }
 }
 

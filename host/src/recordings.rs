@@ -86,7 +86,7 @@ mod tests;
 
 pub use config::{RecordingsConfig, SourceKind};
 pub use convert::{ConvertError, Converted, Converter, WavInput};
-pub use links::{LinkRefusal, Links};
+pub use links::{LinkRefusal, Links, ROUTE_PREFIX};
 pub use pipeline::{
     DOWNLOAD_ATTEMPTS, Outcome, RETRY_FIRST_DELAY, RETRY_MAX_DELAY, Recorder, RecorderError,
     RecordingError, RecordingFailure,

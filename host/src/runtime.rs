@@ -14,9 +14,12 @@
 //!   plugin never starves other tasks), and an outer wall-clock time-out also covers time spent
 //!   waiting on host calls such as a slow receiver.
 //! - The result has two levels: the outer one is a trap or host failure, the inner one the
-//!   plugin's own [`DeliveryError`](since_v0_1_0::DeliveryError). Both become a
-//!   [`DeliveryOutcome`], logged at debug with the plugin's name and contract version; the
-//!   queue logs the attempt's end, once, as a warning when it did not deliver.
+//!   plugin's own `delivery-error` of its contract version. Both become a [`DeliveryOutcome`],
+//!   logged at debug with the plugin's name and contract version; the queue logs the
+//!   attempt's end, once, as a warning when it did not deliver.
+//! - Contract versions: one bindings module per version (`since_v0_1_0`, `since_v0_2_0`), all
+//!   added to one linker, and [`versions::PluginPre`] over them, matched exhaustively. What 0.2
+//!   adds beyond the event (E.164, the user list, recording bytes) comes from [`HostServices`].
 
 mod builtin;
 mod cache;
@@ -24,15 +27,20 @@ pub mod egress;
 mod kv_store;
 pub mod limits;
 mod outcome;
+mod services;
 mod since_v0_1_0;
+mod since_v0_2_0;
 mod state;
 mod versions;
 
-pub use builtin::GENERIC_WEBHOOK_WASM;
+pub use builtin::{
+    BUILTINS, Builtin, BuiltinDefaults, GENERIC_WEBHOOK_WASM, builtin, builtin_names,
+};
 pub use egress::{EgressPolicy, PatternError, Refusal};
 pub use kv_store::{KvError, KvQuota, KvStore};
 pub use limits::PluginLimits;
 pub use outcome::DeliveryOutcome;
+pub use services::{HostServices, RecordingFiles};
 pub use versions::{ApiVersion, VersionError};
 
 use crate::calls::event::CallEvent;
@@ -66,6 +74,9 @@ pub struct RuntimeConfig {
     /// HTTP, with the original URL in the header [`ORIGINAL_URL_HEADER`]. By default none; used
     /// by `callhook plugin test` so that a test never touches the real CRM.
     pub stand_in: Option<std::net::SocketAddr>,
+    /// What contract 0.2 plugins learn from the host besides the event: E.164 numbers, the
+    /// PBX's users, the MP3s. By default none of it (see [`HostServices`]).
+    pub services: HostServices,
 }
 
 /// The header that carries a request's real destination to a stand-in.
@@ -89,6 +100,7 @@ impl Default for RuntimeConfig {
             max_instances: 64,
             max_memory_bytes: Self::MAX_MEMORY_MB << 20,
             stand_in: None,
+            services: HostServices::default(),
         }
     }
 }
@@ -158,6 +170,7 @@ pub struct PluginRuntime {
     kv: KvStore,
     max_memory_bytes: usize,
     stand_in: Option<std::net::SocketAddr>,
+    services: HostServices,
 }
 
 impl PluginRuntime {
@@ -169,6 +182,7 @@ impl PluginRuntime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         since_v0_1_0::add_to_linker(&mut linker)?;
+        since_v0_2_0::add_to_linker(&mut linker)?;
         Ok(PluginRuntime {
             engine,
             linker,
@@ -176,7 +190,14 @@ impl PluginRuntime {
             kv,
             max_memory_bytes: config.max_memory_bytes,
             stand_in: config.stand_in,
+            services: config.services,
         })
+    }
+
+    /// What contract 0.2 plugins learn from the host: the host fills in the user list and the
+    /// MP3s as they become available.
+    pub fn services(&self) -> &HostServices {
+        &self.services
     }
 
     /// Checks, compiles (or loads from the cache) and pre-links one plugin.
@@ -215,6 +236,9 @@ impl PluginRuntime {
             (0, 1) => {
                 PluginPre::V0_1(since_v0_1_0::PluginPre::new(instance_pre).map_err(link_error)?)
             }
+            (0, 2) => {
+                PluginPre::V0_2(since_v0_2_0::PluginPre::new(instance_pre).map_err(link_error)?)
+            }
             _ => unreachable!("versions::api_version accepts only served versions"),
         };
         Ok(Plugin {
@@ -230,6 +254,7 @@ impl PluginRuntime {
             pre,
             engine: self.engine.clone(),
             kv: self.kv.clone(),
+            services: self.services.clone(),
         })
     }
 }
@@ -277,6 +302,8 @@ pub struct DeliveryRequest<'a> {
     pub attempt: u32,
     /// Time of the attempt, seconds since the Unix epoch.
     pub timestamp: u64,
+    /// True when an operator replayed the delivery after it was parked (contract 0.2).
+    pub replayed: bool,
 }
 
 /// A loaded plugin, ready to deliver. Cheap to share behind an `Arc`.
@@ -285,6 +312,7 @@ pub struct Plugin {
     pre: PluginPre,
     engine: Engine,
     kv: KvStore,
+    services: HostServices,
 }
 
 impl Plugin {
@@ -334,7 +362,12 @@ impl Plugin {
 
     async fn run(&self, request: DeliveryRequest<'_>, call_id: &str) -> DeliveryOutcome {
         let limits = self.identity.limits;
-        let state = PluginState::new(self.identity.clone(), self.kv.clone(), call_id.to_string());
+        let state = PluginState::new(
+            self.identity.clone(),
+            self.kv.clone(),
+            self.services.clone(),
+            call_id.to_string(),
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state.limiter());
         let deadline = Instant::now() + limits.timeout;
@@ -366,17 +399,7 @@ impl Plugin {
             Ok(Err(error)) => DeliveryOutcome::Failed {
                 message: describe_trap(&error, state, limits) + &refused,
             },
-            Ok(Ok(Ok(()))) => DeliveryOutcome::Delivered,
-            Ok(Ok(Err(since_v0_1_0::DeliveryError::Retryable(error)))) => DeliveryOutcome::Retry {
-                message: error.message + &refused,
-                after: error.retry_after_ms.map(Duration::from_millis),
-            },
-            Ok(Ok(Err(since_v0_1_0::DeliveryError::Permanent(error)))) => {
-                DeliveryOutcome::Rejected {
-                    message: error.message + &refused,
-                    target_gone: error.target_gone,
-                }
-            }
+            Ok(Ok(outcome)) => outcome.refused(&refused),
         }
     }
 
@@ -384,9 +407,11 @@ impl Plugin {
         &self,
         store: &mut Store<PluginState>,
         request: DeliveryRequest<'_>,
-    ) -> wasmtime::Result<Result<(), since_v0_1_0::DeliveryError>> {
-        match &self.pre {
+    ) -> wasmtime::Result<DeliveryOutcome> {
+        use DeliveryOutcome as O;
+        let outcome = match &self.pre {
             PluginPre::V0_1(pre) => {
+                use since_v0_1_0::DeliveryError as E;
                 let delivery = since_v0_1_0::Delivery {
                     event: request.event.into(),
                     idempotency_key: request.idempotency_key.to_string(),
@@ -394,9 +419,43 @@ impl Plugin {
                     timestamp: request.timestamp,
                 };
                 let instance = pre.instantiate_async(&mut *store).await?;
-                instance.call_deliver(&mut *store, &delivery).await
+                match instance.call_deliver(&mut *store, &delivery).await? {
+                    Ok(()) => O::Delivered,
+                    Err(E::Retryable(e)) => O::Retry {
+                        message: e.message,
+                        after: e.retry_after_ms.map(Duration::from_millis),
+                    },
+                    Err(E::Permanent(e)) => O::Rejected {
+                        message: e.message,
+                        target_gone: e.target_gone,
+                    },
+                }
             }
-        }
+            PluginPre::V0_2(pre) => {
+                use since_v0_2_0::DeliveryError as E;
+                let delivery = since_v0_2_0::Delivery {
+                    event: since_v0_2_0::event(request.event, &self.services),
+                    idempotency_key: request.idempotency_key.to_string(),
+                    attempt: request.attempt,
+                    timestamp: request.timestamp,
+                    replayed: request.replayed,
+                };
+                let instance = pre.instantiate_async(&mut *store).await?;
+                match instance.call_deliver(&mut *store, &delivery).await? {
+                    Ok(()) => O::Delivered,
+                    Err(E::Retryable(e)) => O::Retry {
+                        message: e.message,
+                        after: e.retry_after_ms.map(Duration::from_millis),
+                    },
+                    Err(E::Permanent(e)) => O::Rejected {
+                        message: e.message,
+                        target_gone: e.target_gone,
+                    },
+                    Err(E::UnknownOutcome(e)) => O::UnknownOutcome { message: e.message },
+                }
+            }
+        };
+        Ok(outcome)
     }
 }
 

@@ -47,13 +47,16 @@ pub mod query;
 pub mod settings;
 pub mod signing;
 
-/// The bindings generated from the WIT contract. Not part of the API: use the re-exports.
+/// The bindings generated from the WIT contract (`wit/`, inside this crate, so that the
+/// published crate carries its contract). Not part of the API: use the re-exports. It is
+/// reachable only because the code [`register_plugin!`] expands to in the plugin's crate
+/// names the export macro and the types through it.
 #[doc(hidden)]
 #[allow(missing_docs, clippy::all)]
 pub mod wit {
     wit_bindgen::generate!({
-        path: "../wit/since_v0.1.0",
-        world: "callhook:plugin/plugin@0.1.0",
+        path: "wit",
+        world: "callhook:plugin/plugin@0.2.0",
         generate_all,
         pub_export_macro: true,
         export_macro_name: "__export_callhook_plugin",
@@ -63,16 +66,33 @@ pub mod wit {
 
 pub use wit::callhook::plugin::types::{
     Delivery, DeliveryError, Direction, Ended, Event, FinishType, Offered, PermanentError,
-    Recording, RetryableError, Started, TransferType, UserType,
+    Recording, RecordingPart, RetryableError, Started, TransferType, UnknownOutcomeError, UserInfo,
+    UserType,
 };
 
-/// The version of the WIT contract this SDK implements. The host reads it from the plugin's
-/// `callhook:api-version` custom section before loading the plugin.
-pub const API_VERSION: &str = "0.1.0";
+/// The version of the WIT contract this SDK implements, read at build time from the package
+/// line of its `wit/plugin.wit`. The host reads it from the plugin's `callhook:api-version`
+/// custom section before loading the plugin.
+pub const API_VERSION: &str = env!("CALLHOOK_API_VERSION");
 
 /// [`API_VERSION`] as the bytes of the custom section [`register_plugin!`] embeds.
 #[doc(hidden)]
-pub const API_VERSION_SECTION: [u8; 5] = *b"0.1.0";
+pub const API_VERSION_SECTION: [u8; API_VERSION.len()] = {
+    let mut bytes = [0; API_VERSION.len()];
+    let mut i = 0;
+    while i < bytes.len() {
+        bytes[i] = API_VERSION.as_bytes()[i];
+        i += 1;
+    }
+    bytes
+};
+
+/// The bytes of an MP3 this host serves, given one of the links of a [`Recording`] (its
+/// `files`, or a part's). The error names the file and why it cannot be read (unknown,
+/// removed by retention).
+pub fn recording_file(link: &str) -> Result<Vec<u8>, String> {
+    wit::callhook::plugin::host::recording_file(link)
+}
 
 /// A callhook plugin.
 ///
@@ -218,11 +238,21 @@ impl DeliveryError {
         })
     }
 
+    /// The plugin cannot tell whether the receiver acted on the delivery (e.g. no answer once
+    /// a create was under way): parked, shown as `outcome-unknown`; the operator checks the
+    /// receiver and replays it, and the replay has [`Delivery::replayed`] set.
+    pub fn unknown_outcome(message: impl Into<String>) -> Self {
+        DeliveryError::UnknownOutcome(UnknownOutcomeError {
+            message: message.into(),
+        })
+    }
+
     /// The operator-facing message.
     pub fn message(&self) -> &str {
         match self {
             DeliveryError::Retryable(error) => &error.message,
             DeliveryError::Permanent(error) => &error.message,
+            DeliveryError::UnknownOutcome(error) => &error.message,
         }
     }
 }

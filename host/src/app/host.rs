@@ -9,7 +9,8 @@
 //! 3. opens the durable queue over them (which schedules what a previous run left pending);
 //! 4. builds the connector (with its capture, when asked) and restores the engine's call state;
 //! 5. binds the public HTTP server (a port in use stops the start here, before any connection);
-//! 6. starts the recorder when recordings are enabled;
+//! 6. starts the refresh of the PBX's user list (for `user-info`) and the recorder when
+//!    recordings are enabled (its MP3s are what `recording-file` reads);
 //! 7. starts the reloader when asked (its file watch in place before any connection);
 //! 8. starts the pipeline: connector, derivation, inbound rules, resumed recording jobs;
 //! 9. serves the admin socket when asked, then the HTTP server.
@@ -28,7 +29,7 @@ use crate::calls::{Engine, EngineConfig};
 use crate::config::Config;
 use crate::pbx::{CaptureWriter, ConnectionState, Connector};
 use crate::queue::Queue;
-use crate::runtime::RuntimeConfig;
+use crate::runtime::{HostServices, RecordingFiles, RuntimeConfig};
 use crate::server::HttpServer;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -85,9 +86,14 @@ impl Host {
             db.clone(),
             RuntimeConfig {
                 cache_dir: Some(dir.join("plugin-cache")),
+                services: HostServices {
+                    e164: config.pbx.e164,
+                    ..HostServices::default()
+                },
                 ..RuntimeConfig::default()
             },
         )?;
+        let services = runtime.services().clone();
         let loaded = load_plugins(&runtime, &config)?;
         let mut summary: Vec<String> = loaded.iter().map(describe).collect();
         let queue = Arc::new(Queue::open(db, config.queue(), Plugins::new(loaded))?);
@@ -100,9 +106,19 @@ impl Host {
             .with_context(|| format!("while opening the HTTP server on {listen}"))?;
         let address = server.local_addr()?;
         let stop = CancellationToken::new();
+        tokio::spawn(crate::pbx::users::refresh(
+            connector.rest(),
+            services.users.clone(),
+            stop.clone(),
+        ));
         let recorder = if config.recordings.enabled {
             let recordings = config.recordings.clone();
             let recorder = start_recorder(&recordings, Arc::new(connector.rest()), stop.clone())?;
+            // `recording-file` (contract 0.2) reads the MP3s this recorder serves.
+            let _ = services.recordings.set(RecordingFiles::new(
+                recorder.store().clone(),
+                recorder.links().clone(),
+            ));
             summary.push(format!(
                 "recordings served as {}/webapi/recording/... (links {})",
                 recordings.public_url.trim_end_matches('/'),

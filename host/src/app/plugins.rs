@@ -5,8 +5,8 @@
 use crate::config::{Config, PluginConfig, PluginSource};
 use crate::queue::{Deliverer, Queue};
 use crate::runtime::{
-    DeliveryOutcome, DeliveryRequest, GENERIC_WEBHOOK_WASM, KvQuota, KvStore, Plugin,
-    PluginRuntime, PluginSpec, RuntimeConfig,
+    DeliveryOutcome, DeliveryRequest, KvQuota, KvStore, Plugin, PluginRuntime, PluginSpec,
+    RuntimeConfig,
 };
 use anyhow::Context;
 use std::collections::HashMap;
@@ -22,7 +22,7 @@ pub fn runtime(db: Arc<redb::Database>, config: RuntimeConfig) -> anyhow::Result
 /// `generic-webhook`), checks its contract version and compiles it (cached on disk).
 pub fn load_plugin(runtime: &PluginRuntime, plugin: &PluginConfig) -> anyhow::Result<Plugin> {
     let wasm = plugin
-        .read_wasm(GENERIC_WEBHOOK_WASM)
+        .read_wasm()
         .with_context(|| format!("while reading plugin {}", whence(plugin)))?;
     runtime
         .load(PluginSpec {
@@ -39,7 +39,7 @@ pub fn load_plugin(runtime: &PluginRuntime, plugin: &PluginConfig) -> anyhow::Re
 /// A plugin's name, file and where it is configured, for messages.
 fn whence(plugin: &PluginConfig) -> String {
     let file = match &plugin.source {
-        PluginSource::Builtin => "built in".to_string(),
+        PluginSource::Builtin(builtin) => format!("built-in {}", builtin.name),
         PluginSource::File(file) => file.path.display().to_string(),
     };
     match &plugin.place {

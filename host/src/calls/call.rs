@@ -6,7 +6,8 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::calls::event::{
-    CallEvent, CallId, Direction, Ended, FinishType, Offered, Started, TransferType, UserType,
+    CallEvent, CallId, Direction, Ended, FinishType, Offered, PartFacts, Started, TransferType,
+    UserType, unix_ms,
 };
 use crate::calls::fields::{self, GroupKind};
 use crate::calls::title::{self, Facts};
@@ -59,6 +60,13 @@ struct Part {
     direction: Direction,
     caller_id: String,
     state: PartState,
+    /// When it began ringing or dialing under its link (its answer, when it joined connected).
+    /// `None` in state saved before contract 0.2: the call's first sighting stands in.
+    #[serde(default)]
+    offered_at: Option<Timestamp>,
+    /// The queue or ring group it rings on behalf of.
+    #[serde(default)]
+    queue: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -84,6 +92,9 @@ struct LastOffer {
     direction: Direction,
     caller_id: String,
     group: Option<(GroupKind, String)>,
+    /// When that offer began (`None` in state saved before contract 0.2).
+    #[serde(default)]
+    offered_at: Option<Timestamp>,
 }
 
 /// All participants with one `callid`, and what has been reported about them.
@@ -91,6 +102,10 @@ struct LastOffer {
 pub(super) struct Call {
     pbx_call_id: u64,
     stamp: String,
+    /// When the host first saw the call (the instant `stamp` names). `None` in state saved
+    /// before contract 0.2: set at the call's next change.
+    #[serde(default)]
+    first_seen: Option<Timestamp>,
     link: u32,
     /// Whether a transfer moved the link on at least once.
     transferred: bool,
@@ -120,11 +135,12 @@ pub(super) struct Call {
 }
 
 impl Call {
-    /// A call first seen now, stamped `stamp`.
-    pub(super) fn new(pbx_call_id: u64, stamp: String) -> Self {
+    /// A call first seen `at`, stamped `stamp` (`at` in the PBX's time zone).
+    pub(super) fn new(pbx_call_id: u64, stamp: String, at: Timestamp) -> Self {
         Self {
             pbx_call_id,
             stamp,
+            first_seen: Some(at),
             link: 0,
             transferred: false,
             answered_link: None,
@@ -176,6 +192,7 @@ impl Call {
         at: Timestamp,
         out: &mut Vec<CallEvent>,
     ) {
+        self.first_seen.get_or_insert(at);
         self.learn(&p);
         if let Some(leg) = self.legs.iter_mut().find(|l| same_leg(&l.participant, &p)) {
             if leg.participant == p {
@@ -224,6 +241,7 @@ impl Call {
         left: Departure,
         out: &mut Vec<CallEvent>,
     ) {
+        self.first_seen.get_or_insert(left.at);
         let Some(i) = self
             .legs
             .iter()
@@ -251,6 +269,7 @@ impl Call {
         now: Timestamp,
         out: &mut Vec<CallEvent>,
     ) -> bool {
+        self.first_seen.get_or_insert(now);
         let mut due: Vec<(Timestamp, String)> = self
             .parts
             .iter()
@@ -396,7 +415,7 @@ impl Call {
                     _ => Direction::Incoming,
                 };
                 if self.decidable(p) {
-                    self.offer(ctx, p, direction, out);
+                    self.offer(ctx, p, direction, at, out);
                 } else {
                     self.parts.push(Part {
                         ext: p.dn.clone(),
@@ -404,6 +423,8 @@ impl Call {
                         direction,
                         caller_id: String::new(),
                         state: PartState::Undecided,
+                        offered_at: Some(at),
+                        queue: None,
                     });
                 }
             }
@@ -426,8 +447,9 @@ impl Call {
         let Some(i) = self.parts.iter().position(|pt| pt.ext == p.dn) else {
             return;
         };
-        let direction = self.parts.remove(i).direction;
-        self.offer(ctx, p, direction, out);
+        let undecided = self.parts.remove(i);
+        let offered_at = undecided.offered_at.unwrap_or(at);
+        self.offer(ctx, p, undecided.direction, offered_at, out);
         if connected(p) {
             let part = self.parts.iter().position(|pt| pt.ext == p.dn);
             self.answer(ctx, p, part, at, out);
@@ -444,25 +466,30 @@ impl Call {
         ctx: &Ctx<'_>,
         p: &Participant,
         direction: Direction,
+        at: Timestamp,
         out: &mut Vec<CallEvent>,
     ) {
         if !self.reportable(ctx) {
             return;
         }
         self.direction.get_or_insert(direction);
+        let group = fields::group_of(p).filter(|_| direction == Direction::Incoming);
         let part = Part {
             ext: p.dn.clone(),
             link: self.link,
             direction,
             caller_id: fields::caller_id(p, self.external.as_deref()),
             state: PartState::Offered,
+            offered_at: Some(at),
+            queue: group.as_ref().map(|(_, dn)| dn.clone()),
         };
         self.last_offer = Some(LastOffer {
             link: self.link,
             ext: part.ext.clone(),
             direction,
             caller_id: part.caller_id.clone(),
-            group: fields::group_of(p).filter(|_| direction == Direction::Incoming),
+            group,
+            offered_at: Some(at),
         });
         if self.offered.insert((part.ext.clone(), self.link)) {
             let offered = Offered {
@@ -474,6 +501,7 @@ impl Call {
                     Direction::Incoming => fields::user_type(p),
                     Direction::Outgoing => UserType::Ext,
                 },
+                facts: self.facts(&part, None, None),
             };
             self.emit(
                 match direction {
@@ -519,6 +547,8 @@ impl Call {
                     direction,
                     caller_id: fields::caller_id(p, self.external.as_deref()),
                     state,
+                    offered_at: Some(at),
+                    queue: fields::group_of(p).map(|(_, dn)| dn),
                 });
                 self.parts.len() - 1
             }
@@ -533,6 +563,7 @@ impl Call {
             user: part.ext.clone(),
             did: self.did(ctx, part.direction),
             transfer_type,
+            facts: self.facts(part, Some(at), None),
         };
         self.emit(CallEvent::Started(started), out);
     }
@@ -570,6 +601,7 @@ impl Call {
             transfer,
             duration_secs,
             title: title::ended(&facts),
+            facts: self.facts(&part, Some(start), Some(left.at)),
         };
         self.talks.push(CallPart {
             id: ended.id.clone(),
@@ -594,6 +626,22 @@ impl Call {
             Some((kind, dn)) => (Some(*kind), dn.as_str()),
             None => (None, offer.ext.as_str()),
         };
+        let call_started_at = self.call_started_at();
+        let part_facts = PartFacts {
+            call_started_at,
+            // Missed at queue level: the queue's part began with the call.
+            offered_at: match &offer.group {
+                Some(_) => call_started_at,
+                None => offer.offered_at.map_or(call_started_at, unix_ms),
+            },
+            answered_at: None,
+            ended_at: Some(
+                self.empty_since
+                    .map_or(call_started_at, |left| unix_ms(left.at)),
+            ),
+            queue: offer.group.as_ref().map(|(_, dn)| dn.clone()),
+            internal: self.external.is_none(),
+        };
         let facts = Facts {
             direction: offer.direction,
             did: &did,
@@ -615,6 +663,7 @@ impl Call {
             transfer: false,
             duration_secs: 0,
             title: title::ended(&facts),
+            facts: part_facts,
         };
         self.emit(CallEvent::Ended(ended), out);
     }
@@ -625,6 +674,30 @@ impl Call {
         }
         self.emitted = true;
         out.push(event);
+    }
+
+    /// [`Call::first_seen`] in Unix milliseconds (0 only for state that never saw a change
+    /// since it was restored from a host older than contract 0.2).
+    fn call_started_at(&self) -> u64 {
+        self.first_seen.map_or(0, unix_ms)
+    }
+
+    /// The contract-0.2 facts of an event of `part`.
+    fn facts(
+        &self,
+        part: &Part,
+        answered: Option<Timestamp>,
+        ended: Option<Timestamp>,
+    ) -> PartFacts {
+        let call_started_at = self.call_started_at();
+        PartFacts {
+            call_started_at,
+            offered_at: part.offered_at.map_or(call_started_at, unix_ms),
+            answered_at: answered.map(unix_ms),
+            ended_at: ended.map(unix_ms),
+            queue: part.queue.clone(),
+            internal: self.external.is_none(),
+        }
     }
 
     fn id(&self, link: u32) -> CallId {

@@ -470,7 +470,7 @@ impl Engine {
         let call = self
             .calls
             .entry(p.callid)
-            .or_insert_with(|| Call::new(p.callid, fields::stamp(at, &self.config.time_zone)));
+            .or_insert_with(|| Call::new(p.callid, fields::stamp(at, &self.config.time_zone), at));
         self.legs.insert(key, p.callid);
         let callid = p.callid;
         call.upsert(&ctx, p, at, &mut out.events);

@@ -77,6 +77,9 @@ pub struct Offered {
     pub user: String,
     /// How the call was addressed to the extension.
     pub user_type: UserType,
+    /// Times, queue and `internal` (contract 0.2).
+    #[serde(default)]
+    pub facts: PartFacts,
 }
 
 /// `incomingcall_started` or `outgoingcall_started`.
@@ -94,6 +97,9 @@ pub struct Started {
     pub did: String,
     /// How the extension came to hold the call.
     pub transfer_type: TransferType,
+    /// Times, queue and `internal` (contract 0.2).
+    #[serde(default)]
+    pub facts: PartFacts,
 }
 
 /// `incoming` or `outgoing`: an extension's part of the call ended, or the call ended unanswered.
@@ -117,6 +123,9 @@ pub struct Ended {
     pub duration_secs: u32,
     /// One readable sentence describing the call.
     pub title: String,
+    /// Times, queue and `internal` (contract 0.2).
+    #[serde(default)]
+    pub facts: PartFacts,
 }
 
 /// `recording`: the MP3s of a finished call are ready.
@@ -128,6 +137,51 @@ pub struct RecordingReady {
     pub files: Vec<String>,
     /// The call's last end event, for `RECORDING_FULL_INFO`.
     pub last_end: Option<Ended>,
+    /// The files per talking part that has any (contract 0.2); `files` stays the list of all.
+    #[serde(default)]
+    pub parts: Vec<RecordingPart>,
+}
+
+/// The files of one talking part of a recorded call.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RecordingPart {
+    /// The part's call id, with its link (the `id` of its end event).
+    pub id: CallId,
+    /// The extension that talked.
+    pub user: String,
+    /// Links to the part's MP3 files, in order.
+    pub files: Vec<String>,
+}
+
+/// What contract 0.2 adds to the events of a call's parts: when things happened, the group the
+/// extension rang for, and whether the call is internal.
+///
+/// Times are UTC milliseconds since the Unix epoch, taken by the engine when it saw the
+/// participant change (so they survive restarts with the engine's state). Events stored by a
+/// host older than 0.2 have no facts: they read back as [`PartFacts::default`] (all zero and
+/// none), which the runtime hands on as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartFacts {
+    /// When the host first saw the call (the instant the id's stamp names, with milliseconds).
+    pub call_started_at: u64,
+    /// When this part began: its extension started ringing or dialing under this link; for a
+    /// call missed at queue level, `call_started_at`; for an attended-transfer target, its
+    /// answer time.
+    pub offered_at: u64,
+    /// When this part began talking (`started`, `ended`); none when missed.
+    pub answered_at: Option<u64>,
+    /// When this part ended, hang-up or hand-over (`ended` only).
+    pub ended_at: Option<u64>,
+    /// The queue or ring group the extension rang on behalf of; for a call missed at queue
+    /// level, that queue.
+    pub queue: Option<String>,
+    /// True for a call without an external party (reported only with `report_internal_calls`).
+    pub internal: bool,
+}
+
+/// `at` as UTC milliseconds since the Unix epoch (0 before it).
+pub fn unix_ms(at: jiff::Timestamp) -> u64 {
+    u64::try_from(at.as_millisecond()).unwrap_or(0)
 }
 
 /// One event for the plugins.
@@ -170,6 +224,16 @@ impl CallEvent {
             CallEvent::Started(s) => &s.id,
             CallEvent::Ended(e) => &e.id,
             CallEvent::Recording(r) => &r.id,
+        }
+    }
+
+    /// The times, queue and `internal` of the event's part; `None` for recordings.
+    pub fn facts(&self) -> Option<&PartFacts> {
+        match self {
+            CallEvent::Ringing(o) | CallEvent::Dialing(o) => Some(&o.facts),
+            CallEvent::Started(s) => Some(&s.facts),
+            CallEvent::Ended(e) => Some(&e.facts),
+            CallEvent::Recording(_) => None,
         }
     }
 

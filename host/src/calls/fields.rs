@@ -144,8 +144,12 @@ pub(super) fn did(rules: &BTreeMap<String, String>, number: &str) -> String {
 
 /// Talk time from `start` to `end` in whole seconds, rounded to the nearest second (half up),
 /// never negative.
+///
+/// Counted between the two instants cut to whole milliseconds, the precision of the events'
+/// `answered-at` and `ended-at` (contract 0.2), so that `duration-seconds` always equals
+/// `round((ended-at - answered-at) / 1000)` as the spec says.
 pub(super) fn duration_secs(start: Timestamp, end: Timestamp) -> u32 {
-    let ms = end.duration_since(start).as_millis().max(0);
+    let ms = (end.as_millisecond() - start.as_millisecond()).max(0);
     u32::try_from((ms + 500) / 1000).unwrap_or(u32::MAX)
 }
 
@@ -336,5 +340,9 @@ mod tests {
         for (ms, expected) in cases {
             assert_eq!(duration_secs(t0, plus(ms)), expected, "{ms} ms");
         }
+        // Between whole milliseconds, as `answered-at` and `ended-at` show them: 0.742 s to
+        // 2.242 s is 1.5 s there (1499.5 ms exactly), so 2 s.
+        let at = |us: i64| t0 + jiff::SignedDuration::from_micros(us);
+        assert_eq!(duration_secs(at(742_600), at(2_242_100)), 2);
     }
 }

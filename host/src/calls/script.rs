@@ -14,7 +14,8 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
 use crate::calls::event::{
-    CallEvent, CallId, Direction, Ended, FinishType, Offered, Started, TransferType, UserType,
+    CallEvent, CallId, Direction, Ended, FinishType, Offered, PartFacts, Started, TransferType,
+    UserType,
 };
 use crate::calls::{
     Dn, Engine, EngineConfig, EngineState, FinishedCall, Input, Output, StateChanges,
@@ -206,6 +207,19 @@ impl Leg {
     }
 }
 
+/// `events` with their contract-0.2 facts reset, to compare with the spec's event lists.
+pub(super) fn without_facts(mut events: Vec<CallEvent>) -> Vec<CallEvent> {
+    for event in &mut events {
+        match event {
+            CallEvent::Ringing(o) | CallEvent::Dialing(o) => o.facts = PartFacts::default(),
+            CallEvent::Started(s) => s.facts = PartFacts::default(),
+            CallEvent::Ended(e) => e.facts = PartFacts::default(),
+            CallEvent::Recording(_) => {}
+        }
+    }
+    events
+}
+
 /// An engine driven like the host drives it, recording everything it sends.
 pub(super) struct Script {
     engine: Engine,
@@ -338,8 +352,36 @@ impl Script {
     }
 
     /// Every event sent so far.
+    ///
+    /// Without their contract-0.2 facts (times, queue, `internal`), which
+    /// [`Script::facts`] shows, so that the scenarios read as the spec's event lists.
     pub(super) fn events(&self) -> Vec<CallEvent> {
-        self.out.events.clone()
+        without_facts(self.out.events.clone())
+    }
+
+    /// `(event name, user, facts)` of every event so far, times in seconds from the script's
+    /// start (`call_started_at` and `offered_at` included; 0 stands for the start).
+    pub(super) fn facts(&self) -> Vec<(&'static str, String, PartFacts)> {
+        let start = crate::calls::event::unix_ms(T0.parse().expect("T0 parses"));
+        let secs = |ms: u64| (ms - start) / 1000;
+        self.out
+            .events
+            .iter()
+            .filter_map(|event| {
+                let facts = event.facts()?;
+                Some((
+                    event.name(),
+                    event.user()?.to_owned(),
+                    PartFacts {
+                        call_started_at: secs(facts.call_started_at),
+                        offered_at: secs(facts.offered_at),
+                        answered_at: facts.answered_at.map(secs),
+                        ended_at: facts.ended_at.map(secs),
+                        ..facts.clone()
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// Every finished call so far.
@@ -481,6 +523,7 @@ impl Expect {
             did: did.to_owned(),
             user: user.to_owned(),
             user_type,
+            facts: PartFacts::default(),
         }
     }
 
@@ -498,6 +541,7 @@ impl Expect {
             user: user.to_owned(),
             did: self.did_for(direction),
             transfer_type,
+            facts: PartFacts::default(),
         })
     }
 
@@ -519,6 +563,7 @@ impl Expect {
             transfer,
             duration_secs,
             title: title.to_owned(),
+            facts: PartFacts::default(),
         })
     }
 

@@ -104,6 +104,7 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
                 idempotency_key: &key,
                 attempt: 1,
                 timestamp: now,
+                replayed: false,
             })
             .await;
         if let Some(message) = outcome.message() {

@@ -69,9 +69,9 @@ pub fn check(config: &Config) -> Result<CheckReport, ConfigErrors> {
 
     for plugin in &config.plugins {
         match &plugin.source {
-            PluginSource::Builtin => report
+            PluginSource::Builtin(builtin) => report
                 .lines
-                .push(format!("plugin {}: built in", plugin.name)),
+                .push(format!("plugin {}: built-in {}", plugin.name, builtin.name)),
             PluginSource::File(file) => match component(&file.path) {
                 Ok(size) => report.lines.push(format!(
                     "plugin {}: {} ({} KiB)",

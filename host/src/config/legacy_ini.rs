@@ -25,7 +25,10 @@ struct Entry {
 
 /// The sections and keys of the legacy format.
 const SCHEMA: &[(&str, &[&str])] = &[
-    ("3CX", &["URL", "CLIENT_ID", "CLIENT_SECRET", "TIMEZONE"]),
+    (
+        "3CX",
+        &["URL", "CLIENT_ID", "CLIENT_SECRET", "TIMEZONE", "COUNTRY"],
+    ),
     (
         "WEBHOOKS",
         &[
@@ -95,6 +98,7 @@ pub(crate) fn parse_ini(text: &str, file: usize) -> (RawConfig, Vec<Problem>) {
             ("3CX", "CLIENT_ID") => raw.pbx.client_id = text(),
             ("3CX", "CLIENT_SECRET") => raw.pbx.client_secret = text(),
             ("3CX", "TIMEZONE") => raw.pbx.timezone = text(),
+            ("3CX", "COUNTRY") => raw.pbx.country = text(),
             ("WEBHOOKS", "REPORT_INTERNAL_CALLS") => {
                 raw.engine.report_internal_calls = flag(&mut problems)
             }
@@ -314,6 +318,7 @@ pub(crate) fn toml_key(section: &str, key: &str) -> &'static str {
         ("3CX", "CLIENT_ID") => "pbx.client_id",
         ("3CX", "CLIENT_SECRET") => "pbx.client_secret",
         ("3CX", "TIMEZONE") => "pbx.timezone",
+        ("3CX", "COUNTRY") => "pbx.country",
         ("WEBHOOKS", "WEBHOOK_URL") => "setting `webhook_url` of `generic-webhook`",
         ("WEBHOOKS", "WEBHOOK_POST_URL") => "setting `webhook_post_url` of `generic-webhook`",
         ("WEBHOOKS", "POST") => "setting `post` of `generic-webhook`",

@@ -120,6 +120,11 @@ pub(crate) struct RawPbx {
     /// The PBX's time zone, for the time stamp in call ids: an IANA name such as
     /// `Europe/Berlin`. By default the host's time zone.
     pub timezone: Option<Loc<String>>,
+    /// The PBX's country, ISO 3166-1 alpha-2 (e.g. `"DE"`): the default region for giving
+    /// plugins the caller's number in E.164 (`callerid-e164`, contract 0.2), parsed by
+    /// libphonenumber's rules. By default none: only numbers written with a leading `+` are
+    /// normalised.
+    pub country: Option<Loc<String>>,
     /// A PEM file of extra CA certificates to trust, for a PBX with a self-signed or private
     /// certificate. By default only the public web roots are trusted.
     pub ca_file: Option<Loc<String>>,
@@ -298,9 +303,14 @@ pub(crate) struct RawPlugin {
     /// The plugin's name, used by routes and in logs: lower-case letters, digits, `-` and
     /// `_`, at most 64 characters, unique. Required.
     pub name: Option<Loc<String>>,
-    /// The plugin's `.wasm` component. Required, except for `generic-webhook` (by default the
-    /// built-in one).
+    /// The plugin's `.wasm` component. Without it, a plugin named after a built-in plugin
+    /// (`generic-webhook`) runs that one. By default none.
     pub path: Option<Loc<String>>,
+    /// Runs a built-in plugin under this plugin's name, e.g. a second webhook receiver:
+    /// `name = "webhook-sales"`, `builtin = "generic-webhook"`. Not with `path`. The built-in
+    /// plugin's own defaults apply (for `generic-webhook`: `allowed_hosts` from its URLs).
+    /// By default none.
+    pub builtin: Option<Loc<String>>,
     /// Where the plugin may send HTTP requests; everything else is refused. Each entry is
     /// `scheme://host[:port]`: `http` or `https`, a host name, IP address, `*.domain` (any
     /// subdomain) or `*`, and a port number or `*` (without one, only the scheme's default
@@ -312,6 +322,9 @@ pub(crate) struct RawPlugin {
     /// The time one delivery may take, HTTP requests included, in milliseconds: 1 to 600000.
     /// By default 10000.
     pub timeout_ms: Option<Loc<u64>>,
+    /// The most the plugin may keep in its key-value store, keys and values together, in MiB:
+    /// 1 to 1024. By default 1.
+    pub kv_quota_mb: Option<Loc<u64>>,
     /// Plain settings handed to the plugin: strings, numbers and booleans (as text). Nested
     /// tables are flattened with dots: `[plugin.settings.event_alias] incoming = "x"` is the
     /// setting `event_alias.incoming`. By default none.
@@ -368,7 +381,7 @@ pub(crate) struct RawRetry {
 /// extensions = ["100-199", "205"]
 /// plugins = ["hubspot", "generic-webhook"]
 ///
-/// # Calls missed at queue 800 itself; its agents' events go by their extensions.
+/// # Every event of a call through queue 800: its agents' and the queue's own missed call.
 /// [[route]]
 /// queues = ["800"]
 /// plugins = ["support-desk"]
@@ -380,12 +393,11 @@ pub(crate) struct RawRoute {
     /// ranges (`"100-199"`, low to high) and `"*"` (any), or one of them as a string.
     /// By default `"*"` when `queues` is given; otherwise required.
     pub extensions: Option<Loc<Patterns>>,
-    /// Queue DNs, written like `extensions`: the route then matches only events about one of
-    /// these queues itself, which today are inbound calls missed at queue level (the `incoming`
-    /// event whose `user` is the queue's DN). The events of the agents a queue rings (their
-    /// `ringing`, `incomingcall_started`, `incoming`, `recording`) are routed by their own
-    /// extension: events do not say which queue a call came through. By default not
-    /// restricted to queues.
+    /// Queue (or ring group) DNs, written like `extensions`: the route then matches only the
+    /// events of calls that rang through one of them: the agents' `ringing`,
+    /// `incomingcall_started`, `incoming` and `recording`, the call missed at queue level (the
+    /// `incoming` event whose `user` is the queue's DN), and the events of whoever the call is
+    /// transferred to afterwards. By default not restricted to queues.
     pub queues: Option<Loc<Patterns>>,
     /// The plugins that receive the matched events: names of configured plugins. Required,
     /// not empty.

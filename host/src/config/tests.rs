@@ -597,7 +597,10 @@ fn accepts_a_minimal_config_with_defaults() {
     assert_eq!(config.server.listen, crate::server::DEFAULT_LISTEN);
     assert_eq!(config.routes.default_plugins, vec![GENERIC_WEBHOOK]);
     let plugin = config.plugin(GENERIC_WEBHOOK).unwrap();
-    assert_eq!(plugin.source, PluginSource::Builtin);
+    assert_eq!(
+        plugin.source,
+        PluginSource::Builtin(crate::runtime::builtin(GENERIC_WEBHOOK).unwrap())
+    );
     assert!(plugin.allowed_hosts.is_empty());
     assert_eq!(plugin.limits, PluginLimits::default());
 }
@@ -725,7 +728,10 @@ fn accepts_legacy_ini_alone() {
     assert_eq!(config.plugins.len(), 1);
     let plugin = &config.plugins[0];
     assert_eq!(plugin.name, GENERIC_WEBHOOK);
-    assert_eq!(plugin.source, PluginSource::Builtin);
+    assert_eq!(
+        plugin.source,
+        PluginSource::Builtin(crate::runtime::builtin(GENERIC_WEBHOOK).unwrap())
+    );
     let settings: Vec<(&str, &str)> = plugin
         .settings
         .iter()
@@ -911,12 +917,14 @@ fn accepts_the_example_files() {
         toml.routes.plugins_for("150", None),
         ["hubspot", GENERIC_WEBHOOK]
     );
-    // What its comments say: queue 800's own missed calls go to HubSpot, its agents' events
-    // by their extensions (the delivery queue routes by the event's `user` alone).
-    assert_eq!(toml.routes.plugins_for_user("800"), ["hubspot"]);
-    assert_eq!(toml.routes.plugins_for_user("300"), [GENERIC_WEBHOOK]);
+    // What its comments say: every event of a call through queue 800 goes to HubSpot, the
+    // queue's own missed call and its agents' events alike; others by their extensions.
+    let q800 = ["800".to_string()];
+    assert_eq!(toml.routes.plugins_for_call("800", &[]), ["hubspot"]);
+    assert_eq!(toml.routes.plugins_for_call("300", &[]), [GENERIC_WEBHOOK]);
+    assert_eq!(toml.routes.plugins_for_call("300", &q800), ["hubspot"]);
     assert_eq!(
-        toml.routes.plugins_for_user("150"),
+        toml.routes.plugins_for_call("150", &[]),
         ["hubspot", GENERIC_WEBHOOK]
     );
     assert_eq!(toml.engine.did_rules["+4930123456"], "CompanyDID");
@@ -1189,4 +1197,95 @@ fn every_ini_key_has_a_toml_key() {
             );
         }
     }
+}
+
+#[test]
+fn accepts_the_pbx_country_in_toml_and_ini() {
+    let e164 = |config: Config| config.pbx.e164.normalise("030 1234567");
+    let toml = load_toml(&format!("{PBX}country = \"de\"\n")).unwrap();
+    assert_eq!(e164(toml).as_deref(), Some("+49301234567"));
+    let ini = SPEC_INI.replace(
+        "TIMEZONE=Europe/Berlin",
+        "TIMEZONE=Europe/Berlin\nCOUNTRY=DE",
+    );
+    let ini = Dir::new().load("webhooks.ini", &ini).unwrap();
+    assert_eq!(e164(ini).as_deref(), Some("+49301234567"));
+    let none = load_toml(PBX).unwrap();
+    assert_eq!(e164(none), None, "without a country only +numbers");
+}
+
+#[test]
+fn rejects_unknown_countries() {
+    let errors = errors(&format!("{PBX}country = \"Germany\"\n"));
+    assert_error(
+        &errors,
+        "callhook.toml:5",
+        "pbx.country",
+        "ISO 3166-1 alpha-2",
+    );
+}
+
+#[test]
+fn accepts_kv_quotas_from_1_to_1024_mib() {
+    let quota = |line: &str| {
+        let text = format!("{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\n{line}");
+        load_toml(&text).map(|config| config.plugin("x").unwrap().limits.kv_quota_bytes)
+    };
+    assert_eq!(quota("").unwrap(), Some(1 << 20), "1 MiB by default");
+    assert_eq!(quota("kv_quota_mb = 64\n").unwrap(), Some(64 << 20));
+    assert_eq!(quota("kv_quota_mb = 1024\n").unwrap(), Some(1024 << 20));
+    let errors = errors(&format!(
+        "{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\nkv_quota_mb = 0\n"
+    ));
+    assert_error(
+        &errors,
+        "callhook.toml:8",
+        "plugin.kv_quota_mb",
+        "from 1 to 1024",
+    );
+}
+
+#[test]
+fn a_built_in_plugin_runs_under_another_name_with_its_defaults() {
+    let config = load_toml(&format!(
+        "{PBX}\n[[plugin]]\nname = \"webhook-sales\"\nbuiltin = \"generic-webhook\"\n\
+         [plugin.settings]\nwebhook_url = \"https://sales.example.com:8443/hook\"\n\n\
+         [[route]]\nextensions = [\"*\"]\nplugins = [\"webhook-sales\"]\n"
+    ))
+    .unwrap_or_else(|errors| panic!("{errors}"));
+    let plugin = config.plugin("webhook-sales").unwrap();
+    let webhook = crate::runtime::builtin(GENERIC_WEBHOOK).unwrap();
+    assert_eq!(plugin.source, PluginSource::Builtin(webhook));
+    assert_eq!(plugin.read_wasm().unwrap().as_ref(), webhook.wasm);
+    assert_eq!(plugin.allowed_hosts, ["https://sales.example.com:8443"]);
+    assert!(plugin.allowed_hosts_derived);
+    assert_eq!(
+        plugin.limits.kv_quota_bytes,
+        Some(webhook.defaults.kv_quota_mb << 20)
+    );
+    // Its settings are checked as generic-webhook's.
+    let typo = errors(&format!(
+        "{PBX}\n[[plugin]]\nname = \"webhook-sales\"\nbuiltin = \"generic-webhook\"\n\
+         [plugin.settings]\nwebhook_ulr = \"https://sales.example.com/hook\"\n"
+    ));
+    assert_error_any(&typo, "callhook.toml:10", "webhook_ulr");
+}
+
+#[test]
+fn rejects_unknown_built_in_plugins_and_builtin_with_path() {
+    let unknown = errors(&format!(
+        "{PBX}\n[[plugin]]\nname = \"crm\"\nbuiltin = \"hubspt\"\n"
+    ));
+    assert_error(
+        &unknown,
+        "callhook.toml:8",
+        "plugin.builtin",
+        "generic-webhook",
+    );
+    let both = errors(&format!(
+        "{PBX}\n[[plugin]]\nname = \"crm\"\nbuiltin = \"generic-webhook\"\npath = \"crm.wasm\"\n"
+    ));
+    assert_error(&both, "callhook.toml:8", "plugin.builtin", "not both");
+    let neither = errors(&format!("{PBX}\n[[plugin]]\nname = \"crm\"\n"));
+    assert_error(&neither, "callhook.toml:7", "plugin.path", "builtin");
 }

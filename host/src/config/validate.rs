@@ -16,6 +16,7 @@ use super::{
     Config, EngineSettings, Env, FileRef, GENERIC_WEBHOOK, NumberPattern, PbxConfig, PluginConfig,
     PluginSource, RetryOverrides, Route, Routes, Secret, ServerConfig, StorageConfig,
 };
+use crate::calls::e164::E164;
 use crate::calls::{EngineConfig, did_digits};
 use crate::pbx::ConnectorConfig;
 use crate::recordings::convert::BITRATES;
@@ -135,6 +136,7 @@ fn merge(toml: &mut RawConfig, ini: RawConfig) {
         pbx.client_id,
         pbx.client_secret,
         pbx.timezone,
+        pbx.country,
         engine.report_internal_calls,
         recordings.enabled,
         recordings.source,
@@ -298,7 +300,9 @@ impl Validator<'_> {
         if builtin_used && !names.contains_key(GENERIC_WEBHOOK) {
             plugins.push(PluginConfig {
                 name: GENERIC_WEBHOOK.to_string(),
-                source: PluginSource::Builtin,
+                source: PluginSource::Builtin(
+                    crate::runtime::builtin(GENERIC_WEBHOOK).expect("generic-webhook is built in"),
+                ),
                 allowed_hosts: Vec::new(),
                 allowed_hosts_derived: true,
                 limits: PluginLimits::default(),
@@ -392,6 +396,18 @@ impl Validator<'_> {
             .url
             .as_ref()
             .map(|url| self.sources.place(&url.at, Some("pbx.url".to_string())));
+        let e164 = match &pbx.country {
+            Some(country) => E164::new(Some(&country.value)).unwrap_or_else(|_| {
+                self.invalid(
+                    &country.at,
+                    "pbx.country",
+                    "an ISO 3166-1 alpha-2 country code such as \"DE\"",
+                    format!("{:?}", country.value),
+                );
+                E164::default()
+            }),
+            None => E164::default(),
+        };
         Some(PbxConfig {
             url_place,
             url: url?,
@@ -399,6 +415,7 @@ impl Validator<'_> {
             client_secret: client_secret?,
             ca_file,
             resnapshot_interval: resnapshot_interval?,
+            e164,
         })
     }
 
@@ -711,38 +728,79 @@ impl Validator<'_> {
             return None;
         }
         names.insert(name.value.clone(), name.at.clone());
-        let builtin = name.value == GENERIC_WEBHOOK;
-        let source = match &raw.path {
-            Some(path) => PluginSource::File(self.path(path)),
-            None if builtin => PluginSource::Builtin,
-            None => {
-                self.push(
-                    &name.at,
-                    "plugin.path",
-                    ErrorKind::Missing {
-                        expected: format!(
-                            "the path of plugin {:?}'s .wasm component (only `{GENERIC_WEBHOOK}` \
-                             is built in)",
-                            name.value
-                        ),
-                    },
+        let builtin = match (&raw.builtin, &raw.path) {
+            (Some(named), Some(_)) => {
+                self.invalid(
+                    &named.at,
+                    "plugin.builtin",
+                    "either `path` or `builtin`, not both",
+                    format!("{:?} with a path", named.value),
                 );
-                PluginSource::Builtin
+                None
+            }
+            (Some(named), None) => {
+                let found = crate::runtime::builtin(&named.value);
+                if found.is_none() {
+                    self.invalid(
+                        &named.at,
+                        "plugin.builtin",
+                        format!(
+                            "a built-in plugin: {}",
+                            one_of(&crate::runtime::builtin_names())
+                        ),
+                        format!("{:?}", named.value),
+                    );
+                }
+                found
+            }
+            (None, None) => crate::runtime::builtin(&name.value),
+            (None, Some(_)) => None,
+        };
+        let source = match (&raw.path, builtin) {
+            (Some(path), _) => PluginSource::File(self.path(path)),
+            (None, Some(builtin)) => PluginSource::Builtin(builtin),
+            (None, None) => {
+                if raw.builtin.is_none() {
+                    self.push(
+                        &name.at,
+                        "plugin.path",
+                        ErrorKind::Missing {
+                            expected: format!(
+                                "the path of plugin {:?}'s .wasm component, or `builtin` naming a \
+                                 built-in plugin ({})",
+                                name.value,
+                                crate::runtime::builtin_names().join(", ")
+                            ),
+                        },
+                    );
+                }
+                PluginSource::Builtin(&crate::runtime::BUILTINS[0])
             }
         };
+        let defaults = builtin.map(|builtin| builtin.defaults);
+        let is_webhook = builtin.is_some_and(|builtin| builtin.name == GENERIC_WEBHOOK);
         let memory_mb = self.count(
             &raw.memory_mb,
             "plugin.memory_mb",
             "MiB",
             RuntimeConfig::MAX_MEMORY_MB as u64,
-            u64::from(PluginLimits::DEFAULT_MEMORY_MB),
+            defaults.map_or(u64::from(PluginLimits::DEFAULT_MEMORY_MB), |d| d.memory_mb),
+        );
+        let kv_quota_mb = self.count(
+            &raw.kv_quota_mb,
+            "plugin.kv_quota_mb",
+            "MiB",
+            PluginLimits::MAX_KV_QUOTA_MB,
+            defaults.map_or(PluginLimits::DEFAULT_KV_QUOTA_MB, |d| d.kv_quota_mb),
         );
         let timeout_ms = self.count(
             &raw.timeout_ms,
             "plugin.timeout_ms",
             "milliseconds",
             PluginLimits::MAX_TIMEOUT.as_millis() as u64,
-            PluginLimits::DEFAULT_TIMEOUT.as_millis() as u64,
+            defaults.map_or(PluginLimits::DEFAULT_TIMEOUT.as_millis() as u64, |d| {
+                d.timeout_ms
+            }),
         );
         let concurrency = self.count(
             &raw.concurrency,
@@ -762,10 +820,10 @@ impl Validator<'_> {
                 None
             }
             Some(rate) => Some(rate.value),
-            None => None,
+            None => defaults.and_then(|d| d.rate_per_second),
         };
-        let settings = self.settings(raw, builtin);
-        let secrets = self.secrets(raw, builtin);
+        let settings = self.settings(raw, is_webhook);
+        let secrets = self.secrets(raw, is_webhook);
         let (allowed_hosts, allowed_hosts_derived) = match &raw.allowed_hosts {
             Some(hosts) => {
                 for host in &hosts.value {
@@ -781,8 +839,10 @@ impl Validator<'_> {
                 }
                 (hosts.value.iter().map(|h| h.value.clone()).collect(), false)
             }
-            None if builtin => (derive_allowed_hosts(&settings), true),
-            None => (Vec::new(), false),
+            None => match defaults {
+                Some(defaults) => (derive_allowed_hosts(&settings, defaults.url_settings), true),
+                None => (Vec::new(), false),
+            },
         };
         let retry = raw
             .retry
@@ -796,6 +856,7 @@ impl Validator<'_> {
             allowed_hosts_derived,
             limits: PluginLimits {
                 memory_bytes: (memory_mb as usize) << 20,
+                kv_quota_bytes: Some(kv_quota_mb << 20),
                 timeout: Duration::from_millis(timeout_ms),
                 ..PluginLimits::default()
             },
@@ -1238,10 +1299,14 @@ impl Validator<'_> {
 }
 
 /// The origins of the built-in plugin's URLs, as `allowed_hosts` patterns.
-fn derive_allowed_hosts(settings: &BTreeMap<String, String>) -> Vec<String> {
+fn derive_allowed_hosts(
+    settings: &BTreeMap<String, String>,
+    url_settings: &[(&str, Option<&str>)],
+) -> Vec<String> {
     let mut hosts = Vec::new();
-    for key in ["webhook_url", "webhook_post_url"] {
-        let Some(url) = settings.get(key).and_then(|u| url::Url::parse(u).ok()) else {
+    for (key, default) in url_settings {
+        let url = settings.get(*key).map(String::as_str).or(*default);
+        let Some(url) = url.and_then(|u| url::Url::parse(u).ok()) else {
             continue;
         };
         let Some(host) = url.host_str() else { continue };
@@ -1305,5 +1370,6 @@ fn placeholder_pbx() -> PbxConfig {
         ca_file: None,
         resnapshot_interval: ConnectorConfig::DEFAULT_RESNAPSHOT_INTERVAL,
         url_place: None,
+        e164: E164::default(),
     }
 }

@@ -169,6 +169,25 @@ pub struct InboundRule {
     pub condition: Option<Condition>,
 }
 
+/// One row of `GET /xapi/v1/Users` as selected for the user list (contract 0.2's
+/// `user-info`); every field may be `null` or missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct XapiUser {
+    /// The extension, e.g. `120`; `""` when absent.
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub number: String,
+    /// `""` when absent.
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub first_name: String,
+    /// `""` when absent.
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub last_name: String,
+    /// `""` when absent.
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub email_address: String,
+}
+
 impl InboundRule {
     /// The DID number and rule name this rule maps, if it is a DID rule (`Condition`
     /// `BasedOnDID`, absent or `null`) with a non-empty `Data` and `RuleName` (both trimmed).
@@ -362,6 +381,29 @@ impl RestClient {
             tracing::warn!(path, reason, "skipped an unusable inbound rule");
         }
         Ok(page.rows)
+    }
+
+    /// `GET /xapi/v1/Users?$select=Number,FirstName,LastName,EmailAddress&$top=100&$skip=N`
+    /// page by page until a shorter page: every user. A row that is not an object is logged
+    /// and left out.
+    pub async fn users(&self) -> Result<Vec<XapiUser>, RestError> {
+        const PAGE: usize = 100;
+        let mut users = Vec::new();
+        for skip in (0..).step_by(PAGE) {
+            let path = format!(
+                "/xapi/v1/Users?$select=Number,FirstName,LastName,EmailAddress&$top={PAGE}&$skip={skip}"
+            );
+            let page = self.odata_page::<XapiUser>(&path).await?;
+            for reason in &page.skipped {
+                tracing::warn!(path, reason, "skipped an unusable user");
+            }
+            let rows = page.rows.len() + page.skipped.len();
+            users.extend(page.rows);
+            if rows < PAGE {
+                break;
+            }
+        }
+        Ok(users)
     }
 
     async fn odata_page<T: DeserializeOwned>(&self, path: &str) -> Result<Page<T>, RestError> {

@@ -23,6 +23,8 @@ pub struct OutcomeCounts {
     pub rejected: u64,
     /// `failed`.
     pub failed: u64,
+    /// `outcome-unknown` (contract 0.2's `unknown-outcome`).
+    pub outcome_unknown: u64,
 }
 
 impl OutcomeCounts {
@@ -32,16 +34,18 @@ impl OutcomeCounts {
             DeliveryOutcome::Retry { .. } => self.retry += 1,
             DeliveryOutcome::Rejected { .. } => self.rejected += 1,
             DeliveryOutcome::Failed { .. } => self.failed += 1,
+            DeliveryOutcome::UnknownOutcome { .. } => self.outcome_unknown += 1,
         }
     }
 
     /// `(label, count)` pairs.
-    pub fn pairs(&self) -> [(&'static str, u64); 4] {
+    pub fn pairs(&self) -> [(&'static str, u64); 5] {
         [
             ("delivered", self.delivered),
             ("retry", self.retry),
             ("rejected", self.rejected),
             ("failed", self.failed),
+            ("outcome-unknown", self.outcome_unknown),
         ]
     }
 }

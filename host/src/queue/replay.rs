@@ -20,15 +20,19 @@ pub enum DeliveryStatus {
     Retrying,
     /// Given up on (rejected, or out of retries); waits for an operator's retry.
     Parked,
+    /// Parked because the plugin could not tell whether the receiver acted on it (contract
+    /// 0.2's `unknown-outcome`): check the receiver before retrying.
+    OutcomeUnknown,
 }
 
 impl DeliveryStatus {
-    /// `pending`, `retrying` or `parked`.
+    /// `pending`, `retrying`, `parked` or `outcome-unknown`.
     pub fn label(self) -> &'static str {
         match self {
             DeliveryStatus::Pending => "pending",
             DeliveryStatus::Retrying => "retrying",
             DeliveryStatus::Parked => "parked",
+            DeliveryStatus::OutcomeUnknown => "outcome-unknown",
         }
     }
 }
@@ -40,7 +44,7 @@ pub struct Attempt {
     pub at: Timestamp,
     /// Its number, 1 for the first.
     pub attempt: u32,
-    /// The outcome label: `delivered`, `retry`, `rejected` or `failed`.
+    /// The outcome label: `delivered`, `retry`, `rejected`, `outcome-unknown` or `failed`.
     pub outcome: String,
     /// The plugin's message, if it did not succeed.
     pub message: Option<String>,
@@ -113,6 +117,7 @@ pub(crate) fn timestamp(unix_ms: u64) -> Timestamp {
 
 fn info(id: u64, record: DeliveryRecord, in_flight: bool) -> DeliveryInfo {
     let status = match (&record.parked, record.attempts) {
+        (Some(park), _) if park.outcome_unknown => DeliveryStatus::OutcomeUnknown,
         (Some(_), _) => DeliveryStatus::Parked,
         (None, 0) => DeliveryStatus::Pending,
         (None, _) => DeliveryStatus::Retrying,

@@ -31,6 +31,8 @@ pub(crate) struct Row {
     pub series_start: u64,
     pub series_failures: u32,
     pub next_at: u64,
+    /// An operator retried it after it was parked.
+    pub replayed: bool,
 }
 
 impl Row {
@@ -45,6 +47,7 @@ impl Row {
             series_start: record.series_start,
             series_failures: record.series_failures,
             next_at: record.next_at,
+            replayed: record.replayed,
         }
     }
 }
@@ -515,6 +518,7 @@ mod tests {
             series_start: 0,
             series_failures: 0,
             next_at,
+            replayed: false,
         }
     }
 
@@ -613,6 +617,7 @@ mod tests {
             Some(ParkRecord {
                 at: 0,
                 reason: "410".into(),
+                outcome_unknown: false,
             }),
             0,
         );

@@ -53,6 +53,10 @@ pub(crate) struct DeliveryRecord {
     pub parked: Option<ParkRecord>,
     /// The latest outcomes, oldest first.
     pub log: Vec<AttemptLog>,
+    /// Set when an operator retried the row after it was parked; handed to plugins as
+    /// `replayed` (contract 0.2). Absent in rows of earlier versions: false.
+    #[serde(default)]
+    pub replayed: bool,
 }
 
 /// Why and when a delivery was parked.
@@ -60,6 +64,10 @@ pub(crate) struct DeliveryRecord {
 pub(crate) struct ParkRecord {
     pub at: u64,
     pub reason: String,
+    /// Parked because the plugin could not tell whether the receiver acted on it
+    /// (`unknown-outcome`): listed as `outcome-unknown`. Absent in earlier versions: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outcome_unknown: bool,
 }
 
 /// One attempt's outcome.
@@ -77,6 +85,11 @@ pub(crate) struct AttemptLog {
 pub(crate) struct CallRecord {
     pub plugins: Vec<String>,
     pub last_at: u64,
+    /// The queues and ring groups the call rang through so far (the events' `queue`), so that
+    /// a route's `queues` select every later event of the call too, e.g. a transfer target's.
+    /// Absent in records of earlier versions: none.
+    #[serde(default)]
+    pub queues: Vec<String>,
 }
 
 /// `queue_plugins` value: an operator-visible plugin state.
@@ -104,8 +117,11 @@ pub(crate) enum Change {
     Delivered,
     /// Try again at `next_at`.
     Reschedule { next_at: u64 },
-    /// Park the row.
-    Park { reason: String },
+    /// Park the row; `outcome_unknown` when the plugin could not tell whether it took effect.
+    Park {
+        reason: String,
+        outcome_unknown: bool,
+    },
 }
 
 /// The ordering key of an event: its call id without the link, which changes on transfers.
@@ -261,16 +277,23 @@ fn take_one(
         Some(bytes) => decode("queue_calls", &call, bytes.value())?,
         None => CallRecord::default(),
     };
+    let learned = event
+        .facts()
+        .and_then(|facts| facts.queue.as_ref())
+        .filter(|queue| !known.queues.contains(queue));
+    if let Some(queue) = learned {
+        known.queues.push(queue.clone());
+    }
     let plugins: Vec<String> = match (event, event.user()) {
         (_, Some(user)) => routing
-            .plugins_for_user(user)
+            .plugins_for_call(user, &known.queues)
             .into_iter()
             .map(str::to_string)
             .collect(),
         _ if !known.plugins.is_empty() => known.plugins.clone(),
         (CallEvent::Recording(recording), None) => match &recording.last_end {
             Some(end) => routing
-                .plugins_for_user(&end.user)
+                .plugins_for_call(&end.user, &known.queues)
                 .into_iter()
                 .map(str::to_string)
                 .collect(),
@@ -279,6 +302,11 @@ fn take_one(
         _ => routing.default_plugins.clone(),
     };
     if plugins.is_empty() {
+        if learned.is_some() {
+            calls
+                .insert(call.as_str(), encode(&known).as_slice())
+                .map_err(storage(doing))?;
+        }
         return Ok((None, Vec::new()));
     }
     let mut meta = write.open_table(META).map_err(storage(doing))?;
@@ -315,6 +343,7 @@ fn take_one(
             next_at: now,
             parked: None,
             log: Vec::new(),
+            replayed: false,
         };
         deliveries
             .insert(id, encode(&row).as_slice())
@@ -379,10 +408,14 @@ pub(crate) fn record_attempt(
                 row.series_failures += 1;
                 match change {
                     Change::Reschedule { next_at } => row.next_at = *next_at,
-                    Change::Park { reason } => {
+                    Change::Park {
+                        reason,
+                        outcome_unknown,
+                    } => {
                         row.parked = Some(ParkRecord {
                             at: attempt.at,
                             reason: reason.clone(),
+                            outcome_unknown: *outcome_unknown,
                         })
                     }
                     Change::Delivered => unreachable!("handled above"),
@@ -505,6 +538,7 @@ pub(crate) fn retry_now(db: &Database, ids: &[u64], now: u64) -> Result<Rows, Qu
             if row.parked.take().is_some() {
                 row.series_start = now;
                 row.series_failures = 0;
+                row.replayed = true;
             }
             row.next_at = now;
             deliveries

@@ -114,6 +114,7 @@ fn ringing(call: u64, user: &str) -> CallEvent {
         did: "CompanyDID".into(),
         user: user.into(),
         user_type: UserType::Ext,
+        facts: Default::default(),
     })
 }
 
@@ -125,6 +126,7 @@ fn started(call: u64, user: &str) -> CallEvent {
         user: user.into(),
         did: "CompanyDID".into(),
         transfer_type: TransferType::NotDef,
+        facts: Default::default(),
     })
 }
 
@@ -139,6 +141,7 @@ fn ended(call: u64, user: &str) -> CallEvent {
         transfer: false,
         duration_secs: 10,
         title: "answered".into(),
+        facts: Default::default(),
     })
 }
 
@@ -147,6 +150,7 @@ fn recording(call: u64) -> CallEvent {
         id: call_id(call, 1),
         files: vec!["https://pbx/1.mp3".into()],
         last_end: None,
+        parts: Vec::new(),
     })
 }
 
@@ -425,6 +429,54 @@ async fn recordings_follow_the_plugins_of_their_call() {
         ["generic-webhook"],
         "an unknown call: the default plugins"
     );
+    settle(&queue, drained).await;
+}
+
+/// `event` as rung on behalf of `queue` (contract 0.2's `queue`).
+fn through(queue: &str, mut event: CallEvent) -> CallEvent {
+    let facts = match &mut event {
+        CallEvent::Ringing(o) | CallEvent::Dialing(o) => &mut o.facts,
+        CallEvent::Started(s) => &mut s.facts,
+        CallEvent::Ended(e) => &mut e.facts,
+        CallEvent::Recording(_) => unreachable!(),
+    };
+    facts.queue = Some(queue.to_owned());
+    event
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_route_by_queue_takes_every_event_of_a_call_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::starting_at(T0);
+    let routing = Routes {
+        routes: vec![Route {
+            extensions: vec![NumberPattern::Any],
+            queues: Some(vec![NumberPattern::parse("800").unwrap()]),
+            plugins: vec!["support".into()],
+        }],
+        default_plugins: vec!["generic-webhook".into()],
+    };
+    let config = QueueConfig::new(routing, ["support", "generic-webhook"]);
+    let fake = Fake::delivering(&clock);
+    let queue = Queue::open_with_clock(database(&dir), config, fake.clone(), clock).unwrap();
+    let plugins =
+        |taken: Enqueued| -> Vec<String> { taken.deliveries.into_iter().map(|(_, p)| p).collect() };
+    let taken = |event: CallEvent| plugins(queue.enqueue(&event).unwrap());
+    // The agents of queue 800, and then whoever the call is transferred to (no queue of its
+    // own): all the call's events.
+    assert_eq!(taken(through("800", ringing(1, "121"))), ["support"]);
+    assert_eq!(taken(through("800", started(1, "121"))), ["support"]);
+    assert_eq!(taken(through("800", ended(1, "121"))), ["support"]);
+    assert_eq!(taken(started(1, "130")), ["support"]);
+    assert_eq!(taken(ended(1, "130")), ["support"]);
+    // The queue's own missed call, also as stored before events named their queue.
+    assert_eq!(taken(ended(2, "800")), ["support"]);
+    // Another queue's and a direct call's events go by their extension.
+    assert_eq!(
+        taken(through("801", ringing(3, "121"))),
+        ["generic-webhook"]
+    );
+    assert_eq!(taken(ringing(4, "121")), ["generic-webhook"]);
     settle(&queue, drained).await;
 }
 
@@ -886,6 +938,7 @@ fn expiring_parked_deliveries_is_bounded_per_transaction_and_skips_the_rest() {
         };
         let change = store::Change::Park {
             reason: "rejected".into(),
+            outcome_unknown: false,
         };
         store::record_attempt(&db, id, attempt, &change, 20, None).unwrap();
     };

@@ -17,7 +17,7 @@ use super::sources::{Finder, TooLarge};
 use super::store::Store;
 use super::xapi::{RecordingSource, is_outage};
 use crate::calls::FinishedCall;
-use crate::calls::event::{CallId, RecordingReady};
+use crate::calls::event::{CallId, RecordingPart, RecordingReady};
 
 /// How often a recording's download is tried at once, before the job waits for its next try
 /// (when the PBX could not be asked) or reports it as failed (when the PBX answered).
@@ -100,6 +100,10 @@ pub struct RecordingFailure {
 
 /// What became of a finished call's recordings.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one outcome per finished call, moved once: boxing the event would buy nothing"
+)]
 pub enum Outcome {
     /// At least one MP3 is ready: deliver `event`. `failures` lists the call's recordings that
     /// could not be converted (the event carries the others).
@@ -312,6 +316,7 @@ impl Recorder {
             }
         }
         let mut files = Vec::new();
+        let mut parts: Vec<RecordingPart> = Vec::new();
         let mut failures = Vec::new();
         for ((part, file), result) in slots.into_iter().zip(results) {
             let result = result.unwrap_or_else(|| {
@@ -321,7 +326,23 @@ impl Recorder {
                 }))
             });
             match result {
-                Ok(_) => files.push(self.inner.links.url(&file)),
+                Ok(_) => {
+                    let link = self.inner.links.url(&file);
+                    files.push(link.clone());
+                    match parts.iter_mut().find(|p| p.id == part) {
+                        Some(entry) => entry.files.push(link),
+                        None => parts.push(RecordingPart {
+                            user: call
+                                .parts
+                                .iter()
+                                .find(|p| p.id == part)
+                                .map(|p| p.extension.clone())
+                                .unwrap_or_default(),
+                            id: part,
+                            files: vec![link],
+                        }),
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(%part, %file, %error, "a recording could not be converted");
                     failures.push(RecordingFailure { part, file, error });
@@ -339,6 +360,7 @@ impl Recorder {
                 id: last.id.clone(),
                 files,
                 last_end: call.last_end.clone(),
+                parts,
             },
             failures,
         }

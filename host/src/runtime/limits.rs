@@ -15,6 +15,11 @@ pub struct PluginLimits {
     /// Time from sending a request to the first byte of the answer, and between bytes.
     /// By default 10 s. The whole delivery is still bounded by `timeout`.
     pub response_timeout: Duration,
+    /// The plugin's key-value quota (`kv_quota_mb`): all its keys and values together, in
+    /// bytes. By default `None`: the store's own quota ([`KvQuota::max_total_bytes`], 1 MiB).
+    ///
+    /// [`KvQuota::max_total_bytes`]: super::KvQuota::max_total_bytes
+    pub kv_quota_bytes: Option<u64>,
 }
 
 impl PluginLimits {
@@ -24,6 +29,10 @@ impl PluginLimits {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
     /// The longest time for one delivery `timeout_ms` may set: 10 minutes.
     pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+    /// The default key-value quota (`kv_quota_mb`) of a plugin loaded from a file, in MiB.
+    pub const DEFAULT_KV_QUOTA_MB: u64 = 1;
+    /// The largest key-value quota `kv_quota_mb` may set, in MiB.
+    pub const MAX_KV_QUOTA_MB: u64 = 1024;
 }
 
 impl Default for PluginLimits {
@@ -33,6 +42,7 @@ impl Default for PluginLimits {
             timeout: Self::DEFAULT_TIMEOUT,
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(10),
+            kv_quota_bytes: None,
         }
     }
 }

@@ -3,7 +3,9 @@
 //! Meaning and priority, from best to worst: `Delivered` (the receiver has it: remove it from
 //! the queue), `Retry` (a passing failure: try again later, honouring `after` when given),
 //! `Rejected` (retrying cannot help: park it for replay; `target_gone` also disables the plugin
-//! until an operator re-enables it), `Failed` (the plugin trapped, ran out of time or memory, or
+//! until an operator re-enables it), `UnknownOutcome` (contract 0.2: the plugin cannot tell
+//! whether its create took effect: parked like `Rejected`, so that an operator checks the
+//! receiver before replaying it, and counted apart), `Failed` (the plugin trapped, ran out of time or memory, or
 //! the host could not run it: retried like `Retry`, because a fixed plugin or a less loaded host
 //! may succeed, and counted separately so a broken plugin stands out).
 
@@ -28,6 +30,12 @@ pub enum DeliveryOutcome {
         /// The receiver said the target is gone for good (HTTP 410).
         target_gone: bool,
     },
+    /// The plugin cannot tell whether the receiver acted on the delivery (contract 0.2's
+    /// `unknown-outcome`).
+    UnknownOutcome {
+        /// The plugin's message: what to check before replaying.
+        message: String,
+    },
     /// The plugin did not finish: trap, panic, time-out, memory cap, or a host failure.
     Failed {
         /// What happened, with the limit that was hit.
@@ -36,14 +44,29 @@ pub enum DeliveryOutcome {
 }
 
 impl DeliveryOutcome {
-    /// A short label for logs and metrics: `delivered`, `retry`, `rejected` or `failed`.
+    /// A short label for logs and metrics: `delivered`, `retry`, `rejected`, `outcome-unknown`
+    /// or `failed`.
     pub fn label(&self) -> &'static str {
         match self {
             DeliveryOutcome::Delivered => "delivered",
             DeliveryOutcome::Retry { .. } => "retry",
             DeliveryOutcome::Rejected { .. } => "rejected",
+            DeliveryOutcome::UnknownOutcome { .. } => "outcome-unknown",
             DeliveryOutcome::Failed { .. } => "failed",
         }
+    }
+
+    /// The plugin's own outcome with the egress refusals of the delivery (`refused`, already
+    /// formatted) appended to its message.
+    pub(super) fn refused(mut self, refused: &str) -> DeliveryOutcome {
+        match &mut self {
+            DeliveryOutcome::Delivered => {}
+            DeliveryOutcome::Retry { message, .. }
+            | DeliveryOutcome::Rejected { message, .. }
+            | DeliveryOutcome::UnknownOutcome { message }
+            | DeliveryOutcome::Failed { message } => message.push_str(refused),
+        }
+        self
     }
 
     /// The message, if the delivery did not succeed.
@@ -52,6 +75,7 @@ impl DeliveryOutcome {
             DeliveryOutcome::Delivered => None,
             DeliveryOutcome::Retry { message, .. }
             | DeliveryOutcome::Rejected { message, .. }
+            | DeliveryOutcome::UnknownOutcome { message }
             | DeliveryOutcome::Failed { message } => Some(message),
         }
     }

@@ -6,6 +6,7 @@
 use super::egress::{EgressPolicy, Refusal};
 use super::kv_store::KvStore;
 use super::limits::{MemoryLimiter, PluginLimits};
+use super::services::HostServices;
 use crate::text::one_line;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -48,13 +49,19 @@ pub struct PluginState {
     limiter: MemoryLimiter,
     plugin: Arc<PluginIdentity>,
     kv: KvStore,
+    services: HostServices,
     call_id: String,
     stderr: MemoryOutputPipe,
 }
 
 impl PluginState {
     /// Fresh state for one delivery of `call_id`.
-    pub fn new(plugin: Arc<PluginIdentity>, kv: KvStore, call_id: String) -> Self {
+    pub fn new(
+        plugin: Arc<PluginIdentity>,
+        kv: KvStore,
+        services: HostServices,
+        call_id: String,
+    ) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
         PluginState {
@@ -68,8 +75,12 @@ impl PluginState {
                 stand_in: plugin.stand_in,
             },
             limiter: MemoryLimiter::new(plugin.limits.memory_bytes),
+            kv: match plugin.limits.kv_quota_bytes {
+                Some(bytes) => kv.with_total_quota(bytes),
+                None => kv,
+            },
             plugin,
-            kv,
+            services,
             call_id,
             stderr,
         }
@@ -106,7 +117,12 @@ impl PluginState {
             .to_string()
     }
 
-    /// The key-value store and the plugin's name in it.
+    /// What the host knows besides the event (contract 0.2).
+    pub fn services(&self) -> &HostServices {
+        &self.services
+    }
+
+    /// The key-value store, with the plugin's quota, and the plugin's name in it.
     pub fn kv(&self) -> (KvStore, String) {
         (self.kv.clone(), self.plugin.name.clone())
     }
@@ -297,6 +313,7 @@ mod tests {
         let state = PluginState::new(
             plugin,
             KvStore::new(Arc::new(db), KvQuota::default()),
+            HostServices::default(),
             "call-1".into(),
         );
         let out = Captured::default();

@@ -4,14 +4,23 @@
 //! module. The host reads it before compiling, so a plugin built for a contract this host
 //! cannot serve is refused with a clear message instead of a linker error.
 
-use super::since_v0_1_0;
 use super::state::PluginState;
+use super::{since_v0_1_0, since_v0_2_0};
 
 /// The custom section that carries the contract version.
 pub const API_VERSION_SECTION: &str = "callhook:api-version";
 
-/// Contract versions this host serves, as `(major, minor)` (0.x versions: the minor is major).
-const SUPPORTED: [(u32, u32); 1] = [(0, 1)];
+// `SUPPORTED`: the contract versions this host serves, `(major, minor, patch)`, read by
+// `build.rs` from the package lines of `wit/since_v*/plugin.wit`, so the folders are the one
+// source of the numbers. A plugin matches a version by `(major, minor)` (0.x versions: the
+// minor is the major); each has its arm in [`PluginPre`].
+include!(concat!(env!("OUT_DIR"), "/contract_versions.rs"));
+
+fn served(version: ApiVersion) -> bool {
+    SUPPORTED
+        .iter()
+        .any(|&(major, minor, _)| (major, minor) == (version.major, version.minor))
+}
 
 /// A contract version, `major.minor.patch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -76,14 +85,14 @@ pub fn api_version(wasm: &[u8]) -> Result<ApiVersion, VersionError> {
     }
     let text = String::from_utf8_lossy(&section.ok_or(VersionError::Missing)?).into_owned();
     let version = parse(&text).ok_or(VersionError::Malformed(text))?;
-    if SUPPORTED.contains(&(version.major, version.minor)) {
+    if served(version) {
         Ok(version)
     } else {
         Err(VersionError::Unsupported {
             found: version,
             supported: SUPPORTED
                 .iter()
-                .map(|(major, minor)| format!("{major}.{minor}.x"))
+                .map(|(major, minor, _)| format!("{major}.{minor}.x"))
                 .collect::<Vec<_>>()
                 .join(", "),
         })
@@ -105,6 +114,8 @@ fn parse(text: &str) -> Option<ApiVersion> {
 pub enum PluginPre {
     /// `callhook:plugin@0.1.x`.
     V0_1(since_v0_1_0::PluginPre<PluginState>),
+    /// `callhook:plugin@0.2.x`.
+    V0_2(since_v0_2_0::PluginPre<PluginState>),
 }
 
 #[cfg(test)]
@@ -132,6 +143,16 @@ mod tests {
         for bad in ["", "0.1", "0.1.0.0", "a.b.c", "0.-1.0"] {
             assert_eq!(parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn serves_every_contract_folder_and_the_sdk_builds_against_the_newest() {
+        assert_eq!(SUPPORTED, [(0, 1, 0), (0, 2, 0)]);
+        let (major, minor, patch) = SUPPORTED[SUPPORTED.len() - 1];
+        assert_eq!(
+            format!("{major}.{minor}.{patch}"),
+            callhook_plugin_sdk::API_VERSION
+        );
     }
 
     #[test]

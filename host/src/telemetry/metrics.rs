@@ -278,9 +278,9 @@ fn queue(encoder: &mut DescriptorEncoder, stats: &QueueStats) -> fmt::Result {
     Ok(())
 }
 
-/// The queue's families alone, in the text format: for the queue's tests.
-#[cfg(test)]
-pub(crate) fn render_queue(stats: &QueueStats) -> String {
+/// The queue's families alone, in the text format, as `/metrics` shows them: for tests that
+/// drive a queue of their own.
+pub fn render_queue(stats: &QueueStats) -> String {
     #[derive(Debug)]
     struct Queue(QueueStats);
     impl Collector for Queue {

@@ -33,6 +33,7 @@ fn call_events(call: u64) -> [CallEvent; 3] {
             did: String::new(),
             user: "120".into(),
             user_type: UserType::Ext,
+            facts: Default::default(),
         }),
         CallEvent::Started(Started {
             id: id(call, 1),
@@ -41,6 +42,7 @@ fn call_events(call: u64) -> [CallEvent; 3] {
             user: "120".into(),
             did: String::new(),
             transfer_type: TransferType::NotDef,
+            facts: Default::default(),
         }),
         CallEvent::Ended(end),
     ]

@@ -158,7 +158,7 @@ fn check_config_loads_the_plugins_and_reports_their_permissions() {
     assert!(ok, "{stdout}{stderr}");
     assert!(
         stdout.contains(
-            "plugin generic-webhook (contract 0.1.0): allowed hosts [https://crm.example.com], memory 64 MiB, timeout 10000 ms"
+            "plugin generic-webhook (contract 0.2.0): allowed hosts [https://crm.example.com], memory 64 MiB, timeout 10000 ms"
         ),
         "{stdout}"
     );

@@ -2,6 +2,7 @@
 
 mod chaos;
 mod cli;
+mod contract;
 mod package;
 mod pbx;
 mod pipeline;

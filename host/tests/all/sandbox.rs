@@ -255,7 +255,7 @@ async fn the_key_value_store_persists_across_deliveries_within_its_quota() {
 async fn plugins_for_another_contract_version_are_refused_before_loading() {
     let (_dir, runtime) = runtime();
     let mut wasm = probe();
-    let marker = b"callhook:api-version0.1.0";
+    let marker = b"callhook:api-version0.2.0";
     let at = wasm
         .windows(marker.len())
         .position(|w| w == marker)

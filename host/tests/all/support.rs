@@ -474,6 +474,7 @@ pub async fn deliver(plugin: &Plugin, event: &CallEvent) -> DeliveryOutcome {
             idempotency_key: &key,
             attempt: 1,
             timestamp: 1_614_265_330,
+            replayed: false,
         })
         .await
 }
@@ -495,6 +496,7 @@ pub fn ringing() -> CallEvent {
         did: "CompanyDID".into(),
         user: "120".into(),
         user_type: UserType::Queue,
+        facts: Default::default(),
     })
 }
 
@@ -505,6 +507,7 @@ pub fn dialing() -> CallEvent {
         did: String::new(),
         user: "120".into(),
         user_type: UserType::Ext,
+        facts: Default::default(),
     })
 }
 
@@ -516,6 +519,7 @@ pub fn started(direction: Direction, transfer_type: TransferType) -> CallEvent {
         user: "120".into(),
         did: String::new(),
         transfer_type,
+        facts: Default::default(),
     })
 }
 
@@ -530,6 +534,7 @@ pub fn ended_fields() -> Ended {
         transfer: true,
         duration_secs: 133,
         title: "CompanyDID: answered incoming call from +425630434343 to 120, 00:02:13".into(),
+        facts: Default::default(),
     }
 }
 
@@ -545,5 +550,6 @@ pub fn recording() -> CallEvent {
             "https://pbx.example.com:5001/webapi/recording/210701165649_782-1-2.mp3".into(),
         ],
         last_end: Some(ended_fields()),
+        parts: Vec::new(),
     })
 }

@@ -167,8 +167,17 @@ pub fn format_duration(seconds: u32, format: DurationFormat) -> String {
 mod tests {
     use super::*;
     use callhook_plugin_sdk::{
-        Direction, FinishType, Offered, Recording, Started, TransferType, UserType,
+        Direction, FinishType, Offered, Recording, RecordingPart, Started, TransferType, UserInfo,
+        UserType,
     };
+
+    /// What contract 0.2 adds, filled in everywhere: the wire format must not show any of it.
+    fn anna() -> Option<UserInfo> {
+        Some(UserInfo {
+            name: "Anna Mueller".into(),
+            email: Some("anna@example.com".into()),
+        })
+    }
 
     fn ended() -> Ended {
         Ended {
@@ -181,6 +190,14 @@ mod tests {
             transfer: false,
             duration_seconds: 133,
             title: "CompanyDID: answered incoming call from +425630434343 to 120, 00:02:13".into(),
+            call_started_at: 1_625_158_609_000,
+            offered_at: 1_625_158_609_000,
+            answered_at: Some(1_625_158_614_000),
+            ended_at: 1_625_158_747_000,
+            callerid_e164: Some("+425630434343".into()),
+            user_info: anna(),
+            queue: Some("800".into()),
+            internal: false,
         }
     }
 
@@ -199,6 +216,12 @@ mod tests {
             did: String::new(),
             user: "120".into(),
             usertype: UserType::Queue,
+            call_started_at: 1_625_158_609_000,
+            offered_at: 1_625_158_609_000,
+            callerid_e164: Some("+425630434343".into()),
+            user_info: anna(),
+            queue: Some("800".into()),
+            internal: false,
         });
         assert_eq!(
             get(&event, &Options::default()),
@@ -215,6 +238,13 @@ mod tests {
             user: "130".into(),
             did: String::new(),
             trtype: TransferType::Blind,
+            call_started_at: 1_625_158_609_000,
+            offered_at: 1_625_158_609_000,
+            answered_at: 1_625_158_614_000,
+            callerid_e164: None,
+            user_info: None,
+            queue: None,
+            internal: true,
         });
         assert_eq!(
             get(&event, &Options::default()),
@@ -266,6 +296,11 @@ mod tests {
                 "https://pbx/webapi/recording/a-2.mp3".into(),
             ],
             last_end: Some(ended()),
+            parts: vec![RecordingPart {
+                id: "210701165649_782-2".into(),
+                user: "130".into(),
+                files: vec!["https://pbx/webapi/recording/a-1.mp3".into()],
+            }],
         });
         let body = |options: &Options| match render(&recording, options, "u") {
             Rendered::Post { body, .. } => body,

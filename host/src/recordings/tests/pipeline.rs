@@ -625,6 +625,19 @@ async fn end_to_end_with_the_simulator_over_xapi() {
     assert_eq!(event.files.len(), 2);
     assert!(event.files[0].contains("/webapi/recording/270115080000_501-1-1.mp3?expires="));
     assert!(event.files[1].contains("/webapi/recording/270115080000_501-2-1.mp3?expires="));
+    // Contract 0.2: the same links per talking part, with its extension.
+    let parts: Vec<_> = event
+        .parts
+        .iter()
+        .map(|p| (p.id.clone(), p.user.as_str(), p.files.clone()))
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            (call_id(501, 1), "120", vec![event.files[0].clone()]),
+            (call_id(501, 2), "130", vec![event.files[1].clone()]),
+        ]
+    );
     check_links(&event.files, &sim, 1).await;
 
     // Tampered and expired links are refused; traversal finds nothing.

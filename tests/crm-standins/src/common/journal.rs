@@ -153,6 +153,8 @@ mod tests {
             "term=120&api_token=***&fields=phone"
         );
         let body = mask_body(&Bytes::from(r#"{"auth":"tok","CALL_ID":"x"}"#));
-        assert_eq!(&body[..], br#"{"CALL_ID":"x","auth":"***"}"#);
+        // Compared as JSON: the key order depends on serde_json's features in the build.
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body, serde_json::json!({"CALL_ID": "x", "auth": "***"}));
     }
 }
