@@ -156,12 +156,12 @@ pub enum CreateError {
 }
 
 impl From<CreateError> for DeliveryError {
-    /// [`CreateError::UnknownOutcome`] is a permanent error with its message on contract
-    /// 0.1.0, which has no `unknown-outcome` case: parked all the same.
+    /// [`CreateError::UnknownOutcome`] is contract 0.2's `unknown-outcome`: the host parks the
+    /// delivery as `outcome-unknown`, and an operator's replay comes back with `replayed`.
     fn from(error: CreateError) -> Self {
         match error {
             CreateError::Failed(error) => error,
-            CreateError::UnknownOutcome { message } => DeliveryError::permanent(message),
+            CreateError::UnknownOutcome { message } => DeliveryError::unknown_outcome(message),
         }
     }
 }

@@ -31,12 +31,8 @@ pub trait KvStore {
     fn delete(&self, key: &str) -> Result<(), KvError>;
 }
 
-/// The plugin's own store on the host, [`crate::kv`].
-///
-/// On contract 0.1.0, which this SDK still speaks, the host has neither expiring entries nor
-/// compare-and-set: [`KvStore::set_expiring`] stores without expiry, and [`KvStore::set_if`]
-/// reads, compares and writes in three calls, which is not atomic when deliveries of the plugin
-/// run at once. With the 0.2.0 bindings both call the host's `set-expiring` and `set-if`.
+/// The plugin's own store on the host, [`crate::kv`]: every method is one host call, durable
+/// when it returns; `set_if` is atomic against the plugin's other deliveries (contract 0.2.0).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HostKv;
 
@@ -49,16 +45,12 @@ impl KvStore for HostKv {
         kv::set(key, value)
     }
 
-    fn set_expiring(&self, key: &str, value: &[u8], _ttl_seconds: u64) -> Result<(), KvError> {
-        kv::set(key, value)
+    fn set_expiring(&self, key: &str, value: &[u8], ttl_seconds: u64) -> Result<(), KvError> {
+        kv::set_expiring(key, value, ttl_seconds)
     }
 
     fn set_if(&self, key: &str, expected: Option<&[u8]>, value: &[u8]) -> Result<bool, KvError> {
-        if kv::get(key)?.as_deref() != expected {
-            return Ok(false);
-        }
-        kv::set(key, value)?;
-        Ok(true)
+        kv::set_if(key, expected, value)
     }
 
     fn delete(&self, key: &str) -> Result<(), KvError> {

@@ -3,7 +3,7 @@
 use super::*;
 use crate::crm::MemoryKv;
 use crate::wit::wasi::http::types::{DnsErrorPayload, ErrorCode};
-use crate::{PermanentError, RetryableError};
+use crate::{PermanentError, RetryableError, UnknownOutcomeError};
 use std::cell::{Cell, RefCell};
 
 const KEY: &str = "261128101500_782-1.120";
@@ -298,14 +298,13 @@ fn store_failures_are_retryable_and_resume_at_the_right_step() {
 }
 
 #[test]
-fn unknown_outcome_is_parked_on_contract_0_1() {
+fn an_unknown_outcome_is_the_contracts_unknown_outcome() {
     let error = DeliveryError::from(CreateError::UnknownOutcome {
         message: UNKNOWN.to_string(),
     });
     assert!(matches!(
         error,
-        DeliveryError::Permanent(PermanentError { ref message, target_gone: false })
-            if message == UNKNOWN
+        DeliveryError::UnknownOutcome(UnknownOutcomeError { ref message }) if message == UNKNOWN
     ));
     let error = DeliveryError::from(CreateError::Failed(DeliveryError::retryable("x")));
     assert!(matches!(error, DeliveryError::Retryable(_)));
