@@ -10,6 +10,11 @@
 //! It also reads the contract versions the host serves from the `package callhook:plugin@X.Y.Z;`
 //! lines of `wit/since_v*/plugin.wit` (the one source of the version numbers; the SDK reads its
 //! own from the same line of the newest folder) into `$OUT_DIR/contract_versions.rs`.
+//!
+//! And it embeds the plugin SDK's source for `callhook plugin new`, which writes it next to a
+//! new plugin so that the plugin builds anywhere: every file of `plugin-sdk` a build needs (the
+//! WIT through its symlink) and a manifest with the workspace's inherited keys resolved, into
+//! `$OUT_DIR/plugin_sdk.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,6 +54,7 @@ fn main() {
         );
     }
     write_contract_versions(&workspace);
+    write_embedded_sdk(&workspace);
     let target_dir = workspace.join("target").join("plugins");
     build_plugins(&workspace, &target_dir);
     for (_, file, variable) in PLUGINS {
@@ -99,6 +105,85 @@ fn write_contract_versions(workspace: &Path) {
         ),
     )
     .expect("OUT_DIR is writable");
+}
+
+/// Writes `SDK_MANIFEST` (a standalone `Cargo.toml` of the SDK) and `SDK_FILES` (each file's
+/// path in the crate and its bytes).
+fn write_embedded_sdk(workspace: &Path) {
+    let sdk = workspace.join("plugin-sdk");
+    let mut files = Vec::new();
+    for part in ["build.rs", "README.md", "src", "wit"] {
+        collect_files(&sdk.join(part), &mut files);
+    }
+    files.sort();
+    let mut out = format!(
+        "/// The SDK's `Cargo.toml`, standalone (no workspace keys).\n\
+         pub const SDK_MANIFEST: &str = {:?};\n\
+         /// The SDK's files a build needs: path in the crate, bytes.\n\
+         pub const SDK_FILES: &[(&str, &[u8])] = &[\n",
+        standalone_sdk_manifest(workspace)
+    );
+    for file in files {
+        let relative = file.strip_prefix(&sdk).expect("under plugin-sdk");
+        out.push_str(&format!(
+            "    ({:?}, include_bytes!({:?})),\n",
+            relative.to_str().expect("SDK paths are UTF-8"),
+            file.to_str().expect("SDK paths are UTF-8")
+        ));
+    }
+    out.push_str("];\n");
+    let path = PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("plugin_sdk.rs");
+    std::fs::write(path, out).expect("OUT_DIR is writable");
+}
+
+/// Every file under `path` (following symbolic links), or `path` itself.
+fn collect_files(path: &Path, files: &mut Vec<PathBuf>) {
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).expect("the SDK is readable") {
+            collect_files(&entry.expect("the SDK is readable").path(), files);
+        }
+    } else {
+        files.push(path.to_owned());
+    }
+}
+
+/// The SDK's manifest with every `workspace = true` key replaced by the workspace's value, and
+/// without its lints and dev-dependencies (a plugin author builds it, never tests it).
+fn standalone_sdk_manifest(workspace: &Path) -> String {
+    let read = |path: PathBuf| -> toml::Table {
+        let text = std::fs::read_to_string(&path).expect("manifests are readable");
+        text.parse().expect("manifests are valid TOML")
+    };
+    let root = read(workspace.join("Cargo.toml"));
+    let mut sdk = read(workspace.join("plugin-sdk").join("Cargo.toml"));
+    let inherited = |table: &toml::Table, key: &str| -> toml::Value {
+        table
+            .get("workspace")
+            .and_then(|w| w.get(key))
+            .cloned()
+            .unwrap_or_else(|| panic!("the workspace has no {key}"))
+    };
+    let is_inherited =
+        |value: &toml::Value| value.get("workspace").and_then(toml::Value::as_bool) == Some(true);
+    if let Some(toml::Value::Table(package)) = sdk.get_mut("package") {
+        let from = inherited(&root, "package");
+        for (key, value) in package.iter_mut() {
+            if is_inherited(value) {
+                *value = from.get(key).cloned().expect("an inherited package key");
+            }
+        }
+    }
+    if let Some(toml::Value::Table(dependencies)) = sdk.get_mut("dependencies") {
+        let from = inherited(&root, "dependencies");
+        for (name, value) in dependencies.iter_mut() {
+            if is_inherited(value) {
+                *value = from.get(name).cloned().expect("an inherited dependency");
+            }
+        }
+    }
+    sdk.remove("lints");
+    sdk.remove("dev-dependencies");
+    toml::to_string(&sdk).expect("a manifest serializes")
 }
 
 fn build_plugins(workspace: &Path, target_dir: &Path) {

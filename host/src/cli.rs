@@ -140,8 +140,8 @@ pub enum PluginCommand {
         /// Where to create it. By default `./NAME`.
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// The plugin SDK to depend on by path. By default the SDK this callhook was built
-        /// from, if it is still there, else the published crate of the same version.
+        /// The plugin SDK to depend on by path. By default the SDK this callhook carries,
+        /// written into the new crate as `callhook-plugin-sdk/`.
         #[arg(long)]
         sdk: Option<PathBuf>,
     },

@@ -1,4 +1,10 @@
 //! `callhook plugin new`: scaffolds a ready-to-build plugin crate from the SDK template.
+//!
+//! The binary carries the SDK it was built with (`build.rs` embeds its source and a standalone
+//! manifest) and writes it into the new crate as `callhook-plugin-sdk/`, a path dependency: the
+//! plugin builds wherever its folder goes, with nothing but the `callhook` binary and a Rust
+//! toolchain, against exactly the contract version this host serves. `--sdk PATH` uses another
+//! copy of the SDK instead.
 
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -6,8 +12,10 @@ use std::path::{Path, PathBuf};
 const CARGO_TOML: &str = include_str!("template/Cargo.toml.in");
 const LIB_RS: &str = include_str!("template/lib.rs.in");
 
-/// The SDK this binary was built from, used as a path dependency while it is still there.
-const BUILT_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugin-sdk");
+include!(concat!(env!("OUT_DIR"), "/plugin_sdk.rs"));
+
+/// The folder of the new crate the embedded SDK is written to.
+const SDK_FOLDER: &str = "callhook-plugin-sdk";
 
 /// Creates the crate `name` in `dir` (by default `./name`) and says how to build and load it.
 pub fn new(name: &str, dir: Option<PathBuf>, sdk: Option<PathBuf>) -> anyhow::Result<()> {
@@ -21,14 +29,17 @@ pub fn new(name: &str, dir: Option<PathBuf>, sdk: Option<PathBuf>) -> anyhow::Re
     );
     let dir = dir.unwrap_or_else(|| PathBuf::from(name));
     anyhow::ensure!(!dir.exists(), "{} exists already", dir.display());
-    let sdk = match sdk.or_else(|| Some(PathBuf::from(BUILT_SDK)).filter(|p| p.exists())) {
+    let sdk = match sdk {
         Some(path) => {
             let path = path
                 .canonicalize()
                 .with_context(|| format!("while resolving the SDK path {}", path.display()))?;
             format!("{{ path = {:?} }}", path.display().to_string())
         }
-        None => format!("\"{}\"", env!("CARGO_PKG_VERSION")),
+        None => {
+            write_sdk(&dir.join(SDK_FOLDER))?;
+            format!("{{ path = \"{SDK_FOLDER}\" }}")
+        }
     };
     let fill = |template: &str| {
         template
@@ -50,7 +61,16 @@ pub fn new(name: &str, dir: Option<PathBuf>, sdk: Option<PathBuf>) -> anyhow::Re
     Ok(())
 }
 
-fn write(path: &Path, contents: &str) -> anyhow::Result<()> {
+/// Writes the embedded SDK into `dir`.
+fn write_sdk(dir: &Path) -> anyhow::Result<()> {
+    write(&dir.join("Cargo.toml"), SDK_MANIFEST)?;
+    for (path, bytes) in SDK_FILES {
+        write(&dir.join(path), bytes)?;
+    }
+    Ok(())
+}
+
+fn write(path: &Path, contents: impl AsRef<[u8]>) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("while creating {}", parent.display()))?;

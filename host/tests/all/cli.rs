@@ -238,6 +238,22 @@ async fn a_scaffolded_plugin_builds_loads_and_delivers() {
         printed.contains("cargo build --release --target wasm32-wasip2"),
         "{printed}"
     );
+    // The crate carries the SDK (contract and all): nothing points back at this source tree.
+    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("callhook-plugin-sdk = { path = \"callhook-plugin-sdk\" }"),
+        "{manifest}"
+    );
+    let sdk = crate_dir.join("callhook-plugin-sdk");
+    let sdk_manifest = std::fs::read_to_string(sdk.join("Cargo.toml")).unwrap();
+    assert!(!sdk_manifest.contains("workspace"), "{sdk_manifest}");
+    let wit = sdk.join("wit/plugin.wit");
+    assert!(!wit.is_symlink(), "the contract is a file of the crate");
+    assert!(
+        std::fs::read_to_string(wit)
+            .unwrap()
+            .contains("package callhook:plugin@0.2.0;")
+    );
 
     // Build it as its author would, with the workspace's lock file and plugin build directory
     // so that nothing new is downloaded or compiled twice.

@@ -152,8 +152,11 @@ async fn a_receiver_that_never_answers_hits_the_wall_clock_timeout() {
     let plugin = runtime.load(spec).unwrap();
     let started = Instant::now();
     let outcome = deliver(&plugin, &ringing()).await;
+    // The wall clock stops it; on a loaded machine the epoch deadline, which also counts wall
+    // time, may be first when the plugin resumes: either way the message names the limit.
     assert!(
-        failed_with(&outcome, "timed out after 300 ms"),
+        failed_with(&outcome, "timed out after 300 ms")
+            || failed_with(&outcome, "time limit of 300 ms (timeout_ms)"),
         "{outcome:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(3));
