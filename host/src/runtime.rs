@@ -18,12 +18,14 @@
 //!   [`DeliveryOutcome`], logged at debug with the plugin's name and contract version; the
 //!   queue logs the attempt's end, once, as a warning when it did not deliver.
 
+pub mod bounds;
 mod builtin;
 mod cache;
 pub mod egress;
 mod kv_store;
 pub mod limits;
 mod outcome;
+pub mod sender;
 mod since_v0_1_0;
 mod state;
 mod versions;
@@ -33,6 +35,7 @@ pub use egress::{EgressPolicy, PatternError, Refusal};
 pub use kv_store::{KvError, KvQuota, KvStore};
 pub use limits::PluginLimits;
 pub use outcome::DeliveryOutcome;
+pub use sender::{Resolution, Resolver, SystemResolver, TlsError};
 pub use versions::{ApiVersion, VersionError};
 
 use crate::calls::event::CallEvent;
@@ -66,6 +69,9 @@ pub struct RuntimeConfig {
     /// HTTP, with the original URL in the header [`ORIGINAL_URL_HEADER`]. By default none; used
     /// by `callhook plugin test` so that a test never touches the real CRM.
     pub stand_in: Option<std::net::SocketAddr>,
+    /// Looks up the names plugins send requests to. By default the system's resolver; tests
+    /// give a fake.
+    pub resolver: Arc<dyn Resolver>,
 }
 
 /// The header that carries a request's real destination to a stand-in.
@@ -89,6 +95,7 @@ impl Default for RuntimeConfig {
             max_instances: 64,
             max_memory_bytes: Self::MAX_MEMORY_MB << 20,
             stand_in: None,
+            resolver: Arc::new(SystemResolver),
         }
     }
 }
@@ -111,6 +118,14 @@ pub enum LoadError {
         plugin: String,
         /// The bad entry.
         source: PatternError,
+    },
+    /// The `ca_file` could not be used.
+    #[error("plugin {plugin}: {source}")]
+    Tls {
+        /// The plugin's name.
+        plugin: String,
+        /// What is wrong with it.
+        source: TlsError,
     },
     /// The memory cap is above what the runtime's pool provides.
     #[error("plugin {plugin}: memory_mb {asked_mb} is above the maximum of {max_mb}")]
@@ -147,6 +162,9 @@ pub struct PluginSpec {
     pub settings: BTreeMap<String, String>,
     /// Secrets handed to the plugin, never logged.
     pub secrets: BTreeMap<String, String>,
+    /// PEM certificates its HTTPS receivers may chain to, besides the webpki roots. By
+    /// default none.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The runtime: an engine, a linker with everything plugins may import, the compile cache and
@@ -158,6 +176,7 @@ pub struct PluginRuntime {
     kv: KvStore,
     max_memory_bytes: usize,
     stand_in: Option<std::net::SocketAddr>,
+    resolver: Arc<dyn Resolver>,
 }
 
 impl PluginRuntime {
@@ -176,6 +195,7 @@ impl PluginRuntime {
             kv,
             max_memory_bytes: config.max_memory_bytes,
             stand_in: config.stand_in,
+            resolver: config.resolver,
         })
     }
 
@@ -199,6 +219,18 @@ impl PluginRuntime {
                 max_mb: self.max_memory_bytes >> 20,
             });
         }
+        let policy = Arc::new(policy);
+        let sender = sender::Sender::new(
+            policy.clone(),
+            spec.limits,
+            self.resolver.clone(),
+            spec.ca_file.as_deref(),
+            self.stand_in,
+        )
+        .map_err(|source| LoadError::Tls {
+            plugin: plugin.clone(),
+            source,
+        })?;
         let link_error = |error: wasmtime::Error| LoadError::Link {
             plugin: plugin.clone(),
             message: format!("{error:#}"),
@@ -224,8 +256,8 @@ impl PluginRuntime {
                 settings: spec.settings,
                 secrets: spec.secrets,
                 limits: spec.limits,
-                policy: Arc::new(policy),
-                stand_in: self.stand_in,
+                policy,
+                sender: Arc::new(sender),
             }),
             pre,
             engine: self.engine.clone(),
@@ -312,7 +344,10 @@ impl Plugin {
     pub async fn deliver(&self, request: DeliveryRequest<'_>) -> DeliveryOutcome {
         let started = Instant::now();
         let call_id = request.event.call_id().to_string();
-        let outcome = self.run(request, &call_id).await;
+        let outcome = self
+            .run(request, &call_id)
+            .await
+            .capped(bounds::MAX_MESSAGE);
         let plugin = self.name();
         let version = self.api_version();
         let event = request.event.name();
@@ -351,11 +386,16 @@ impl Plugin {
             tokio::time::timeout(limits.timeout + OUTER_GRACE, run).await
         };
         let state = store.data();
-        let refused = state
-            .refusals()
+        let refusals = state.refusals();
+        let refused = refusals
             .iter()
             .map(|r| format!("; egress refused: {r}"))
             .collect::<String>();
+        if let Some(hit) = refusals.iter().find(|r| r.is_limit()) {
+            return DeliveryOutcome::Failed {
+                message: format!("stopped at a host limit: {hit}{refused}"),
+            };
+        }
         match result {
             Err(_elapsed) => DeliveryOutcome::Failed {
                 message: format!(
@@ -419,6 +459,9 @@ fn describe_trap(error: &wasmtime::Error, state: &PluginState, limits: PluginLim
             "stopped: the plugin computed for longer than its time limit of {} ms (timeout_ms)",
             limits.timeout.as_millis()
         );
+    }
+    if let Some(message) = bounds::table_full(error) {
+        return message;
     }
     let stderr = state.stderr();
     let stderr = if stderr.is_empty() {

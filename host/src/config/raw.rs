@@ -307,6 +307,12 @@ pub(crate) struct RawPlugin {
     /// port). Private and loopback addresses need an entry naming the host exactly.
     /// By default none (for `generic-webhook`: the origins of its URLs).
     pub allowed_hosts: Option<Loc<Vec<Loc<String>>>>,
+    /// A PEM file of CA certificates its HTTPS receivers may chain to, on top of the public
+    /// web (webpki) roots, for a CRM behind a private CA. To trust the system's roots instead,
+    /// name the system bundle, e.g. `"/etc/ssl/certs/ca-certificates.crt"` (Debian, Ubuntu) or
+    /// `"/etc/pki/tls/certs/ca-bundle.crt"` (Fedora, RHEL). Relative to this file. Changing it
+    /// takes effect at the next reload. By default none.
+    pub ca_file: Option<Loc<String>>,
     /// The most linear memory the plugin may use, in MiB: 1 to 1024. By default 64.
     pub memory_mb: Option<Loc<u64>>,
     /// The time one delivery may take, HTTP requests included, in milliseconds: 1 to 600000.

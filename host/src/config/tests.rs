@@ -426,6 +426,46 @@ fn rejects_bad_allowed_host() {
 }
 
 #[test]
+fn rejects_a_plugin_ca_file_without_certificates() {
+    let dir = Dir::new();
+    dir.write("not-pem.txt", "hello\n");
+    let text = format!(
+        "{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\nca_file = \"missing.pem\"\n[[plugin]]\nname = \"y\"\npath = \"y.wasm\"\nca_file = \"not-pem.txt\"\n"
+    );
+    let errors: Vec<String> = match dir.load("callhook.toml", &text) {
+        Ok(_) => panic!("expected errors"),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    };
+    assert_error(&errors, "callhook.toml:8", "plugin.ca_file", "missing.pem");
+    assert_error(
+        &errors,
+        "callhook.toml:12",
+        "plugin.ca_file",
+        "no PEM certificate",
+    );
+}
+
+#[test]
+fn accepts_a_plugin_ca_file_of_pem_certificates() {
+    let dir = Dir::new();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let ca = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let path = dir.write("certs/ca.pem", &ca.pem());
+    let config = dir
+        .load(
+            "callhook.toml",
+            &format!(
+                "{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\nca_file = \"certs/ca.pem\"\n"
+            ),
+        )
+        .unwrap();
+    assert_eq!(config.plugins[0].ca_file, Some(path));
+}
+
+#[test]
 fn rejects_bad_values_of_the_builtin_plugin() {
     let errors = errors(&format!(
         "{PBX}[[plugin]]\nname = \"generic-webhook\"\n[plugin.settings]\npost = 2\nduration_format = \"minutes\"\nwebhok_url = \"https://x.example\"\nevent_alias.incomming = \"x\"\n[plugin.secrets]\nsigning_secret = \"not base64!\"\n"

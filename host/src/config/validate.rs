@@ -301,6 +301,7 @@ impl Validator<'_> {
                 source: PluginSource::Builtin,
                 allowed_hosts: Vec::new(),
                 allowed_hosts_derived: true,
+                ca_file: None,
                 limits: PluginLimits::default(),
                 settings: BTreeMap::new(),
                 secrets: BTreeMap::new(),
@@ -784,6 +785,7 @@ impl Validator<'_> {
             None if builtin => (derive_allowed_hosts(&settings), true),
             None => (Vec::new(), false),
         };
+        let ca_file = raw.ca_file.as_ref().and_then(|file| self.ca_file(file));
         let retry = raw
             .retry
             .as_ref()
@@ -794,6 +796,7 @@ impl Validator<'_> {
             source,
             allowed_hosts,
             allowed_hosts_derived,
+            ca_file,
             limits: PluginLimits {
                 memory_bytes: (memory_mb as usize) << 20,
                 timeout: Duration::from_millis(timeout_ms),
@@ -809,6 +812,23 @@ impl Validator<'_> {
                     .place(&name.at, Some("plugin.name".to_string())),
             ),
         })
+    }
+
+    /// A plugin's `ca_file`, if it reads as PEM with at least one certificate.
+    fn ca_file(&mut self, file: &Loc<String>) -> Option<PathBuf> {
+        let path = self.path(file).path;
+        match crate::runtime::sender::client_config(Some(&path)) {
+            Ok(_) => Some(path),
+            Err(error) => {
+                self.invalid(
+                    &file.at,
+                    "plugin.ca_file",
+                    "a PEM file of CA certificates, such as \"/etc/ssl/certs/ca-certificates.crt\"",
+                    error.to_string(),
+                );
+                None
+            }
+        }
     }
 
     fn settings(&mut self, raw: &RawPlugin, builtin: bool) -> BTreeMap<String, String> {

@@ -1,7 +1,9 @@
 //! Integration tests of the host, compiled as one binary.
 
+mod bounds;
 mod chaos;
 mod cli;
+mod egress;
 mod package;
 mod pbx;
 mod pipeline;
