@@ -318,6 +318,9 @@ pub(crate) struct RawPlugin {
     /// The time one delivery may take, HTTP requests included, in milliseconds: 1 to 600000.
     /// By default 10000.
     pub timeout_ms: Option<Loc<u64>>,
+    /// The longest response body the plugin may receive, in KiB: 1 to 65536. A longer one
+    /// fails the delivery. By default 4096 (4 MiB).
+    pub max_response_kb: Option<Loc<u64>>,
     /// Plain settings handed to the plugin: strings, numbers and booleans (as text). Nested
     /// tables are flattened with dots: `[plugin.settings.event_alias] incoming = "x"` is the
     /// setting `event_alias.incoming`. By default none.

@@ -359,6 +359,31 @@ fn rejects_delivery_limits_out_of_range() {
 }
 
 #[test]
+fn rejects_max_response_kb_out_of_range() {
+    for bad in ["0", "65537"] {
+        let errors = errors(&format!(
+            "{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\nmax_response_kb = {bad}\n"
+        ));
+        assert_error(
+            &errors,
+            "callhook.toml:8",
+            "plugin.max_response_kb",
+            "from 1 to 65536",
+        );
+    }
+}
+
+#[test]
+fn accepts_max_response_kb_and_defaults_it_to_4_mib() {
+    let config = load_toml(&format!(
+        "{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\nmax_response_kb = 64\n[[plugin]]\nname = \"y\"\npath = \"y.wasm\"\n"
+    ))
+    .unwrap();
+    assert_eq!(config.plugins[0].limits.max_response_bytes, 64 << 10);
+    assert_eq!(config.plugins[1].limits.max_response_bytes, 4 << 20);
+}
+
+#[test]
 fn rejects_missing_required_key() {
     let errors = errors("[pbx]\nurl = \"https://pbx.example.com\"\nclient_secret = \"s\"\n");
     assert_error(

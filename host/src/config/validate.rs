@@ -745,6 +745,13 @@ impl Validator<'_> {
             PluginLimits::MAX_TIMEOUT.as_millis() as u64,
             PluginLimits::DEFAULT_TIMEOUT.as_millis() as u64,
         );
+        let max_response_kb = self.count(
+            &raw.max_response_kb,
+            "plugin.max_response_kb",
+            "KiB",
+            u64::from(PluginLimits::MAX_MAX_RESPONSE_KB),
+            u64::from(PluginLimits::DEFAULT_MAX_RESPONSE_KB),
+        );
         let concurrency = self.count(
             &raw.concurrency,
             "plugin.concurrency",
@@ -800,6 +807,7 @@ impl Validator<'_> {
             limits: PluginLimits {
                 memory_bytes: (memory_mb as usize) << 20,
                 timeout: Duration::from_millis(timeout_ms),
+                max_response_bytes: max_response_kb << 10,
                 ..PluginLimits::default()
             },
             settings,

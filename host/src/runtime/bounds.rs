@@ -1,6 +1,7 @@
 //! Bounds on what one delivery makes the host hold outside the plugin's own memory: outgoing
-//! requests in flight, request headers, response bodies, resource table entries, the list of
-//! refusals, and the length of the messages a delivery's outcome carries.
+//! requests in flight, request headers, resource table entries, the list of refusals, and the
+//! length of the messages a delivery's outcome carries. (The bound on a response body is the
+//! plugin's `max_response_kb`, [`PluginLimits::max_response_bytes`](super::PluginLimits).)
 //!
 //! Each bound is a constant here, so the operator-facing message and the check share one
 //! number. A bound reached is recorded as a [`Refusal::Limit`] naming it; the runtime then
@@ -17,8 +18,6 @@ pub const MAX_CONCURRENT_REQUESTS: usize = 8;
 pub const MAX_REQUEST_HEADERS: usize = 64;
 /// Bytes of header names and values one outgoing request may carry.
 pub const MAX_REQUEST_HEADER_BYTES: usize = 16 << 10;
-/// Bytes of one response body the host passes to a plugin.
-pub const MAX_RESPONSE_BYTES: u64 = 4 << 20;
 /// Entries (streams, requests, header sets, pollables, ...) one instance's resource table may
 /// hold at once. The SDK's requests use a handful each.
 pub const MAX_TABLE_ENTRIES: usize = 1000;

@@ -15,6 +15,9 @@ pub struct PluginLimits {
     /// Time from sending a request to the first byte of the answer, and between bytes.
     /// By default 10 s. The whole delivery is still bounded by `timeout`.
     pub response_timeout: Duration,
+    /// Bytes of one response body the host passes to the plugin; a longer body fails the
+    /// delivery. By default [`PluginLimits::DEFAULT_MAX_RESPONSE_KB`] KiB.
+    pub max_response_bytes: u64,
 }
 
 impl PluginLimits {
@@ -24,6 +27,10 @@ impl PluginLimits {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
     /// The longest time for one delivery `timeout_ms` may set: 10 minutes.
     pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+    /// The default bound on one response body (`max_response_kb`), in KiB.
+    pub const DEFAULT_MAX_RESPONSE_KB: u32 = 4096;
+    /// The largest bound on one response body `max_response_kb` may set, in KiB: 64 MiB.
+    pub const MAX_MAX_RESPONSE_KB: u32 = 64 << 10;
 }
 
 impl Default for PluginLimits {
@@ -33,6 +40,7 @@ impl Default for PluginLimits {
             timeout: Self::DEFAULT_TIMEOUT,
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(10),
+            max_response_bytes: u64::from(Self::DEFAULT_MAX_RESPONSE_KB) << 10,
         }
     }
 }

@@ -126,8 +126,9 @@ impl Sender {
         .map_err(|_| Error::HttpResponseTimeout)?
         .map_err(|error| classify(error, bounds))?;
         let bounds = bounds.clone();
+        let max_bytes = self.limits.max_response_bytes;
         Ok(head.map(|incoming| {
-            body::ResponseBody::new(incoming, between_bytes, bounds, slot).boxed_unsync()
+            body::ResponseBody::new(incoming, between_bytes, max_bytes, bounds, slot).boxed_unsync()
         }))
     }
 

@@ -2,24 +2,31 @@
 //! it, probed with the sandbox probe over real sockets.
 
 use crate::support::*;
-use callhook::runtime::DeliveryOutcome;
-use callhook::runtime::bounds::{
-    MAX_CONCURRENT_REQUESTS, MAX_MESSAGE, MAX_RESPONSE_BYTES, MAX_TABLE_ENTRIES,
-};
+use callhook::runtime::bounds::{MAX_CONCURRENT_REQUESTS, MAX_MESSAGE, MAX_TABLE_ENTRIES};
+use callhook::runtime::{DeliveryOutcome, PluginLimits};
 
 fn failed_with(outcome: &DeliveryOutcome, needle: &str) -> bool {
     matches!(outcome, DeliveryOutcome::Failed { message } if message.contains(needle))
 }
 
-/// Runs the probe in `mode` against `url` with `settings` and reports the outcome.
+/// Runs the probe against `url` with `settings` and reports the outcome.
 async fn probe_outcome(url: &str, settings: &[(&str, &str)]) -> DeliveryOutcome {
+    probe_outcome_within(PluginLimits::default(), url, settings).await
+}
+
+/// Like [`probe_outcome`], with `limits`.
+async fn probe_outcome_within(
+    limits: PluginLimits,
+    url: &str,
+    settings: &[(&str, &str)],
+) -> DeliveryOutcome {
     let (_dir, runtime) = runtime();
     let origin = url.split('/').take(3).collect::<Vec<_>>().join("/");
     let mut all = vec![("url", url)];
     all.extend_from_slice(settings);
-    let plugin = runtime
-        .load(spec("bounded", &probe(), &[&origin], &all))
-        .unwrap();
+    let mut spec = spec("bounded", &probe(), &[&origin], &all);
+    spec.limits = limits;
+    let plugin = runtime.load(spec).unwrap();
     deliver(&plugin, &ringing()).await
 }
 
@@ -72,24 +79,31 @@ async fn too_many_or_too_large_headers_fail_the_delivery() {
 }
 
 #[tokio::test]
-async fn a_response_body_over_the_limit_fails_the_delivery() {
+async fn a_response_body_over_max_response_kb_fails_the_delivery() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let big = vec![b'x'; MAX_RESPONSE_BYTES as usize + 1];
     let app = axum::Router::new()
-        .route("/big", axum::routing::get(move || async move { big }))
-        .route("/small", axum::routing::get(|| async { "ok" }));
+        .route("/big", axum::routing::get(|| async { vec![b'x'; 8 << 10] }))
+        .route(
+            "/small",
+            axum::routing::get(|| async { vec![b'x'; 4 << 10] }),
+        );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let outcome = probe_outcome(&format!("http://{address}/big"), &[("mode", "fetch")]).await;
-    assert!(
-        failed_with(
-            &outcome,
-            &format!("(response body bytes: {MAX_RESPONSE_BYTES})")
-        ),
-        "{outcome:?}"
-    );
-    let outcome = probe_outcome(&format!("http://{address}/small"), &[("mode", "fetch")]).await;
+    let limits = PluginLimits {
+        max_response_bytes: 4 << 10,
+        ..PluginLimits::default()
+    };
+    let big = format!("http://{address}/big");
+    let outcome = probe_outcome_within(limits, &big, &[("mode", "fetch")]).await;
+    assert!(failed_with(&outcome, "(max_response_kb: 4)"), "{outcome:?}");
+    let small = format!("http://{address}/small");
+    let outcome = probe_outcome_within(limits, &small, &[("mode", "fetch")]).await;
     assert_eq!(outcome, DeliveryOutcome::Delivered);
+    // The default bound lets the larger body through.
+    assert_eq!(
+        probe_outcome(&big, &[("mode", "fetch")]).await,
+        DeliveryOutcome::Delivered
+    );
 }
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 //! A response body as the plugin reads it: with the between-bytes time-out of the request,
-//! cut at [`MAX_RESPONSE_BYTES`], holding the request's slot among those in flight until it
+//! cut at the plugin's `max_response_kb`, holding the request's slot among those in flight until it
 //! is done or dropped.
 
-use crate::runtime::bounds::{DeliveryBounds, MAX_RESPONSE_BYTES, limit};
+use crate::runtime::bounds::{DeliveryBounds, limit};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -12,12 +12,13 @@ use wasmtime_wasi_http::Error;
 
 /// [`Incoming`] with the host's bounds: fails with [`Error::ConnectionReadTimeout`] when no
 /// frame arrives within `between_bytes`, and with [`Error::HttpResponseBodySize`] (recording
-/// the limit) past [`MAX_RESPONSE_BYTES`].
+/// the limit) past `max_bytes`.
 pub struct ResponseBody {
     incoming: Incoming,
     between_bytes: Duration,
     deadline: Pin<Box<tokio::time::Sleep>>,
     read: u64,
+    max_bytes: u64,
     bounds: DeliveryBounds,
     slot: Option<OwnedSemaphorePermit>,
 }
@@ -27,6 +28,7 @@ impl ResponseBody {
     pub fn new(
         incoming: Incoming,
         between_bytes: Duration,
+        max_bytes: u64,
         bounds: DeliveryBounds,
         slot: OwnedSemaphorePermit,
     ) -> Self {
@@ -35,6 +37,7 @@ impl ResponseBody {
             between_bytes,
             deadline: Box::pin(tokio::time::sleep(between_bytes)),
             read: 0,
+            max_bytes,
             bounds,
             slot: Some(slot),
         }
@@ -63,15 +66,14 @@ impl Body for ResponseBody {
             Poll::Ready(Some(Ok(frame))) => {
                 let size = frame.data_ref().map_or(0, |data| data.len() as u64);
                 this.read += size;
-                if this.read > MAX_RESPONSE_BYTES {
+                if this.read > this.max_bytes {
                     this.bounds.refuse(limit(
                         "a response body longer than allowed".into(),
-                        "response body bytes",
-                        MAX_RESPONSE_BYTES,
+                        "max_response_kb",
+                        this.max_bytes >> 10,
                     ));
-                    return this.end(Some(Err(Error::HttpResponseBodySize(Some(
-                        MAX_RESPONSE_BYTES,
-                    )))));
+                    let max = Some(this.max_bytes);
+                    return this.end(Some(Err(Error::HttpResponseBodySize(max))));
                 }
                 let next = tokio::time::Instant::now() + this.between_bytes;
                 this.deadline.as_mut().reset(next);
