@@ -310,8 +310,8 @@ pub(crate) struct RawPlugin {
     /// A PEM file of CA certificates its HTTPS receivers may chain to, on top of the public
     /// web (webpki) roots, for a CRM behind a private CA. To trust the system's roots instead,
     /// name the system bundle, e.g. `"/etc/ssl/certs/ca-certificates.crt"` (Debian, Ubuntu) or
-    /// `"/etc/pki/tls/certs/ca-bundle.crt"` (Fedora, RHEL). Relative to this file. Changing it
-    /// takes effect at the next reload. By default none.
+    /// `"/etc/pki/tls/certs/ca-bundle.crt"` (Fedora, RHEL). Relative to this file. The file is
+    /// watched like the configuration: a change reloads the plugins. By default none.
     pub ca_file: Option<Loc<String>>,
     /// The most linear memory the plugin may use, in MiB: 1 to 1024. By default 64.
     pub memory_mb: Option<Loc<u64>>,
