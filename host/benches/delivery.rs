@@ -64,6 +64,7 @@ fn bench(c: &mut Criterion) {
             limits: PluginLimits::default(),
             settings: [("webhook_url".to_string(), url.clone())].into(),
             secrets: Default::default(),
+            ca_file: None,
         })
         .unwrap();
     let event = event();

@@ -165,6 +165,9 @@ pub struct PluginConfig {
     pub allowed_hosts: Vec<String>,
     /// Whether `allowed_hosts` was derived from the `generic-webhook` URLs rather than written.
     pub allowed_hosts_derived: bool,
+    /// A PEM file of extra CA certificates for its HTTPS requests, already checked to hold
+    /// at least one. By default none.
+    pub ca_file: Option<PathBuf>,
     /// Memory and time limits.
     pub limits: PluginLimits,
     /// Plain settings, flattened (`event_alias.incoming`).

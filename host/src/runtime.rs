@@ -21,12 +21,14 @@
 //!   added to one linker, and [`versions::PluginPre`] over them, matched exhaustively. What 0.2
 //!   adds beyond the event (E.164, the user list, recording bytes) comes from [`HostServices`].
 
+pub mod bounds;
 mod builtin;
 mod cache;
 pub mod egress;
 mod kv_store;
 pub mod limits;
 mod outcome;
+pub mod sender;
 mod services;
 mod since_v0_1_0;
 mod since_v0_2_0;
@@ -40,6 +42,7 @@ pub use egress::{EgressPolicy, PatternError, Refusal};
 pub use kv_store::{KvError, KvQuota, KvStore};
 pub use limits::PluginLimits;
 pub use outcome::DeliveryOutcome;
+pub use sender::{Resolution, Resolver, SystemResolver, TlsError};
 pub use services::{HostServices, RecordingFiles};
 pub use versions::{ApiVersion, VersionError};
 
@@ -77,6 +80,9 @@ pub struct RuntimeConfig {
     /// What contract 0.2 plugins learn from the host besides the event: E.164 numbers, the
     /// PBX's users, the MP3s. By default none of it (see [`HostServices`]).
     pub services: HostServices,
+    /// Looks up the names plugins send requests to. By default the system's resolver; tests
+    /// give a fake.
+    pub resolver: Arc<dyn Resolver>,
 }
 
 /// The header that carries a request's real destination to a stand-in.
@@ -101,6 +107,7 @@ impl Default for RuntimeConfig {
             max_memory_bytes: Self::MAX_MEMORY_MB << 20,
             stand_in: None,
             services: HostServices::default(),
+            resolver: Arc::new(SystemResolver),
         }
     }
 }
@@ -123,6 +130,14 @@ pub enum LoadError {
         plugin: String,
         /// The bad entry.
         source: PatternError,
+    },
+    /// The `ca_file` could not be used.
+    #[error("plugin {plugin}: {source}")]
+    Tls {
+        /// The plugin's name.
+        plugin: String,
+        /// What is wrong with it.
+        source: TlsError,
     },
     /// The memory cap is above what the runtime's pool provides.
     #[error("plugin {plugin}: memory_mb {asked_mb} is above the maximum of {max_mb}")]
@@ -159,6 +174,9 @@ pub struct PluginSpec {
     pub settings: BTreeMap<String, String>,
     /// Secrets handed to the plugin, never logged.
     pub secrets: BTreeMap<String, String>,
+    /// PEM certificates its HTTPS receivers may chain to, besides the webpki roots. By
+    /// default none.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The runtime: an engine, a linker with everything plugins may import, the compile cache and
@@ -171,6 +189,7 @@ pub struct PluginRuntime {
     max_memory_bytes: usize,
     stand_in: Option<std::net::SocketAddr>,
     services: HostServices,
+    resolver: Arc<dyn Resolver>,
 }
 
 impl PluginRuntime {
@@ -191,6 +210,7 @@ impl PluginRuntime {
             max_memory_bytes: config.max_memory_bytes,
             stand_in: config.stand_in,
             services: config.services,
+            resolver: config.resolver,
         })
     }
 
@@ -220,6 +240,18 @@ impl PluginRuntime {
                 max_mb: self.max_memory_bytes >> 20,
             });
         }
+        let policy = Arc::new(policy);
+        let sender = sender::Sender::new(
+            policy.clone(),
+            spec.limits,
+            self.resolver.clone(),
+            spec.ca_file.as_deref(),
+            self.stand_in,
+        )
+        .map_err(|source| LoadError::Tls {
+            plugin: plugin.clone(),
+            source,
+        })?;
         let link_error = |error: wasmtime::Error| LoadError::Link {
             plugin: plugin.clone(),
             message: format!("{error:#}"),
@@ -248,8 +280,8 @@ impl PluginRuntime {
                 settings: spec.settings,
                 secrets: spec.secrets,
                 limits: spec.limits,
-                policy: Arc::new(policy),
-                stand_in: self.stand_in,
+                policy,
+                sender: Arc::new(sender),
             }),
             pre,
             engine: self.engine.clone(),
@@ -340,7 +372,10 @@ impl Plugin {
     pub async fn deliver(&self, request: DeliveryRequest<'_>) -> DeliveryOutcome {
         let started = Instant::now();
         let call_id = request.event.call_id().to_string();
-        let outcome = self.run(request, &call_id).await;
+        let outcome = self
+            .run(request, &call_id)
+            .await
+            .capped(bounds::MAX_MESSAGE);
         let plugin = self.name();
         let version = self.api_version();
         let event = request.event.name();
@@ -384,11 +419,16 @@ impl Plugin {
             tokio::time::timeout(limits.timeout + OUTER_GRACE, run).await
         };
         let state = store.data();
-        let refused = state
-            .refusals()
+        let refusals = state.refusals();
+        let refused = refusals
             .iter()
             .map(|r| format!("; egress refused: {r}"))
             .collect::<String>();
+        if let Some(hit) = refusals.iter().find(|r| r.is_limit()) {
+            return DeliveryOutcome::Failed {
+                message: format!("stopped at a host limit: {hit}{refused}"),
+            };
+        }
         match result {
             Err(_elapsed) => DeliveryOutcome::Failed {
                 message: format!(
@@ -478,6 +518,9 @@ fn describe_trap(error: &wasmtime::Error, state: &PluginState, limits: PluginLim
             "stopped: the plugin computed for longer than its time limit of {} ms (timeout_ms)",
             limits.timeout.as_millis()
         );
+    }
+    if let Some(message) = bounds::table_full(error) {
+        return message;
     }
     let stderr = state.stderr();
     let stderr = if stderr.is_empty() {

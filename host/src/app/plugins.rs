@@ -32,6 +32,7 @@ pub fn load_plugin(runtime: &PluginRuntime, plugin: &PluginConfig) -> anyhow::Re
             limits: plugin.limits,
             settings: plugin.settings.clone(),
             secrets: plugin.expose_secrets(),
+            ca_file: plugin.ca_file.clone(),
         })
         .with_context(|| format!("while loading plugin {}", whence(plugin)))
 }

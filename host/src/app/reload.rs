@@ -74,6 +74,7 @@ impl Reloader {
             if let PluginSource::File(file) = &plugin.source {
                 files.insert(file.path.clone());
             }
+            files.extend(plugin.ca_file.clone());
         }
         files
             .into_iter()

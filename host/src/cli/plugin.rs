@@ -47,8 +47,8 @@ pub fn new(name: &str, dir: Option<PathBuf>, sdk: Option<PathBuf>) -> anyhow::Re
             .replace("{type_name}", &type_name(name))
             .replace("{sdk}", &sdk)
     };
-    write(&dir.join("Cargo.toml"), &fill(CARGO_TOML))?;
-    write(&dir.join("src").join("lib.rs"), &fill(LIB_RS))?;
+    write(&dir.join("Cargo.toml"), fill(CARGO_TOML))?;
+    write(&dir.join("src").join("lib.rs"), fill(LIB_RS))?;
     let file = name.replace('-', "_");
     println!(
         "created {dir}\n\nbuild it:\n  cd {dir} && cargo build --release --target wasm32-wasip2\n\n\

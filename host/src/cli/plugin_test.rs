@@ -88,6 +88,7 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
         limits: PluginLimits::default(),
         settings: args.settings.into_iter().collect::<BTreeMap<_, _>>(),
         secrets: args.secrets.into_iter().collect::<BTreeMap<_, _>>(),
+        ca_file: None,
     })?;
     let now = jiff::Timestamp::now().as_second().max(0) as u64;
     for event in &events {

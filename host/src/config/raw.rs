@@ -317,6 +317,12 @@ pub(crate) struct RawPlugin {
     /// port). Private and loopback addresses need an entry naming the host exactly.
     /// By default none (for `generic-webhook`: the origins of its URLs).
     pub allowed_hosts: Option<Loc<Vec<Loc<String>>>>,
+    /// A PEM file of CA certificates its HTTPS receivers may chain to, on top of the public
+    /// web (webpki) roots, for a CRM behind a private CA. To trust the system's roots instead,
+    /// name the system bundle, e.g. `"/etc/ssl/certs/ca-certificates.crt"` (Debian, Ubuntu) or
+    /// `"/etc/pki/tls/certs/ca-bundle.crt"` (Fedora, RHEL). Relative to this file. The file is
+    /// watched like the configuration: a change reloads the plugins. By default none.
+    pub ca_file: Option<Loc<String>>,
     /// The most linear memory the plugin may use, in MiB: 1 to 1024. By default 64.
     pub memory_mb: Option<Loc<u64>>,
     /// The time one delivery may take, HTTP requests included, in milliseconds: 1 to 600000.
@@ -325,6 +331,9 @@ pub(crate) struct RawPlugin {
     /// The most the plugin may keep in its key-value store, keys and values together, in MiB:
     /// 1 to 1024. By default 1.
     pub kv_quota_mb: Option<Loc<u64>>,
+    /// The longest response body the plugin may receive, in KiB: 1 to 65536. A longer one
+    /// fails the delivery. By default 4096 (4 MiB).
+    pub max_response_kb: Option<Loc<u64>>,
     /// Plain settings handed to the plugin: strings, numbers and booleans (as text). Nested
     /// tables are flattened with dots: `[plugin.settings.event_alias] incoming = "x"` is the
     /// setting `event_alias.incoming`. By default none.

@@ -359,6 +359,31 @@ fn rejects_delivery_limits_out_of_range() {
 }
 
 #[test]
+fn rejects_max_response_kb_out_of_range() {
+    for bad in ["0", "65537"] {
+        let errors = errors(&format!(
+            "{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\nmax_response_kb = {bad}\n"
+        ));
+        assert_error(
+            &errors,
+            "callhook.toml:8",
+            "plugin.max_response_kb",
+            "from 1 to 65536",
+        );
+    }
+}
+
+#[test]
+fn accepts_max_response_kb_and_defaults_it_to_4_mib() {
+    let config = load_toml(&format!(
+        "{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\nmax_response_kb = 64\n[[plugin]]\nname = \"y\"\npath = \"y.wasm\"\n"
+    ))
+    .unwrap();
+    assert_eq!(config.plugins[0].limits.max_response_bytes, 64 << 10);
+    assert_eq!(config.plugins[1].limits.max_response_bytes, 4 << 20);
+}
+
+#[test]
 fn rejects_missing_required_key() {
     let errors = errors("[pbx]\nurl = \"https://pbx.example.com\"\nclient_secret = \"s\"\n");
     assert_error(
@@ -423,6 +448,46 @@ fn rejects_bad_allowed_host() {
         "plugin.allowed_hosts",
         "scheme://host[:port]",
     );
+}
+
+#[test]
+fn rejects_a_plugin_ca_file_without_certificates() {
+    let dir = Dir::new();
+    dir.write("not-pem.txt", "hello\n");
+    let text = format!(
+        "{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\nca_file = \"missing.pem\"\n[[plugin]]\nname = \"y\"\npath = \"y.wasm\"\nca_file = \"not-pem.txt\"\n"
+    );
+    let errors: Vec<String> = match dir.load("callhook.toml", &text) {
+        Ok(_) => panic!("expected errors"),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    };
+    assert_error(&errors, "callhook.toml:8", "plugin.ca_file", "missing.pem");
+    assert_error(
+        &errors,
+        "callhook.toml:12",
+        "plugin.ca_file",
+        "no PEM certificate",
+    );
+}
+
+#[test]
+fn accepts_a_plugin_ca_file_of_pem_certificates() {
+    let dir = Dir::new();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let ca = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let path = dir.write("certs/ca.pem", &ca.pem());
+    let config = dir
+        .load(
+            "callhook.toml",
+            &format!(
+                "{PBX}[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\nca_file = \"certs/ca.pem\"\n"
+            ),
+        )
+        .unwrap();
+    assert_eq!(config.plugins[0].ca_file, Some(path));
 }
 
 #[test]

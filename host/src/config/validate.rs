@@ -305,6 +305,7 @@ impl Validator<'_> {
                 ),
                 allowed_hosts: Vec::new(),
                 allowed_hosts_derived: true,
+                ca_file: None,
                 limits: PluginLimits::default(),
                 settings: BTreeMap::new(),
                 secrets: BTreeMap::new(),
@@ -802,6 +803,13 @@ impl Validator<'_> {
                 d.timeout_ms
             }),
         );
+        let max_response_kb = self.count(
+            &raw.max_response_kb,
+            "plugin.max_response_kb",
+            "KiB",
+            u64::from(PluginLimits::MAX_MAX_RESPONSE_KB),
+            u64::from(PluginLimits::DEFAULT_MAX_RESPONSE_KB),
+        );
         let concurrency = self.count(
             &raw.concurrency,
             "plugin.concurrency",
@@ -844,6 +852,7 @@ impl Validator<'_> {
                 None => (Vec::new(), false),
             },
         };
+        let ca_file = raw.ca_file.as_ref().and_then(|file| self.ca_file(file));
         let retry = raw
             .retry
             .as_ref()
@@ -854,10 +863,12 @@ impl Validator<'_> {
             source,
             allowed_hosts,
             allowed_hosts_derived,
+            ca_file,
             limits: PluginLimits {
                 memory_bytes: (memory_mb as usize) << 20,
                 kv_quota_bytes: Some(kv_quota_mb << 20),
                 timeout: Duration::from_millis(timeout_ms),
+                max_response_bytes: max_response_kb << 10,
                 ..PluginLimits::default()
             },
             settings,
@@ -870,6 +881,23 @@ impl Validator<'_> {
                     .place(&name.at, Some("plugin.name".to_string())),
             ),
         })
+    }
+
+    /// A plugin's `ca_file`, if it reads as PEM with at least one certificate.
+    fn ca_file(&mut self, file: &Loc<String>) -> Option<PathBuf> {
+        let path = self.path(file).path;
+        match crate::runtime::sender::client_config(Some(&path)) {
+            Ok(_) => Some(path),
+            Err(error) => {
+                self.invalid(
+                    &file.at,
+                    "plugin.ca_file",
+                    "a PEM file of CA certificates, such as \"/etc/ssl/certs/ca-certificates.crt\"",
+                    error.to_string(),
+                );
+                None
+            }
+        }
     }
 
     fn settings(&mut self, raw: &RawPlugin, builtin: bool) -> BTreeMap<String, String> {

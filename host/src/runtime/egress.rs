@@ -14,6 +14,7 @@
 //!
 //! Every refusal says what was refused and which setting would allow it.
 
+use super::sender::Resolver;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -103,6 +104,15 @@ pub enum Refusal {
         /// The URL as given.
         url: String,
     },
+    /// A bound on what a delivery makes the host hold was reached (see
+    /// [`bounds`](super::bounds)).
+    #[error("{what}, over the limit ({limit})")]
+    Limit {
+        /// What the plugin did.
+        what: String,
+        /// The bound, named, with its value.
+        limit: String,
+    },
     /// The host name did not resolve.
     #[error("{host} did not resolve: {reason}")]
     Unresolved {
@@ -120,6 +130,11 @@ impl Refusal {
             self,
             Refusal::PrivateAddress { .. } | Refusal::MetadataEndpoint { .. }
         )
+    }
+
+    /// Whether the refusal is a bound reached, which fails the delivery.
+    pub fn is_limit(&self) -> bool {
+        matches!(self, Refusal::Limit { .. })
     }
 }
 
@@ -292,14 +307,20 @@ impl EgressPolicy {
     }
 
     /// Checks a request: its origin against the patterns, then every address its host resolves
-    /// to against the private and metadata ranges.
-    pub async fn check(&self, uri: &http::Uri) -> Result<(), Refusal> {
+    /// to (asking `resolver` once; an IP literal is its own answer) against the private and
+    /// metadata ranges. The answer is the checked addresses, the only ones to connect to.
+    pub async fn check(
+        &self,
+        uri: &http::Uri,
+        resolver: &dyn Resolver,
+    ) -> Result<Vec<IpAddr>, Refusal> {
         let target = Target::from_uri(uri).ok_or_else(|| Refusal::Malformed {
             url: uri.to_string(),
         })?;
         let pattern = self.matching_pattern(&target)?;
-        let addresses = resolve(&target).await?;
-        check_addresses(&target, pattern, &addresses)
+        let addresses = resolve(&target, resolver).await?;
+        check_addresses(&target, pattern, &addresses)?;
+        Ok(addresses)
     }
 
     /// Checks only the request's origin against the patterns, resolving nothing: for requests
@@ -327,17 +348,22 @@ impl EgressPolicy {
     }
 }
 
-async fn resolve(target: &Target) -> Result<Vec<IpAddr>, Refusal> {
+async fn resolve(target: &Target, resolver: &dyn Resolver) -> Result<Vec<IpAddr>, Refusal> {
     if let Ok(address) = target.host.parse::<IpAddr>() {
         return Ok(vec![address]);
     }
-    let addresses = tokio::net::lookup_host((target.host.as_str(), target.port))
+    let unresolved = |reason: String| Refusal::Unresolved {
+        host: target.host.clone(),
+        reason,
+    };
+    let addresses = resolver
+        .resolve(&target.host, target.port)
         .await
-        .map_err(|e| Refusal::Unresolved {
-            host: target.host.clone(),
-            reason: e.to_string(),
-        })?;
-    Ok(addresses.map(|a| a.ip()).collect())
+        .map_err(|e| unresolved(e.to_string()))?;
+    if addresses.is_empty() {
+        return Err(unresolved("no address".into()));
+    }
+    Ok(addresses)
 }
 
 fn check_addresses(
@@ -370,7 +396,8 @@ fn check_addresses(
 }
 
 /// Well-known cloud instance metadata addresses (AWS, GCP, Azure, Oracle, DigitalOcean,
-/// Alibaba, AWS IPv6 and ECS task metadata).
+/// Alibaba, AWS IPv6 and ECS task metadata), also when carried inside an IPv6 address
+/// ([`embedded_ipv4`]).
 fn is_metadata_endpoint(address: IpAddr) -> bool {
     const METADATA: [&str; 4] = [
         "169.254.169.254",
@@ -378,9 +405,15 @@ fn is_metadata_endpoint(address: IpAddr) -> bool {
         "100.100.100.200",
         "fd00:ec2::254",
     ];
-    METADATA
-        .iter()
-        .any(|m| m.parse::<IpAddr>() == Ok(canonical(address)))
+    let address = canonical(address);
+    let embedded = match address {
+        IpAddr::V6(v6) => embedded_ipv4(v6).map(IpAddr::V4),
+        IpAddr::V4(_) => None,
+    };
+    METADATA.iter().any(|m| {
+        let m = m.parse::<IpAddr>();
+        m == Ok(address) || embedded.is_some_and(|e| m == Ok(e))
+    })
 }
 
 /// Maps IPv4-mapped IPv6 addresses to IPv4, so `::ffff:10.0.0.1` is judged as `10.0.0.1`.
@@ -391,11 +424,26 @@ fn canonical(address: IpAddr) -> IpAddr {
     }
 }
 
+/// The IPv4 address an IPv6 address carries by a translation scheme: NAT64
+/// (`64:ff9b::/96`), IPv4-compatible (`::/96`) or 6to4 (`2002::/16`, the gateway's address).
+fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = v6.segments();
+    let last = |hi: u16, lo: u16| std::net::Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    match s {
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] | [0, 0, 0, 0, 0, 0, hi, lo] => Some(last(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(last(hi, lo)),
+        _ => None,
+    }
+}
+
 /// The kind of a non-public address, or `None` for a public one.
+///
+/// IPv6 addresses that reach IPv4 through a translator (NAT64, IPv4-compatible, 6to4) are
+/// special as a whole: what they reach depends on a gateway, not on the name's owner.
 fn special_range(address: IpAddr) -> Option<&'static str> {
     match canonical(address) {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             if v4.is_loopback() {
                 Some("loopback")
             } else if v4.is_private() {
@@ -406,6 +454,10 @@ fn special_range(address: IpAddr) -> Option<&'static str> {
                 Some("non-unicast")
             } else if a == 100 && (64..128).contains(&b) {
                 Some("carrier-grade NAT")
+            } else if a == 192 && b == 0 && c == 0 {
+                Some("IETF protocol assignment")
+            } else if a == 198 && (b == 18 || b == 19) {
+                Some("benchmarking")
             } else if a == 0 || a >= 240 {
                 Some("reserved")
             } else {
@@ -413,15 +465,21 @@ fn special_range(address: IpAddr) -> Option<&'static str> {
             }
         }
         IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
+            let s = v6.segments();
             if v6.is_loopback() {
                 Some("loopback")
             } else if v6.is_unspecified() || v6.is_multicast() {
                 Some("non-unicast")
-            } else if first & 0xfe00 == 0xfc00 {
+            } else if s[0] & 0xfe00 == 0xfc00 {
                 Some("unique-local")
-            } else if first & 0xffc0 == 0xfe80 {
+            } else if s[0] & 0xffc0 == 0xfe80 {
                 Some("link-local")
+            } else if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                Some("NAT64")
+            } else if s[..6] == [0; 6] {
+                Some("IPv4-compatible")
+            } else if s[0] == 0x2002 {
+                Some("6to4")
             } else {
                 None
             }
@@ -443,7 +501,10 @@ mod tests {
         let uri: http::Uri = url.parse().unwrap();
         let target = Target::from_uri(&uri).unwrap();
         if target.host == "localhost" || target.host.parse::<IpAddr>().is_ok() {
-            return policy(patterns).check(&uri).await;
+            return policy(patterns)
+                .check(&uri, &super::super::sender::SystemResolver)
+                .await
+                .map(drop);
         }
         let policy = policy(patterns);
         let pattern = policy.matching_pattern(&target)?;
@@ -549,6 +610,74 @@ mod tests {
                 matches!(
                     check(&["http://*"], url).await,
                     Err(Refusal::MetadataEndpoint { .. })
+                ),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn special_ranges_are_classified() {
+        let cases = [
+            ("0.1.2.3", Some("reserved")),
+            ("192.0.0.8", Some("IETF protocol assignment")),
+            ("192.0.1.1", None),
+            ("198.18.0.1", Some("benchmarking")),
+            ("198.19.255.254", Some("benchmarking")),
+            ("198.20.0.1", None),
+            ("240.0.0.1", Some("reserved")),
+            ("255.255.255.254", Some("reserved")),
+            ("100.64.0.1", Some("carrier-grade NAT")),
+            ("93.184.216.34", None),
+            ("64:ff9b::a00:1", Some("NAT64")),
+            ("64:ff9b::5db8:d822", Some("NAT64")),
+            ("::a00:1", Some("IPv4-compatible")),
+            ("::5db8:d822", Some("IPv4-compatible")),
+            ("2002:a00:1::1", Some("6to4")),
+            ("::ffff:198.18.0.1", Some("benchmarking")),
+            ("2606:2800:220:1::1", None),
+        ];
+        for (address, kind) in cases {
+            assert_eq!(special_range(address.parse().unwrap()), kind, "{address}");
+        }
+    }
+
+    #[test]
+    fn metadata_endpoints_are_recognised_inside_ipv6() {
+        let cases = [
+            ("169.254.169.254", true),
+            ("::ffff:169.254.169.254", true),
+            ("64:ff9b::a9fe:a9fe", true),
+            ("::a9fe:a9fe", true),
+            ("2002:a9fe:a9fe::1", true),
+            ("fd00:ec2::254", true),
+            ("64:ff9b::a00:1", false),
+            ("169.254.169.253", false),
+        ];
+        for (address, metadata) in cases {
+            assert_eq!(
+                is_metadata_endpoint(address.parse().unwrap()),
+                metadata,
+                "{address}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn wildcards_do_not_reach_translated_or_reserved_addresses() {
+        for url in [
+            "https://0.0.0.1/",
+            "https://192.0.0.170/",
+            "https://198.18.5.5/",
+            "https://240.1.2.3/",
+            "https://[64:ff9b::a00:1]/",
+            "https://[::a00:1]/",
+            "https://[2002:a00:1::1]/",
+        ] {
+            assert!(
+                matches!(
+                    check(&["https://*"], url).await,
+                    Err(Refusal::PrivateAddress { .. })
                 ),
                 "{url}"
             );

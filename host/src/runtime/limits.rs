@@ -20,6 +20,9 @@ pub struct PluginLimits {
     ///
     /// [`KvQuota::max_total_bytes`]: super::KvQuota::max_total_bytes
     pub kv_quota_bytes: Option<u64>,
+    /// Bytes of one response body the host passes to the plugin; a longer body fails the
+    /// delivery. By default [`PluginLimits::DEFAULT_MAX_RESPONSE_KB`] KiB.
+    pub max_response_bytes: u64,
 }
 
 impl PluginLimits {
@@ -33,6 +36,10 @@ impl PluginLimits {
     pub const DEFAULT_KV_QUOTA_MB: u64 = 1;
     /// The largest key-value quota `kv_quota_mb` may set, in MiB.
     pub const MAX_KV_QUOTA_MB: u64 = 1024;
+    /// The default bound on one response body (`max_response_kb`), in KiB.
+    pub const DEFAULT_MAX_RESPONSE_KB: u32 = 4096;
+    /// The largest bound on one response body `max_response_kb` may set, in KiB: 64 MiB.
+    pub const MAX_MAX_RESPONSE_KB: u32 = 64 << 10;
 }
 
 impl Default for PluginLimits {
@@ -43,6 +50,7 @@ impl Default for PluginLimits {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(10),
             kv_quota_bytes: None,
+            max_response_bytes: u64::from(Self::DEFAULT_MAX_RESPONSE_KB) << 10,
         }
     }
 }

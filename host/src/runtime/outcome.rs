@@ -69,6 +69,33 @@ impl DeliveryOutcome {
         self
     }
 
+    /// The outcome with its message made one line and cut at `max_bytes` (see
+    /// [`one_line`](crate::text::one_line)): messages carry a plugin's and a receiver's text
+    /// and are stored and logged.
+    pub fn capped(self, max_bytes: usize) -> Self {
+        let cap = |message: String| crate::text::one_line(&message, max_bytes).into_owned();
+        match self {
+            DeliveryOutcome::Delivered => DeliveryOutcome::Delivered,
+            DeliveryOutcome::Retry { message, after } => DeliveryOutcome::Retry {
+                message: cap(message),
+                after,
+            },
+            DeliveryOutcome::Rejected {
+                message,
+                target_gone,
+            } => DeliveryOutcome::Rejected {
+                message: cap(message),
+                target_gone,
+            },
+            DeliveryOutcome::UnknownOutcome { message } => DeliveryOutcome::UnknownOutcome {
+                message: cap(message),
+            },
+            DeliveryOutcome::Failed { message } => DeliveryOutcome::Failed {
+                message: cap(message),
+            },
+        }
+    }
+
     /// The message, if the delivery did not succeed.
     pub fn message(&self) -> Option<&str> {
         match self {

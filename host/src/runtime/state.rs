@@ -3,13 +3,15 @@
 //!
 //! A store lives for exactly one delivery; nothing in it survives to the next.
 
+use super::bounds::{DeliveryBounds, MAX_TABLE_ENTRIES};
 use super::egress::{EgressPolicy, Refusal};
 use super::kv_store::KvStore;
 use super::limits::{MemoryLimiter, PluginLimits};
+use super::sender::{Sender, refused};
 use super::services::HostServices;
 use crate::text::one_line;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -36,8 +38,8 @@ pub struct PluginIdentity {
     pub limits: PluginLimits,
     /// Its egress policy.
     pub policy: Arc<EgressPolicy>,
-    /// Where its requests go instead of their destination, if anywhere.
-    pub stand_in: Option<std::net::SocketAddr>,
+    /// Sends its requests, over its pool of connections.
+    pub sender: Arc<Sender>,
 }
 
 /// The `T` of `Store<T>` for plugins.
@@ -65,14 +67,12 @@ impl PluginState {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
         PluginState {
-            table: ResourceTable::new(),
+            table: bounded_table(),
             wasi,
             http: WasiHttpCtx::new(),
             hooks: EgressHooks {
-                policy: plugin.policy.clone(),
-                limits: plugin.limits,
-                refusals: Arc::default(),
-                stand_in: plugin.stand_in,
+                sender: plugin.sender.clone(),
+                bounds: DeliveryBounds::default(),
             },
             limiter: MemoryLimiter::new(plugin.limits.memory_bytes),
             kv: match plugin.limits.kv_quota_bytes {
@@ -103,11 +103,7 @@ impl PluginState {
 
     /// Requests the egress policy refused during this delivery.
     pub fn refusals(&self) -> Vec<Refusal> {
-        self.hooks
-            .refusals
-            .lock()
-            .expect("refusal list poisoned")
-            .clone()
+        self.hooks.bounds.refusals()
     }
 
     /// What the plugin wrote to stderr, lossily decoded and trimmed.
@@ -172,13 +168,18 @@ impl WasiHttpView for PluginState {
     }
 }
 
-/// Sends a plugin's requests: checks them against its policy, applies the host's time-outs,
-/// and remembers refusals so the delivery result can name them.
+/// A resource table capped at [`MAX_TABLE_ENTRIES`].
+fn bounded_table() -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_TABLE_ENTRIES);
+    table
+}
+
+/// Hands a plugin's requests to its [`Sender`], within the delivery's [`DeliveryBounds`],
+/// which also keep the refusals so the delivery result can name them.
 struct EgressHooks {
-    policy: Arc<EgressPolicy>,
-    limits: PluginLimits,
-    refusals: Arc<Mutex<Vec<Refusal>>>,
-    stand_in: Option<std::net::SocketAddr>,
+    sender: Arc<Sender>,
+    bounds: DeliveryBounds,
 }
 
 type ResponseFuture = Box<
@@ -197,83 +198,16 @@ impl WasiHttpHooks for EgressHooks {
         options: Option<wasmtime_wasi_http::RequestOptions>,
         _response_errors: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> ResponseFuture {
-        let policy = self.policy.clone();
-        let refusals = self.refusals.clone();
-        let options = self.options(options);
-        let stand_in = self.stand_in;
+        let sender = self.sender.clone();
+        let bounds = self.bounds.clone();
+        let slot = bounds.request_slot();
         Box::new(async move {
-            use http_body_util::BodyExt;
-            let mut request = request;
-            let checked = match stand_in {
-                None => policy.check(request.uri()).await,
-                Some(_) => policy.check_origin(request.uri()),
-            };
-            if let Err(refusal) = checked {
-                let error = if refusal.is_address() {
-                    wasmtime_wasi_http::Error::DestinationIpProhibited
-                } else {
-                    wasmtime_wasi_http::Error::HttpRequestDenied
-                };
-                refusals
-                    .lock()
-                    .expect("refusal list poisoned")
-                    .push(refusal);
-                return Err(error);
-            }
-            if let Some(stand_in) = stand_in {
-                redirect_to(&mut request, stand_in)?;
-            }
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
+            let slot = slot.map_err(refused)?;
+            let response = sender.send(request, options, &bounds, slot).await?;
+            // The pool drives the connection; nothing is left to await here.
+            let io = Box::new(std::future::ready(Ok(()))) as Box<dyn Future<Output = _> + Send>;
+            Ok((response, io))
         })
-    }
-}
-
-/// Points `request` at the stand-in over plain HTTP, keeping its path and query and carrying
-/// its real URL in [`ORIGINAL_URL_HEADER`](super::ORIGINAL_URL_HEADER).
-fn redirect_to(
-    request: &mut http::Request<wasmtime_wasi_http::WasiBody>,
-    stand_in: std::net::SocketAddr,
-) -> wasmtime_wasi_http::Result<()> {
-    let original = request.uri().to_string();
-    let path = request
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
-    *request.uri_mut() = http::Uri::builder()
-        .scheme("http")
-        .authority(stand_in.to_string())
-        .path_and_query(path)
-        .build()
-        .map_err(|_| wasmtime_wasi_http::Error::HttpRequestUriInvalid)?;
-    let value = http::HeaderValue::from_str(&original)
-        .map_err(|_| wasmtime_wasi_http::Error::HttpRequestUriInvalid)?;
-    request
-        .headers_mut()
-        .insert(super::ORIGINAL_URL_HEADER, value);
-    Ok(())
-}
-
-impl EgressHooks {
-    /// The guest's time-outs, capped by the host's.
-    fn options(
-        &self,
-        guest: Option<wasmtime_wasi_http::RequestOptions>,
-    ) -> wasmtime_wasi_http::RequestOptions {
-        let guest = guest.unwrap_or_default();
-        let response = self.limits.response_timeout;
-        let cap =
-            |asked: Option<std::time::Duration>, ours| Some(asked.map_or(ours, |a| a.min(ours)));
-        wasmtime_wasi_http::RequestOptions {
-            connect_timeout: cap(guest.connect_timeout, self.limits.connect_timeout),
-            first_byte_timeout: cap(guest.first_byte_timeout, response),
-            between_bytes_timeout: cap(guest.between_bytes_timeout, response),
-        }
     }
 }
 
@@ -281,6 +215,7 @@ impl EgressHooks {
 mod tests {
     use super::*;
     use crate::runtime::kv_store::KvQuota;
+    use std::sync::Mutex;
 
     /// A log writer the test can read back.
     #[derive(Clone, Default)]
@@ -307,8 +242,17 @@ mod tests {
             settings: BTreeMap::new(),
             secrets: BTreeMap::new(),
             limits: PluginLimits::default(),
-            policy: Arc::new(EgressPolicy::new::<&str>(&[]).unwrap()),
-            stand_in: None,
+            policy: Arc::default(),
+            sender: Arc::new(
+                Sender::new(
+                    Arc::default(),
+                    PluginLimits::default(),
+                    Arc::new(crate::runtime::SystemResolver),
+                    None,
+                    None,
+                )
+                .unwrap(),
+            ),
         });
         let state = PluginState::new(
             plugin,

@@ -1,8 +1,10 @@
 //! Integration tests of the host, compiled as one binary.
 
+mod bounds;
 mod chaos;
 mod cli;
 mod contract;
+mod egress;
 mod package;
 mod pbx;
 mod pipeline;

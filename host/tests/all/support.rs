@@ -451,6 +451,7 @@ pub fn spec(
         limits: PluginLimits::default(),
         settings: to_map(settings),
         secrets: BTreeMap::new(),
+        ca_file: None,
     }
 }
 

@@ -7,10 +7,15 @@
 //! - `panic`: panics;
 //! - `echo`: logs, then `POST {url}` with its settings, the secret `token`, and the delivery;
 //! - `kv`: stores the call id under `last`, reads it back, and posts what the store holds
-//!   and the outcome of writing a value of `kv_value_size` bytes to `{url}`.
+//!   and the outcome of writing a value of `kv_value_size` bytes to `{url}`;
+//! - `parallel`: starts `count` `GET {url}` at once, then waits for them all;
+//! - `headers`: `GET {url}` with `count` header fields of `size` bytes each;
+//! - `resources`: creates `count` header sets and keeps them all.
 
 use callhook_plugin_sdk::http::Request;
 use callhook_plugin_sdk::{self as sdk, Delivery, DeliveryError, Plugin};
+use sdk::wit::wasi::http::outgoing_handler;
+use sdk::wit::wasi::http::types::{Fields, OutgoingBody, OutgoingRequest, Scheme};
 use serde_json::json;
 
 /// The probe, configured for one delivery.
@@ -73,9 +78,66 @@ impl Plugin for SandboxProbe {
                     .error_for_status()?;
                 Ok(())
             }
+            "parallel" => parallel(&self.url, number("count")),
+            "headers" => {
+                let value = "v".repeat(number("size"));
+                let mut request = Request::get(&self.url);
+                for n in 0..number("count") {
+                    request = request.header(&format!("x-probe-{n}"), &value);
+                }
+                request.send()?.error_for_status()?;
+                Ok(())
+            }
+            "resources" => {
+                let kept: Vec<Fields> = (0..number("count")).map(|_| Fields::new()).collect();
+                std::hint::black_box(&kept);
+                Ok(())
+            }
             other => Err(DeliveryError::permanent(format!("unknown mode {other:?}"))),
         }
     }
+}
+
+/// The setting `name` as a number, 0 when missing.
+fn number(name: &str) -> usize {
+    sdk::settings::get(name)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Starts `count` GET requests to `url` before waiting for any.
+fn parallel(url: &str, count: usize) -> Result<(), DeliveryError> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let scheme = if scheme == "https" {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    let mut pending = Vec::new();
+    for _ in 0..count {
+        let request = OutgoingRequest::new(Fields::new());
+        let _ = request.set_scheme(Some(&scheme));
+        let _ = request.set_authority(Some(authority));
+        let _ = request.set_path_with_query(Some(if path.is_empty() { "/" } else { path }));
+        let body = request.body().expect("a new request's body");
+        match outgoing_handler::handle(request, None) {
+            Ok(future) => {
+                OutgoingBody::finish(body, None)
+                    .map_err(|e| DeliveryError::retryable(format!("{e:?}")))?;
+                pending.push(future);
+            }
+            Err(error) => return Err(DeliveryError::retryable(format!("{error:?}"))),
+        }
+    }
+    for future in &pending {
+        future.subscribe().block();
+        match future.get() {
+            Some(Ok(Ok(_response))) => {}
+            other => return Err(DeliveryError::retryable(format!("{other:?}"))),
+        }
+    }
+    Ok(())
 }
 
 fn spin() -> ! {

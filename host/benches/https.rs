@@ -1,0 +1,167 @@
+//! Deliveries over HTTPS to a local receiver (test CA through `ca_file`) with the default
+//! plugin: with connection reuse (the plugin's pool) and without (the receiver closes every
+//! connection), next to native `reqwest` with keep-alive on the same receiver. Prints
+//! deliveries per second, p50 and p99 latency, TLS handshakes per 1000 deliveries, and the
+//! host overhead per delivery (wasm with reuse − native with keep-alive, mean).
+//!
+//! Run: `CARGO_TARGET_DIR=target/bench cargo bench -p callhook --bench https`. Figures go to
+//! `docs/benchmarks.md`.
+
+#[path = "support/https_receiver.rs"]
+mod https_receiver;
+
+use callhook::calls::event::{CallEvent, CallId, Offered, UserType};
+use callhook::runtime::{
+    DeliveryOutcome, DeliveryRequest, GENERIC_WEBHOOK_WASM, PluginLimits, PluginSpec, RuntimeConfig,
+};
+use https_receiver::HttpsReceiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Deliveries measured per case, after [`WARM_UP`] unmeasured ones.
+const DELIVERIES: usize = 2000;
+const WARM_UP: usize = 100;
+
+fn event() -> CallEvent {
+    CallEvent::Ringing(Offered {
+        id: CallId {
+            stamp: "210701165649".into(),
+            pbx_call_id: 782,
+            link: 0,
+        },
+        caller_id: "+425630434343".into(),
+        did: "CompanyDID".into(),
+        user: "120".into(),
+        user_type: UserType::Queue,
+        facts: Default::default(),
+    })
+}
+
+/// Latencies of one case, and the receiver's handshakes during it.
+struct Measured {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+    handshakes: usize,
+}
+
+impl Measured {
+    fn print(&self, name: &str) {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        let at = |q: f64| sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)];
+        println!(
+            "{name:<40} {:>8.0} deliveries/s  p50 {:>7.1?}  p99 {:>7.1?}  mean {:>7.1?}  {:>6.1} handshakes/1000",
+            sorted.len() as f64 / self.elapsed.as_secs_f64(),
+            at(0.50),
+            at(0.99),
+            self.mean(),
+            self.handshakes as f64 * 1000.0 / sorted.len() as f64,
+        );
+    }
+
+    fn mean(&self) -> Duration {
+        self.latencies.iter().sum::<Duration>() / self.latencies.len() as u32
+    }
+}
+
+/// Runs `one` [`WARM_UP`] + [`DELIVERIES`] times in a row, timing the last ones.
+async fn measure<F: Future<Output = ()>>(
+    receiver: &HttpsReceiver,
+    mut one: impl FnMut() -> F,
+) -> Measured {
+    for _ in 0..WARM_UP {
+        one().await;
+    }
+    let handshakes = receiver.handshakes();
+    let mut latencies = Vec::with_capacity(DELIVERIES);
+    let started = Instant::now();
+    for _ in 0..DELIVERIES {
+        let at = Instant::now();
+        one().await;
+        latencies.push(at.elapsed());
+    }
+    Measured {
+        latencies,
+        elapsed: started.elapsed(),
+        handshakes: receiver.handshakes() - handshakes,
+    }
+}
+
+/// Wasm deliveries with the default plugin to `receiver`.
+async fn wasm(receiver: &HttpsReceiver, ca_file: &std::path::Path) -> Measured {
+    let dir = tempfile::tempdir().unwrap();
+    let db = redb::Database::create(dir.path().join("bench.redb")).unwrap();
+    let runtime = callhook::app::plugins::runtime(Arc::new(db), RuntimeConfig::default()).unwrap();
+    let origin = format!("https://localhost:{}", receiver.port);
+    let plugin = runtime
+        .load(PluginSpec {
+            name: "generic-webhook".into(),
+            wasm: GENERIC_WEBHOOK_WASM.into(),
+            allowed_hosts: vec![origin.clone()],
+            limits: PluginLimits::default(),
+            settings: [("webhook_url".to_string(), format!("{origin}/hook"))].into(),
+            secrets: Default::default(),
+            ca_file: Some(ca_file.to_path_buf()),
+        })
+        .unwrap();
+    let event = event();
+    let key = event.key();
+    measure(receiver, || async {
+        let outcome = plugin
+            .deliver(DeliveryRequest {
+                event: &event,
+                idempotency_key: &key,
+                attempt: 1,
+                timestamp: 1_614_265_330,
+                replayed: false,
+            })
+            .await;
+        assert_eq!(outcome, DeliveryOutcome::Delivered);
+    })
+    .await
+}
+
+/// The same GET with `reqwest`, keep-alive on.
+async fn native(receiver: &HttpsReceiver) -> Measured {
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(receiver.ca_pem.as_bytes()).unwrap())
+        .resolve(
+            "localhost",
+            std::net::SocketAddr::from(([127, 0, 0, 1], receiver.port)),
+        )
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
+    let url = format!(
+        "https://localhost:{}/hook?event=ringing&callid=210701165649_782-0",
+        receiver.port
+    );
+    measure(receiver, || async {
+        let response = client.get(&url).send().await.unwrap();
+        assert!(response.status().is_success());
+        response.bytes().await.unwrap();
+    })
+    .await
+}
+
+fn main() {
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    tokio.block_on(async {
+        let ca = tempfile::tempdir().unwrap();
+        let reusing = HttpsReceiver::start(true).await;
+        let closing = HttpsReceiver::start(false).await;
+        let reusing_ca = ca.path().join("reusing.pem");
+        let closing_ca = ca.path().join("closing.pem");
+        std::fs::write(&reusing_ca, &reusing.ca_pem).unwrap();
+        std::fs::write(&closing_ca, &closing.ca_pem).unwrap();
+
+        let with_reuse = wasm(&reusing, &reusing_ca).await;
+        let without_reuse = wasm(&closing, &closing_ca).await;
+        let keep_alive = native(&reusing).await;
+        with_reuse.print("wasm, connections reused");
+        without_reuse.print("wasm, a new connection each");
+        keep_alive.print("native reqwest, keep-alive");
+        let overhead = with_reuse.mean().saturating_sub(keep_alive.mean());
+        println!("host overhead per delivery (mean, wasm reused - native): {overhead:.1?}");
+    });
+}

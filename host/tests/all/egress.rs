@@ -1,0 +1,275 @@
+//! The plugins' own HTTP sender over real sockets: one name lookup per connection, checked
+//! before use; kept-alive connections reused by fresh instances; HTTPS trust through
+//! `ca_file`.
+
+use crate::support::*;
+use callhook::runtime::{DeliveryOutcome, PluginRuntime, Resolution, Resolver, RuntimeConfig};
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A resolver that gives its answers in turn (repeating the last) and counts the lookups.
+#[derive(Debug, Default)]
+struct FakeResolver {
+    answers: Mutex<VecDeque<Vec<IpAddr>>>,
+    lookups: AtomicUsize,
+}
+
+impl FakeResolver {
+    fn answering(answers: &[&str]) -> Arc<Self> {
+        let answers = answers.iter().map(|a| vec![a.parse().unwrap()]).collect();
+        Arc::new(FakeResolver {
+            answers: Mutex::new(answers),
+            lookups: AtomicUsize::new(0),
+        })
+    }
+
+    fn lookups(&self) -> usize {
+        self.lookups.load(Ordering::SeqCst)
+    }
+}
+
+impl Resolver for FakeResolver {
+    fn resolve<'a>(&'a self, _host: &'a str, _port: u16) -> Resolution<'a> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        let mut answers = self.answers.lock().unwrap();
+        let answer = if answers.len() > 1 {
+            answers.pop_front().unwrap()
+        } else {
+            answers.front().cloned().unwrap_or_default()
+        };
+        Box::pin(async move { Ok(answer) })
+    }
+}
+
+/// A runtime whose plugins look names up through `resolver`.
+fn runtime_with(resolver: Arc<FakeResolver>) -> (tempfile::TempDir, PluginRuntime) {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = callhook::runtime::KvStore::new(database(&dir, "egress.redb"), Default::default());
+    let config = RuntimeConfig {
+        resolver,
+        ..RuntimeConfig::default()
+    };
+    (dir, PluginRuntime::new(config, kv).unwrap())
+}
+
+fn port_of(origin: &str) -> u16 {
+    origin.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+fn rejected_with(outcome: &DeliveryOutcome, needle: &str) -> bool {
+    matches!(outcome, DeliveryOutcome::Rejected { message, .. } if message.contains(needle))
+}
+
+/// The name is looked up once, its answer checked and used; a later answer that points at the
+/// metadata endpoint is never connected to without being checked, and is refused.
+#[tokio::test]
+async fn a_name_is_resolved_once_and_a_later_metadata_answer_is_refused() {
+    let sink = Sink::start().await;
+    let port = port_of(&sink.origin());
+    let resolver = FakeResolver::answering(&["127.0.0.1", "169.254.169.254"]);
+    let (_dir, runtime) = runtime_with(resolver.clone());
+    let origin = format!("http://crm.test:{port}");
+    let url = format!("{origin}/ok/pinned");
+    let load = || {
+        runtime
+            .load(spec(
+                "pinned",
+                &probe(),
+                &[&origin],
+                &[("mode", "fetch"), ("url", &url)],
+            ))
+            .unwrap()
+    };
+
+    let plugin = load();
+    for _ in 0..3 {
+        assert_eq!(
+            deliver(&plugin, &ringing()).await,
+            DeliveryOutcome::Delivered
+        );
+    }
+    assert_eq!(sink.wait_for(3).await.len(), 3);
+    assert_eq!(
+        resolver.lookups(),
+        1,
+        "fresh instances reuse the kept-alive, checked connection"
+    );
+
+    // A reloaded plugin has a new, empty pool: it looks the name up again, and this time the
+    // answer is the metadata endpoint.
+    let reloaded = load();
+    let outcome = deliver(&reloaded, &ringing()).await;
+    assert!(
+        rejected_with(
+            &outcome,
+            "resolves to 169.254.169.254, a cloud metadata endpoint"
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(resolver.lookups(), 2);
+    assert_eq!(sink.received().len(), 3, "nothing more reached the sink");
+}
+
+/// An HTTPS receiver whose certificate a test CA issued: the CA as PEM, and the receiver's
+/// address, count of completed TLS handshakes and count of HTTP/2 requests.
+struct HttpsReceiver {
+    ca_pem: String,
+    port: u16,
+    handshakes: Arc<AtomicUsize>,
+    http2_requests: Arc<AtomicUsize>,
+}
+
+impl HttpsReceiver {
+    /// A receiver offering HTTP/1.1 only by ALPN.
+    async fn start() -> HttpsReceiver {
+        Self::offering(&[b"http/1.1"]).await
+    }
+
+    /// A receiver offering `alpn`, serving HTTP/2 when the client picks it.
+    async fn offering(alpn: &[&[u8]]) -> HttpsReceiver {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let handshakes = Arc::new(AtomicUsize::new(0));
+        let http2_requests = Arc::new(AtomicUsize::new(0));
+        let (counted, http2) = (handshakes.clone(), http2_requests.clone());
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let acceptor = acceptor.clone();
+                let (counted, http2) = (counted.clone(), http2.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                    let service = hyper::service::service_fn(move |request| {
+                        if request.version() == hyper::Version::HTTP_2 {
+                            http2.fetch_add(1, Ordering::SeqCst);
+                        }
+                        async {
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                            ))
+                        }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(tls);
+                    let _ = if h2 {
+                        hyper::server::conn::http2::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        )
+                        .serve_connection(io, service)
+                        .await
+                    } else {
+                        hyper::server::conn::http1::Builder::new()
+                            .serve_connection(io, service)
+                            .await
+                    };
+                });
+            }
+        });
+        HttpsReceiver {
+            ca_pem: ca.pem(),
+            port,
+            handshakes,
+            http2_requests,
+        }
+    }
+
+    fn handshakes(&self) -> usize {
+        self.handshakes.load(Ordering::SeqCst)
+    }
+}
+
+/// A receiver behind a private CA is trusted with the plugin's `ca_file` and not without it;
+/// with it, deliveries share one TLS connection.
+#[tokio::test]
+async fn https_to_a_private_ca_works_with_ca_file_and_fails_without() {
+    let receiver = HttpsReceiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &receiver.ca_pem).unwrap();
+    let (_dir, runtime) = runtime_with(FakeResolver::answering(&["127.0.0.1"]));
+    let origin = format!("https://localhost:{}", receiver.port);
+    let url = format!("{origin}/hook");
+    let load = |ca: Option<&std::path::Path>| {
+        let mut spec = spec(
+            "https",
+            &probe(),
+            &[&origin],
+            &[("mode", "fetch"), ("url", &url)],
+        );
+        spec.ca_file = ca.map(|p| p.to_path_buf());
+        runtime.load(spec).unwrap()
+    };
+
+    let untrusting = load(None);
+    let outcome = deliver(&untrusting, &ringing()).await;
+    assert_ne!(outcome, DeliveryOutcome::Delivered);
+    assert_eq!(receiver.handshakes(), 0, "{outcome:?}");
+
+    let trusting = load(Some(&ca_file));
+    for _ in 0..5 {
+        assert_eq!(
+            deliver(&trusting, &ringing()).await,
+            DeliveryOutcome::Delivered
+        );
+    }
+    assert_eq!(
+        receiver.handshakes(),
+        1,
+        "one TLS handshake for five deliveries"
+    );
+}
+
+/// Where the receiver offers HTTP/2, deliveries use it, over one connection.
+#[tokio::test]
+async fn http2_is_used_where_the_server_offers_it() {
+    let receiver = HttpsReceiver::offering(&[b"h2", b"http/1.1"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &receiver.ca_pem).unwrap();
+    let (_dir, runtime) = runtime_with(FakeResolver::answering(&["127.0.0.1"]));
+    let origin = format!("https://localhost:{}", receiver.port);
+    let url = format!("{origin}/hook");
+    let mut spec = spec(
+        "h2",
+        &probe(),
+        &[&origin],
+        &[("mode", "fetch"), ("url", &url)],
+    );
+    spec.ca_file = Some(ca_file);
+    let plugin = runtime.load(spec).unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            deliver(&plugin, &ringing()).await,
+            DeliveryOutcome::Delivered
+        );
+    }
+    assert_eq!(receiver.http2_requests.load(Ordering::SeqCst), 3);
+    assert_eq!(receiver.handshakes(), 1);
+}
