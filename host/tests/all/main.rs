@@ -2,6 +2,7 @@
 
 mod chaos;
 mod cli;
+mod console;
 mod package;
 mod pbx;
 mod pipeline;
