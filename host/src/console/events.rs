@@ -8,7 +8,7 @@ use super::Console;
 use crate::queue::QueueStats;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -68,9 +68,12 @@ pub(super) async fn stream(
         mark: queue_mark(&sources.observed.queue.stats()),
         console: console.clone(),
     };
-    let events = futures_util::stream::unfold(watch, |mut watch| async move {
+    let changes = futures_util::stream::unfold(watch, |mut watch| async move {
         let name = watch.next().await?;
         Some((Ok(Event::default().event(name).data(name)), watch))
     });
-    Sse::new(events).keep_alive(KeepAlive::default())
+    // A first comment at once: the response's head goes out with it, so the page's stream opens
+    // now (and re-reads what changed since it was rendered), not at the first keep-alive.
+    let opened = futures_util::stream::once(async { Ok(Event::default().comment("open")) });
+    Sse::new(opened.chain(changes)).keep_alive(KeepAlive::default())
 }

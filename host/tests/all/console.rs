@@ -237,11 +237,15 @@ async fn the_console_shows_a_live_call_and_a_parked_delivery_that_a_click_retrie
         .await
         .unwrap();
     wait_for(&browser, "tr.delivery[data-status=parked]").await;
-    let parked = browser
+    let mut rows = Vec::new();
+    for row in browser
         .find_all(Locator::Css("tr.delivery[data-status=parked]"))
         .await
         .unwrap()
-        .len();
+    {
+        rows.push(row.attr("id").await.unwrap().expect("each row has an id"));
+    }
+    let parked = rows.len();
     let events = scenario_events(&host);
     assert!(
         parked >= 1 && parked == events,
@@ -251,22 +255,27 @@ async fn the_console_shows_a_live_call_and_a_parked_delivery_that_a_click_retrie
 
     // The receiver recovers; a click on each Retry delivers them.
     sink.answer(200);
-    for retried in 1..=parked {
-        click(&browser, "button.retry").await;
+    for (retried, row) in rows.iter().enumerate() {
+        click(&browser, &format!("#{row} button.retry")).await;
         // The action answers with a redirect to the page, which says what it did.
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        while sink.successes().len() < retried {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "retry {retried} not delivered"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         assert!(
             wait_for(&browser, "#done")
                 .await
                 .contains("attempted again")
         );
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while sink.successes().len() <= retried {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{row} not delivered"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Delivered, it leaves the page (told by the live stream).
+        while browser.find(Locator::Css(&format!("#{row}"))).await.is_ok() {
+            assert!(tokio::time::Instant::now() < deadline, "{row} still listed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     wait_for(&browser, "#no-deliveries").await;
     sink.wait_for_successes(parked).await;

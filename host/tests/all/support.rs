@@ -153,7 +153,7 @@ client_secret = "secret"
 grace = "300ms"
 
 [admin]
-listen = "127.0.0.1:0"
+listen = '127.0.0.1:0'
 
 [server]
 listen = "127.0.0.1:0"
