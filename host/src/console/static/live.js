@@ -20,6 +20,9 @@
   var source = new EventSource("/events");
   // What changed between rendering this page and opening the stream is read once it opens.
   source.addEventListener("open", soon);
+  // A page left (or kept in the back-forward cache) gives its connection back: a browser opens
+  // only a few at once to one host, and a stream holds one.
+  window.addEventListener("pagehide", function () { source.close(); });
   ["connection", "calls", "deliveries"].forEach(function (name) {
     source.addEventListener(name, soon);
   });
