@@ -75,6 +75,7 @@ async fn run() {
         webhook_url: format!("{origin}/events"),
         recordings_url: None,
         grace: GRACE,
+        admin_token: None,
     };
     let host = LocalHost::start(&simulator, setup).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -93,6 +93,7 @@ impl Host {
             webhook_url: format!("{origin}/events"),
             recordings_url: None,
             grace: GRACE,
+            admin_token: None,
         };
         let host = LocalHost::start(simulator, setup).await.unwrap();
         let observed = host.observed();

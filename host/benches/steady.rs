@@ -150,6 +150,7 @@ impl Rig {
             webhook_url: format!("{origin}/events"),
             recordings_url: None,
             grace: Duration::from_secs(2),
+            admin_token: None,
         };
         let host = LocalHost::start(&simulator, setup).await.unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -133,7 +133,7 @@ mod script;
 mod tests;
 
 pub use engine::{
-    CallPart, Dn, Engine, EngineConfig, EngineState, FinishedCall, Input, Output, StateChanges,
-    UnreadableRecord,
+    CallPart, Dn, Engine, EngineConfig, EngineState, FinishedCall, Input, LiveCall, Output,
+    StateChanges, UnreadableRecord,
 };
 pub use fields::did_digits;

@@ -67,6 +67,8 @@ pub struct Config {
     pub recordings: crate::recordings::RecordingsConfig,
     /// The HTTP server.
     pub server: ServerConfig,
+    /// The operator console, in its own terms.
+    pub admin: crate::console::ConsoleConfig,
     /// Durable state.
     pub storage: StorageConfig,
     /// Where the path-valued keys that are not [`FileRef`]s were written (`recordings.folder`,

@@ -9,6 +9,7 @@ pub mod app;
 pub mod calls;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod pbx;
 pub mod queue;
 pub mod recordings;

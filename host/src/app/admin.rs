@@ -130,8 +130,9 @@ async fn answer(stream: UnixStream, queue: &DeliveryQueue) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Acts on the running queue; returns the text to print.
-fn carry_out(queue: &DeliveryQueue, request: Request) -> Result<String, QueueError> {
+/// Acts on the running queue; returns the text to print. The console's actions go through
+/// here too.
+pub(crate) fn carry_out(queue: &DeliveryQueue, request: Request) -> Result<String, QueueError> {
     match request {
         Request::List { filter, history } => Ok(render_deliveries(&queue.list(&filter)?, history)),
         Request::Retry { id: Some(id), .. } => {

@@ -17,6 +17,7 @@ use super::replay::to_input;
 use super::storage::StorageHealth;
 use super::{DeliveryQueue, EngineStore, StateRecords};
 use crate::calls::{self, Engine};
+use crate::console::LivePublisher;
 use crate::pbx::xapi::InboundRule;
 use crate::pbx::{Change, RestClient};
 use crate::queue::{AttachedWrite, QueueError};
@@ -61,6 +62,8 @@ pub struct Outputs {
     pub events: Arc<EventCounter>,
     /// Whether the last write went through, for `/healthz`.
     pub health: Arc<StorageHealth>,
+    /// The console's view of the calls and the latest events, when given.
+    pub live: Option<LivePublisher>,
 }
 
 /// Reads the PBX's inbound rules now and every [`RULES_REFRESH`]; rules named in the
@@ -210,6 +213,9 @@ pub async fn derive_events(
             output.finished.extend(more.finished);
         }
         announce(&output.events, &outputs.events);
+        if let Some(live) = &outputs.live {
+            live.publish(engine.live_calls(), &output.events);
+        }
         held.events.extend(output.events);
         held.finished.extend(output.finished);
         let changes = engine.take_changes();
@@ -421,6 +427,7 @@ mod tests {
             recorder: None,
             events: Arc::new(EventCounter::default()),
             health: health.clone(),
+            live: None,
         };
         let cancel = CancellationToken::new();
         let looping = tokio::spawn(derive_events(

@@ -13,7 +13,9 @@
 //!    recordings are enabled (its MP3s are what `recording-file` reads);
 //! 7. starts the reloader when asked (its file watch in place before any connection);
 //! 8. starts the pipeline: connector, derivation, inbound rules, resumed recording jobs;
-//! 9. serves the admin socket when asked, then the HTTP server.
+//! 9. serves the admin socket when asked, then the operator console on its own listener (one
+//!    that cannot listen is said in the summary: the host runs without it), then the HTTP
+//!    server.
 //!
 //! Each component gets its configuration from the [`Config`] itself (`config.connector()`,
 //! `config.queue()`, `config.recordings`, ...), so every default lives in the component's own
@@ -27,6 +29,7 @@ use super::reload::{self, Reloader};
 use super::{EngineStore, admin, storage};
 use crate::calls::{Engine, EngineConfig};
 use crate::config::Config;
+use crate::console;
 use crate::pbx::{CaptureWriter, ConnectionState, Connector};
 use crate::queue::Queue;
 use crate::runtime::{HostServices, RecordingFiles, RuntimeConfig};
@@ -74,6 +77,7 @@ pub struct Host {
     /// Stops the HTTP server, the admin socket, the reloader and the retention sweep.
     stop: CancellationToken,
     admin: Option<JoinHandle<()>>,
+    console: Option<SocketAddr>,
 }
 
 impl Host {
@@ -101,6 +105,8 @@ impl Host {
         let store = EngineStore::of(&queue);
         let engine = restore_engine(config.engine(), &store);
         let listen = config.server.listen;
+        let config_admin = config.admin.clone();
+        let config_recordings = config.recordings.enabled;
         let server = HttpServer::bind(listen, config.server_tls().as_ref())
             .await
             .with_context(|| format!("while opening the HTTP server on {listen}"))?;
@@ -172,6 +178,33 @@ impl Host {
         } else {
             None
         };
+        let console = console::start(
+            &config_admin,
+            console::Sources {
+                observed: pipeline.observed(),
+                live: pipeline.live(),
+                recordings: config_recordings.then(|| EngineStore::of(&queue)),
+            },
+            stop.clone(),
+        )
+        .await;
+        let console = match console {
+            Ok(address) => {
+                summary.push(format!(
+                    "operator console on http://{address}/ ({})",
+                    if config_admin.token.is_some() {
+                        "token required"
+                    } else {
+                        "this machine only"
+                    }
+                ));
+                Some(address)
+            }
+            Err(error) => {
+                summary.push(format!("no operator console: {error}"));
+                None
+            }
+        };
         let router = router.merge(observe::router(pipeline.observed()));
         tokio::spawn(server.run(router, stop.clone().cancelled_owned()));
         summary.push(format!("HTTP server on {address}: /metrics, /healthz"));
@@ -182,6 +215,7 @@ impl Host {
             summary,
             stop,
             admin,
+            console,
         })
     }
 
@@ -205,6 +239,11 @@ impl Host {
     /// Where the HTTP server (recordings, `/metrics`, `/healthz`) listens.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Where the operator console listens, when it could.
+    pub fn console_address(&self) -> Option<SocketAddr> {
+        self.console
     }
 
     /// The PBX connection's state, as it changes.

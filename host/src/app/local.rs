@@ -23,6 +23,9 @@ pub struct LocalSetup {
     pub recordings_url: Option<String>,
     /// The engine's grace period.
     pub grace: Duration,
+    /// The operator console's token (`[admin] token`); `None` for a console without one. The
+    /// console listens on a free port of 127.0.0.1 ([`LocalHost::console_address`]).
+    pub admin_token: Option<String>,
 }
 
 /// The running local host.
@@ -79,6 +82,16 @@ impl LocalHost {
         self.host.observed()
     }
 
+    /// Where the operator console listens, when it could.
+    pub fn console_address(&self) -> Option<std::net::SocketAddr> {
+        self.host.console_address()
+    }
+
+    /// The durable queue.
+    pub fn queue(&self) -> &std::sync::Arc<super::DeliveryQueue> {
+        self.host.queue()
+    }
+
     /// Where the HTTP server (`/metrics`, `/healthz`, recordings) listens.
     pub fn address(&self) -> std::net::SocketAddr {
         self.host.address()
@@ -102,7 +115,7 @@ impl LocalHost {
 }
 
 /// The `callhook.toml` of a local host: the simulator as PBX (its trunks in `[trunks]`),
-/// storage in `dir`, the server on 127.0.0.1 (`port`, 0 for any), the generic-webhook plugin
+/// storage in `dir`, the server on 127.0.0.1 (`port`, 0 for any), the console on any port, the generic-webhook plugin
 /// allowed only the receiver, recordings on when `recordings_base` is given.
 fn local_config(
     simulator: &SimHandle,
@@ -134,7 +147,11 @@ fn local_config(
         "\n[storage]\ndir = {}\n",
         quoted(&dir.join("state").display().to_string())
     );
-    let _ = writeln!(toml, "[server]\nlisten = \"127.0.0.1:{port}\"");
+    let _ = writeln!(toml, "[admin]\nlisten = \"127.0.0.1:0\"");
+    if let Some(token) = &setup.admin_token {
+        let _ = writeln!(toml, "token = {}", quoted(token));
+    }
+    let _ = writeln!(toml, "\n[server]\nlisten = \"127.0.0.1:{port}\"");
     if let Some(base) = recordings_base {
         let _ = writeln!(
             toml,

@@ -9,6 +9,7 @@ use super::storage::StorageHealth;
 use super::supervise::{self, TaskPanicked};
 use super::{DeliveryQueue, EngineStore};
 use crate::calls::Engine;
+use crate::console::{LivePublisher, LiveState};
 use crate::pbx::{Connector, ConnectorError};
 use crate::recordings::Recorder;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub struct Pipeline {
     derive: JoinHandle<Result<Result<(), StorageLost>, TaskPanicked>>,
     queue: Arc<DeliveryQueue>,
     observed: Observed,
+    live: watch::Receiver<LiveState>,
 }
 
 /// How long shutdown waits for deliveries in progress.
@@ -61,6 +63,7 @@ impl Pipeline {
         };
         let cancel = CancellationToken::new();
         let failed = CancellationToken::new();
+        let (publisher, live) = LivePublisher::new();
         let (changes_tx, changes) = mpsc::channel(CHANGE_BACKLOG);
         let (rules_tx, rules) = watch::channel(engine.did_rules().clone());
         tokio::spawn(refresh_did_rules(
@@ -87,6 +90,7 @@ impl Pipeline {
                     recorder,
                     events,
                     health,
+                    live: Some(publisher),
                 };
                 let ended = derive_events(engine, inputs, outputs, cancel).await;
                 if ended.is_err() {
@@ -104,7 +108,13 @@ impl Pipeline {
             derive,
             queue,
             observed,
+            live,
         }
+    }
+
+    /// The calls in the engine and the latest events, as the console shows them.
+    pub fn live(&self) -> watch::Receiver<LiveState> {
+        self.live.clone()
     }
 
     /// What `/metrics` and `/healthz` read.

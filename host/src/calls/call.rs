@@ -11,7 +11,7 @@ use crate::calls::event::{
 };
 use crate::calls::fields::{self, GroupKind};
 use crate::calls::title::{self, Facts};
-use crate::calls::{CallPart, FinishedCall};
+use crate::calls::{CallPart, FinishedCall, LiveCall};
 use crate::pbx::participant::{DnType, Participant, ParticipantStatus};
 
 /// What a call reads from the engine while it changes.
@@ -157,6 +157,28 @@ impl Call {
             talks: Vec::new(),
             last_end: None,
             emitted: false,
+        }
+    }
+
+    /// What the console shows of it.
+    pub(super) fn live(&self) -> LiveCall {
+        LiveCall {
+            pbx_call_id: self.pbx_call_id,
+            external: self.external.clone(),
+            did: self.did_number.clone(),
+            extensions: self
+                .parts
+                .iter()
+                .map(|part| {
+                    let state = match part.state {
+                        PartState::Undecided => "undecided",
+                        PartState::Offered => "offered",
+                        PartState::Talking { .. } => "talking",
+                        PartState::Leaving { .. } => "leaving",
+                    };
+                    (part.ext.clone(), state)
+                })
+                .collect(),
         }
     }
 

@@ -112,6 +112,21 @@ pub struct FinishedCall {
     pub last_end: Option<Ended>,
 }
 
+/// What the operator console shows of a call in progress (or waiting out its grace period):
+/// a read-only view, taken after each batch of changes ([`Engine::live_calls`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LiveCall {
+    /// The PBX's call id.
+    pub pbx_call_id: u64,
+    /// The external number, `None` for an internal call.
+    pub external: Option<String>,
+    /// The DID it came in on, empty when unknown.
+    pub did: String,
+    /// Every monitored extension involved, with what it does: `undecided`, `offered`,
+    /// `talking` or `leaving`.
+    pub extensions: Vec<(String, &'static str)>,
+}
+
 /// One extension's talk within a finished call; a recording belongs to the part it overlaps most.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallPart {
@@ -437,6 +452,11 @@ impl Engine {
     /// The DID -> inbound rule table in use.
     pub fn did_rules(&self) -> &BTreeMap<String, String> {
         &self.config.did_rules
+    }
+
+    /// The calls in progress or waiting out their grace period, by PBX call id.
+    pub fn live_calls(&self) -> Vec<LiveCall> {
+        self.calls.values().map(Call::live).collect()
     }
 
     /// How many calls are in progress or waiting out their grace period.

@@ -48,6 +48,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             webhook_url: format!("{sink}/3cx/events"),
             recordings_url: Some(format!("{sink}/3cx/recordings")),
             grace: EngineConfig::default().grace,
+            admin_token: None,
         },
     )
     .await?;

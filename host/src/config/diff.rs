@@ -65,6 +65,9 @@ pub(super) fn diff(old: &Config, new: &Config) -> ConfigDiff {
     if old.server != new.server {
         diff.needs_restart.push("server");
     }
+    if old.admin != new.admin {
+        diff.needs_restart.push("admin");
+    }
     if old.storage != new.storage {
         diff.needs_restart.push("storage");
     }

@@ -72,6 +72,8 @@ pub(crate) struct RawConfig {
     pub recordings: RawRecordings,
     /// The HTTP server; see [`[server]`](#server).
     pub server: RawServer,
+    /// The operator console; see [`[admin]`](#admin).
+    pub admin: RawAdmin,
     /// Durable state; see [`[storage]`](#storage).
     pub storage: RawStorage,
     /// Event derivation; see [`[engine]`](#engine).
@@ -210,6 +212,28 @@ pub(crate) struct RawServer {
     pub tls_cert: Option<Loc<String>>,
     /// The PEM private key of `tls_cert`; needs `tls_cert`. By default none.
     pub tls_key: Option<Loc<String>>,
+}
+
+/// `[admin]`: the operator console in the browser (overview, calls, deliveries with retry,
+/// recordings), on its own listener, never the public `[server]`. See `docs/console.md`.
+///
+/// ```toml
+/// [admin]
+/// listen = "127.0.0.1:8081"
+/// token = "env:CALLHOOK_ADMIN_TOKEN"
+/// ```
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    /// The address and port of the console, e.g. `"127.0.0.1:8081"`. It must differ from
+    /// `server.listen`. Without a `token` only a loopback address (`127.0.0.0/8`, `::1`) is
+    /// accepted: reach it from elsewhere through an SSH tunnel. By default `"127.0.0.1:8081"`.
+    pub listen: Option<Loc<String>>,
+    /// The token that opens the console: sent as `Authorization: Bearer TOKEN`, or typed into
+    /// its login form (which sets an HttpOnly cookie). The value itself, or `env:NAME` to read
+    /// it from the environment variable `NAME`. Never logged nor shown. Needed to listen on
+    /// other than a loopback address. By default none.
+    pub token: Option<Loc<String>>,
 }
 
 /// `[storage]`: where callhook keeps its durable state.
@@ -583,6 +607,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "pbx",
     "recordings",
     "server",
+    "admin",
     "storage",
     "engine",
     "plugin",
@@ -630,6 +655,10 @@ pub(crate) fn parse_toml(text: &str) -> (RawConfig, Vec<Problem>) {
             "server" => {
                 section("server");
                 raw.server = item(text, "server", value, &mut problems).unwrap_or_default();
+            }
+            "admin" => {
+                section("admin");
+                raw.admin = item(text, "admin", value, &mut problems).unwrap_or_default();
             }
             "storage" => {
                 section("storage");

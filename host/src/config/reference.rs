@@ -13,6 +13,7 @@ const SECTIONS: &[(&str, &str, &str)] = &[
     ("RawPbx", "`[pbx]`", "pbx."),
     ("RawRecordings", "`[recordings]`", "recordings."),
     ("RawServer", "`[server]`", "server."),
+    ("RawAdmin", "`[admin]`", "admin."),
     ("RawStorage", "`[storage]`", "storage."),
     ("RawEngine", "`[engine]`", "engine."),
     ("RawPlugin", "`[[plugin]]`", "plugin."),
@@ -37,7 +38,7 @@ configuration without starting anything or connecting anywhere.
   file, the line and the key, and says what is expected; all errors are reported at once.
 - Relative paths are resolved against the directory of the file they are written in.
 - Durations are strings such as `\"2s\"`, `\"500ms\"`, `\"10m\"` or `\"1h 30m\"`.
-- Secrets (`pbx.client_secret`, `[plugin.secrets]`) are the value itself or `env:NAME`, read
+- Secrets (`pbx.client_secret`, `admin.token`, `[plugin.secrets]`) are the value itself or `env:NAME`, read
   from the environment variable `NAME` when the configuration is loaded; they are never logged.
 - Hot reload: on `SIGHUP`, or when the file changes (or the legacy ini it names, or a plugin's
   `.wasm` file), `callhook run` loads the configuration again. Plugins (added, removed,
@@ -47,7 +48,7 @@ configuration without starting anything or connecting anywhere.
   queued for a removed plugin wait until it is configured again. A file that does not load,
   or a plugin that does not load, rejects the whole reload: the errors are printed with their
   places and the configuration in force stays. Changes of `[pbx]`, `[engine]`, `[trunks]`,
-  `[did]`, `[server]`, `[storage]` and `[recordings]` take effect at the next start.
+  `[did]`, `[server]`, `[admin]`, `[storage]` and `[recordings]` take effect at the next start.
 
 A complete, commented example is [`config/callhook.toml`](../config/callhook.toml).
 ";

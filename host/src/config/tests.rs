@@ -1354,3 +1354,60 @@ fn rejects_unknown_built_in_plugins_and_builtin_with_path() {
     let neither = errors(&format!("{PBX}\n[[plugin]]\nname = \"crm\"\n"));
     assert_error(&neither, "callhook.toml:7", "plugin.path", "builtin");
 }
+
+// ---- [admin]: the operator console ----
+
+#[test]
+fn accepts_an_admin_section_with_defaults_from_the_console() {
+    let config = load_toml(PBX).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(config.admin, crate::console::ConsoleConfig::default());
+    assert_eq!(config.admin.listen.to_string(), "127.0.0.1:8081");
+    let config = load_toml(&format!(
+        "{PBX}[admin]\nlisten = \"0.0.0.0:9000\"\ntoken = \"s3cret\"\n"
+    ))
+    .unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(config.admin.listen.to_string(), "0.0.0.0:9000");
+    assert_eq!(config.admin.token.unwrap().expose(), "s3cret");
+    let config = load_toml(&format!("{PBX}[admin]\nlisten = \"[::1]:9000\"\n"))
+        .unwrap_or_else(|errors| panic!("{errors}"));
+    assert!(config.admin.listen.ip().is_loopback());
+}
+
+#[test]
+fn rejects_an_admin_listen_off_loopback_without_a_token() {
+    let errors = errors(&format!("{PBX}[admin]\nlisten = \"0.0.0.0:8081\"\n"));
+    assert_error(
+        &errors,
+        "callhook.toml:6:",
+        "admin.listen",
+        "set admin.token",
+    );
+}
+
+#[test]
+fn rejects_an_admin_listen_equal_to_the_server_and_a_bad_one() {
+    let same = errors(&format!(
+        "{PBX}[server]\nlisten = \"127.0.0.1:5001\"\n[admin]\nlisten = \"127.0.0.1:5001\"\n"
+    ));
+    assert_error(&same, "callhook.toml:8:", "admin.listen", "server.listen");
+    let bad = errors(&format!("{PBX}[admin]\nlisten = \"localhost\"\n"));
+    assert_error(
+        &bad,
+        "callhook.toml:6:",
+        "admin.listen",
+        "IP address and port",
+    );
+}
+
+#[test]
+fn rejects_an_admin_token_from_an_unset_variable_without_showing_it() {
+    let errors = errors(&format!(
+        "{PBX}[admin]\ntoken = \"env:CALLHOOK_TEST_UNSET_ADMIN_TOKEN\"\n"
+    ));
+    assert_error(
+        &errors,
+        "callhook.toml:6:",
+        "admin.token",
+        "CALLHOOK_TEST_UNSET_ADMIN_TOKEN",
+    );
+}

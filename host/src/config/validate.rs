@@ -18,6 +18,7 @@ use super::{
 };
 use crate::calls::e164::E164;
 use crate::calls::{EngineConfig, did_digits};
+use crate::console::ConsoleConfig;
 use crate::pbx::ConnectorConfig;
 use crate::recordings::convert::BITRATES;
 use crate::recordings::{RecordingsConfig, SourceKind};
@@ -277,6 +278,7 @@ impl Validator<'_> {
         let mut places = BTreeMap::new();
         let mut recordings = self.recordings(&raw, &storage_dir, &mut places);
         let server = self.server(&raw, recordings.enabled);
+        let admin = self.admin(&raw, &server);
         let engine = self.engine(&raw);
         recordings.folder_time_zone = engine.time_zone.clone();
         recordings.public_url = server
@@ -322,6 +324,7 @@ impl Validator<'_> {
             engine,
             recordings,
             server,
+            admin,
             places,
             storage: StorageConfig {
                 dir: storage_dir,
@@ -682,6 +685,49 @@ impl Validator<'_> {
             public_url,
             tls_cert,
             tls_key,
+        }
+    }
+
+    /// `[admin]`: the console's listener, never the server's, and loopback-only without a
+    /// token. Defaults are [`ConsoleConfig`]'s.
+    fn admin(&mut self, raw: &RawConfig, server: &ServerConfig) -> ConsoleConfig {
+        let admin = &raw.admin;
+        let defaults = ConsoleConfig::default();
+        let token = admin
+            .token
+            .as_ref()
+            .and_then(|token| self.secret(token, "admin.token", "the console's token"));
+        let Some(listen) = &admin.listen else {
+            return ConsoleConfig { token, ..defaults };
+        };
+        let Ok(addr) = listen.value.trim().parse::<SocketAddr>() else {
+            self.invalid(
+                &listen.at,
+                "admin.listen",
+                "an IP address and port such as \"127.0.0.1:8081\"",
+                format!("{:?}", listen.value),
+            );
+            return ConsoleConfig { token, ..defaults };
+        };
+        if addr == server.listen && addr.port() != 0 {
+            self.invalid(
+                &listen.at,
+                "admin.listen",
+                "another address than server.listen: the console never shares the public server",
+                format!("{:?}", listen.value),
+            );
+        } else if admin.token.is_none() && !addr.ip().is_loopback() {
+            self.invalid(
+                &listen.at,
+                "admin.listen",
+                "a loopback address such as \"127.0.0.1:8081\", or set admin.token to listen \
+                 on other interfaces",
+                format!("{:?}", listen.value),
+            );
+        }
+        ConsoleConfig {
+            listen: addr,
+            token,
         }
     }
 

@@ -3,6 +3,7 @@
 mod bounds;
 mod chaos;
 mod cli;
+mod console;
 mod contract;
 mod egress;
 mod package;

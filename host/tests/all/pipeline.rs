@@ -38,6 +38,7 @@ impl Harness {
             // The grace period is scaled with the calls, so waves and transfers keep their
             // meaning.
             grace: GRACE,
+            admin_token: None,
         };
         let host = LocalHost::start(&simulator, setup).await.unwrap();
         Harness {

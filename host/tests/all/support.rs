@@ -152,6 +152,9 @@ client_secret = "secret"
 [engine]
 grace = "300ms"
 
+[admin]
+listen = '127.0.0.1:0'
+
 [server]
 listen = "127.0.0.1:0"
 

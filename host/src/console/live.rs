@@ -1,0 +1,77 @@
+//! The live view the derivation loop publishes for the console: the calls in the engine now and
+//! the latest events, replaced after each batch of changes (a `watch` channel, so a slow page
+//! never holds the loop up, and an unchanged view wakes no one).
+
+use crate::calls::LiveCall;
+use crate::calls::event::CallEvent;
+use jiff::Timestamp;
+use std::collections::VecDeque;
+use tokio::sync::watch;
+
+/// How many of the latest events the view keeps (the Calls page and events per minute).
+const RECENT: usize = 500;
+
+/// What the console shows of the engine: a read-only copy.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveState {
+    /// The calls in progress or in their grace period.
+    pub calls: Vec<LiveCall>,
+    /// The latest events, oldest first, at most [`RECENT`].
+    pub recent: VecDeque<RecentEvent>,
+}
+
+/// One derived event, as the Calls page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RecentEvent {
+    /// When it was derived.
+    pub at: Timestamp,
+    /// Its call id (`callid` of the webhook).
+    pub call_id: String,
+    /// Its name, e.g. `incoming`.
+    pub event: &'static str,
+    /// The extension it is about, empty when none.
+    pub user: String,
+}
+
+impl LiveState {
+    /// How many events were derived in the minute before `now` (counted among the latest
+    /// [`RECENT`]).
+    pub fn events_last_minute(&self, now: Timestamp) -> usize {
+        let since = now - jiff::SignedDuration::from_secs(60);
+        self.recent.iter().filter(|event| event.at >= since).count()
+    }
+}
+
+/// The derivation loop's end of the live view.
+#[derive(Debug)]
+pub struct LivePublisher(watch::Sender<LiveState>);
+
+impl LivePublisher {
+    /// A publisher and the view's first (empty) state for the console.
+    pub fn new() -> (LivePublisher, watch::Receiver<LiveState>) {
+        let (tx, rx) = watch::channel(LiveState::default());
+        (LivePublisher(tx), rx)
+    }
+
+    /// Publishes the engine's calls now and the events of the batch; readers are woken only
+    /// when something changed.
+    pub fn publish(&self, calls: Vec<LiveCall>, events: &[CallEvent]) {
+        let now = Timestamp::now();
+        self.0.send_if_modified(|state| {
+            let changed = state.calls != calls || !events.is_empty();
+            state.calls = calls;
+            for event in events {
+                state.recent.push_back(RecentEvent {
+                    at: now,
+                    call_id: event.call_id().to_string(),
+                    event: event.name(),
+                    user: event.user().unwrap_or("").to_owned(),
+                });
+            }
+            while state.recent.len() > RECENT {
+                state.recent.pop_front();
+            }
+            changed
+        });
+    }
+}
