@@ -83,7 +83,7 @@ pub use config::{BreakerPolicy, PluginPolicy, QueueConfig};
 pub use metrics::{PluginStats, QueueStats};
 pub use replay::{Attempt, DeliveryFilter, DeliveryInfo, DeliveryStatus};
 pub use retry::RetryPolicy;
-pub use schedule::BreakerState;
+pub use metrics::BreakerState;
 
 use crate::calls::event::CallEvent;
 use crate::runtime::{DeliveryOutcome, DeliveryRequest};

@@ -1,11 +1,25 @@
-//! The queue's counts as data: the [`QueueStats`] snapshot that `/metrics`, the reload report
+//! The queue's counts and states as data (what the scheduler only writes): the [`QueueStats`]
+//! snapshot, with each plugin's [`BreakerState`], that `/metrics`, the console, the reload report
 //! and the tests read. Its log events are in `telemetry::queue`, its metric families in
 //! [`crate::telemetry::metrics`].
 
-use super::schedule::BreakerState;
 use crate::runtime::DeliveryOutcome;
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// The state of a plugin's circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Deliveries flow.
+    Closed,
+    /// Paused until this time (unix milliseconds).
+    Open {
+        /// End of the cool-down, unix milliseconds.
+        until: u64,
+    },
+    /// The cool-down is over; one probe delivery is let through.
+    HalfOpen,
+}
 
 /// Upper bounds of the plugin duration histogram's buckets, in seconds.
 pub const DURATION_BUCKETS: [f64; 12] = [

@@ -10,7 +10,7 @@
 //! limit, circuit breaker and enabled state allow. Waiting in `ready` costs no attempt.
 
 use super::config::{BreakerPolicy, PluginPolicy, QueueConfig};
-use super::metrics::{DurationHistogram, OutcomeCounts};
+use super::metrics::{BreakerState, DurationHistogram, OutcomeCounts};
 use super::store::{DeliveryRecord, ParkRecord};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -71,20 +71,6 @@ struct Lane {
 pub(crate) struct Start {
     pub id: u64,
     pub row: Row,
-}
-
-/// The state of a plugin's circuit breaker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BreakerState {
-    /// Deliveries flow.
-    Closed,
-    /// Paused until this time (unix milliseconds).
-    Open {
-        /// End of the cool-down, unix milliseconds.
-        until: u64,
-    },
-    /// The cool-down is over; one probe delivery is let through.
-    HalfOpen,
 }
 
 #[derive(Debug)]
