@@ -85,7 +85,7 @@ pub use http::TransportError;
 pub use participant::{DnType, Participant, ParticipantStatus};
 pub use replay::Replay;
 pub use rest::{FetchedParticipant, ParticipantReply, RestClient, RestError};
-pub use stats::{ConnectorStats, StatsSnapshot};
+pub use stats::{ConnectorStats, Moments, StatsSnapshot};
 pub use token::{Secret, TokenError, TokenManager};
 
 /// A DN the API client can see, as listed by a snapshot.

@@ -80,10 +80,10 @@ mod store;
 mod tests;
 
 pub use config::{BreakerPolicy, PluginPolicy, QueueConfig};
+pub use metrics::BreakerState;
 pub use metrics::{PluginStats, QueueStats};
 pub use replay::{Attempt, DeliveryFilter, DeliveryInfo, DeliveryStatus};
 pub use retry::RetryPolicy;
-pub use metrics::BreakerState;
 
 use crate::calls::event::CallEvent;
 use crate::runtime::{DeliveryOutcome, DeliveryRequest};

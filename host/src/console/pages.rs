@@ -125,6 +125,7 @@ pub(super) async fn overview(
     let observed = &sources.observed;
     let (state, detail) = connection(&observed.connection.borrow());
     let counters = observed.connector.snapshot();
+    let moments = observed.connector.moments();
     let stats = observed.queue.stats();
     let disabled: BTreeMap<String, String> = observed
         .queue
@@ -162,6 +163,8 @@ pub(super) async fn overview(
         connects => counters.connects,
         disconnects => counters.disconnects,
         tokens_minted => counters.tokens_minted,
+        token_expires => moments.token_expires.map(when),
+        last_frame => moments.last_frame.map(when),
         events_per_minute => live.events_last_minute(Timestamp::now()),
         live_calls => live.calls.len(),
         depth => stats.depth,

@@ -520,6 +520,7 @@ impl Session<'_> {
     async fn frame(&mut self, received: Received) -> Result<(), Stop> {
         let c = self.connector;
         c.stats.count_frame();
+        c.stats.note_frame_at(received.at);
         let parsed = parse_frame(&received.text);
         // A remove's line is written when the remove is emitted, in its place in the order.
         if !matches!(

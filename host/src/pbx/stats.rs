@@ -31,6 +31,46 @@ pub struct ConnectorStats {
     tokens_minted: AtomicU64,
     unauthorized: AtomicU64,
     changes: AtomicU64,
+    /// When the last frame arrived, unix milliseconds; 0 before the first.
+    last_frame_ms: AtomicU64,
+    /// When the current access token expires, unix milliseconds; 0 before the first.
+    token_expires_ms: AtomicU64,
+}
+
+impl ConnectorStats {
+    /// Notes that a frame arrived `at`.
+    pub(crate) fn note_frame_at(&self, at: jiff::Timestamp) {
+        let ms = u64::try_from(at.as_millisecond()).unwrap_or(0);
+        self.last_frame_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Notes that the access token just minted expires `at`.
+    pub(crate) fn note_token_expiry(&self, at: jiff::Timestamp) {
+        let ms = u64::try_from(at.as_millisecond()).unwrap_or(0);
+        self.token_expires_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// When the last frame arrived and when the current access token expires, for the
+    /// console; `None` before the first of each.
+    pub fn moments(&self) -> Moments {
+        let at = |cell: &AtomicU64| match cell.load(Ordering::Relaxed) {
+            0 => None,
+            ms => jiff::Timestamp::from_millisecond(ms as i64).ok(),
+        };
+        Moments {
+            last_frame: at(&self.last_frame_ms),
+            token_expires: at(&self.token_expires_ms),
+        }
+    }
+}
+
+/// Moments of the connection's life (see [`ConnectorStats::moments`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Moments {
+    /// When the last frame arrived.
+    pub last_frame: Option<jiff::Timestamp>,
+    /// When the current access token expires.
+    pub token_expires: Option<jiff::Timestamp>,
 }
 
 /// A copy of the counters at one moment. Every count starts at 0 when the connector is made.
@@ -134,6 +174,16 @@ mod tests {
         stats.count_sequence_gap();
         let snapshot = stats.snapshot();
         assert_eq!(snapshot.frames, 2);
+        assert_eq!(stats.moments(), Moments::default());
+        let at: jiff::Timestamp = "2026-11-29T09:00:00.123Z".parse().unwrap();
+        stats.note_frame_at(at);
+        stats.note_token_expiry(at + jiff::SignedDuration::from_hours(1));
+        let moments = stats.moments();
+        assert_eq!(moments.last_frame, Some(at));
+        assert_eq!(
+            moments.token_expires,
+            Some(at + jiff::SignedDuration::from_hours(1))
+        );
         assert_eq!(snapshot.sequence_gaps, 1);
         assert_eq!(snapshot.snapshots, 0);
     }

@@ -212,5 +212,11 @@ impl TokenMinted<'_> {
             "minted a 3CX access token"
         );
         stats.count_token_minted();
+        let expires = jiff::SignedDuration::try_from(self.lifetime)
+            .ok()
+            .and_then(|lifetime| jiff::Timestamp::now().checked_add(lifetime).ok());
+        if let Some(expires) = expires {
+            stats.note_token_expiry(expires);
+        }
     }
 }

@@ -285,6 +285,17 @@ async fn the_console_shows_a_live_call_and_a_parked_delivery_that_a_click_retrie
         plugins.contains(&format!("{parked}")),
         "delivered count on the Overview: {plugins}"
     );
+    let overview = browser.source().await.unwrap();
+    for shown in [
+        "Frames received</th><td>",
+        ", the last 20",
+        "; the current one expires 20",
+    ] {
+        assert!(
+            overview.contains(shown),
+            "{shown:?} not on the Overview:\n{overview}"
+        );
+    }
     screenshot(&browser, "overview").await;
 
     browser.close().await.unwrap();
