@@ -183,7 +183,9 @@ pub async fn derive_events(
         let retry = (!held.events.is_empty() || !held.finished.is_empty()).then_some(STORE_RETRY);
         let mut output = tokio::select! {
             _ = cancel.cancelled() => {
-                if let Some(error) = outputs.queue.take(&held.events, None).err() {
+                // A last try for what storage refused; the engine's state is read afresh from
+                // the PBX at the next start.
+                if let Err(error) = store(&held.events, &outputs, None) {
                     held.log_lost(&error);
                 }
                 return Ok(());
