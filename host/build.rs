@@ -3,7 +3,8 @@
 //!
 //! The plugins are built by a nested `cargo build --release --target wasm32-wasip2` into
 //! `target/plugins` (its own target directory, so the outer build's lock is not contended).
-//! Their paths reach the host as `CALLHOOK_GENERIC_WEBHOOK_WASM` (embedded with
+//! Their paths reach the host as `CALLHOOK_GENERIC_WEBHOOK_WASM`, `CALLHOOK_HUBSPOT_WASM`,
+//! `CALLHOOK_PIPEDRIVE_WASM`, `CALLHOOK_BITRIX24_WASM` and `CALLHOOK_ZOHO_WASM` (embedded with
 //! `include_bytes!`), `CALLHOOK_SANDBOX_PROBE_WASM` and `CALLHOOK_CONTRACT_PROBE_WASM` (used by
 //! the tests).
 //!
@@ -20,12 +21,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Workspace packages built for `wasm32-wasip2`, with the variable their path is exported as.
-const PLUGINS: [(&str, &str, &str); 3] = [
+const PLUGINS: [(&str, &str, &str); 7] = [
     (
         "generic-webhook",
         "generic_webhook",
         "CALLHOOK_GENERIC_WEBHOOK_WASM",
     ),
+    ("hubspot", "hubspot", "CALLHOOK_HUBSPOT_WASM"),
+    ("pipedrive", "pipedrive", "CALLHOOK_PIPEDRIVE_WASM"),
+    ("bitrix24", "bitrix24", "CALLHOOK_BITRIX24_WASM"),
+    ("zoho", "zoho", "CALLHOOK_ZOHO_WASM"),
     (
         "sandbox-probe",
         "sandbox_probe",

@@ -36,7 +36,8 @@ mod state;
 mod versions;
 
 pub use builtin::{
-    BUILTINS, Builtin, BuiltinDefaults, GENERIC_WEBHOOK_WASM, builtin, builtin_names,
+    BUILTINS, Builtin, BuiltinDefaults, Condition, GENERIC_WEBHOOK_WASM, Required, SettingKind,
+    SettingSpec, SettingsSchema, UrlSetting, builtin, builtin_names,
 };
 pub use egress::{EgressPolicy, PatternError, Refusal};
 pub use kv_store::{KvError, KvQuota, KvStore};

@@ -1411,3 +1411,121 @@ fn rejects_an_admin_token_from_an_unset_variable_without_showing_it() {
         "CALLHOOK_TEST_UNSET_ADMIN_TOKEN",
     );
 }
+
+#[test]
+fn a_crm_plugin_names_each_missing_credential_with_plugin_and_key() {
+    let hubspot = errors(&format!("{PBX}\n[[plugin]]\nname = \"hubspot\"\n"));
+    assert_error(
+        &hubspot,
+        "callhook.toml:7",
+        "plugin.secrets.access_token",
+        "`access_token` in plugin \"hubspot\"'s [plugin.secrets]",
+    );
+    let pipedrive = errors(&format!(
+        "{PBX}\n[[plugin]]\nname = \"pipedrive-sales\"\nbuiltin = \"pipedrive\"\n"
+    ));
+    assert_error(
+        &pipedrive,
+        "callhook.toml:7",
+        "plugin.secrets.api_token",
+        "plugin \"pipedrive-sales\"",
+    );
+    // Bitrix24 asks for the credentials of the mode it is in, OAuth by default.
+    let app = errors(&format!(
+        "{PBX}\n[[plugin]]\nname = \"bitrix24\"\n[plugin.settings]\nportal = \"https://acme.bitrix24.de\"\n"
+    ));
+    for key in [
+        "settings.client_id",
+        "secrets.client_secret",
+        "secrets.refresh_token",
+    ] {
+        assert_error(
+            &app,
+            "callhook.toml:7",
+            &format!("plugin.{key}"),
+            "auth = \"app\"",
+        );
+    }
+    assert!(!app.iter().any(|e| e.contains("webhook_code")), "{app:?}");
+    let webhook = errors(&format!(
+        "{PBX}\n[[plugin]]\nname = \"bitrix24\"\n[plugin.settings]\napi_base = \"https://acme.bitrix24.de\"\nauth = \"webhook\"\n"
+    ));
+    assert_error(
+        &webhook,
+        "callhook.toml:7",
+        "plugin.settings.webhook_user_id",
+        "webhook",
+    );
+    assert_error(
+        &webhook,
+        "callhook.toml:7",
+        "plugin.secrets.webhook_code",
+        "webhook",
+    );
+    assert_eq!(webhook.len(), 2, "api_base stands for portal: {webhook:?}");
+    let zoho = errors(&format!("{PBX}\n[[plugin]]\nname = \"zoho\"\n"));
+    for key in [
+        "settings.client_id",
+        "secrets.client_secret",
+        "secrets.refresh_token",
+    ] {
+        assert_error(
+            &zoho,
+            "callhook.toml:7",
+            &format!("plugin.{key}"),
+            "plugin \"zoho\"",
+        );
+    }
+}
+
+#[test]
+fn a_crm_plugin_refuses_settings_and_secrets_it_does_not_know() {
+    let errors = errors(&format!(
+        "{PBX}\n[[plugin]]\nname = \"hubspot\"\n[plugin.settings]\nid_propety = \"callhook_id\"\n\
+         create_contacts = \"maybe\"\nusers = {{ \"120\" = \"77\" }}\n[plugin.secrets]\naccess_token = \"pat-1\"\ntoken = \"x\"\n"
+    ));
+    assert_error(
+        &errors,
+        "callhook.toml:9",
+        "plugin.settings.id_propety",
+        "id_property",
+    );
+    assert_error(
+        &errors,
+        "callhook.toml:10",
+        "plugin.settings.create_contacts",
+        "0 or 1",
+    );
+    assert_error(
+        &errors,
+        "callhook.toml:14",
+        "plugin.secrets.token",
+        "access_token",
+    );
+    assert_eq!(errors.len(), 3, "users.120 is known: {errors:?}");
+}
+
+#[test]
+fn a_crm_plugin_may_reach_its_base_urls_by_default() {
+    let config = load_toml(&format!(
+        "{PBX}\n[[plugin]]\nname = \"zoho\"\n[plugin.settings]\nclient_id = \"1000.X\"\n\
+         api_base = \"https://www.zohoapis.com/\"\n[plugin.secrets]\nclient_secret = \"s\"\nrefresh_token = \"r\"\n"
+    ))
+    .unwrap_or_else(|errors| panic!("{errors}"));
+    let zoho = config.plugin("zoho").unwrap();
+    assert_eq!(
+        zoho.allowed_hosts,
+        ["https://www.zohoapis.com", "https://accounts.zoho.eu"]
+    );
+    assert_eq!(zoho.limits.timeout, Duration::from_secs(30));
+    assert_eq!(zoho.limits.kv_quota_bytes, Some(64 << 20));
+    let bitrix = load_toml(&format!(
+        "{PBX}\n[[plugin]]\nname = \"bitrix24\"\n[plugin.settings]\nportal = \"https://acme.bitrix24.de\"\n\
+         auth = \"webhook\"\nwebhook_user_id = \"1\"\n[plugin.secrets]\nwebhook_code = \"c\"\n"
+    ))
+    .unwrap_or_else(|errors| panic!("{errors}"));
+    let bitrix = bitrix.plugin("bitrix24").unwrap();
+    // A webhook needs no OAuth server.
+    assert_eq!(bitrix.allowed_hosts, ["https://acme.bitrix24.de"]);
+    assert_eq!(bitrix.rate_per_second, Some(2.0));
+}

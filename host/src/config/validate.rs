@@ -25,7 +25,7 @@ use crate::recordings::{RecordingsConfig, SourceKind};
 
 use crate::queue::PluginPolicy;
 use crate::runtime::egress::HostPattern;
-use crate::runtime::{PluginLimits, RuntimeConfig};
+use crate::runtime::{PluginLimits, RuntimeConfig, SettingKind, SettingsSchema, UrlSetting};
 
 /// The settings the built-in plugin reads (besides `event_alias.<event>`).
 const GENERIC_WEBHOOK_SETTINGS: &[&str] = &[
@@ -876,8 +876,12 @@ impl Validator<'_> {
             Some(rate) => Some(rate.value),
             None => defaults.and_then(|d| d.rate_per_second),
         };
-        let settings = self.settings(raw, is_webhook);
-        let secrets = self.secrets(raw, is_webhook);
+        let schema = builtin.and_then(|builtin| builtin.schema);
+        let settings = self.settings(raw, is_webhook, schema);
+        let secrets = self.secrets(raw, is_webhook, schema);
+        if let Some(schema) = schema {
+            self.required(&name, schema, &settings, &secrets);
+        }
         let (allowed_hosts, allowed_hosts_derived) = match &raw.allowed_hosts {
             Some(hosts) => {
                 for host in &hosts.value {
@@ -946,7 +950,12 @@ impl Validator<'_> {
         }
     }
 
-    fn settings(&mut self, raw: &RawPlugin, builtin: bool) -> BTreeMap<String, String> {
+    fn settings(
+        &mut self,
+        raw: &RawPlugin,
+        builtin: bool,
+        schema: Option<&SettingsSchema>,
+    ) -> BTreeMap<String, String> {
         let mut flat = Vec::new();
         if let Some(settings) = &raw.settings {
             flatten(settings.value.clone(), "", &mut flat);
@@ -982,17 +991,128 @@ impl Validator<'_> {
                     continue;
                 }
             };
-            let text = if builtin {
-                match self.builtin_setting(&key, &value.at, &name, &text) {
-                    Some(text) => text,
-                    None => continue,
-                }
-            } else {
-                text
+            let checked = match schema {
+                _ if builtin => self.builtin_setting(&key, &value.at, &name, &text),
+                Some(schema) => self.schema_setting(schema, &key, &value.at, &name, &text),
+                None => Some(text),
             };
+            let Some(text) = checked else { continue };
             out.insert(key.value, text);
         }
         out
+    }
+
+    /// Checks a setting of a built-in plugin with a [`SettingsSchema`]: a key it does not know
+    /// (a typo, which the plugin would ignore) or a value it cannot use is an error here rather
+    /// than at every delivery.
+    fn schema_setting(
+        &mut self,
+        schema: &SettingsSchema,
+        key: &Loc<String>,
+        at: &At,
+        name: &str,
+        text: &str,
+    ) -> Option<String> {
+        let trimmed = text.trim();
+        let spec = schema
+            .settings
+            .iter()
+            .find(|spec| match spec.key.strip_suffix('.') {
+                Some(table) => key
+                    .value
+                    .strip_prefix(table)
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    .is_some_and(|entry| !entry.is_empty() && !entry.contains('.')),
+                None => spec.key == key.value,
+            });
+        let Some(spec) = spec else {
+            let known: Vec<String> = schema
+                .settings
+                .iter()
+                .map(|spec| match spec.key.strip_suffix('.') {
+                    Some(table) => format!("{table}.<number>"),
+                    None => spec.key.to_string(),
+                })
+                .collect();
+            let known: Vec<&str> = known.iter().map(String::as_str).collect();
+            self.push(
+                &key.at,
+                name,
+                ErrorKind::UnknownKey {
+                    expected: format!("a setting of this plugin: {}", one_of(&known)),
+                },
+            );
+            return None;
+        };
+        match spec.kind {
+            SettingKind::Url => {
+                self.url(
+                    &Loc::new(trimmed.to_string(), at.clone()),
+                    name,
+                    "https://crm.example.com",
+                )?;
+            }
+            SettingKind::Flag => {
+                if parse_flag(trimmed).is_none() {
+                    self.invalid(at, name, "0 or 1 (or true/false)", format!("{text:?}"));
+                    return None;
+                }
+            }
+            SettingKind::OneOf(words) => {
+                if !words.contains(&trimmed) {
+                    self.invalid(at, name, one_of(words), format!("{text:?}"));
+                    return None;
+                }
+            }
+            SettingKind::Text => {}
+        }
+        Some(trimmed.to_string())
+    }
+
+    /// Reports each required setting or secret of a built-in plugin that is missing or empty,
+    /// naming the plugin and the key.
+    fn required(
+        &mut self,
+        plugin: &Loc<String>,
+        schema: &SettingsSchema,
+        settings: &BTreeMap<String, String>,
+        secrets: &BTreeMap<String, Secret>,
+    ) {
+        for required in schema.required {
+            if required.when.is_some_and(|when| !when.holds(settings)) {
+                continue;
+            }
+            let present = |key: &str| {
+                if required.secret {
+                    secrets.contains_key(key)
+                } else {
+                    settings.get(key).is_some_and(|value| !value.is_empty())
+                }
+            };
+            if present(required.key) || required.alias.is_some_and(present) {
+                continue;
+            }
+            let table = if required.secret {
+                "secrets"
+            } else {
+                "settings"
+            };
+            let mut expected = format!(
+                "`{}` in plugin {:?}'s [plugin.{table}]",
+                required.key, plugin.value
+            );
+            if let Some(when) = required.when {
+                expected.push_str(&format!(" (with {} = {:?})", when.setting, when.equals));
+            }
+            if required.secret {
+                expected.push_str(", e.g. \"env:NAME\"");
+            }
+            self.push(
+                &plugin.at,
+                &format!("plugin.{table}.{}", required.key),
+                ErrorKind::Missing { expected },
+            );
+        }
     }
 
     /// Checks a setting of the built-in plugin, which would otherwise fail at every delivery.
@@ -1066,7 +1186,12 @@ impl Validator<'_> {
         }
     }
 
-    fn secrets(&mut self, raw: &RawPlugin, builtin: bool) -> BTreeMap<String, Secret> {
+    fn secrets(
+        &mut self,
+        raw: &RawPlugin,
+        builtin: bool,
+        schema: Option<&SettingsSchema>,
+    ) -> BTreeMap<String, Secret> {
         let mut flat = Vec::new();
         if let Some(secrets) = &raw.secrets {
             flatten(secrets.value.clone(), "", &mut flat);
@@ -1100,6 +1225,18 @@ impl Validator<'_> {
                     &name,
                     ErrorKind::UnknownKey {
                         expected: format!("the only secret of {GENERIC_WEBHOOK}, `signing_secret`"),
+                    },
+                );
+                continue;
+            }
+            if let Some(schema) = schema
+                && !schema.secrets.contains(&key.value.as_str())
+            {
+                self.push(
+                    &key.at,
+                    &name,
+                    ErrorKind::UnknownKey {
+                        expected: format!("a secret of this plugin: {}", one_of(schema.secrets)),
                     },
                 );
                 continue;
@@ -1375,11 +1512,18 @@ impl Validator<'_> {
 /// The origins of the built-in plugin's URLs, as `allowed_hosts` patterns.
 fn derive_allowed_hosts(
     settings: &BTreeMap<String, String>,
-    url_settings: &[(&str, Option<&str>)],
+    url_settings: &[UrlSetting],
 ) -> Vec<String> {
     let mut hosts = Vec::new();
-    for (key, default) in url_settings {
-        let url = settings.get(*key).map(String::as_str).or(*default);
+    for setting in url_settings {
+        if setting.when.is_some_and(|when| !when.holds(settings)) {
+            continue;
+        }
+        let url = settings
+            .get(setting.key)
+            .map(String::as_str)
+            .filter(|url| !url.is_empty())
+            .or(setting.default);
         let Some(url) = url.and_then(|u| url::Url::parse(u).ok()) else {
             continue;
         };
