@@ -348,7 +348,7 @@ fn rejects_delivery_limits_out_of_range() {
         &errors,
         "callhook.toml:8:15",
         "plugin.concurrency",
-        "from 1 to 256",
+        "from 1 to 64",
     );
     assert_error(
         &errors,
