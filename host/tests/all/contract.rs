@@ -19,6 +19,7 @@ use callhook::runtime::{
     RecordingFiles, RuntimeConfig,
 };
 use callhook_simulator::{Scenario, SimConfig, Simulator};
+use callhook_test_plugins::CONTRACT_PROBE_WASM;
 use serde_json::{Value, json};
 use sha2::Digest;
 use std::collections::BTreeMap;
@@ -33,8 +34,6 @@ const GENERIC_WEBHOOK_V0_1_0: &[u8] =
 
 /// Every committed fixture, each used by a test below.
 const FIXTURES: [&str; 1] = ["generic-webhook-v0.1.0.wasm"];
-
-const CONTRACT_PROBE_WASM: &str = env!("CALLHOOK_CONTRACT_PROBE_WASM");
 
 /// 2021-07-01T16:56:49Z, the instant of the support events' stamp, in Unix milliseconds.
 const T0_MS: u64 = 1_625_158_609_000;

@@ -181,8 +181,8 @@ pub async fn connected(simulator: &callhook_simulator::SimHandle) {
         .expect("callhook connects to the PBX");
 }
 
-/// The sandbox probe test plugin, built by `host/build.rs`.
-pub const SANDBOX_PROBE_WASM: &str = env!("CALLHOOK_SANDBOX_PROBE_WASM");
+/// The sandbox probe test plugin, built by `tests/plugins/artifacts`.
+pub use callhook_test_plugins::SANDBOX_PROBE_WASM;
 
 /// One request the sink received.
 #[derive(Debug, Clone)]
