@@ -74,6 +74,7 @@ pub mod config;
 pub mod metrics;
 pub mod replay;
 pub mod retry;
+mod routing;
 mod schedule;
 mod store;
 #[cfg(test)]
@@ -84,6 +85,7 @@ pub use metrics::BreakerState;
 pub use metrics::{PluginStats, QueueStats};
 pub use replay::{Attempt, DeliveryFilter, DeliveryInfo, DeliveryStatus};
 pub use retry::RetryPolicy;
+pub use routing::{NumberPattern, Route, Routes};
 
 use crate::calls::event::CallEvent;
 use crate::runtime::{DeliveryOutcome, DeliveryRequest};

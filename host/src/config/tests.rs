@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::*;
+use crate::queue::{NumberPattern, Route, Routes};
 use crate::recordings::convert::BITRATES;
 use crate::runtime::RuntimeConfig;
 

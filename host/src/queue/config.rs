@@ -1,7 +1,7 @@
 //! The queue's settings: routing, and per plugin the retry policy, limits and circuit breaker.
 
 use super::retry::RetryPolicy;
-use crate::config::Routes;
+use super::routing::Routes;
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -9,10 +9,10 @@ use callhook::app::Pipeline;
 use callhook::calls::e164::E164;
 use callhook::calls::event::*;
 use callhook::calls::{Engine, EngineConfig};
-use callhook::config::{NumberPattern, Route, Routes};
 use callhook::pbx::users::{self, UserDirectory, UserInfo};
 use callhook::pbx::{Connector, ConnectorConfig};
 use callhook::queue::{DeliveryFilter, DeliveryStatus, Queue, QueueConfig};
+use callhook::queue::{NumberPattern, Route, Routes};
 use callhook::recordings::{Links, Store};
 use callhook::runtime::{
     DeliveryOutcome, GENERIC_WEBHOOK_WASM, HostServices, KvQuota, KvStore, Plugin, PluginRuntime,
