@@ -6,9 +6,8 @@
 use axum::Router;
 use axum::routing::any;
 use callhook::calls::event::{CallEvent, CallId, Offered, UserType};
-use callhook::runtime::{
-    DeliveryOutcome, DeliveryRequest, GENERIC_WEBHOOK_WASM, PluginLimits, PluginSpec, RuntimeConfig,
-};
+use callhook::queue::{DeliveryOutcome, DeliveryRequest};
+use callhook::runtime::{GENERIC_WEBHOOK_WASM, PluginLimits, PluginSpec, RuntimeConfig};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
 

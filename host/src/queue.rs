@@ -71,6 +71,7 @@
 
 pub mod cli_format;
 pub mod config;
+mod delivery;
 pub mod metrics;
 pub mod replay;
 pub mod retry;
@@ -81,6 +82,7 @@ mod store;
 mod tests;
 
 pub use config::{BreakerPolicy, PluginPolicy, QueueConfig};
+pub use delivery::{DeliveryOutcome, DeliveryRequest};
 pub use metrics::BreakerState;
 pub use metrics::{PluginStats, QueueStats};
 pub use replay::{Attempt, DeliveryFilter, DeliveryInfo, DeliveryStatus};
@@ -88,7 +90,6 @@ pub use retry::RetryPolicy;
 pub use routing::{NumberPattern, Route, Routes};
 
 use crate::calls::event::CallEvent;
-use crate::runtime::{DeliveryOutcome, DeliveryRequest};
 use crate::telemetry::queue::{
     AttemptEnded, ParkedDeliveryExpired, ParkedExpired, PluginPaused, StoreFailed,
 };

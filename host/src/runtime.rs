@@ -27,7 +27,6 @@ mod cache;
 pub mod egress;
 mod kv_store;
 pub mod limits;
-mod outcome;
 pub mod sender;
 mod services;
 mod since_v0_1_0;
@@ -35,6 +34,7 @@ mod since_v0_2_0;
 mod state;
 mod versions;
 
+use crate::queue::{DeliveryOutcome, DeliveryRequest};
 pub use builtin::{
     BUILTINS, Builtin, BuiltinDefaults, Condition, GENERIC_WEBHOOK_WASM, Required, SettingKind,
     SettingSpec, SettingsSchema, UrlSetting, builtin, builtin_names,
@@ -42,12 +42,10 @@ pub use builtin::{
 pub use egress::{EgressPolicy, PatternError, Refusal};
 pub use kv_store::{KvError, KvQuota, KvStore};
 pub use limits::PluginLimits;
-pub use outcome::DeliveryOutcome;
 pub use sender::{Resolution, Resolver, SystemResolver, TlsError};
 pub use services::{HostServices, RecordingFiles};
 pub use versions::{ApiVersion, VersionError};
 
-use crate::calls::event::CallEvent;
 use state::{PluginIdentity, PluginState};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -333,21 +331,6 @@ fn start_epoch_ticker(engine: &Engine) {
             }
         })
         .expect("could not start the epoch thread");
-}
-
-/// One delivery attempt of one event.
-#[derive(Debug, Clone, Copy)]
-pub struct DeliveryRequest<'a> {
-    /// The event.
-    pub event: &'a CallEvent,
-    /// Stable across retries; handed to the plugin for the receiver's deduplication.
-    pub idempotency_key: &'a str,
-    /// 1 for the first attempt.
-    pub attempt: u32,
-    /// Time of the attempt, seconds since the Unix epoch.
-    pub timestamp: u64,
-    /// True when an operator replayed the delivery after it was parked (contract 0.2).
-    pub replayed: bool,
 }
 
 /// A loaded plugin, ready to deliver. Cheap to share behind an `Arc`.

@@ -11,9 +11,8 @@ use super::crm_standin::{self, CrmStandin};
 use crate::app::{Replayer, plugins, scenario_changes};
 use crate::calls::{Engine, EngineConfig};
 use crate::pbx::{Change, Replay};
-use crate::runtime::{
-    DeliveryOutcome, DeliveryRequest, ORIGINAL_URL_HEADER, PluginLimits, PluginSpec, RuntimeConfig,
-};
+use crate::queue::{DeliveryOutcome, DeliveryRequest};
+use crate::runtime::{ORIGINAL_URL_HEADER, PluginLimits, PluginSpec, RuntimeConfig};
 use anyhow::Context;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method};

@@ -296,7 +296,7 @@ async fn a_scaffolded_plugin_builds_loads_and_delivers() {
         .unwrap();
     assert_eq!(
         crate::support::deliver(&plugin, &crate::support::ringing()).await,
-        callhook::runtime::DeliveryOutcome::Delivered
+        callhook::queue::DeliveryOutcome::Delivered
     );
     let body: serde_json::Value = serde_json::from_slice(&sink.wait_for(1).await[0].body).unwrap();
     assert_eq!(

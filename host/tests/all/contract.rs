@@ -11,12 +11,13 @@ use callhook::calls::event::*;
 use callhook::calls::{Engine, EngineConfig};
 use callhook::pbx::users::{self, UserDirectory, UserInfo};
 use callhook::pbx::{Connector, ConnectorConfig};
+use callhook::queue::DeliveryOutcome;
 use callhook::queue::{DeliveryFilter, DeliveryStatus, Queue, QueueConfig};
 use callhook::queue::{NumberPattern, Route, Routes};
 use callhook::recordings::{Links, Store};
 use callhook::runtime::{
-    DeliveryOutcome, GENERIC_WEBHOOK_WASM, HostServices, KvQuota, KvStore, Plugin, PluginRuntime,
-    RecordingFiles, RuntimeConfig,
+    GENERIC_WEBHOOK_WASM, HostServices, KvQuota, KvStore, Plugin, PluginRuntime, RecordingFiles,
+    RuntimeConfig,
 };
 use callhook_simulator::{Scenario, SimConfig, Simulator};
 use callhook_test_plugins::CONTRACT_PROBE_WASM;

@@ -3,7 +3,8 @@
 //! `ca_file`.
 
 use crate::support::*;
-use callhook::runtime::{DeliveryOutcome, PluginRuntime, Resolution, Resolver, RuntimeConfig};
+use callhook::queue::DeliveryOutcome;
+use callhook::runtime::{PluginRuntime, Resolution, Resolver, RuntimeConfig};
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

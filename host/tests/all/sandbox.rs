@@ -2,9 +2,9 @@
 //! well-behaved plugin in the same runtime keeps delivering.
 
 use crate::support::*;
+use callhook::queue::DeliveryOutcome;
 use callhook::runtime::{
-    DeliveryOutcome, GENERIC_WEBHOOK_WASM, LoadError, PluginLimits, PluginRuntime, RuntimeConfig,
-    VersionError,
+    GENERIC_WEBHOOK_WASM, LoadError, PluginLimits, PluginRuntime, RuntimeConfig, VersionError,
 };
 use std::time::{Duration, Instant};
 

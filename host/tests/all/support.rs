@@ -7,9 +7,9 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use callhook::calls::event::*;
+use callhook::queue::{DeliveryOutcome, DeliveryRequest};
 use callhook::runtime::{
-    DeliveryOutcome, DeliveryRequest, KvQuota, KvStore, Plugin, PluginLimits, PluginRuntime,
-    PluginSpec, RuntimeConfig,
+    KvQuota, KvStore, Plugin, PluginLimits, PluginRuntime, PluginSpec, RuntimeConfig,
 };
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
