@@ -31,5 +31,5 @@ pub use host::{Host, HostOptions, Reload};
 pub use observe::{EventCounter, Observed};
 pub use pipeline::Pipeline;
 pub use plugins::{DeliveryQueue, Plugins};
-pub use replay::{Replayer, scenario_changes, to_input};
+pub use replay::{Replayer, scenario_changes};
 pub use supervise::TaskPanicked;

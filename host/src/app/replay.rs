@@ -2,9 +2,9 @@
 //! or scripted series of changes through an engine: `callhook replay`, `callhook plugin
 //! test`, the scenario tests and the engine benchmark share it.
 
-use crate::calls::{self, Engine, event::CallEvent};
-use crate::pbx::participant::{DnType, Participant};
-use crate::pbx::{Change, Dn};
+use crate::callcontrol::{Change, Dn};
+use crate::callcontrol::{DnType, Participant};
+use crate::calls::{Engine, event::CallEvent};
 use callhook_simulator::{ParticipantChange, Scenario};
 
 /// How long after the last change a replay lets the clock run, so that every grace period
@@ -27,7 +27,7 @@ impl Replayer {
     pub fn apply(&mut self, change: Change) -> Vec<CallEvent> {
         let at = change.at();
         self.last = Some(at);
-        self.engine.apply(to_input(change), at).events
+        self.engine.apply(change).events
     }
 
     /// Lets every grace period run out (a day after the last change); the events that causes,
@@ -84,26 +84,4 @@ pub fn scenario_changes(scenario: &Scenario, start: jiff::Timestamp) -> Vec<Chan
         });
     }
     changes
-}
-
-/// Maps the connector's change to the engine's input.
-pub fn to_input(change: Change) -> calls::Input {
-    match change {
-        Change::Snapshot {
-            dns, participants, ..
-        } => calls::Input::Snapshot {
-            dns: dns
-                .into_iter()
-                .map(|dn| calls::Dn {
-                    dn: dn.dn,
-                    dn_type: dn.dn_type,
-                })
-                .collect(),
-            participants,
-        },
-        Change::Upsert { participant, .. } => calls::Input::Upsert(participant),
-        Change::Remove {
-            dn, participant_id, ..
-        } => calls::Input::Remove { dn, participant_id },
-    }
 }

@@ -9,8 +9,9 @@
 
 use super::crm_standin::{self, CrmStandin};
 use crate::app::{Replayer, plugins, scenario_changes};
+use crate::callcontrol::Change;
 use crate::calls::{Engine, EngineConfig};
-use crate::pbx::{Change, Replay};
+use crate::pbx::Replay;
 use crate::queue::{DeliveryOutcome, DeliveryRequest};
 use crate::runtime::{ORIGINAL_URL_HEADER, PluginLimits, PluginSpec, RuntimeConfig};
 use anyhow::Context;
