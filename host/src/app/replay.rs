@@ -1,6 +1,7 @@
-//! The connector's changes as the engine's inputs, and the replay loop that feeds a recorded
-//! or scripted series of changes through an engine: `callhook replay`, `callhook plugin
-//! test`, the scenario tests and the engine benchmark share it.
+//! The replay loop that feeds a recorded or scripted series of the connector's changes through
+//! an engine, and where such series come from (a capture file, a simulator scenario):
+//! `callhook replay`, `callhook plugin test`, the scenario tests and the engine benchmark share
+//! it.
 
 use crate::callcontrol::{Change, Dn};
 use crate::callcontrol::{DnType, Participant};
@@ -50,6 +51,18 @@ impl Replayer {
         events.extend(replayer.finish().0);
         events
     }
+}
+
+/// The changes of a capture written by `callhook run --capture`, read as they are needed.
+pub fn read_capture(
+    file: &std::path::Path,
+) -> anyhow::Result<impl Iterator<Item = anyhow::Result<Change>>> {
+    use anyhow::Context;
+    let reader = std::fs::File::open(file)
+        .with_context(|| format!("while opening the capture {}", file.display()))?;
+    let name = file.display().to_string();
+    Ok(crate::pbx::Replay::new(std::io::BufReader::new(reader))
+        .map(move |change| change.with_context(|| format!("while reading {name}"))))
 }
 
 /// A simulator scenario's participant changes as the connector would report them, the

@@ -8,19 +8,15 @@
 //! settings, and the records the CRM holds at the end are printed.
 
 use super::crm_standin::{self, CrmStandin};
-use crate::app::{Replayer, plugins, scenario_changes};
-use crate::callcontrol::Change;
-use crate::calls::{Engine, EngineConfig};
-use crate::pbx::Replay;
-use crate::queue::{DeliveryOutcome, DeliveryRequest};
-use crate::runtime::{ORIGINAL_URL_HEADER, PluginLimits, PluginSpec, RuntimeConfig};
-use anyhow::Context;
+use crate::app::trial::{TrialPlugin, TrialSpec, trial_events};
+use crate::app::{read_capture, scenario_changes};
+use crate::queue::DeliveryOutcome;
+use crate::runtime::ORIGINAL_URL_HEADER;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method};
 use callhook_simulator::Scenario;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Options of `callhook plugin test`.
 #[derive(Debug, clap::Args)]
@@ -56,36 +52,15 @@ fn key_value(text: &str) -> Result<(String, String), String> {
 pub async fn run(args: TestArgs) -> anyhow::Result<()> {
     let changes = match (&args.scenario, &args.capture) {
         (Some(scenario), _) => scenario_changes(&load_scenario(scenario)?, jiff::Timestamp::now()),
-        (None, Some(capture)) => capture_changes(capture)?,
+        (None, Some(capture)) => read_capture(capture)?.collect::<anyhow::Result<_>>()?,
         (None, None) => unreachable!("clap requires --scenario or --capture"),
     };
-    // The scenarios are the simulator's: its trunk tells their DID, as `[trunks]` would.
-    let engine = Engine::new(EngineConfig {
-        trunk_dids: callhook_simulator::SimConfig::default_trunks(),
-        ..EngineConfig::default()
-    });
-    let events = Replayer::all(engine, changes);
+    let events = trial_events(changes);
 
     let crm = CrmStandin::start(&args.plugin).await?;
     let stand_in = match &crm {
         Some(_) => None,
         None => Some(start_stand_in().await?),
-    };
-    let storage = tempfile::tempdir()?;
-    let db = redb::Database::create(storage.path().join("plugin-test.redb"))?;
-    let runtime = plugins::runtime(
-        Arc::new(db),
-        RuntimeConfig {
-            stand_in,
-            ..RuntimeConfig::default()
-        },
-    )?;
-    let builtin = crate::runtime::builtin(&args.plugin);
-    let wasm: Arc<[u8]> = match builtin {
-        Some(builtin) => builtin.wasm.into(),
-        None => std::fs::read(&args.plugin)
-            .with_context(|| format!("while reading the plugin {}", args.plugin))?
-            .into(),
     };
     // The stand-in's settings and credentials first, so that `--setting` and `--secret` win.
     let (mut settings, mut secrets) = (BTreeMap::new(), BTreeMap::new());
@@ -101,23 +76,12 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
         (Some(crm), true) => vec![crm.base_url()],
         (None, true) => vec!["https://*:*".to_string(), "http://*:*".to_string()],
     };
-    let limits = match builtin {
-        Some(builtin) => PluginLimits {
-            memory_bytes: (builtin.defaults.memory_mb as usize) << 20,
-            kv_quota_bytes: Some(builtin.defaults.kv_quota_mb << 20),
-            timeout: std::time::Duration::from_millis(builtin.defaults.timeout_ms),
-            ..PluginLimits::default()
-        },
-        None => PluginLimits::default(),
-    };
-    let plugin = runtime.load(PluginSpec {
-        name: args.plugin.clone(),
-        wasm,
-        allowed_hosts,
-        limits,
+    let plugin = TrialPlugin::load(TrialSpec {
+        plugin: args.plugin,
         settings,
         secrets,
-        ca_file: None,
+        allowed_hosts,
+        stand_in,
     })?;
     let now = jiff::Timestamp::now().as_second().max(0) as u64;
     let mut printed = 0;
@@ -128,16 +92,7 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
             event.user().unwrap_or(""),
             event.call_id()
         );
-        let key = event.key();
-        let outcome = plugin
-            .deliver(DeliveryRequest {
-                event,
-                idempotency_key: &key,
-                attempt: 1,
-                timestamp: now,
-                replayed: false,
-            })
-            .await;
+        let outcome = plugin.deliver(event, now).await;
         if let Some(crm) = &crm {
             let requests = crm.requests();
             for request in requests.iter().skip(printed) {
@@ -169,14 +124,6 @@ fn load_scenario(name: &str) -> anyhow::Result<Scenario> {
         Scenario::builtin(name)?
     };
     Ok(scenario)
-}
-
-fn capture_changes(file: &Path) -> anyhow::Result<Vec<Change>> {
-    let reader = std::fs::File::open(file)
-        .with_context(|| format!("while opening the capture {}", file.display()))?;
-    Replay::new(std::io::BufReader::new(reader))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("while reading {}", file.display()))
 }
 
 /// A local server that answers every request with 200 and prints it with its real URL.
