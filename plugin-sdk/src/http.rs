@@ -223,16 +223,22 @@ impl Request {
             .map_err(|()| invalid("path"))?;
 
         let body = request.body().expect("the body of a new request is free");
+        // The request goes out first and its body streams after it: a body written before
+        // `handle` only fills the host's buffer, and one larger than that (an MP3 upload)
+        // would block for ever.
+        let pending = outgoing_handler::handle(request, None).map_err(error_from_code)?;
         {
             let stream = body.write().expect("the body stream is taken once");
             for chunk in self.body.chunks(WRITE_CHUNK) {
-                stream
-                    .blocking_write_and_flush(chunk)
-                    .map_err(|e| HttpError::Transport(format!("writing the body: {e:?}")))?;
+                // A failed write means the request failed or was answered before its body was
+                // read (a 409 to an upload): the response, awaited below, says which.
+                if stream.blocking_write_and_flush(chunk).is_err() {
+                    break;
+                }
             }
         }
-        let pending = outgoing_handler::handle(request, None).map_err(error_from_code)?;
-        OutgoingBody::finish(body, None).map_err(error_from_code)?;
+        // Likewise a failed finish: the response carries the outcome.
+        let _ = OutgoingBody::finish(body, None);
         pending.subscribe().block();
         let response = pending
             .get()
