@@ -175,3 +175,19 @@ pub async fn parked(host: &LocalHost, status: DeliveryStatus, limit: Duration) -
     })
     .await
 }
+
+/// Scenarios 10 to 12 of `call-events.md`: hold, a dropped socket, duplicate upserts.
+pub const TEN_TO_TWELVE: [&str; 3] = ["10-hold", "11-socket-drop", "12-duplicate-upserts"];
+
+/// The parts the end events of `scenarios` close, as `(call, link, user)`, sorted: one record
+/// each is what the CRM must hold.
+pub fn end_parts(scenarios: &[Scenario]) -> Vec<(u64, u32, String)> {
+    let mut parts: Vec<_> = scenarios
+        .iter()
+        .flat_map(Scenario::expected)
+        .filter(|e| matches!(e.fields["event"].as_str(), "incoming" | "outgoing"))
+        .map(|e| (e.call, e.link, e.fields["user"].clone()))
+        .collect();
+    parts.sort();
+    parts
+}

@@ -356,3 +356,39 @@ async fn hubspot_a_429_burst_is_retried_without_losing_or_doubling_a_call() {
     assert_eq!(users, ["120", "130"]);
     host.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hubspot_hold_a_dropped_socket_and_duplicate_upserts_leave_one_call_per_part() {
+    let hubspot = hubspot().await;
+    let scenarios: Vec<_> = TEN_TO_TWELVE
+        .iter()
+        .map(|name| scenario(name, CALLER, 0))
+        .collect();
+    let parts = end_parts(&scenarios);
+    assert_eq!(
+        parts.len(),
+        4,
+        "one part in 10 and 12, two calls in 11: {parts:?}"
+    );
+    let (simulator, host) = start(
+        &scenarios,
+        "hubspot",
+        &settings(&hubspot, &[]),
+        &[("access_token", TOKEN)],
+        false,
+    )
+    .await;
+    play(&simulator, &scenarios).await;
+    settled(&host, Duration::from_secs(40), "every part", || {
+        hubspot.calls().len() >= parts.len()
+    })
+    .await;
+    let calls = hubspot.calls();
+    let mut keys: Vec<_> = calls
+        .iter()
+        .map(|call| parse_key(&call.properties[ID_PROPERTY]))
+        .collect();
+    keys.sort();
+    assert_eq!(keys, parts, "{calls:#?}");
+    host.stop().await.unwrap();
+}

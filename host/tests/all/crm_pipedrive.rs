@@ -318,3 +318,36 @@ async fn pipedrive_a_429_burst_is_retried_without_losing_or_doubling_a_call_log(
     assert_eq!(users, ["120", "130"]);
     host.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipedrive_hold_a_dropped_socket_and_duplicate_upserts_leave_one_call_log_per_part() {
+    let pipedrive = pipedrive(PipedriveConfig::default()).await;
+    let scenarios: Vec<_> = TEN_TO_TWELVE
+        .iter()
+        .map(|name| scenario(name, CALLER, 0))
+        .collect();
+    let parts = end_parts(&scenarios);
+    assert_eq!(
+        parts.len(),
+        4,
+        "one part in 10 and 12, two calls in 11: {parts:?}"
+    );
+    let (simulator, host) = start(
+        &scenarios,
+        "pipedrive",
+        &settings(&pipedrive, &[]),
+        &[("api_token", TOKEN)],
+        false,
+    )
+    .await;
+    play(&simulator, &scenarios).await;
+    settled(&host, Duration::from_secs(40), "every part", || {
+        pipedrive.call_logs().len() >= parts.len()
+    })
+    .await;
+    let logs = pipedrive.call_logs();
+    let mut keys: Vec<_> = logs.iter().map(|log| parse_key(&key_of(log))).collect();
+    keys.sort();
+    assert_eq!(keys, parts, "{logs:#?}");
+    host.stop().await.unwrap();
+}
