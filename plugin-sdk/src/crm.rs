@@ -14,6 +14,9 @@
 //!   and the `unknown-outcome` of a create that may or may not have happened.
 //! - [`oauth`]: access tokens in the store, refreshed before they expire and once after a
 //!   401, safe when deliveries refresh at once.
+//! - [`part`]: the values of a record read from its end event: key, external number, from
+//!   and to, start and end, notes.
+//! - [`cache`]: lookups (a CRM user by e-mail) cached in the store for up to an hour.
 //! - [`store`]: the [`KvStore`] trait, the host's store ([`HostKv`]) and [`MemoryKv`].
 //!
 //! The end event of a call logged in Pipedrive, whose call logs cannot be searched by an id of
@@ -56,10 +59,12 @@
 //! }
 //! ```
 
+pub mod cache;
 pub mod errors;
 pub mod format;
 pub mod idempotent;
 pub mod oauth;
+pub mod part;
 pub mod store;
 
 pub use store::{HostKv, KvStore, MemoryKv};

@@ -135,6 +135,46 @@ impl Request {
         self.header("content-type", "application/json").body(body)
     }
 
+    /// Sets a `multipart/form-data` body of one file part, as an upload endpoint takes it:
+    /// `Content-Disposition: form-data; name="{field}"; filename="{file_name}"` and the file's
+    /// `Content-Type`. The boundary is chosen so that it does not occur in the bytes.
+    ///
+    /// ```
+    /// use callhook_plugin_sdk::http::Request;
+    ///
+    /// let request = Request::post("https://crm.example.com/upload")
+    ///     .multipart_file("file", "1-1.mp3", "audio/mpeg", b"ID3");
+    /// let body = String::from_utf8_lossy(request.body_bytes());
+    /// assert!(body.contains("name=\"file\"; filename=\"1-1.mp3\"\r\nContent-Type: audio/mpeg\r\n\r\nID3\r\n"));
+    /// ```
+    pub fn multipart_file(
+        self,
+        field: &str,
+        file_name: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Self {
+        let mut boundary = "callhook-form-boundary".to_string();
+        while contains(bytes, boundary.as_bytes()) {
+            boundary.push('x');
+        }
+        let quoted = |text: &str| text.replace(['"', '\r', '\n'], "_");
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"{}\"\r\n\
+             Content-Type: {content_type}\r\n\r\n",
+            quoted(field),
+            quoted(file_name)
+        )
+        .into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        self.header(
+            "content-type",
+            &format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+    }
+
     /// The method.
     pub fn method(&self) -> &str {
         self.method
@@ -183,16 +223,22 @@ impl Request {
             .map_err(|()| invalid("path"))?;
 
         let body = request.body().expect("the body of a new request is free");
+        // The request goes out first and its body streams after it: a body written before
+        // `handle` only fills the host's buffer, and one larger than that (an MP3 upload)
+        // would block for ever.
+        let pending = outgoing_handler::handle(request, None).map_err(error_from_code)?;
         {
             let stream = body.write().expect("the body stream is taken once");
             for chunk in self.body.chunks(WRITE_CHUNK) {
-                stream
-                    .blocking_write_and_flush(chunk)
-                    .map_err(|e| HttpError::Transport(format!("writing the body: {e:?}")))?;
+                // A failed write means the request failed or was answered before its body was
+                // read (a 409 to an upload): the response, awaited below, says which.
+                if stream.blocking_write_and_flush(chunk).is_err() {
+                    break;
+                }
             }
         }
-        let pending = outgoing_handler::handle(request, None).map_err(error_from_code)?;
-        OutgoingBody::finish(body, None).map_err(error_from_code)?;
+        // Likewise a failed finish: the response carries the outcome.
+        let _ = OutgoingBody::finish(body, None);
         pending.subscribe().block();
         let response = pending
             .get()
@@ -296,6 +342,13 @@ fn parse_retry_after(value: &str) -> Option<u64> {
     Some(delay.as_millis().try_into().unwrap_or(u64::MAX))
 }
 
+/// Whether `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
 fn error_from_code(code: ErrorCode) -> HttpError {
     match code {
         ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => HttpError::Refused(
@@ -396,6 +449,24 @@ mod tests {
         assert_eq!(after(429), Some(7000));
         assert_eq!(after(503), Some(7000));
         assert_eq!(after(500), None);
+    }
+
+    #[test]
+    fn multipart_body_has_one_file_part_and_a_boundary_not_in_the_bytes() {
+        let bytes = b"ID3\x00--callhook-form-boundary\xff";
+        let request =
+            Request::post("http://h/u").multipart_file("file", "a\"b.mp3", "audio/mpeg", bytes);
+        let content_type = &request.headers[0].1;
+        assert_eq!(
+            content_type,
+            "multipart/form-data; boundary=callhook-form-boundaryx"
+        );
+        let mut expected = b"--callhook-form-boundaryx\r\nContent-Disposition: form-data; \
+            name=\"file\"; filename=\"a_b.mp3\"\r\nContent-Type: audio/mpeg\r\n\r\n"
+            .to_vec();
+        expected.extend_from_slice(bytes);
+        expected.extend_from_slice(b"\r\n--callhook-form-boundaryx--\r\n");
+        assert_eq!(request.body_bytes(), expected.as_slice());
     }
 
     #[test]

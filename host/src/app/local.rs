@@ -191,6 +191,11 @@ fn local_config(
 ) -> String {
     let pbx = simulator.config();
     let mut toml = String::new();
+    // Every event to the one plugin: without this, they would go to the default
+    // generic-webhook, which sends nothing when it has no URL.
+    if let LocalPlugin::Builtin { name, .. } = &setup.plugin {
+        let _ = writeln!(toml, "default_plugins = [{}]\n", quoted(name));
+    }
     let _ = writeln!(
         toml,
         "[pbx]\nurl = {}\nclient_id = {}\nclient_secret = {}\n",

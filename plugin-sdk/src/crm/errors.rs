@@ -34,9 +34,10 @@ pub enum Verdict {
         after_ms: Option<u64>,
     },
     /// HTTP 401: an OAuth plugin refreshes its token once and repeats the request
-    /// ([`oauth::authorized`](super::oauth::authorized)); otherwise it is permanent, `"{crm} rejected the token"`.
+    /// ([`oauth::authorized`](super::oauth::authorized)); otherwise it is permanent,
+    /// `"{crm} rejected the token: {the CRM's message}"`.
     Unauthorized {
-        /// `"{crm} rejected the token"`.
+        /// `"{crm} rejected the token"`, followed by `": {the CRM's message}"` when it gave one.
         message: String,
     },
     /// Retrying cannot help: other 4xx, 3xx (redirects are not followed), a 2xx whose body
@@ -143,7 +144,11 @@ impl Rules {
                 target_gone: false,
             },
             401 => Verdict::Unauthorized {
-                message: format!("{} rejected the token", self.crm),
+                message: format!(
+                    "{} rejected the token{}",
+                    self.crm,
+                    self.detail(response, &body)
+                ),
             },
             429 => Verdict::Retry {
                 message: self.answered(response, &body),

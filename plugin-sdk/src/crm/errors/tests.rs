@@ -94,7 +94,7 @@ fn the_common_table() {
             &[],
             "no",
             Verdict::Unauthorized {
-                message: "Acme rejected the token".to_string(),
+                message: "Acme rejected the token: no".to_string(),
             },
         ),
         (400, &[], "bad", permanent("Acme answered HTTP 400: bad")),
@@ -200,7 +200,8 @@ fn hubspot() {
             "{\"message\":\"Authentication credentials not found.\"}"
         ),
         Verdict::Unauthorized {
-            message: "HubSpot rejected the token".to_string()
+            message: "HubSpot rejected the token: Authentication credentials not found."
+                .to_string()
         }
     );
 }
@@ -326,7 +327,7 @@ fn bitrix24() {
     assert_eq!(
         verdict(b, 401, &[], "{\"error\":\"expired_token\"}"),
         Verdict::Unauthorized {
-            message: "Bitrix24 rejected the token".to_string()
+            message: "Bitrix24 rejected the token: expired_token".to_string()
         }
     );
 }
@@ -390,7 +391,7 @@ fn zoho() {
             "{\"code\":\"INVALID_TOKEN\",\"details\":{},\"message\":\"invalid oauth token\"}"
         ),
         Verdict::Unauthorized {
-            message: "Zoho rejected the token".to_string()
+            message: "Zoho rejected the token: INVALID_TOKEN: invalid oauth token".to_string()
         }
     );
 }
