@@ -6,8 +6,9 @@
 use super::{Replayer, plugins};
 use crate::callcontrol::Change;
 use crate::calls::{Engine, EngineConfig, event::CallEvent};
+use crate::pbx::users::UserInfo;
 use crate::queue::{DeliveryOutcome, DeliveryRequest};
-use crate::runtime::{Plugin, PluginLimits, PluginSpec, RuntimeConfig};
+use crate::runtime::{HostServices, Plugin, PluginLimits, PluginSpec, RuntimeConfig};
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -51,10 +52,19 @@ impl TrialPlugin {
     pub fn load(spec: TrialSpec) -> anyhow::Result<TrialPlugin> {
         let storage = tempfile::tempdir().context("while creating the trial's storage")?;
         let db = redb::Database::create(storage.path().join("plugin-test.redb"))?;
+        // The scenarios are the simulator's: its users are the PBX's user list.
+        let services = HostServices::default();
+        services.users.replace(
+            callhook_simulator::User::defaults()
+                .iter()
+                .map(user_entry)
+                .collect(),
+        );
         let runtime = plugins::runtime(
             Arc::new(db),
             RuntimeConfig {
                 stand_in: spec.stand_in,
+                services,
                 ..RuntimeConfig::default()
             },
         )?;
@@ -102,4 +112,15 @@ impl TrialPlugin {
             })
             .await
     }
+}
+
+/// A simulator user as the PBX's user list holds it.
+fn user_entry(user: &callhook_simulator::User) -> (String, UserInfo) {
+    let text = |field: &Option<String>| field.clone().unwrap_or_default();
+    let info = UserInfo::from_names(
+        &text(&user.first_name),
+        &text(&user.last_name),
+        &text(&user.email),
+    );
+    (user.number.clone(), info)
 }

@@ -602,3 +602,80 @@ fn log_format_json_writes_one_object_per_line() {
     assert_eq!(reconnect["target"], "callhook::pbx::connector");
     assert!(reconnect["fields"]["error"].is_string(), "{reconnect}");
 }
+
+/// `plugin test` answers a CRM plugin with its CRM's stand-in and prints the records the CRM
+/// ends up with: a blind transfer makes one record per extension that talked, with the
+/// duration in the CRM's unit, the caller's contact and the extension's owner (by e-mail).
+#[test]
+fn plugin_test_runs_each_crm_plugin_against_its_stand_in() {
+    let expected: [(&str, [&str; 2], &str); 4] = [
+        (
+            "hubspot",
+            ["INBOUND COMPLETED 30000 ms", "INBOUND COMPLETED 60000 ms"],
+            "owner -",
+        ),
+        ("pipedrive", ["connected 30 s", "connected 60 s"], "user -"),
+        (
+            "bitrix24",
+            [": 200 after 30 s", ": 200 after 60 s"],
+            "not finished",
+        ),
+        ("zoho", ["Inbound 00:30", "Inbound 01:00"], "owner -"),
+    ];
+    for (crm, records, absent) in expected {
+        let output = Command::new(CALLHOOK)
+            .args(["plugin", "test", crm, "--scenario", "05-blind-transfer"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            output.status.success(),
+            "{crm}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            !stdout.contains("=> "),
+            "{crm}: every delivery succeeds:\n{stdout}"
+        );
+        let (_, held) = stdout
+            .split_once("now holds:\n")
+            .unwrap_or_else(|| panic!("{crm}: {stdout}"));
+        let lines: Vec<&str> = held.lines().collect();
+        assert_eq!(lines.len(), 2, "{crm}: {held}");
+        for (line, record) in lines.iter().zip(records) {
+            assert!(line.contains(record), "{crm}: {line:?} lacks {record:?}");
+            assert!(!line.contains(absent), "{crm}: {line:?} has {absent:?}");
+        }
+    }
+}
+
+/// `demo --plugin` runs the demo's calls into a CRM plugin and its stand-in, and ends with the
+/// records: one per part that talked (01, 03, 05 twice, 08).
+#[test]
+fn demo_with_a_crm_plugin_ends_with_the_crm_records() {
+    let output = Command::new(CALLHOOK)
+        .args(["demo", "--plugin", "pipedrive", "--time-scale", "0.05"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("POST /v1/callLogs "), "{stdout}");
+    let (_, held) = stdout
+        .split_once("Pipedrive now holds:\n")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let lines: Vec<&str> = held.lines().collect();
+    assert_eq!(lines.len(), 5, "{held}");
+    assert!(
+        lines.iter().all(|line| line.contains(": connected ")),
+        "{held}"
+    );
+    // The recordings were uploaded to the call logs.
+    assert!(
+        lines.iter().all(|line| line.ends_with(", with recording")),
+        "{held}"
+    );
+}
