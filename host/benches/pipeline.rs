@@ -71,11 +71,8 @@ async fn run() {
     .unwrap();
     let (origin, received) = sink().await;
     let setup = LocalSetup {
-        receiver: origin.clone(),
-        webhook_url: format!("{origin}/events"),
-        recordings_url: None,
         grace: GRACE,
-        admin_token: None,
+        ..LocalSetup::webhook(origin.clone(), format!("{origin}/events"))
     };
     let host = LocalHost::start(&simulator, setup).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;

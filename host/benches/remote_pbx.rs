@@ -89,11 +89,8 @@ impl Host {
     /// Starts a host against `simulator` and waits for its first snapshot.
     async fn start(simulator: &SimHandle, origin: &str) -> Host {
         let setup = LocalSetup {
-            receiver: origin.to_owned(),
-            webhook_url: format!("{origin}/events"),
-            recordings_url: None,
             grace: GRACE,
-            admin_token: None,
+            ..LocalSetup::webhook(origin, format!("{origin}/events"))
         };
         let host = LocalHost::start(simulator, setup).await.unwrap();
         let observed = host.observed();

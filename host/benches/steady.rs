@@ -145,13 +145,7 @@ impl Rig {
         .await
         .unwrap();
         let (origin, received) = sink().await;
-        let setup = LocalSetup {
-            receiver: origin.clone(),
-            webhook_url: format!("{origin}/events"),
-            recordings_url: None,
-            grace: Duration::from_secs(2),
-            admin_token: None,
-        };
+        let setup = LocalSetup::webhook(origin.clone(), format!("{origin}/events"));
         let host = LocalHost::start(&simulator, setup).await.unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
         Rig {

@@ -15,17 +15,62 @@ use std::time::Duration;
 /// How the local host is set up.
 #[derive(Debug, Clone)]
 pub struct LocalSetup {
-    /// The receiver's origin, e.g. `http://127.0.0.1:8080`: the plugin may reach only it.
-    pub receiver: String,
-    /// Where the webhooks go (generic-webhook's `webhook_url`).
-    pub webhook_url: String,
-    /// Where recordings are posted (`webhook_post_url`); `None` turns recordings off.
-    pub recordings_url: Option<String>,
+    /// The one plugin every call goes to.
+    pub plugin: LocalPlugin,
+    /// Whether recordings are fetched, converted, served (on a free port of 127.0.0.1, see
+    /// [`LocalHost::recordings_base`]) and delivered as `recording` events.
+    pub recordings: bool,
     /// The engine's grace period.
     pub grace: Duration,
     /// The operator console's token (`[admin] token`); `None` for a console without one. The
     /// console listens on a free port of 127.0.0.1 ([`LocalHost::console_address`]).
     pub admin_token: Option<String>,
+    /// `[pbx] country`, the region numbers are normalised to E.164 in.
+    pub country: Option<String>,
+}
+
+impl LocalSetup {
+    /// The generic-webhook plugin sending to `webhook_url` and allowed only `receiver` (an
+    /// origin such as `http://127.0.0.1:8080`); recordings off, a grace period of 2 s, no
+    /// console token, no country.
+    pub fn webhook(receiver: impl Into<String>, webhook_url: impl Into<String>) -> LocalSetup {
+        LocalSetup {
+            plugin: LocalPlugin::GenericWebhook {
+                receiver: receiver.into(),
+                webhook_url: webhook_url.into(),
+                recordings_url: None,
+            },
+            recordings: false,
+            grace: Duration::from_secs(2),
+            admin_token: None,
+            country: None,
+        }
+    }
+}
+
+/// The plugin of a local host.
+#[derive(Debug, Clone)]
+pub enum LocalPlugin {
+    /// The generic-webhook plugin.
+    GenericWebhook {
+        /// The receiver's origin, e.g. `http://127.0.0.1:8080`: the plugin may reach only it.
+        receiver: String,
+        /// Where the webhooks go (`webhook_url`).
+        webhook_url: String,
+        /// Where recordings are posted (`webhook_post_url`), when [`LocalSetup::recordings`]
+        /// is on.
+        recordings_url: Option<String>,
+    },
+    /// A built-in plugin by name, e.g. `hubspot` pointed at a CRM stand-in. It may reach the
+    /// origins of its URL settings, as configured by default.
+    Builtin {
+        /// Its name.
+        name: String,
+        /// Its `[plugin.settings]`; dotted keys such as `users.120` are table entries.
+        settings: Vec<(String, String)>,
+        /// Its `[plugin.secrets]`.
+        secrets: Vec<(String, String)>,
+    },
 }
 
 /// The running local host.
@@ -40,16 +85,13 @@ impl LocalHost {
     pub async fn start(simulator: &SimHandle, setup: LocalSetup) -> anyhow::Result<LocalHost> {
         let dir = tempfile::tempdir().context("while creating the host's directory")?;
         // The recording links must name the server's port before it listens: take a free one.
-        let port = match setup.recordings_url {
-            Some(_) => std::net::TcpListener::bind("127.0.0.1:0")?
+        let port = match setup.recordings {
+            true => std::net::TcpListener::bind("127.0.0.1:0")?
                 .local_addr()?
                 .port(),
-            None => 0,
+            false => 0,
         };
-        let recordings_base = setup
-            .recordings_url
-            .as_ref()
-            .map(|_| format!("http://127.0.0.1:{port}"));
+        let recordings_base = setup.recordings.then(|| format!("http://127.0.0.1:{port}"));
         let file = dir.path().join("callhook.toml");
         let toml = local_config(
             simulator,
@@ -59,12 +101,24 @@ impl LocalHost {
             recordings_base.as_deref(),
         );
         std::fs::write(&file, toml).context("while writing the host's configuration")?;
-        let config = crate::config::Config::load(&file).map_err(|errors| {
-            anyhow::anyhow!("the local host's configuration is invalid:\n{errors}")
-        })?;
-        let snapshots = simulator.snapshots_served();
-        let host = Host::start(config, HostOptions::default()).await?;
-        simulator.wait_snapshots(snapshots + 1).await;
+        let host = start_host(simulator, &file).await?;
+        Ok(LocalHost {
+            host,
+            recordings_base,
+            dir,
+        })
+    }
+
+    /// Stops the host and starts it again from the same configuration and storage, as a
+    /// service restart would; waits for its first snapshot.
+    pub async fn restart(self, simulator: &SimHandle) -> anyhow::Result<LocalHost> {
+        let LocalHost {
+            host,
+            recordings_base,
+            dir,
+        } = self;
+        host.stop().await?;
+        let host = start_host(simulator, &dir.path().join("callhook.toml")).await?;
         Ok(LocalHost {
             host,
             recordings_base,
@@ -114,9 +168,20 @@ impl LocalHost {
     }
 }
 
+/// Starts a host from `file` and waits for its first snapshot of `simulator`.
+async fn start_host(simulator: &SimHandle, file: &std::path::Path) -> anyhow::Result<Host> {
+    let config = crate::config::Config::load(file).map_err(|errors| {
+        anyhow::anyhow!("the local host's configuration is invalid:\n{errors}")
+    })?;
+    let snapshots = simulator.snapshots_served();
+    let host = Host::start(config, HostOptions::default()).await?;
+    simulator.wait_snapshots(snapshots + 1).await;
+    Ok(host)
+}
+
 /// The `callhook.toml` of a local host: the simulator as PBX (its trunks in `[trunks]`),
-/// storage in `dir`, the server on 127.0.0.1 (`port`, 0 for any), the console on any port, the generic-webhook plugin
-/// allowed only the receiver, recordings on when `recordings_base` is given.
+/// storage in `dir`, the server on 127.0.0.1 (`port`, 0 for any), the console on any port, the
+/// plugin, recordings on when `recordings_base` is given.
 fn local_config(
     simulator: &SimHandle,
     setup: &LocalSetup,
@@ -133,6 +198,9 @@ fn local_config(
         quoted(&pbx.client_id),
         quoted(&pbx.client_secret),
     );
+    if let Some(country) = &setup.country {
+        let _ = writeln!(toml, "country = {}\n", quoted(country));
+    }
     let _ = writeln!(
         toml,
         "[engine]\ngrace = \"{}ms\"\n",
@@ -160,14 +228,36 @@ fn local_config(
             quoted(&dir.join("recordings").display().to_string())
         );
     }
-    let _ = writeln!(
-        toml,
-        "\n[[plugin]]\nname = \"generic-webhook\"\nallowed_hosts = [{}]\n\n[plugin.settings]\nwebhook_url = {}",
-        quoted(&setup.receiver),
-        quoted(&setup.webhook_url)
-    );
-    if let Some(url) = &setup.recordings_url {
-        let _ = writeln!(toml, "webhook_post_url = {}", quoted(url));
+    match &setup.plugin {
+        LocalPlugin::GenericWebhook {
+            receiver,
+            webhook_url,
+            recordings_url,
+        } => {
+            let _ = writeln!(
+                toml,
+                "\n[[plugin]]\nname = \"generic-webhook\"\nallowed_hosts = [{}]\n\n[plugin.settings]\nwebhook_url = {}",
+                quoted(receiver),
+                quoted(webhook_url)
+            );
+            if let Some(url) = recordings_url.as_ref().filter(|_| setup.recordings) {
+                let _ = writeln!(toml, "webhook_post_url = {}", quoted(url));
+            }
+        }
+        LocalPlugin::Builtin {
+            name,
+            settings,
+            secrets,
+        } => {
+            let _ = writeln!(toml, "\n[[plugin]]\nname = {}", quoted(name));
+            for (table, entries) in [("settings", settings), ("secrets", secrets)] {
+                let _ = writeln!(toml, "\n[plugin.{table}]");
+                for (key, value) in entries {
+                    let key: Vec<String> = key.split('.').map(quoted).collect();
+                    let _ = writeln!(toml, "{} = {}", key.join("."), quoted(value));
+                }
+            }
+        }
     }
     toml
 }

@@ -1,6 +1,6 @@
 //! `callhook demo`: simulator, sink and host in one process, playing a few calls.
 
-use crate::app::local::{LocalHost, LocalSetup};
+use crate::app::local::{LocalHost, LocalPlugin, LocalSetup};
 use crate::calls::EngineConfig;
 use anyhow::Context;
 use axum::Router;
@@ -44,11 +44,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let host = LocalHost::start(
         &simulator,
         LocalSetup {
-            receiver: sink.clone(),
-            webhook_url: format!("{sink}/3cx/events"),
-            recordings_url: Some(format!("{sink}/3cx/recordings")),
+            plugin: LocalPlugin::GenericWebhook {
+                receiver: sink.clone(),
+                webhook_url: format!("{sink}/3cx/events"),
+                recordings_url: Some(format!("{sink}/3cx/recordings")),
+            },
+            recordings: true,
             grace: EngineConfig::default().grace,
             admin_token: None,
+            country: None,
         },
     )
     .await?;

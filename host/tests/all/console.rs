@@ -141,11 +141,9 @@ async fn the_console_shows_a_live_call_and_a_parked_delivery_that_a_click_retrie
     let host = LocalHost::start(
         &simulator,
         LocalSetup {
-            receiver: sink.origin(),
-            webhook_url: sink.url("/switch/events"),
-            recordings_url: None,
             grace: Duration::from_millis(300),
             admin_token: Some(TOKEN.to_owned()),
+            ..LocalSetup::webhook(sink.origin(), sink.url("/switch/events"))
         },
     )
     .await

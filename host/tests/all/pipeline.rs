@@ -3,7 +3,7 @@
 
 use crate::scenarios::assert_matches;
 use crate::support::*;
-use callhook::app::local::{LocalHost, LocalSetup};
+use callhook::app::local::{LocalHost, LocalPlugin, LocalSetup};
 use callhook_simulator::{Scenario, SimConfig, Simulator};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -32,13 +32,17 @@ impl Harness {
         }
         let sink = Sink::start().await;
         let setup = LocalSetup {
-            receiver: sink.origin(),
-            webhook_url: sink.url("/events"),
-            recordings_url: recordings.then(|| sink.url("/recordings")),
+            plugin: LocalPlugin::GenericWebhook {
+                receiver: sink.origin(),
+                webhook_url: sink.url("/events"),
+                recordings_url: Some(sink.url("/recordings")),
+            },
+            recordings,
             // The grace period is scaled with the calls, so waves and transfers keep their
             // meaning.
             grace: GRACE,
             admin_token: None,
+            country: None,
         };
         let host = LocalHost::start(&simulator, setup).await.unwrap();
         Harness {
