@@ -70,6 +70,10 @@ pub enum LocalPlugin {
         settings: Vec<(String, String)>,
         /// Its `[plugin.secrets]`.
         secrets: Vec<(String, String)>,
+        /// Other keys of its `[[plugin]]` table, each value written as TOML as it is, e.g.
+        /// `("concurrency", "8")`, `("rate_per_second", "50.0")`; empty keeps the plugin's
+        /// defaults.
+        keys: Vec<(String, String)>,
     },
 }
 
@@ -248,8 +252,12 @@ fn local_config(
             name,
             settings,
             secrets,
+            keys,
         } => {
             let _ = writeln!(toml, "\n[[plugin]]\nname = {}", quoted(name));
+            for (key, value) in keys {
+                let _ = writeln!(toml, "{key} = {value}");
+            }
             for (table, entries) in [("settings", settings), ("secrets", secrets)] {
                 let _ = writeln!(toml, "\n[plugin.{table}]");
                 for (key, value) in entries {
