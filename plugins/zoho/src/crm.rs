@@ -2,8 +2,9 @@
 //!
 //! An end event makes one Calls record, exactly once: the SDK's [`CreateOnce`] keeps
 //! `rec:{key}` and `pending:{key}` in the store, and with `id_field` set a create whose outcome
-//! is unknown is looked for by the key (`Calls/search?criteria=({id_field}:equals:{key})`)
-//! before it is sent again; without it, such a create parks the delivery as `outcome-unknown`
+//! is unknown (no answer, or with `id_field` a 5xx, which Zoho may give after storing) is
+//! looked for by the key (`Calls/search?criteria=({id_field}:equals:{key})`) before it is
+//! sent again; without it, such a create parks the delivery as `outcome-unknown`
 //! until an operator replays it. The record is linked to the first Contact, else Lead, whose
 //! phone equals the external number (E.164 first, then as reported; 204 is no match), and
 //! owned by `users.{extension}` or the active user with the extension's e-mail (cached in the
@@ -97,14 +98,21 @@ impl<'a> Crm<'a> {
         Ok(())
     }
 
-    /// The create of the record `body`, as [`CreateOnce`] needs its outcome.
+    /// The create of the record `body`, as [`CreateOnce`] needs its outcome. With `id_field`
+    /// a 5xx answer counts as unknown (the record may have been stored before the failure),
+    /// so that the next attempt searches before it creates again.
     fn create(&self, body: &Value) -> Sent {
-        match self.api.post("/crm/v8/Calls", body) {
+        let sent = match self.api.post("/crm/v8/Calls", body) {
             // No token: nothing was sent.
-            Err(error) => Sent::NotCreated(error),
-            Ok(sent) => Sent::from_http(sent, &Rules::ZOHO, self.api.now(), |response| {
-                mapping::created_id(&serde_json::from_slice(&response.body).ok()?)
-            }),
+            Err(error) => return Sent::NotCreated(error),
+            Ok(sent) => sent,
+        };
+        let id = |response: &Response| {
+            mapping::created_id(&serde_json::from_slice(&response.body).ok()?)
+        };
+        match self.settings.id_field {
+            Some(_) => Sent::from_http_searchable(sent, &Rules::ZOHO, self.api.now(), id),
+            None => Sent::from_http(sent, &Rules::ZOHO, self.api.now(), id),
         }
     }
 
