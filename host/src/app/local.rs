@@ -122,7 +122,21 @@ impl LocalHost {
             dir,
         } = self;
         host.stop().await?;
-        let host = start_host(simulator, &dir.path().join("callhook.toml")).await?;
+        // `Host::stop` cancels some background tasks (server, users refresh, free-space watch)
+        // without waiting for them, and they may hold the storage a little longer: the new
+        // host waits for the database's lock, a few seconds at most.
+        let file = dir.path().join("callhook.toml");
+        let mut tries = 0;
+        let host = loop {
+            match start_host(simulator, &file).await {
+                Ok(host) => break host,
+                Err(error) if tries < 50 && format!("{error:#}").contains("already open") => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        };
         Ok(LocalHost {
             host,
             recordings_base,
@@ -195,6 +209,10 @@ fn local_config(
 ) -> String {
     let pbx = simulator.config();
     let mut toml = String::new();
+    // Every call goes to the one plugin (by default it would go to `generic-webhook`).
+    if let LocalPlugin::Builtin { name, .. } = &setup.plugin {
+        let _ = writeln!(toml, "default_plugins = [{}]\n", quoted(name));
+    }
     let _ = writeln!(
         toml,
         "[pbx]\nurl = {}\nclient_id = {}\nclient_secret = {}\n",

@@ -135,15 +135,19 @@ pub fn assert_duration(actual: u64, seconds: u64, what: &str) {
     );
 }
 
-/// Waits until `done` holds, polling; panics with `what` after [`PATIENCE`].
-pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+impl CrmHost {
+    /// Waits until `done` holds, polling; panics with `what` and the deliveries still in the
+    /// queue (with their last attempts) after [`PATIENCE`].
+    pub async fn wait_until(&self, what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !done() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; deliveries left: {:#?}",
+                self.unfinished()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

@@ -163,7 +163,7 @@ async fn bitrix24_scenarios_one_to_nine_give_the_finished_calls_of_the_spec() {
         .flat_map(|(_, parts)| parts.iter())
         .filter(|part| part.5)
         .count();
-    wait_until("every part finished and recorded", || {
+    crm.wait_until("every part finished and recorded", || {
         let calls = portal.bitrix.finished_calls();
         calls.len() >= parts && calls.iter().filter(|c| c.recording.is_some()).count() >= recorded
     })
@@ -187,7 +187,7 @@ async fn bitrix24_queue_miss_finishes_with_the_queue_user_and_the_card_pops_up()
     let settings = [("users.800", queue.as_str()), ("show_card", "1")];
     let crm = CrmHost::start(&played, portal.plugin(&settings), false).await;
     crm.play(&played).await;
-    wait_until("both calls finished", || {
+    crm.wait_until("both calls finished", || {
         portal.bitrix.finished_calls().len() >= 2
     })
     .await;
@@ -219,7 +219,7 @@ async fn bitrix24_eight_deliveries_refreshing_at_once_keep_one_refresh_token_cha
     // Slow answers keep the deliveries in flight together.
     portal.bitrix.faults().delay(Duration::from_millis(100));
     crm.play(&played).await;
-    wait_until("eight finished calls", || {
+    crm.wait_until("eight finished calls", || {
         portal.bitrix.finished_calls().len() >= 8
     })
     .await;
@@ -235,7 +235,7 @@ async fn bitrix24_eight_deliveries_refreshing_at_once_keep_one_refresh_token_cha
     portal.bitrix.faults().reset();
     portal.bitrix.expire_access_tokens();
     crm.play(&next).await;
-    wait_until("the next call finished", || {
+    crm.wait_until("the next call finished", || {
         !portal.finished(call_number(201, 9)).is_empty()
     })
     .await;
@@ -252,7 +252,7 @@ async fn bitrix24_a_rotated_refresh_token_survives_a_restart() {
     let all: Vec<_> = first.iter().chain(&second).cloned().collect();
     let crm = CrmHost::start(&all, portal.plugin(&[]), false).await;
     crm.play(&first).await;
-    wait_until("the first call finished", || {
+    crm.wait_until("the first call finished", || {
         !portal.finished(call_number(201, 1)).is_empty()
     })
     .await;
@@ -264,7 +264,7 @@ async fn bitrix24_a_rotated_refresh_token_survives_a_restart() {
     let crm = crm.restart().await;
     portal.bitrix.expire_access_tokens();
     crm.play(&second).await;
-    wait_until("the second call finished", || {
+    crm.wait_until("the second call finished", || {
         !portal.finished(call_number(201, 2)).is_empty()
     })
     .await;
@@ -282,11 +282,11 @@ async fn bitrix24_an_access_token_expiring_mid_call_is_refreshed_once() {
     let play = crm.play(&played);
     let expire = async {
         // Registered at `ringing` with the first token; it expires before the finish.
-        wait_until("the call registered", || !portal.bitrix.calls().is_empty()).await;
+        crm.wait_until("the call registered", || !portal.bitrix.calls().is_empty()).await;
         portal.bitrix.expire_access_tokens();
     };
     tokio::join!(play, expire);
-    wait_until("the call finished", || {
+    crm.wait_until("the call finished", || {
         !portal.bitrix.finished_calls().is_empty()
     })
     .await;
@@ -311,13 +311,13 @@ async fn bitrix24_a_finish_stored_but_unanswered_leaves_one_finished_call() {
     // 500 after storing the finish of the first part, then no answer at all after storing.
     portal.bitrix.faults().fail_after_store(1);
     crm.play(&failed).await;
-    wait_until("both parts finished", || {
+    crm.wait_until("both parts finished", || {
         portal.finished(call_number(501, 1)).len() >= 2
     })
     .await;
     portal.bitrix.faults().drop_after_store(1);
     crm.play(&dropped).await;
-    wait_until("both parts finished", || {
+    crm.wait_until("both parts finished", || {
         portal.finished(call_number(501, 2)).len() >= 2
     })
     .await;
@@ -358,7 +358,7 @@ async fn bitrix24_token_refreshes_per_1000_deliveries() {
     for batch in &batches {
         crm.play(batch).await;
     }
-    wait_until("every call finished", || {
+    crm.wait_until("every call finished", || {
         portal.bitrix.finished_calls().len() >= all.len()
     })
     .await;

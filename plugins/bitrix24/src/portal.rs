@@ -101,7 +101,11 @@ impl<'a> Portal<'a> {
             log::warn("Bitrix24 refused the refresh token", &[]);
             return Err(RefreshError::Rejected);
         }
-        Rules::BITRIX24.check(&response, self.now)?;
+        // A refusal in Bitrix24's error form; a 2xx answer is a grant (never quoted: it holds
+        // the tokens).
+        if !(200..=299).contains(&response.status) {
+            Rules::BITRIX24.check(&response, self.now)?;
+        }
         let grant = Grant::from_json(&response.body).ok_or_else(|| {
             DeliveryError::permanent(
                 "Bitrix24's OAuth server answered without `access_token` and `expires_in`",
