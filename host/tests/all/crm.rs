@@ -51,17 +51,26 @@ impl CrmHost {
             simulator.add_directory(&scenario.directory());
         }
         let owned = |pairs: Vec<(&str, String)>| {
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect()
+            pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
         };
         let setup = LocalSetup {
             plugin: LocalPlugin::Builtin {
                 name: plugin.name.to_string(),
                 settings: owned(plugin.settings),
-                secrets: owned(plugin.secrets.into_iter().map(|(k, v)| (k, v.to_string())).collect()),
-                keys: owned(plugin.keys.into_iter().map(|(k, v)| (k, v.to_string())).collect()),
+                secrets: owned(
+                    plugin
+                        .secrets
+                        .into_iter()
+                        .map(|(k, v)| (k, v.to_string()))
+                        .collect(),
+                ),
+                keys: owned(
+                    plugin
+                        .keys
+                        .into_iter()
+                        .map(|(k, v)| (k, v.to_string()))
+                        .collect(),
+                ),
             },
             recordings,
             grace: GRACE,
@@ -74,9 +83,7 @@ impl CrmHost {
 
     /// Plays `scenarios` at once and returns when their timelines are over.
     pub async fn play(&self, scenarios: &[Scenario]) {
-        let plays = scenarios
-            .iter()
-            .map(|s| self.simulator.play(s, TIME_SCALE));
+        let plays = scenarios.iter().map(|s| self.simulator.play(s, TIME_SCALE));
         for played in futures_util::future::join_all(plays).await {
             played.unwrap();
         }

@@ -121,11 +121,7 @@ const EXPECTED: [(u64, &[Finished]); 9] = [
 /// Asserts the finished calls of `call` (played with `offset`) are exactly `expected`.
 fn assert_finished(portal: &Portal, call: u64, expected: &[Finished], recordings: bool) {
     let finished = portal.finished(call);
-    assert_eq!(
-        finished.len(),
-        expected.len(),
-        "call {call}: {finished:#?}"
-    );
+    assert_eq!(finished.len(), expected.len(), "call {call}: {finished:#?}");
     for (got, want) in finished.iter().zip(expected) {
         let (registered, finisher, call_type, status, seconds, recorded) = *want;
         let what = format!("call {call}, part of {finisher}");
@@ -173,7 +169,12 @@ async fn bitrix24_scenarios_one_to_nine_give_the_finished_calls_of_the_spec() {
         assert_finished(&portal, call, expected, true);
     }
     // Nothing else: no call left open or registered twice, one refresh for the whole run.
-    assert_eq!(portal.bitrix.calls().len(), parts, "{:#?}", portal.bitrix.calls());
+    assert_eq!(
+        portal.bitrix.calls().len(),
+        parts,
+        "{:#?}",
+        portal.bitrix.calls()
+    );
     assert_eq!(portal.bitrix.refreshes(), 1);
     crm.stop().await;
 }
@@ -199,7 +200,10 @@ async fn bitrix24_queue_miss_finishes_with_the_queue_user_and_the_card_pops_up()
     assert_eq!(missed[0].register["SHOW"], 1);
     let answered = portal.finished(301);
     assert_eq!(answered.len(), 1, "{answered:#?}");
-    assert_eq!(portal.number(answered[0].finished.as_ref().unwrap().user), "122");
+    assert_eq!(
+        portal.number(answered[0].finished.as_ref().unwrap().user),
+        "122"
+    );
     crm.stop().await;
 }
 
@@ -282,7 +286,8 @@ async fn bitrix24_an_access_token_expiring_mid_call_is_refreshed_once() {
     let play = crm.play(&played);
     let expire = async {
         // Registered at `ringing` with the first token; it expires before the finish.
-        crm.wait_until("the call registered", || !portal.bitrix.calls().is_empty()).await;
+        crm.wait_until("the call registered", || !portal.bitrix.calls().is_empty())
+            .await;
         portal.bitrix.expire_access_tokens();
     };
     tokio::join!(play, expire);

@@ -97,15 +97,24 @@ const EXPECTED: [(u64, &[Record]); 9] = [
     (401, &[("800", "Missed", None, false)]),
     (
         501,
-        &[("120", "Inbound", Some(30), true), ("130", "Inbound", Some(60), true)],
+        &[
+            ("120", "Inbound", Some(30), true),
+            ("130", "Inbound", Some(60), true),
+        ],
     ),
     (
         601,
-        &[("120", "Inbound", Some(45), true), ("130", "Inbound", Some(50), true)],
+        &[
+            ("120", "Inbound", Some(45), true),
+            ("130", "Inbound", Some(50), true),
+        ],
     ),
     (
         701,
-        &[("120", "Inbound", Some(30), true), ("130", "Missed", None, false)],
+        &[
+            ("120", "Inbound", Some(30), true),
+            ("130", "Missed", None, false),
+        ],
     ),
     (801, &[("120", "Outbound", Some(60), true)]),
     (901, &[("120", "Outbound", Some(0), false)]),
@@ -134,7 +143,9 @@ fn assert_records(crm: &Crm, call: u64, expected: &[Record], recordings: bool, i
             "{what}"
         );
         match duration {
-            Some(expected) => assert_duration(seconds(text("Call_Duration").unwrap()), expected, &what),
+            Some(expected) => {
+                assert_duration(seconds(text("Call_Duration").unwrap()), expected, &what)
+            }
             None => assert_eq!(text("Call_Duration"), None, "{what}"),
         }
         if duration == Some(0) {
@@ -145,19 +156,28 @@ fn assert_records(crm: &Crm, call: u64, expected: &[Record], recordings: bool, i
             .lines()
             .find(|line| line.starts_with("Call: "))
             .unwrap();
-        assert!(key_line.ends_with(&format!(".{user}")), "{what}: {description}");
+        assert!(
+            key_line.ends_with(&format!(".{user}")),
+            "{what}: {description}"
+        );
         assert!(description.starts_with(text("Subject").unwrap()), "{what}");
         assert_eq!(
             fields["Who_Id"],
             serde_json::json!({ "id": crm.contact }),
             "{what}"
         );
-        let owner = crm.owners.get(user).map(|id| serde_json::json!({ "id": id }));
+        let owner = crm
+            .owners
+            .get(user)
+            .map(|id| serde_json::json!({ "id": id }));
         assert_eq!(fields.get("Owner"), owner.as_ref(), "{what}");
         let key = key_line.trim_start_matches("Call: ");
         assert_eq!(text(ID_FIELD), id_field.then_some(key), "{what}");
         let start = text("Call_Start_Time").unwrap();
-        assert!(start.ends_with("+00:00") && start.len() == 25, "{what}: {start}");
+        assert!(
+            start.ends_with("+00:00") && start.len() == 25,
+            "{what}: {start}"
+        );
         let links = description
             .lines()
             .filter(|line| line.starts_with("Recording: "))
@@ -189,7 +209,12 @@ async fn zoho_scenarios_one_to_nine_give_the_calls_of_the_spec() {
         let calls = crm.zoho.calls();
         let linked = calls
             .iter()
-            .filter(|c| c.fields["Description"].as_str().unwrap_or("").contains("Recording: "))
+            .filter(|c| {
+                c.fields["Description"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("Recording: ")
+            })
             .count();
         calls.len() >= parts && linked >= recorded
     })
@@ -199,7 +224,11 @@ async fn zoho_scenarios_one_to_nine_give_the_calls_of_the_spec() {
         assert_records(&crm, call, expected, true, true);
     }
     assert_eq!(crm.zoho.calls().len(), parts);
-    assert_eq!(crm.zoho.tokens_issued(), 1, "one access token for the whole run");
+    assert_eq!(
+        crm.zoho.tokens_issued(),
+        1,
+        "one access token for the whole run"
+    );
     host.stop().await;
 }
 
@@ -218,7 +247,8 @@ async fn zoho_a_lead_and_a_mapped_queue_owner() {
     plugin.settings.push(("users.800", queue_owner.clone()));
     let host = CrmHost::start(&played, plugin, false).await;
     host.play(&played).await;
-    host.wait_until("the missed call logged", || !crm.zoho.calls().is_empty()).await;
+    host.wait_until("the missed call logged", || !crm.zoho.calls().is_empty())
+        .await;
     wait_delivered(&host).await;
     let calls = crm.zoho.calls();
     assert_eq!(calls.len(), 1, "{calls:#?}");
@@ -236,23 +266,30 @@ async fn zoho_the_access_token_is_kept_across_a_restart_and_replaced_when_refuse
     let first = scenarios(&["02-direct-inbound-missed"], 1);
     let second = scenarios(&["02-direct-inbound-missed"], 2);
     let third = scenarios(&["02-direct-inbound-missed"], 3);
-    let all: Vec<_> = [&first, &second, &third].into_iter().flatten().cloned().collect();
+    let all: Vec<_> = [&first, &second, &third]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
     let host = CrmHost::start(&all, crm.plugin(false), false).await;
     host.play(&first).await;
-    host.wait_until("the first call logged", || crm.zoho.calls().len() == 1).await;
+    host.wait_until("the first call logged", || crm.zoho.calls().len() == 1)
+        .await;
     wait_delivered(&host).await;
 
     // After a restart the stored token is still used: no second token.
     let host = host.restart().await;
     host.play(&second).await;
-    host.wait_until("the second call logged", || crm.zoho.calls().len() == 2).await;
+    host.wait_until("the second call logged", || crm.zoho.calls().len() == 2)
+        .await;
     wait_delivered(&host).await;
     assert_eq!(crm.zoho.tokens_issued(), 1);
 
     // A token Zoho refuses before its time is replaced once.
     crm.zoho.expire_access_tokens();
     host.play(&third).await;
-    host.wait_until("the third call logged", || crm.zoho.calls().len() == 3).await;
+    host.wait_until("the third call logged", || crm.zoho.calls().len() == 3)
+        .await;
     wait_delivered(&host).await;
     assert_eq!(crm.zoho.tokens_issued(), 2);
     for offset in 1..=3 {
@@ -271,10 +308,16 @@ async fn zoho_a_create_stored_but_unanswered_leaves_one_record() {
     // 500 after storing the first part's record, then no answer at all after storing.
     crm.zoho.faults().fail_after_store(1);
     host.play(&failed).await;
-    host.wait_until("both parts logged", || crm.records(call_number(501, 1)).len() >= 2).await;
+    host.wait_until("both parts logged", || {
+        crm.records(call_number(501, 1)).len() >= 2
+    })
+    .await;
     crm.zoho.faults().drop_after_store(1);
     host.play(&dropped).await;
-    host.wait_until("both parts logged", || crm.records(call_number(501, 2)).len() >= 2).await;
+    host.wait_until("both parts logged", || {
+        crm.records(call_number(501, 2)).len() >= 2
+    })
+    .await;
     wait_delivered(&host).await;
     for offset in [1, 2] {
         assert_records(&crm, call_number(501, offset), EXPECTED[4].1, false, true);
@@ -333,7 +376,8 @@ async fn zoho_token_refreshes_per_1000_deliveries() {
     for batch in &batches {
         host.play(batch).await;
     }
-    host.wait_until("every call logged", || crm.zoho.calls().len() >= all.len()).await;
+    host.wait_until("every call logged", || crm.zoho.calls().len() >= all.len())
+        .await;
     wait_delivered(&host).await;
     let tokens = crm.zoho.tokens_issued();
     println!(

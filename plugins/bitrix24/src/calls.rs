@@ -178,7 +178,9 @@ impl<'a> Calls<'a> {
         body["result"]["CALL_ID"]
             .as_str()
             .map(str::to_string)
-            .ok_or_else(|| DeliveryError::permanent("Bitrix24 registered the call without a CALL_ID"))
+            .ok_or_else(|| {
+                DeliveryError::permanent("Bitrix24 registered the call without a CALL_ID")
+            })
     }
 
     /// The open registration of call `C`, if any.

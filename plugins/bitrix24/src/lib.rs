@@ -41,7 +41,10 @@ impl Plugin for Bitrix24 {
             sdk::log::debug("internal call: not logged in Bitrix24", &[]);
             return Ok(());
         }
-        let calls = Calls::new(&self.settings, Portal::new(&self.settings, SystemTime::now()));
+        let calls = Calls::new(
+            &self.settings,
+            Portal::new(&self.settings, SystemTime::now()),
+        );
         match &delivery.event {
             Event::Ringing(offered) | Event::Dialing(offered) => calls.offered(&Part {
                 id: &offered.id,

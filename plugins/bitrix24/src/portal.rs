@@ -46,7 +46,11 @@ impl<'a> Portal<'a> {
     /// caller judges it (with [`Rules::BITRIX24`]). In app mode a 401 has already been dealt
     /// with: the token was replaced once and the call repeated, and a second 401 is the
     /// permanent error `"access token rejected"`.
-    pub fn call(&self, method: &str, params: &Map<String, Value>) -> Result<Response, DeliveryError> {
+    pub fn call(
+        &self,
+        method: &str,
+        params: &Map<String, Value>,
+    ) -> Result<Response, DeliveryError> {
         let portal = &self.settings.portal;
         match &self.settings.auth {
             Auth::Webhook { user_id, code } => {
@@ -61,9 +65,8 @@ impl<'a> Portal<'a> {
             } => {
                 let url = format!("{portal}/rest/{method}");
                 let tokens = Tokens::new("Bitrix24", &HostKv, refresh_token, self.now);
-                let refresh = |current: &str| {
-                    self.refresh(oauth_base, client_id, client_secret, current)
-                };
+                let refresh =
+                    |current: &str| self.refresh(oauth_base, client_id, client_secret, current);
                 tokens.send(refresh, |access_token| {
                     let mut body = params.clone();
                     body.insert("auth".into(), Value::String(access_token.to_string()));

@@ -269,6 +269,9 @@ mod tests {
     fn debug_output_shows_no_credentials() {
         let settings = Settings::resolve([("portal", "p"), ("client_id", "c")], secrets).unwrap();
         let shown = format!("{settings:?}");
-        assert!(!shown.contains("s3cret") && !shown.contains("r0\""), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("r0\""),
+            "{shown}"
+        );
     }
 }

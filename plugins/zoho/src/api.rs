@@ -126,7 +126,9 @@ impl<'a> Api<'a> {
             ))));
         }
         if let Some(error) = body.get("error") {
-            let error = error.as_str().map_or_else(|| error.to_string(), str::to_string);
+            let error = error
+                .as_str()
+                .map_or_else(|| error.to_string(), str::to_string);
             return Err(RefreshError::Failed(DeliveryError::permanent(format!(
                 "Zoho refresh token rejected: {error}"
             ))));

@@ -188,6 +188,9 @@ mod tests {
     fn debug_output_shows_no_secrets() {
         let settings = Settings::resolve([("client_id", "1000.X")], secrets).unwrap();
         let shown = format!("{settings:?}");
-        assert!(!shown.contains("s3cret") && !shown.contains("1000.r"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("1000.r"),
+            "{shown}"
+        );
     }
 }

@@ -446,7 +446,12 @@ fn sent_from_http_searchable_keeps_pending_on_a_server_error() {
         Sent::NotCreated(DeliveryError::Retryable(_))
     ));
     assert!(matches!(
-        Sent::from_http_searchable(Err(transport(ErrorCode::ConnectionRefused)), &rules, now, id),
+        Sent::from_http_searchable(
+            Err(transport(ErrorCode::ConnectionRefused)),
+            &rules,
+            now,
+            id
+        ),
         Sent::NotCreated(DeliveryError::Retryable(_))
     ));
 

@@ -52,7 +52,10 @@ fn ids_numbers_and_file_names() {
         file_name("https://pbx.example/webapi/recording/261128101500_782-1-1.mp3?expires=1&sig=ab"),
         "261128101500_782-1-1.mp3"
     );
-    assert_eq!(file_name("261128101500_782-1-2.mp3"), "261128101500_782-1-2.mp3");
+    assert_eq!(
+        file_name("261128101500_782-1-2.mp3"),
+        "261128101500_782-1-2.mp3"
+    );
 }
 
 #[test]
@@ -172,8 +175,7 @@ fn open_registrations_are_stored_as_the_spec_shows() {
         r#"{"call_id":"externalCall.716f","user":{"USER_PHONE_INNER":"121"}}"#
     );
     assert_eq!(serde_json::from_str::<Open>(&text).unwrap(), open);
-    let by_id: Open =
-        serde_json::from_str(r#"{"call_id":"x","user":{"USER_ID":77}}"#).unwrap();
+    let by_id: Open = serde_json::from_str(r#"{"call_id":"x","user":{"USER_ID":77}}"#).unwrap();
     assert_eq!(by_id.user, UserParam::Id(77));
 }
 

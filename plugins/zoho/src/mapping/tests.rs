@@ -54,19 +54,65 @@ fn an_answered_incoming_call_follows_the_spec_example() {
 #[test]
 fn call_types_durations_and_statuses() {
     // (direction, finish type, seconds) → (Call_Type, Call_Duration, Outbound_Call_Status)
-    type Case = (Direction, FinishType, u32, &'static str, Option<&'static str>, Option<&'static str>);
+    type Case = (
+        Direction,
+        FinishType,
+        u32,
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+    );
     let cases: [Case; 5] = [
-        (Direction::Incoming, FinishType::Ok, 30, "Inbound", Some("00:30"), None),
-        (Direction::Incoming, FinishType::Missed, 0, "Missed", None, None),
-        (Direction::Outgoing, FinishType::Ok, 60, "Outbound", Some("01:00"), Some("Completed")),
-        (Direction::Outgoing, FinishType::Missed, 0, "Outbound", Some("00:00"), Some("Completed")),
-        (Direction::Incoming, FinishType::Ok, 3725, "Inbound", Some("62:05"), None),
+        (
+            Direction::Incoming,
+            FinishType::Ok,
+            30,
+            "Inbound",
+            Some("00:30"),
+            None,
+        ),
+        (
+            Direction::Incoming,
+            FinishType::Missed,
+            0,
+            "Missed",
+            None,
+            None,
+        ),
+        (
+            Direction::Outgoing,
+            FinishType::Ok,
+            60,
+            "Outbound",
+            Some("01:00"),
+            Some("Completed"),
+        ),
+        (
+            Direction::Outgoing,
+            FinishType::Missed,
+            0,
+            "Outbound",
+            Some("00:00"),
+            Some("Completed"),
+        ),
+        (
+            Direction::Incoming,
+            FinishType::Ok,
+            3725,
+            "Inbound",
+            Some("62:05"),
+            None,
+        ),
     ];
     for (direction, finish, seconds, call_type, duration, status) in cases {
         let record = call_record(&ended(direction, finish, seconds), None, None, None);
         let text = |field: &str| record.get(field).and_then(Value::as_str);
         assert_eq!(
-            (text("Call_Type"), text("Call_Duration"), text("Outbound_Call_Status")),
+            (
+                text("Call_Type"),
+                text("Call_Duration"),
+                text("Outbound_Call_Status")
+            ),
             (Some(call_type), duration, status),
             "{direction:?} {finish:?} {seconds}"
         );
@@ -75,7 +121,12 @@ fn call_types_durations_and_statuses() {
 
 #[test]
 fn a_missed_part_starts_when_it_was_offered() {
-    let record = call_record(&ended(Direction::Incoming, FinishType::Missed, 0), None, None, None);
+    let record = call_record(
+        &ended(Direction::Incoming, FinishType::Missed, 0),
+        None,
+        None,
+        None,
+    );
     assert_eq!(record["Call_Start_Time"], "2026-11-28T09:15:00+00:00");
     assert!(!record.contains_key("Who_Id") && !record.contains_key("Owner"));
 }
@@ -108,7 +159,10 @@ fn numbers_are_searched_in_e164_first_then_as_reported() {
         search_numbers("0301234567", Some("+49301234567")),
         ["+49301234567", "0301234567"]
     );
-    assert_eq!(search_numbers("+49301234567", Some("+49301234567")), ["+49301234567"]);
+    assert_eq!(
+        search_numbers("+49301234567", Some("+49301234567")),
+        ["+49301234567"]
+    );
     assert_eq!(search_numbers("0301234567", None), ["0301234567"]);
     assert!(search_numbers("", None).is_empty());
 }
@@ -123,8 +177,14 @@ fn answers_are_read() {
     );
     let page = json!({"users":[{"id":"1","email":"bob@example.com"},
         {"id":"2","email":"Anna@Example.com"}],"info":{"more_records":true}});
-    assert_eq!(user_in_page(&page, "anna@example.com"), (Some("2".into()), true));
+    assert_eq!(
+        user_in_page(&page, "anna@example.com"),
+        (Some("2".into()), true)
+    );
     assert_eq!(user_in_page(&page, "eve@example.com"), (None, true));
-    assert_eq!(description(&json!({"data":[{"Description":"a\nb"}]})), "a\nb");
+    assert_eq!(
+        description(&json!({"data":[{"Description":"a\nb"}]})),
+        "a\nb"
+    );
     assert_eq!(description(&json!({"data":[{}]})), "");
 }
