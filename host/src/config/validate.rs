@@ -880,7 +880,7 @@ impl Validator<'_> {
         let settings = self.settings(raw, is_webhook, schema);
         let secrets = self.secrets(raw, is_webhook, schema);
         if let Some(schema) = schema {
-            self.required(&name, schema, &settings, &secrets);
+            self.required(name, schema, &settings, &secrets);
         }
         let (allowed_hosts, allowed_hosts_derived) = match &raw.allowed_hosts {
             Some(hosts) => {
