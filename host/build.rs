@@ -2,11 +2,11 @@
 //! produces a `callhook` binary with the default plugin embedded.
 //!
 //! The plugins are built by a nested `cargo build --release --target wasm32-wasip2` into
-//! `target/plugins` (its own target directory, so the outer build's lock is not contended).
-//! Their paths reach the host as `CALLHOOK_GENERIC_WEBHOOK_WASM`, `CALLHOOK_HUBSPOT_WASM`,
-//! `CALLHOOK_PIPEDRIVE_WASM`, `CALLHOOK_BITRIX24_WASM` and `CALLHOOK_ZOHO_WASM` (embedded with
-//! `include_bytes!`), `CALLHOOK_SANDBOX_PROBE_WASM` and `CALLHOOK_CONTRACT_PROBE_WASM` (used by
-//! the tests).
+//! `target/plugins` (its own target directory, so the outer build's lock is not contended; see
+//! `build/wasm_plugins.rs`). Their paths reach the host as `CALLHOOK_GENERIC_WEBHOOK_WASM`,
+//! `CALLHOOK_HUBSPOT_WASM`, `CALLHOOK_PIPEDRIVE_WASM`, `CALLHOOK_BITRIX24_WASM` and
+//! `CALLHOOK_ZOHO_WASM`, embedded with `include_bytes!`. The plugins only tests use are built
+//! by `tests/plugins/artifacts`, a dev-dependency, so a release build does not build them.
 //!
 //! It also reads the contract versions the host serves from the `package callhook:plugin@X.Y.Z;`
 //! lines of `wit/since_v*/plugin.wit` (the one source of the version numbers; the SDK reads its
@@ -18,10 +18,11 @@
 //! `$OUT_DIR/plugin_sdk.rs`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "build/wasm_plugins.rs"]
+mod wasm_plugins;
 
 /// Workspace packages built for `wasm32-wasip2`, with the variable their path is exported as.
-const PLUGINS: [(&str, &str, &str); 7] = [
+const PLUGINS: [(&str, &str, &str); 5] = [
     (
         "generic-webhook",
         "generic_webhook",
@@ -31,28 +32,12 @@ const PLUGINS: [(&str, &str, &str); 7] = [
     ("pipedrive", "pipedrive", "CALLHOOK_PIPEDRIVE_WASM"),
     ("bitrix24", "bitrix24", "CALLHOOK_BITRIX24_WASM"),
     ("zoho", "zoho", "CALLHOOK_ZOHO_WASM"),
-    (
-        "sandbox-probe",
-        "sandbox_probe",
-        "CALLHOOK_SANDBOX_PROBE_WASM",
-    ),
-    (
-        "contract-probe",
-        "contract_probe",
-        "CALLHOOK_CONTRACT_PROBE_WASM",
-    ),
 ];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest_dir.parent().unwrap().to_path_buf();
-    for watched in [
-        "plugin-sdk",
-        "plugins",
-        "tests/plugins",
-        "wit",
-        "Cargo.lock",
-    ] {
+    for watched in ["plugin-sdk", "plugins", "wit", "Cargo.lock"] {
         println!(
             "cargo:rerun-if-changed={}",
             workspace.join(watched).display()
@@ -61,13 +46,9 @@ fn main() {
     write_contract_versions(&workspace);
     write_embedded_sdk(&workspace);
     let target_dir = workspace.join("target").join("plugins");
-    build_plugins(&workspace, &target_dir);
-    for (_, file, variable) in PLUGINS {
-        let wasm = target_dir
-            .join("wasm32-wasip2")
-            .join("release")
-            .join(format!("{file}.wasm"));
-        assert!(wasm.exists(), "{} was not built", wasm.display());
+    let packages = PLUGINS.map(|(package, file, _)| (package, file));
+    let built = wasm_plugins::build(&workspace, &target_dir, &packages);
+    for ((_, _, variable), wasm) in PLUGINS.iter().zip(built) {
         println!("cargo:rustc-env={variable}={}", wasm.display());
     }
 }
@@ -189,44 +170,4 @@ fn standalone_sdk_manifest(workspace: &Path) -> String {
     sdk.remove("lints");
     sdk.remove("dev-dependencies");
     toml::to_string(&sdk).expect("a manifest serializes")
-}
-
-fn build_plugins(workspace: &Path, target_dir: &Path) {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(workspace)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--target-dir",
-        ])
-        .arg(target_dir);
-    for (package, _, _) in PLUGINS {
-        command.args(["--package", package]);
-    }
-    // The outer build's settings (flags for the host target, wrappers like clippy-driver,
-    // coverage instrumentation) must not leak into the plugin build.
-    for variable in [
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTFLAGS",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "RUSTC_WRAPPER",
-        "CARGO_LLVM_COV",
-        "LLVM_PROFILE_FILE",
-    ] {
-        command.env_remove(variable);
-    }
-    let status = command
-        .status()
-        .expect("could not run cargo to build the wasm plugins");
-    assert!(
-        status.success(),
-        "building the wasm plugins failed; is the target installed? \
-         run `rustup target add wasm32-wasip2`"
-    );
 }

@@ -20,7 +20,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use callhook::pbx::{Change, Connector, ConnectorConfig};
+use callhook::callcontrol::Change;
+use callhook::pbx::{Connector, ConnectorConfig};
 use callhook_simulator::{LoadProfile, ParticipantChange, Scenario, SimConfig, Simulator};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

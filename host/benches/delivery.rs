@@ -1,16 +1,20 @@
 //! Cost of one delivery with the default plugin against a local sink, side by side with the
-//! same formatting and request done natively in Rust.
+//! same formatting and request done natively in Rust, and with the same plugin built against
+//! contract 0.1.0 (the committed fixture), which the host serves through its 0.1 bindings.
 //!
 //! Run: `cargo bench -p callhook --bench delivery`. Figures go to `docs/benchmarks.md`.
 
 use axum::Router;
 use axum::routing::any;
 use callhook::calls::event::{CallEvent, CallId, Offered, UserType};
-use callhook::runtime::{
-    DeliveryOutcome, DeliveryRequest, GENERIC_WEBHOOK_WASM, PluginLimits, PluginSpec, RuntimeConfig,
-};
+use callhook::queue::{DeliveryOutcome, DeliveryRequest};
+use callhook::runtime::{GENERIC_WEBHOOK_WASM, PluginLimits, PluginSpec, RuntimeConfig};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
+
+/// The default plugin as built against contract 0.1.0, kept for the compatibility tests.
+const GENERIC_WEBHOOK_V0_1_0: &[u8] =
+    include_bytes!("../../tests/plugins/fixtures/generic-webhook-v0.1.0.wasm");
 
 fn event() -> CallEvent {
     CallEvent::Ringing(Offered {
@@ -67,6 +71,17 @@ fn bench(c: &mut Criterion) {
             ca_file: None,
         })
         .unwrap();
+    let plugin_v0_1 = runtime
+        .load(PluginSpec {
+            name: "generic-webhook-v0.1.0".into(),
+            wasm: GENERIC_WEBHOOK_V0_1_0.into(),
+            allowed_hosts: vec![sink.clone()],
+            limits: PluginLimits::default(),
+            settings: [("webhook_url".to_string(), url.clone())].into(),
+            secrets: Default::default(),
+            ca_file: None,
+        })
+        .unwrap();
     let event = event();
     let key = event.key();
 
@@ -85,6 +100,24 @@ fn bench(c: &mut Criterion) {
             assert_eq!(outcome, DeliveryOutcome::Delivered);
         })
     });
+
+    group.bench_function(
+        "wasm, contract 0.1.0: instantiate + format + GET to local sink",
+        |b| {
+            b.to_async(&tokio).iter(|| async {
+                let outcome = plugin_v0_1
+                    .deliver(DeliveryRequest {
+                        event: &event,
+                        idempotency_key: &key,
+                        attempt: 1,
+                        timestamp: 1_614_265_330,
+                        replayed: false,
+                    })
+                    .await;
+                assert_eq!(outcome, DeliveryOutcome::Delivered);
+            })
+        },
+    );
 
     let client = reqwest::Client::new();
     let options = generic_webhook::render::Options::default();

@@ -12,8 +12,9 @@
 //!
 //! Run: `cargo bench -p callhook --bench engine`. Figures go to `docs/benchmarks.md`.
 
-use callhook::app::{scenario_changes, to_input};
-use callhook::calls::{Engine, EngineConfig, Input};
+use callhook::app::scenario_changes;
+use callhook::callcontrol::Change;
+use callhook::calls::{Engine, EngineConfig};
 use callhook_simulator::{LoadProfile, Scenario};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use jiff::{SignedDuration, Timestamp};
@@ -24,10 +25,11 @@ mod counting_alloc;
 /// Call counts to measure.
 const SIZES: [usize; 3] = [100, 500, 2000];
 
-/// A load scenario as engine inputs: the directory snapshot, the timeline, and when it is over.
+/// A load scenario as the connector's changes: the directory snapshot, the timeline, and when
+/// it is over.
 struct Prepared {
-    snapshot: Input,
-    steps: Vec<(Timestamp, Input)>,
+    snapshot: Change,
+    steps: Vec<Change>,
     end: Timestamp,
 }
 
@@ -45,10 +47,8 @@ fn config() -> EngineConfig {
 fn prepare(n_calls: usize) -> Prepared {
     let scenario = Scenario::load(n_calls, &LoadProfile::default());
     let mut changes = scenario_changes(&scenario, start()).into_iter();
-    let snapshot = to_input(changes.next().expect("the directory snapshot comes first"));
-    let steps = changes
-        .map(|change| (change.at(), to_input(change)))
-        .collect();
+    let snapshot = changes.next().expect("the directory snapshot comes first");
+    let steps = changes.collect();
     Prepared {
         snapshot,
         steps,
@@ -59,14 +59,11 @@ fn prepare(n_calls: usize) -> Prepared {
 }
 
 /// Runs the whole scenario through a fresh engine; returns how many events came out.
-fn derive(prepared: &Prepared, steps: Vec<(Timestamp, Input)>) -> usize {
+fn derive(prepared: &Prepared, steps: Vec<Change>) -> usize {
     let mut engine = Engine::new(config());
-    let mut events = engine
-        .apply(prepared.snapshot.clone(), start())
-        .events
-        .len();
-    for (at, input) in steps {
-        events += engine.apply(input, at).events.len();
+    let mut events = engine.apply(prepared.snapshot.clone()).events.len();
+    for change in steps {
+        events += engine.apply(change).events.len();
     }
     events += engine.tick(prepared.end).events.len();
     assert_eq!(engine.active_calls(), 0, "calls left open");
@@ -77,16 +74,16 @@ fn derive(prepared: &Prepared, steps: Vec<(Timestamp, Input)>) -> usize {
 /// `(active calls, heap growth, state JSON bytes)`, both sizes beyond the directory snapshot's.
 fn memory_at_peak(prepared: &Prepared) -> (usize, usize, usize) {
     let mut engine = Engine::new(config());
-    engine.apply(prepared.snapshot.clone(), start());
+    engine.apply(prepared.snapshot.clone());
     let base_json = serde_json::to_vec(&engine.state()).unwrap().len();
     let base = counting_alloc::live_bytes();
-    // Inputs are cloned inside the measurement: what the engine keeps of them counts.
-    for (at, input) in prepared
+    // Changes are cloned inside the measurement: what the engine keeps of them counts.
+    for change in prepared
         .steps
         .iter()
-        .take_while(|(_, input)| !matches!(input, Input::Remove { .. }))
+        .take_while(|change| !matches!(change, Change::Remove { .. }))
     {
-        drop(engine.apply(input.clone(), *at));
+        drop(engine.apply(change.clone()));
     }
     let growth = counting_alloc::live_bytes().saturating_sub(base);
     let json = serde_json::to_vec(&engine.state()).unwrap().len() - base_json;

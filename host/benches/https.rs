@@ -11,9 +11,8 @@
 mod https_receiver;
 
 use callhook::calls::event::{CallEvent, CallId, Offered, UserType};
-use callhook::runtime::{
-    DeliveryOutcome, DeliveryRequest, GENERIC_WEBHOOK_WASM, PluginLimits, PluginSpec, RuntimeConfig,
-};
+use callhook::queue::{DeliveryOutcome, DeliveryRequest};
+use callhook::runtime::{GENERIC_WEBHOOK_WASM, PluginLimits, PluginSpec, RuntimeConfig};
 use https_receiver::HttpsReceiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -25,11 +25,12 @@ pub mod reload;
 pub mod replay;
 pub mod storage;
 pub mod supervise;
+pub mod trial;
 
 pub use engine_store::{EngineStore, EngineStoreError, StateRecords};
 pub use host::{Host, HostOptions, Reload};
 pub use observe::{EventCounter, Observed};
 pub use pipeline::Pipeline;
 pub use plugins::{DeliveryQueue, Plugins};
-pub use replay::{Replayer, scenario_changes, to_input};
+pub use replay::{Replayer, read_capture, scenario_changes};
 pub use supervise::TaskPanicked;

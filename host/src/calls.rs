@@ -7,9 +7,9 @@
 //!
 //! ```ignore
 //! let mut engine = Engine::new(EngineConfig::default());
-//! let out = engine.apply(Input::Snapshot { dns, participants }, now);   // after every (re)connect
-//! let out = engine.apply(Input::Upsert(participant), now);              // per upsert frame + GET
-//! let out = engine.apply(Input::Remove { dn, participant_id }, now);    // per remove frame / 404
+//! let out = engine.apply(Change::Snapshot { at, dns, participants });    // after every (re)connect
+//! let out = engine.apply(Change::Upsert { at, participant });            // per upsert frame + GET
+//! let out = engine.apply(Change::Remove { at, dn, participant_id });     // per remove frame / 404
 //! let out = engine.tick(now);                // whenever `engine.next_deadline()` has passed
 //! store(engine.state());                     // after each call; `Engine::restore` on start
 //! ```
@@ -133,7 +133,7 @@ mod script;
 mod tests;
 
 pub use engine::{
-    CallPart, Dn, Engine, EngineConfig, EngineState, FinishedCall, Input, LiveCall, Output,
-    StateChanges, UnreadableRecord,
+    CallPart, Engine, EngineConfig, EngineState, FinishedCall, LiveCall, Output, StateChanges,
+    UnreadableRecord,
 };
 pub use fields::did_digits;

@@ -1,5 +1,6 @@
 //! The `callhook` command line.
 
+mod crm_standin;
 mod deliveries;
 mod demo;
 mod plugin;

@@ -6,6 +6,7 @@
 //! → CRM.
 
 pub mod app;
+pub mod callcontrol;
 pub mod calls;
 pub mod cli;
 pub mod config;

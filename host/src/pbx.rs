@@ -62,8 +62,6 @@ pub mod config;
 pub mod connector;
 mod fetches;
 mod http;
-mod lenient;
-pub mod participant;
 pub mod probe;
 #[cfg(test)]
 mod proptests;
@@ -75,62 +73,17 @@ pub mod token;
 pub mod users;
 pub mod xapi;
 
+use crate::callcontrol::{Change, Dn};
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 
 pub use capture::{CaptureError, CaptureWriter};
 pub use config::ConnectorConfig;
 pub use connector::{ConnectionState, Connector, ConnectorError};
 pub use http::TransportError;
-pub use participant::{DnType, Participant, ParticipantStatus};
 pub use replay::Replay;
 pub use rest::{FetchedParticipant, ParticipantReply, RestClient, RestError};
 pub use stats::{ConnectorStats, Moments, StatsSnapshot};
 pub use token::{Secret, TokenError, TokenManager};
-
-/// A DN the API client can see, as listed by a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Dn {
-    /// The DN's number or name, e.g. `"101"` or the route point's client id.
-    pub dn: String,
-    /// What kind of DN it is; only `Wextension` legs produce events.
-    pub dn_type: DnType,
-}
-
-/// One thing the connector learnt about the PBX, with the time it learnt it.
-///
-/// This mirrors the engine's `Input` one to one; the time is when the connector received the
-/// information (the snapshot or participant reply, or the remove frame).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "change", rename_all = "snake_case")]
-pub enum Change {
-    /// The complete visible state: every monitored DN and every participant on them.
-    /// Participants known before and missing here are gone.
-    Snapshot {
-        /// When the snapshot reply arrived.
-        at: Timestamp,
-        /// Every DN the API client sees (extensions, queues, its route point, ...).
-        dns: Vec<Dn>,
-        /// Every participant of every DN, in the PBX's order.
-        participants: Vec<Participant>,
-    },
-    /// A participant appeared or changed; this is its full current state.
-    Upsert {
-        /// When the participant's reply arrived.
-        at: Timestamp,
-        /// The participant as the PBX reported it.
-        participant: Participant,
-    },
-    /// A participant is gone (remove frame, or its fetch answered `404`).
-    Remove {
-        /// When the remove frame or the `404` arrived.
-        at: Timestamp,
-        /// The DN the participant belonged to.
-        dn: String,
-        /// The participant's id.
-        participant_id: u64,
-    },
-}
 
 impl Change {
     /// The snapshot change for the DN objects of a `GET /callcontrol` reply.
@@ -148,15 +101,6 @@ impl Change {
             at,
             dns: list,
             participants,
-        }
-    }
-
-    /// When the connector learnt this change.
-    pub fn at(&self) -> Timestamp {
-        match self {
-            Change::Snapshot { at, .. } | Change::Upsert { at, .. } | Change::Remove { at, .. } => {
-                *at
-            }
         }
     }
 }

@@ -71,22 +71,25 @@
 
 pub mod cli_format;
 pub mod config;
+mod delivery;
 pub mod metrics;
 pub mod replay;
 pub mod retry;
+mod routing;
 mod schedule;
 mod store;
 #[cfg(test)]
 mod tests;
 
 pub use config::{BreakerPolicy, PluginPolicy, QueueConfig};
+pub use delivery::{DeliveryOutcome, DeliveryRequest};
 pub use metrics::BreakerState;
 pub use metrics::{PluginStats, QueueStats};
 pub use replay::{Attempt, DeliveryFilter, DeliveryInfo, DeliveryStatus};
 pub use retry::RetryPolicy;
+pub use routing::{NumberPattern, Route, Routes};
 
 use crate::calls::event::CallEvent;
-use crate::runtime::{DeliveryOutcome, DeliveryRequest};
 use crate::telemetry::queue::{
     AttemptEnded, ParkedDeliveryExpired, ParkedExpired, PluginPaused, StoreFailed,
 };

@@ -27,7 +27,6 @@ mod cache;
 pub mod egress;
 mod kv_store;
 pub mod limits;
-mod outcome;
 pub mod sender;
 mod services;
 mod since_v0_1_0;
@@ -35,6 +34,7 @@ mod since_v0_2_0;
 mod state;
 mod versions;
 
+use crate::queue::{DeliveryOutcome, DeliveryRequest};
 pub use builtin::{
     BUILTINS, Builtin, BuiltinDefaults, Condition, GENERIC_WEBHOOK_WASM, Required, SettingKind,
     SettingSpec, SettingsSchema, UrlSetting, builtin, builtin_names,
@@ -42,12 +42,10 @@ pub use builtin::{
 pub use egress::{EgressPolicy, PatternError, Refusal};
 pub use kv_store::{KvError, KvQuota, KvStore};
 pub use limits::PluginLimits;
-pub use outcome::DeliveryOutcome;
 pub use sender::{Resolution, Resolver, SystemResolver, TlsError};
 pub use services::{HostServices, RecordingFiles};
 pub use versions::{ApiVersion, VersionError};
 
-use crate::calls::event::CallEvent;
 use state::{PluginIdentity, PluginState};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -68,7 +66,8 @@ const OUTER_GRACE: Duration = Duration::from_millis(200);
 pub struct RuntimeConfig {
     /// Where compiled plugins are cached. By default none (compile at every start).
     pub cache_dir: Option<PathBuf>,
-    /// How many plugin instances may run at once. By default 64.
+    /// How many plugin instances may run at once, all plugins together; more deliveries wait
+    /// for a free one. By default [`RuntimeConfig::INSTANCES`].
     pub max_instances: u32,
     /// Largest memory cap any plugin may be given, in bytes; also the size of one memory slot
     /// of the pooling allocator. By default [`RuntimeConfig::MAX_MEMORY_MB`] MiB, the most a
@@ -98,13 +97,17 @@ impl RuntimeConfig {
     /// wasmtime's `memory_reservation` (4 GiB on 64-bit hosts) plus guard pages whatever its
     /// maximum, and only the pages a plugin touches are backed by RAM.
     pub const MAX_MEMORY_MB: usize = 1024;
+
+    /// The instances of the default pool: the most deliveries that run at once, and so the
+    /// largest `concurrency` of one plugin.
+    pub const INSTANCES: u32 = 64;
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             cache_dir: None,
-            max_instances: 64,
+            max_instances: Self::INSTANCES,
             max_memory_bytes: Self::MAX_MEMORY_MB << 20,
             stand_in: None,
             services: HostServices::default(),
@@ -191,6 +194,7 @@ pub struct PluginRuntime {
     stand_in: Option<std::net::SocketAddr>,
     services: HostServices,
     resolver: Arc<dyn Resolver>,
+    instances: Arc<tokio::sync::Semaphore>,
 }
 
 impl PluginRuntime {
@@ -212,6 +216,7 @@ impl PluginRuntime {
             stand_in: config.stand_in,
             services: config.services,
             resolver: config.resolver,
+            instances: Arc::new(tokio::sync::Semaphore::new(config.max_instances as usize)),
         })
     }
 
@@ -288,6 +293,7 @@ impl PluginRuntime {
             engine: self.engine.clone(),
             kv: self.kv.clone(),
             services: self.services.clone(),
+            instances: self.instances.clone(),
         })
     }
 }
@@ -296,9 +302,12 @@ fn engine_config(config: &RuntimeConfig) -> wasmtime::Config {
     let mut pool = wasmtime::PoolingAllocationConfig::default();
     let instances = config.max_instances;
     pool.total_component_instances(instances)
-        .total_core_instances(instances * 16)
-        .total_memories(instances * 2)
-        .total_tables(instances * 16)
+        .max_core_instances_per_component(PluginLimits::MAX_CORE_INSTANCES)
+        .max_memories_per_component(PluginLimits::MAX_MEMORIES)
+        .max_tables_per_component(PluginLimits::MAX_TABLES)
+        .total_core_instances(instances * PluginLimits::MAX_CORE_INSTANCES)
+        .total_memories(instances * PluginLimits::MAX_MEMORIES)
+        .total_tables(instances * PluginLimits::MAX_TABLES)
         .total_stacks(instances)
         .max_memory_size(config.max_memory_bytes);
     let mut engine = wasmtime::Config::new();
@@ -324,21 +333,6 @@ fn start_epoch_ticker(engine: &Engine) {
         .expect("could not start the epoch thread");
 }
 
-/// One delivery attempt of one event.
-#[derive(Debug, Clone, Copy)]
-pub struct DeliveryRequest<'a> {
-    /// The event.
-    pub event: &'a CallEvent,
-    /// Stable across retries; handed to the plugin for the receiver's deduplication.
-    pub idempotency_key: &'a str,
-    /// 1 for the first attempt.
-    pub attempt: u32,
-    /// Time of the attempt, seconds since the Unix epoch.
-    pub timestamp: u64,
-    /// True when an operator replayed the delivery after it was parked (contract 0.2).
-    pub replayed: bool,
-}
-
 /// A loaded plugin, ready to deliver. Cheap to share behind an `Arc`.
 pub struct Plugin {
     identity: Arc<PluginIdentity>,
@@ -346,6 +340,8 @@ pub struct Plugin {
     engine: Engine,
     kv: KvStore,
     services: HostServices,
+    /// One permit per instance the engine's pool holds, shared by every plugin of the runtime.
+    instances: Arc<tokio::sync::Semaphore>,
 }
 
 impl Plugin {
@@ -397,6 +393,13 @@ impl Plugin {
     }
 
     async fn run(&self, request: DeliveryRequest<'_>, call_id: &str) -> DeliveryOutcome {
+        // A delivery waits for a free instance of the pool rather than failing to instantiate:
+        // more deliveries than instances (plugins' `concurrency` adds up) is load, not a
+        // plugin fault, and must not count against the plugin or open its breaker. The wait is
+        // not part of the plugin's `timeout_ms`.
+        let Ok(_instance) = self.instances.acquire().await else {
+            unreachable!("the instance semaphore is never closed")
+        };
         let limits = self.identity.limits;
         let state = PluginState::new(
             self.identity.clone(),

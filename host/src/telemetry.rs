@@ -4,7 +4,7 @@
 //! was malformed, a saved record did not read ...) is one struct here with an `emit()` that
 //! writes its log line and counts it, so a thing that happened is logged once, counted once,
 //! and the two never drift apart (the model is Vector's `internal_events`). Events are grouped
-//! by the component that emits them: `pbx`, `queue`, `recordings`, `state`. Components call
+//! by the component that emits them: `config`, `pbx`, `queue`, `recordings`, `state`. Components call
 //! `SomethingHappened { .. }.emit(..)` and never `tracing::warn!` plus a counter side by side.
 //!
 //! **Where counts live.** A count belongs to the instance that produced it (a connector's
@@ -22,6 +22,7 @@
 //! **Logs.** [`logs`] sets up the subscriber: human-readable text (colour only when stderr is
 //! a terminal) or one JSON object per line for log shippers (`--log-format json`).
 
+pub(crate) mod config;
 pub mod logs;
 pub mod metrics;
 pub(crate) mod pbx;

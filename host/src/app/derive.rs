@@ -13,13 +13,13 @@
 
 use super::observe::EventCounter;
 use super::record::{log_lost, record};
-use super::replay::to_input;
 use super::storage::StorageHealth;
 use super::{DeliveryQueue, EngineStore, StateRecords};
+use crate::callcontrol::Change;
 use crate::calls::{self, Engine};
 use crate::console::LivePublisher;
+use crate::pbx::RestClient;
 use crate::pbx::xapi::InboundRule;
-use crate::pbx::{Change, RestClient};
 use crate::queue::{AttachedWrite, QueueError};
 use crate::recordings::Recorder;
 use std::collections::BTreeMap;
@@ -191,10 +191,7 @@ pub async fn derive_events(
                 return Ok(());
             }
             change = changes.recv(), if taking => match change {
-                Some(change) => {
-                    let at = change.at();
-                    engine.apply(to_input(change), at)
-                }
+                Some(change) => engine.apply(change),
                 None => return Ok(()),
             },
             _ = sleep_or_forever(wait), if taking => engine.tick(jiff::Timestamp::now()),
@@ -209,8 +206,7 @@ pub async fn derive_events(
             let Ok(change) = changes.try_recv() else {
                 break;
             };
-            let at = change.at();
-            let more = engine.apply(to_input(change), at);
+            let more = engine.apply(change);
             output.events.extend(more.events);
             output.finished.extend(more.finished);
         }
@@ -501,14 +497,11 @@ mod tests {
         // The new connection's snapshot no longer shows the call: it is over.
         let now = jiff::Timestamp::now();
         let mut events = engine
-            .apply(
-                to_input(Change::Snapshot {
-                    at: now,
-                    dns: directory,
-                    participants: Vec::new(),
-                }),
-                now,
-            )
+            .apply(Change::Snapshot {
+                at: now,
+                dns: directory,
+                participants: Vec::new(),
+            })
             .events;
         events.extend(
             engine

@@ -239,8 +239,8 @@ impl EngineStore {
 mod tests {
     use super::*;
     use crate::app::Plugins;
-    use crate::calls::{Dn, Engine, EngineConfig, Input};
-    use crate::pbx::participant::{DnType, Participant};
+    use crate::callcontrol::{Change, Dn, DnType, Participant};
+    use crate::calls::{Engine, EngineConfig};
     use crate::queue::QueueConfig;
 
     fn participant(id: u64, dn: &str, callid: u64) -> Participant {
@@ -268,10 +268,11 @@ mod tests {
             participant(2, "121", 782),
             participant(3, "122", 783),
         ];
-        engine.apply(
-            Input::Snapshot { dns, participants },
-            "2026-11-24T10:00:00Z".parse().unwrap(),
-        );
+        engine.apply(Change::Snapshot {
+            at: "2026-11-24T10:00:00Z".parse().unwrap(),
+            dns,
+            participants,
+        });
         assert_eq!(engine.active_calls(), 3);
         engine
     }
@@ -366,16 +367,14 @@ mod tests {
             party_dn_type: DnType::Unknown,
             ..Participant::default()
         };
-        engine.apply(
-            Input::Snapshot {
-                dns: vec![Dn {
-                    dn: "120".into(),
-                    dn_type: DnType::Wextension,
-                }],
-                participants: vec![participant],
-            },
-            "2026-11-24T10:00:00Z".parse().unwrap(),
-        );
+        engine.apply(Change::Snapshot {
+            at: "2026-11-24T10:00:00Z".parse().unwrap(),
+            dns: vec![Dn {
+                dn: "120".into(),
+                dn_type: DnType::Wextension,
+            }],
+            participants: vec![participant],
+        });
         assert_eq!(engine.active_calls(), 1);
         engine
     }

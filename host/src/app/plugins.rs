@@ -4,10 +4,8 @@
 
 use crate::config::{Config, PluginConfig, PluginSource};
 use crate::queue::{Deliverer, Queue};
-use crate::runtime::{
-    DeliveryOutcome, DeliveryRequest, KvQuota, KvStore, Plugin, PluginRuntime, PluginSpec,
-    RuntimeConfig,
-};
+use crate::queue::{DeliveryOutcome, DeliveryRequest};
+use crate::runtime::{KvQuota, KvStore, Plugin, PluginRuntime, PluginSpec, RuntimeConfig};
 use anyhow::Context;
 use std::collections::HashMap;
 use std::sync::Arc;

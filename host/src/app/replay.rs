@@ -1,10 +1,11 @@
-//! The connector's changes as the engine's inputs, and the replay loop that feeds a recorded
-//! or scripted series of changes through an engine: `callhook replay`, `callhook plugin
-//! test`, the scenario tests and the engine benchmark share it.
+//! The replay loop that feeds a recorded or scripted series of the connector's changes through
+//! an engine, and where such series come from (a capture file, a simulator scenario):
+//! `callhook replay`, `callhook plugin test`, the scenario tests and the engine benchmark share
+//! it.
 
-use crate::calls::{self, Engine, event::CallEvent};
-use crate::pbx::participant::{DnType, Participant};
-use crate::pbx::{Change, Dn};
+use crate::callcontrol::{Change, Dn};
+use crate::callcontrol::{DnType, Participant};
+use crate::calls::{Engine, event::CallEvent};
 use callhook_simulator::{ParticipantChange, Scenario};
 
 /// How long after the last change a replay lets the clock run, so that every grace period
@@ -27,7 +28,7 @@ impl Replayer {
     pub fn apply(&mut self, change: Change) -> Vec<CallEvent> {
         let at = change.at();
         self.last = Some(at);
-        self.engine.apply(to_input(change), at).events
+        self.engine.apply(change).events
     }
 
     /// Lets every grace period run out (a day after the last change); the events that causes,
@@ -50,6 +51,18 @@ impl Replayer {
         events.extend(replayer.finish().0);
         events
     }
+}
+
+/// The changes of a capture written by `callhook run --capture`, read as they are needed.
+pub fn read_capture(
+    file: &std::path::Path,
+) -> anyhow::Result<impl Iterator<Item = anyhow::Result<Change>>> {
+    use anyhow::Context;
+    let reader = std::fs::File::open(file)
+        .with_context(|| format!("while opening the capture {}", file.display()))?;
+    let name = file.display().to_string();
+    Ok(crate::pbx::Replay::new(std::io::BufReader::new(reader))
+        .map(move |change| change.with_context(|| format!("while reading {name}"))))
 }
 
 /// A simulator scenario's participant changes as the connector would report them, the
@@ -84,26 +97,4 @@ pub fn scenario_changes(scenario: &Scenario, start: jiff::Timestamp) -> Vec<Chan
         });
     }
     changes
-}
-
-/// Maps the connector's change to the engine's input.
-pub fn to_input(change: Change) -> calls::Input {
-    match change {
-        Change::Snapshot {
-            dns, participants, ..
-        } => calls::Input::Snapshot {
-            dns: dns
-                .into_iter()
-                .map(|dn| calls::Dn {
-                    dn: dn.dn,
-                    dn_type: dn.dn_type,
-                })
-                .collect(),
-            participants,
-        },
-        Change::Upsert { participant, .. } => calls::Input::Upsert(participant),
-        Change::Remove {
-            dn, participant_id, ..
-        } => calls::Input::Remove { dn, participant_id },
-    }
 }

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::callcontrol::{DnType, Participant, ParticipantStatus};
 use crate::calls::event::{
     CallEvent, CallId, Direction, Ended, FinishType, Offered, PartFacts, Started, TransferType,
     UserType, unix_ms,
@@ -12,7 +13,6 @@ use crate::calls::event::{
 use crate::calls::fields::{self, GroupKind};
 use crate::calls::title::{self, Facts};
 use crate::calls::{CallPart, FinishedCall, LiveCall};
-use crate::pbx::participant::{DnType, Participant, ParticipantStatus};
 
 /// What a call reads from the engine while it changes.
 pub(super) struct Ctx<'a> {

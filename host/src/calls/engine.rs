@@ -7,10 +7,10 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::callcontrol::{Change, DnType, Participant};
 use crate::calls::call::{Call, Ctx, Departure};
 use crate::calls::event::{CallEvent, CallId, Ended};
 use crate::calls::fields;
-use crate::pbx::participant::{DnType, Participant};
 
 /// The longest grace period honoured; longer settings are cut to this.
 const MAX_GRACE: SignedDuration = SignedDuration::from_hours(24);
@@ -58,38 +58,6 @@ impl Default for EngineConfig {
             trunk_dids: BTreeMap::new(),
         }
     }
-}
-
-/// One thing the PBX told us.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Input {
-    /// The full state (`GET /callcontrol`), after a (re)connect or periodically: the DNs the
-    /// client may see and every participant on them. Replaces the DN table; participants known
-    /// but absent are removed as of the snapshot time, with an approximate end time.
-    Snapshot {
-        /// Every DN of the snapshot with its type; `Wextension` DNs are the monitored ones.
-        dns: Vec<Dn>,
-        /// Every participant of every DN.
-        participants: Vec<Participant>,
-    },
-    /// A participant appeared or changed (the result of the GET after an upsert frame).
-    Upsert(Participant),
-    /// A participant went away (a remove frame, or a `404` on the GET after an upsert).
-    Remove {
-        /// The DN of the participant's entity path.
-        dn: String,
-        /// The participant id.
-        participant_id: u64,
-    },
-}
-
-/// A DN of the snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dn {
-    /// Its number, e.g. `120` or `800`.
-    pub dn: String,
-    /// Its type; only `Wextension` is monitored.
-    pub dn_type: DnType,
 }
 
 /// What one `apply` or `tick` produced, in order.
@@ -354,12 +322,18 @@ impl Engine {
         }
     }
 
-    /// Feeds one input seen at `at`. Grace periods that ran out by `at` are settled first, so a
-    /// late `tick` never turns a hang-up into a transfer.
-    pub fn apply(&mut self, input: Input, at: Timestamp) -> Output {
+    /// Feeds one change, at the time the connector learnt it. Grace periods that ran out by
+    /// then are settled first, so a late `tick` never turns a hang-up into a transfer.
+    ///
+    /// A snapshot (after every (re)connect) replaces the DN table, and participants known but
+    /// absent from it are removed as of its time, with an approximate end time.
+    pub fn apply(&mut self, change: Change) -> Output {
+        let at = change.at();
         let mut out = self.tick(at);
-        match input {
-            Input::Snapshot { dns, participants } => {
+        match change {
+            Change::Snapshot {
+                dns, participants, ..
+            } => {
                 self.dns = dns.into_iter().map(|d| (d.dn, d.dn_type)).collect();
                 if let Some(touched) = &mut self.touched {
                     touched.dns = true;
@@ -386,8 +360,10 @@ impl Engine {
                     self.upsert(p, at, &mut out);
                 }
             }
-            Input::Upsert(p) => self.upsert(p, at, &mut out),
-            Input::Remove { dn, participant_id } => {
+            Change::Upsert { participant, .. } => self.upsert(participant, at, &mut out),
+            Change::Remove {
+                dn, participant_id, ..
+            } => {
                 self.remove(
                     &(dn, participant_id),
                     Departure {

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
+use crate::callcontrol::{DnType, Participant};
 use crate::calls::event::UserType;
-use crate::pbx::participant::{DnType, Participant};
 
 /// The `yyMMddHHmmss` part of a call id: `at` in the PBX's time zone.
 pub(super) fn stamp(at: Timestamp, tz: &TimeZone) -> String {

@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 
+use crate::callcontrol::{Change, Participant};
 use crate::calls::event::{CallEvent, Direction};
 use crate::calls::script::{self, Leg, inbound, outbound, queue_leg};
-use crate::calls::{Engine, EngineConfig, Input};
-use crate::pbx::participant::Participant;
+use crate::calls::{Engine, EngineConfig};
 
 const EXTS: [&str; 6] = ["120", "121", "122", "123", "130", "140"];
 
@@ -323,11 +323,12 @@ fn run(
     let mut saved = script::Saved::default();
     let mut events = Vec::new();
     let mut truth: BTreeMap<(String, u64), Participant> = BTreeMap::new();
-    let snapshot = |truth: &BTreeMap<_, Participant>| Input::Snapshot {
+    let snapshot = |truth: &BTreeMap<_, Participant>, at| Change::Snapshot {
+        at,
         dns: script::dns(),
         participants: truth.values().cloned().collect(),
     };
-    events.extend(engine.apply(snapshot(&truth), t0).events);
+    events.extend(engine.apply(snapshot(&truth, t0)).events);
     let mut outage_until = None;
     let mut at = t0;
     for (i, (ms, step)) in steps.iter().enumerate() {
@@ -335,14 +336,18 @@ fn run(
         while let Some(deadline) = engine.next_deadline().filter(|d| *d <= at) {
             events.extend(engine.tick(deadline).events);
         }
-        let input = match step {
+        let change = match step {
             Step::Up(p) => {
                 truth.insert((p.dn.clone(), p.id), (**p).clone());
-                Input::Upsert((**p).clone())
+                Change::Upsert {
+                    at,
+                    participant: (**p).clone(),
+                }
             }
             Step::Rm(dn, id) => {
                 truth.remove(&(dn.clone(), *id));
-                Input::Remove {
+                Change::Remove {
+                    at,
                     dn: dn.clone(),
                     participant_id: *id,
                 }
@@ -351,7 +356,7 @@ fn run(
         if let Some(until) = outage_until {
             if i >= until {
                 outage_until = None;
-                events.extend(engine.apply(snapshot(&truth), at).events);
+                events.extend(engine.apply(snapshot(&truth, at)).events);
             }
             continue;
         }
@@ -363,15 +368,16 @@ fn run(
             outage_until = Some(i + n);
             continue;
         }
-        events.extend(engine.apply(input.clone(), at).events);
+        events.extend(engine.apply(change.clone()).events);
         match noise {
-            Noise::Twice => events.extend(engine.apply(input, at).events),
+            Noise::Twice => events.extend(engine.apply(change).events),
             Noise::RepeatAll => {
                 for p in truth.values() {
-                    events.extend(engine.apply(Input::Upsert(p.clone()), at).events);
+                    let participant = p.clone();
+                    events.extend(engine.apply(Change::Upsert { at, participant }).events);
                 }
             }
-            Noise::Resnapshot => events.extend(engine.apply(snapshot(&truth), at).events),
+            Noise::Resnapshot => events.extend(engine.apply(snapshot(&truth, at)).events),
             Noise::Restart if restarts => {
                 saved.apply(&engine.take_changes());
                 engine = saved.restore(&engine, config);
@@ -380,7 +386,7 @@ fn run(
         }
     }
     if outage_until.is_some() {
-        events.extend(engine.apply(snapshot(&truth), at).events);
+        events.extend(engine.apply(snapshot(&truth, at)).events);
     }
     events.extend(engine.tick(at + SignedDuration::from_secs(60)).events);
     (events, engine.active_calls())

@@ -13,14 +13,12 @@ use std::collections::BTreeMap;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
+use crate::callcontrol::{Change, Dn, DnType, Participant, ParticipantStatus};
 use crate::calls::event::{
     CallEvent, CallId, Direction, Ended, FinishType, Offered, PartFacts, Started, TransferType,
     UserType,
 };
-use crate::calls::{
-    Dn, Engine, EngineConfig, EngineState, FinishedCall, Input, Output, StateChanges,
-};
-use crate::pbx::participant::{DnType, Participant, ParticipantStatus};
+use crate::calls::{Engine, EngineConfig, EngineState, FinishedCall, Output, StateChanges};
 
 /// The external number of the scenarios.
 pub(super) const X: &str = "425630434343";
@@ -284,13 +282,11 @@ impl Script {
         let t0: Timestamp = T0.parse().expect("T0 parses");
         let mut engine = Engine::new(config.clone());
         engine.track_changes();
-        let out = engine.apply(
-            Input::Snapshot {
-                dns: dns(),
-                participants: Vec::new(),
-            },
-            t0,
-        );
+        let out = engine.apply(Change::Snapshot {
+            at: t0,
+            dns: dns(),
+            participants: Vec::new(),
+        });
         Self {
             engine,
             did_from: DidFrom::PartyDid,
@@ -316,13 +312,17 @@ impl Script {
 
     /// The upsert of `leg`.
     pub(super) fn up(&mut self, leg: &Leg) -> &mut Self {
-        let p = self.as_sent(leg);
-        self.apply(Input::Upsert(p))
+        let participant = self.as_sent(leg);
+        self.apply(Change::Upsert {
+            at: self.now,
+            participant,
+        })
     }
 
     /// The remove of `leg`.
     pub(super) fn rm(&mut self, leg: &Leg) -> &mut Self {
-        self.apply(Input::Remove {
+        self.apply(Change::Remove {
+            at: self.now,
             dn: leg.0.dn.clone(),
             participant_id: leg.0.id,
         })
@@ -331,7 +331,8 @@ impl Script {
     /// A snapshot (after a reconnect) showing exactly `legs`.
     pub(super) fn snapshot(&mut self, legs: &[&Leg]) -> &mut Self {
         let participants = legs.iter().map(|l| self.as_sent(l)).collect();
-        self.apply(Input::Snapshot {
+        self.apply(Change::Snapshot {
+            at: self.now,
             dns: dns(),
             participants,
         })
@@ -403,8 +404,8 @@ impl Script {
         p
     }
 
-    fn apply(&mut self, input: Input) -> &mut Self {
-        let out = self.engine.apply(input, self.now);
+    fn apply(&mut self, change: Change) -> &mut Self {
+        let out = self.engine.apply(change);
         self.take(out);
         self
     }

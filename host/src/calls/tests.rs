@@ -2,10 +2,11 @@
 
 use jiff::Timestamp;
 
+use crate::callcontrol::Change;
+use crate::callcontrol::ParticipantStatus::{self, *};
 use crate::calls::event::{CallEvent, FinishType::*, TransferType::*, UserType};
 use crate::calls::script::*;
 use crate::calls::{CallPart, EngineConfig};
-use crate::pbx::participant::ParticipantStatus::{self, *};
 
 fn t(secs: i64) -> Timestamp {
     T0.parse::<Timestamp>().unwrap() + jiff::SignedDuration::from_secs(secs)
@@ -469,7 +470,7 @@ fn s10_hold_changes_nothing() {
     for from in DID_SOURCES {
         let c = Expect::call(782);
         let a = inbound(1, "120", 782);
-        let held = crate::pbx::participant::ParticipantStatus::Held;
+        let held = crate::callcontrol::ParticipantStatus::Held;
         let mut s = Script::did_from(from);
         s.at(0.0)
             .up(&a)
@@ -479,7 +480,7 @@ fn s10_hold_changes_nothing() {
             .up(&a.hold())
             .at(40.0)
             .up(&a.connected());
-        s.at(45.0).up(&Leg(crate::pbx::participant::Participant {
+        s.at(45.0).up(&Leg(crate::callcontrol::Participant {
             status: held,
             ..a.0.clone()
         }));
@@ -706,10 +707,10 @@ fn a_leg_after_the_grace_period_is_a_new_call_not_a_transfer() {
     let mut s = Script::new();
     s.at(0.0).up(&a).at(5.0).up(&a.connected()).at(35.0).rm(&a);
     // No tick in between: `apply` settles the expired grace period first.
-    let out = s
-        .engine()
-        .clone()
-        .apply(crate::calls::Input::Upsert(b.0.clone()), t(38));
+    let out = s.engine().clone().apply(Change::Upsert {
+        at: t(38),
+        participant: b.0.clone(),
+    });
     assert_eq!(
         without_facts(out.events),
         vec![
@@ -756,7 +757,10 @@ fn did_rules_can_change_at_runtime() {
     s.at(0.0).up(&a);
     let mut engine = s.engine().clone();
     engine.set_did_rules([(DID.to_owned(), "Berlin".to_owned())].into());
-    let out = engine.apply(crate::calls::Input::Upsert(a.connected().0), t(5));
+    let out = engine.apply(Change::Upsert {
+        at: t(5),
+        participant: a.connected().0,
+    });
     assert_eq!(
         without_facts(out.events),
         vec![c.started_in("120", NotDef, 1)]
@@ -813,17 +817,14 @@ fn a_second_device_of_the_talking_extension_joins_its_part() {
 
 #[test]
 fn changes_not_saved_are_taken_again() {
-    use crate::calls::{Engine, Input};
+    use crate::calls::Engine;
     let mut engine = Engine::new(config());
     engine.track_changes();
-    let t0: Timestamp = T0.parse().unwrap();
-    engine.apply(
-        Input::Snapshot {
-            dns: dns(),
-            participants: vec![inbound(1, "120", 782).0],
-        },
-        t0,
-    );
+    engine.apply(Change::Snapshot {
+        at: T0.parse().unwrap(),
+        dns: dns(),
+        participants: vec![inbound(1, "120", 782).0],
+    });
     let changes = engine.take_changes();
     assert_eq!(changes.call_records().len(), 1);
     assert!(changes.dns_record().is_some());
@@ -919,7 +920,7 @@ fn an_outbound_leg_without_a_party_waits_for_it() {
         ),
     ];
     let partyless_2 = || {
-        Leg(crate::pbx::participant::Participant {
+        Leg(crate::callcontrol::Participant {
             party_caller_id: "0121".into(),
             ..partyless.0.clone()
         })
@@ -1164,11 +1165,12 @@ fn call_state_saved_before_contract_0_2_reads_back() {
     strip(&mut json, &["first_seen", "offered_at", "queue"]);
     let old: crate::calls::EngineState = serde_json::from_value(json).unwrap();
     let mut engine = crate::calls::Engine::restore(config(), old);
-    let remove = crate::calls::Input::Remove {
+    let remove = Change::Remove {
+        at: t(65),
         dn: "120".into(),
         participant_id: 1,
     };
-    assert!(engine.apply(remove, t(65)).events.is_empty());
+    assert!(engine.apply(remove).events.is_empty());
     let events = engine.tick(t(70)).events;
     let [CallEvent::Ended(ended)] = events.as_slice() else {
         panic!("{events:?}")

@@ -1,5 +1,10 @@
-//! `callhook demo`: simulator, sink and host in one process, playing a few calls.
+//! `callhook demo`: simulator, receiver and host in one process, playing a few calls.
+//!
+//! By default the generic-webhook plugin sends to a local sink that prints each request; with
+//! `--plugin hubspot` (or `pipedrive`, `bitrix24`, `zoho`) the built-in CRM plugin sends to
+//! that CRM's stand-in, and the demo ends with the call records the CRM holds.
 
+use super::crm_standin::{self, CrmStandin};
 use crate::app::local::{LocalHost, LocalPlugin, LocalSetup};
 use crate::calls::EngineConfig;
 use anyhow::Context;
@@ -23,6 +28,22 @@ pub struct DemoArgs {
     /// How fast the calls play: 0.1 plays a 100-second call in 10 seconds.
     #[arg(long, default_value_t = 0.1)]
     time_scale: f64,
+    /// The built-in plugin the calls go to: `generic-webhook` (to a local sink) or a CRM
+    /// plugin (`hubspot`, `pipedrive`, `bitrix24`, `zoho`, to a local stand-in of that CRM).
+    #[arg(long, default_value = crate::config::GENERIC_WEBHOOK, value_parser = plugin_name)]
+    plugin: String,
+}
+
+fn plugin_name(name: &str) -> Result<String, String> {
+    if name == crate::config::GENERIC_WEBHOOK || crm_standin::CRMS.contains(&name) {
+        Ok(name.to_owned())
+    } else {
+        Err(format!(
+            "expected {} or one of {}",
+            crate::config::GENERIC_WEBHOOK,
+            crm_standin::CRMS.join(", ")
+        ))
+    }
 }
 
 /// Runs the demo to the end of its last call.
@@ -37,37 +58,64 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for scenario in &scenarios {
         simulator.add_directory(&scenario.directory());
     }
-    let sink = start_sink().await?;
     println!("3CX simulator  {}", simulator.base_url());
-    println!("webhook sink   {sink}");
-
-    let host = LocalHost::start(
-        &simulator,
-        LocalSetup {
-            plugin: LocalPlugin::GenericWebhook {
+    let standin = CrmStandin::start(&args.plugin).await?;
+    let plugin = match &standin {
+        Some(standin) => {
+            println!("{:<14} {} (stand-in)", standin.name(), standin.base_url());
+            LocalPlugin::Builtin {
+                name: args.plugin.clone(),
+                settings: standin.settings().to_vec(),
+                secrets: standin.secrets().to_vec(),
+            }
+        }
+        None => {
+            let sink = start_sink().await?;
+            println!("webhook sink   {sink}");
+            LocalPlugin::GenericWebhook {
                 receiver: sink.clone(),
                 webhook_url: format!("{sink}/3cx/events"),
                 recordings_url: Some(format!("{sink}/3cx/recordings")),
-            },
+            }
+        }
+    };
+    let host = LocalHost::start(
+        &simulator,
+        LocalSetup {
+            plugin,
             recordings: true,
             grace: EngineConfig::default().grace,
             admin_token: None,
-            country: None,
+            country: Some("DE".to_owned()),
         },
     )
     .await?;
-    println!("plugin         generic-webhook (allowed: {sink})");
+    println!("plugin         {}", args.plugin);
     if let Some(base) = host.recordings_base() {
         println!("recordings     {base}/webapi/recording/ (signed links)");
     }
     println!();
+    let mut printed = 0;
     for scenario in &scenarios {
         println!("── {}", scenario.description());
         simulator.play(scenario, args.time_scale).await?;
         // The engine waits out its grace period (2 s) before it calls a part over; then the
-        // recordings are fetched, converted and posted.
+        // recordings are fetched, converted and delivered.
         tokio::time::sleep(Duration::from_secs(4)).await;
+        if let Some(standin) = &standin {
+            let requests = standin.requests();
+            for request in requests.iter().skip(printed) {
+                println!("   {}", crm_standin::request_line(request));
+            }
+            printed = requests.len();
+        }
         println!();
+    }
+    if let Some(standin) = &standin {
+        println!("{} now holds:", standin.name());
+        for record in standin.records() {
+            println!("   {record}");
+        }
     }
     host.stop().await
 }

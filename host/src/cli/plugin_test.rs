@@ -1,25 +1,28 @@
 //! `callhook plugin test`: a plugin against a scenario or a capture, with every request it
 //! makes answered by a local stand-in and printed, so nothing reaches the real CRM.
+//!
+//! A `.wasm` file or `generic-webhook` gets a stand-in that answers 200 to everything (the
+//! runtime sends every request there, with its real URL in a header). A built-in CRM plugin
+//! (`hubspot`, `pipedrive`, `bitrix24`, `zoho`) gets its CRM's stand-in instead, which checks
+//! each request as the CRM would and answers as it does; it is pointed at it through its
+//! settings, and the records the CRM holds at the end are printed.
 
-use crate::app::{Replayer, plugins, scenario_changes};
-use crate::calls::{Engine, EngineConfig};
-use crate::pbx::{Change, Replay};
-use crate::runtime::{
-    DeliveryOutcome, DeliveryRequest, GENERIC_WEBHOOK_WASM, ORIGINAL_URL_HEADER, PluginLimits,
-    PluginSpec, RuntimeConfig,
-};
-use anyhow::Context;
+use super::crm_standin::{self, CrmStandin};
+use crate::app::trial::{TrialPlugin, TrialSpec, trial_events};
+use crate::app::{read_capture, scenario_changes};
+use crate::queue::DeliveryOutcome;
+use crate::runtime::ORIGINAL_URL_HEADER;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method};
 use callhook_simulator::Scenario;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Options of `callhook plugin test`.
 #[derive(Debug, clap::Args)]
 pub struct TestArgs {
-    /// The plugin's `.wasm` file, or `generic-webhook` for the built-in default plugin.
+    /// The plugin's `.wasm` file, or a built-in plugin: `generic-webhook`, `hubspot`,
+    /// `pipedrive`, `bitrix24` or `zoho`.
     plugin: String,
     /// A simulator scenario: a built-in name (e.g. `05-blind-transfer`) or a `.toml` file.
     #[arg(long, conflicts_with = "capture", required_unless_present = "capture")]
@@ -49,48 +52,39 @@ fn key_value(text: &str) -> Result<(String, String), String> {
 pub async fn run(args: TestArgs) -> anyhow::Result<()> {
     let changes = match (&args.scenario, &args.capture) {
         (Some(scenario), _) => scenario_changes(&load_scenario(scenario)?, jiff::Timestamp::now()),
-        (None, Some(capture)) => capture_changes(capture)?,
+        (None, Some(capture)) => read_capture(capture)?.collect::<anyhow::Result<_>>()?,
         (None, None) => unreachable!("clap requires --scenario or --capture"),
     };
-    // The scenarios are the simulator's: its trunk tells their DID, as `[trunks]` would.
-    let engine = Engine::new(EngineConfig {
-        trunk_dids: callhook_simulator::SimConfig::default_trunks(),
-        ..EngineConfig::default()
-    });
-    let events = Replayer::all(engine, changes);
+    let events = trial_events(changes);
 
-    let stand_in = start_stand_in().await?;
-    let storage = tempfile::tempdir()?;
-    let db = redb::Database::create(storage.path().join("plugin-test.redb"))?;
-    let runtime = plugins::runtime(
-        Arc::new(db),
-        RuntimeConfig {
-            stand_in: Some(stand_in),
-            ..RuntimeConfig::default()
-        },
-    )?;
-    let wasm: Arc<[u8]> = if args.plugin == crate::config::GENERIC_WEBHOOK {
-        GENERIC_WEBHOOK_WASM.into()
-    } else {
-        std::fs::read(&args.plugin)
-            .with_context(|| format!("while reading the plugin {}", args.plugin))?
-            .into()
+    let crm = CrmStandin::start(&args.plugin).await?;
+    let stand_in = match &crm {
+        Some(_) => None,
+        None => Some(start_stand_in().await?),
     };
-    let allowed_hosts = if args.allowed_hosts.is_empty() {
-        vec!["https://*:*".to_string(), "http://*:*".to_string()]
-    } else {
-        args.allowed_hosts
+    // The stand-in's settings and credentials first, so that `--setting` and `--secret` win.
+    let (mut settings, mut secrets) = (BTreeMap::new(), BTreeMap::new());
+    if let Some(crm) = &crm {
+        println!("{} stand-in at {}", crm.name(), crm.base_url());
+        settings.extend(crm.settings().iter().cloned());
+        secrets.extend(crm.secrets().iter().cloned());
+    }
+    settings.extend(args.settings);
+    secrets.extend(args.secrets);
+    let allowed_hosts = match (&crm, args.allowed_hosts.is_empty()) {
+        (_, false) => args.allowed_hosts,
+        (Some(crm), true) => vec![crm.base_url()],
+        (None, true) => vec!["https://*:*".to_string(), "http://*:*".to_string()],
     };
-    let plugin = runtime.load(PluginSpec {
-        name: args.plugin.clone(),
-        wasm,
+    let plugin = TrialPlugin::load(TrialSpec {
+        plugin: args.plugin,
+        settings,
+        secrets,
         allowed_hosts,
-        limits: PluginLimits::default(),
-        settings: args.settings.into_iter().collect::<BTreeMap<_, _>>(),
-        secrets: args.secrets.into_iter().collect::<BTreeMap<_, _>>(),
-        ca_file: None,
+        stand_in,
     })?;
     let now = jiff::Timestamp::now().as_second().max(0) as u64;
+    let mut printed = 0;
     for event in &events {
         println!(
             "{} {} ({})",
@@ -98,16 +92,14 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
             event.user().unwrap_or(""),
             event.call_id()
         );
-        let key = event.key();
-        let outcome = plugin
-            .deliver(DeliveryRequest {
-                event,
-                idempotency_key: &key,
-                attempt: 1,
-                timestamp: now,
-                replayed: false,
-            })
-            .await;
+        let outcome = plugin.deliver(event, now).await;
+        if let Some(crm) = &crm {
+            let requests = crm.requests();
+            for request in requests.iter().skip(printed) {
+                println!("  {}", crm_standin::request_line(request));
+            }
+            printed = requests.len();
+        }
         if let Some(message) = outcome.message() {
             println!("  => {}: {message}", outcome.label());
         } else if outcome != DeliveryOutcome::Delivered {
@@ -115,6 +107,12 @@ pub async fn run(args: TestArgs) -> anyhow::Result<()> {
         }
     }
     println!("{} events", events.len());
+    if let Some(crm) = &crm {
+        println!("{} now holds:", crm.name());
+        for record in crm.records() {
+            println!("  {record}");
+        }
+    }
     Ok(())
 }
 
@@ -126,14 +124,6 @@ fn load_scenario(name: &str) -> anyhow::Result<Scenario> {
         Scenario::builtin(name)?
     };
     Ok(scenario)
-}
-
-fn capture_changes(file: &Path) -> anyhow::Result<Vec<Change>> {
-    let reader = std::fs::File::open(file)
-        .with_context(|| format!("while opening the capture {}", file.display()))?;
-    Replay::new(std::io::BufReader::new(reader))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("while reading {}", file.display()))
 }
 
 /// A local server that answers every request with 200 and prints it with its real URL.

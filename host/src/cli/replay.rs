@@ -1,6 +1,6 @@
 //! `callhook replay`: a capture file through the engine, events to stdout.
 
-use crate::app::Replayer;
+use crate::app::{Replayer, read_capture};
 use crate::calls::{Engine, EngineConfig};
 use anyhow::Context;
 use std::io::Write;
@@ -21,13 +21,9 @@ pub fn run(file: &Path, timezone: Option<&str>, config: Option<&Path>) -> anyhow
             .with_context(|| format!("while reading --timezone {zone:?}"))?;
     }
     let mut replayer = Replayer::new(Engine::new(config));
-    let reader = std::fs::File::open(file)
-        .with_context(|| format!("while opening the capture {}", file.display()))?;
-    let replay = crate::pbx::Replay::new(std::io::BufReader::new(reader));
     let mut out = std::io::stdout().lock();
-    for change in replay {
-        let change = change.with_context(|| format!("while reading {}", file.display()))?;
-        for event in replayer.apply(change) {
+    for change in read_capture(file)? {
+        for event in replayer.apply(change?) {
             writeln!(out, "{}", serde_json::to_string(&event)?)?;
         }
     }

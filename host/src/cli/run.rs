@@ -5,6 +5,7 @@ use crate::app::{Host, HostOptions, Reload};
 use crate::config::Config;
 use crate::pbx::probe::probe;
 use crate::pbx::{CaptureWriter, ConnectionState, Connector};
+use crate::telemetry::config::ConfigWarning;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 
@@ -53,8 +54,8 @@ async fn check_pbx_access(config: &Config) -> anyhow::Result<()> {
 pub async fn run(path: &Path, capture: Option<PathBuf>) -> anyhow::Result<()> {
     let hangup = reload::listen_for_hangup();
     let config = load(path)?;
-    for line in crate::config::warnings(&config) {
-        eprintln!("warning  {line}");
+    for warning in crate::config::warnings(&config) {
+        ConfigWarning { warning: &warning }.emit();
     }
     let capture = match capture {
         Some(file) => Some(

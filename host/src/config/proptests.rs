@@ -25,6 +25,7 @@ fn env() -> BTreeMap<String, String> {
             "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         ),
         ("HUBSPOT_TOKEN", "pat-123"),
+        ("MY_CRM_TOKEN", "my-crm-123"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -347,13 +347,14 @@ pub(crate) struct RawPlugin {
     /// `"/etc/pki/tls/certs/ca-bundle.crt"` (Fedora, RHEL). Relative to this file. The file is
     /// watched like the configuration: a change reloads the plugins. By default none.
     pub ca_file: Option<Loc<String>>,
-    /// The most linear memory the plugin may use, in MiB: 1 to 1024. By default 64.
+    /// The most linear memory the plugin may use, all its memories together, in MiB: 1 to
+    /// 1024. By default 64 (the built-in CRM plugins: 128).
     pub memory_mb: Option<Loc<u64>>,
     /// The time one delivery may take, HTTP requests included, in milliseconds: 1 to 600000.
-    /// By default 10000.
+    /// By default 10000 (the built-in CRM plugins: 30000).
     pub timeout_ms: Option<Loc<u64>>,
     /// The most the plugin may keep in its key-value store, keys and values together, in MiB:
-    /// 1 to 1024. By default 1.
+    /// 1 to 1024. By default 1 (the built-in CRM plugins: 64).
     pub kv_quota_mb: Option<Loc<u64>>,
     /// The longest response body the plugin may receive, in KiB: 1 to 65536. A longer one
     /// fails the delivery. By default 4096 (4 MiB).
@@ -370,7 +371,9 @@ pub(crate) struct RawPlugin {
     /// By default the host's policy.
     pub retry: Option<Loc<RawRetry>>,
     /// Deliveries to this plugin running at once (different calls; one call's events are
-    /// always delivered one after the other): 1 to 256. By default 8.
+    /// always delivered one after the other): 1 to 64. The host runs at most 64 plugin
+    /// instances at once, all plugins together; further deliveries wait for a free one. By
+    /// default 8.
     pub concurrency: Option<Loc<u64>>,
     /// Deliveries started per second at most, with bursts of up to one second's worth, for a
     /// receiver with a rate limit: a number above 0 (e.g. `0.5` for one every two seconds).

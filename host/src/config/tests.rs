@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::*;
+use crate::queue::{NumberPattern, Route, Routes};
 use crate::recordings::convert::BITRATES;
 use crate::runtime::RuntimeConfig;
 
@@ -25,6 +26,7 @@ impl Dir {
                 "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
             ),
             ("HUBSPOT_TOKEN", "pat-123"),
+            ("MY_CRM_TOKEN", "my-crm-123"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -348,7 +350,7 @@ fn rejects_delivery_limits_out_of_range() {
         &errors,
         "callhook.toml:8:15",
         "plugin.concurrency",
-        "from 1 to 256",
+        "from 1 to 64",
     );
     assert_error(
         &errors,
@@ -977,10 +979,16 @@ fn accepts_the_example_files() {
     let env = Dir::new().env;
     let toml = Config::load_with_env(&dir.join("callhook.toml"), &env)
         .unwrap_or_else(|errors| panic!("{errors}"));
-    assert_eq!(toml.plugins.len(), 2);
+    assert_eq!(toml.plugins.len(), 3);
+    let hubspot = toml.plugin("hubspot").unwrap();
+    assert_eq!(
+        hubspot.source,
+        PluginSource::Builtin(crate::runtime::builtin("hubspot").unwrap())
+    );
+    assert_eq!(hubspot.allowed_hosts, ["https://api.hubapi.com"]);
     assert_eq!(
         toml.routes.plugins_for("150", None),
-        ["hubspot", GENERIC_WEBHOOK]
+        ["hubspot", "my-crm", GENERIC_WEBHOOK]
     );
     // What its comments say: every event of a call through queue 800 goes to HubSpot, the
     // queue's own missed call and its agents' events alike; others by their extensions.
@@ -990,7 +998,7 @@ fn accepts_the_example_files() {
     assert_eq!(toml.routes.plugins_for_call("300", &q800), ["hubspot"]);
     assert_eq!(
         toml.routes.plugins_for_call("150", &[]),
-        ["hubspot", GENERIC_WEBHOOK]
+        ["hubspot", "my-crm", GENERIC_WEBHOOK]
     );
     assert_eq!(toml.engine.did_rules["+4930123456"], "CompanyDID");
     assert_eq!(toml.engine.trunk_dids["10007"], "+4930123456");

@@ -13,13 +13,14 @@ use super::raw::{
     parse_toml, setting_text,
 };
 use super::{
-    Config, EngineSettings, Env, FileRef, GENERIC_WEBHOOK, NumberPattern, PbxConfig, PluginConfig,
-    PluginSource, RetryOverrides, Route, Routes, Secret, ServerConfig, StorageConfig,
+    Config, EngineSettings, Env, FileRef, GENERIC_WEBHOOK, PbxConfig, PluginConfig, PluginSource,
+    RetryOverrides, Secret, ServerConfig, StorageConfig,
 };
 use crate::calls::e164::E164;
 use crate::calls::{EngineConfig, did_digits};
 use crate::console::ConsoleConfig;
 use crate::pbx::ConnectorConfig;
+use crate::queue::{NumberPattern, Route, Routes};
 use crate::recordings::convert::BITRATES;
 use crate::recordings::{RecordingsConfig, SourceKind};
 

@@ -65,7 +65,6 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::Change;
 use super::backoff::Backoff;
 use super::capture::{CaptureWriter, FORMAT_VERSION, Record};
 use super::config::ConnectorConfig;
@@ -75,6 +74,7 @@ use super::rest::{ParticipantReply, RestClient, RestError};
 use super::socket::{Entity, Event, EventSocket, Frame, Received, SocketError, parse_frame};
 use super::stats::ConnectorStats;
 use super::token::{AccessToken, TokenError, TokenManager, TokenState, shorten};
+use crate::callcontrol::Change;
 use crate::telemetry::pbx::{
     ConnectionGivenUp, ConnectionLost, FrameMalformed, ParticipantFetchFailed, ParticipantHidden,
     ParticipantUnusable, SequenceGap, SnapshotObjectSkipped, UnknownEventSkipped,

@@ -306,7 +306,7 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::*;
-    use crate::pbx::participant::{Participant, ParticipantStatus};
+    use crate::callcontrol::{Participant, ParticipantStatus};
     use crate::pbx::rest::ParticipantReply;
 
     type Reply = oneshot::Sender<Result<FetchedParticipant, RestError>>;

@@ -5,10 +5,10 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use super::Change;
 use super::capture::{Body, CaptureError, Record};
 use super::rest::{parse_participant, parse_snapshot};
 use super::socket::{Entity, Event, parse_frame};
+use crate::callcontrol::Change;
 
 /// The change a record means, if any (see the module docs).
 pub fn change_of(record: &Record) -> Option<Change> {
@@ -147,9 +147,9 @@ pub fn replay_file(path: &Path) -> Result<Replay<BufReader<File>>, CaptureError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pbx::Dn;
+    use crate::callcontrol::Dn;
+    use crate::callcontrol::{DnType, Participant, ParticipantStatus};
     use crate::pbx::capture::{CaptureWriter, FORMAT_VERSION, redact};
-    use crate::pbx::participant::{DnType, Participant, ParticipantStatus};
     use jiff::Timestamp;
     use serde_json::Value;
     use serde_json::json;

@@ -33,10 +33,10 @@ use serde_json::Value;
 use super::capture::{CaptureWriter, Record};
 use super::config::ConnectorConfig;
 use super::http::TransportError;
-use super::lenient;
-use super::participant::{DnType, Participant};
 use super::stats::ConnectorStats;
 use super::token::{TokenError, TokenManager, shorten};
+use crate::callcontrol::lenient;
+use crate::callcontrol::{DnType, Participant};
 
 /// A REST request failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -530,7 +530,7 @@ mod proptests;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pbx::participant::ParticipantStatus;
+    use crate::callcontrol::ParticipantStatus;
 
     #[test]
     fn parses_a_snapshot() {

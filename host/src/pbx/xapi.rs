@@ -26,10 +26,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use super::lenient;
 use super::rest::{
     CaptureBody, Reply, RestClient, RestError, StreamedReply, expect_success, malformed,
 };
+use crate::callcontrol::lenient;
 
 /// One XAPI recording (the fields the host uses). Only `Id` is required; every other field
 /// reads `null`, a missing key or an unusable value as empty.

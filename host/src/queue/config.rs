@@ -1,7 +1,7 @@
 //! The queue's settings: routing, and per plugin the retry policy, limits and circuit breaker.
 
 use super::retry::RetryPolicy;
-use crate::config::Routes;
+use super::routing::Routes;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -95,8 +95,9 @@ pub struct PluginPolicy {
 impl PluginPolicy {
     /// The default `concurrency`.
     pub const DEFAULT_CONCURRENCY: u32 = 8;
-    /// The most `concurrency` may set.
-    pub const MAX_CONCURRENCY: u32 = 256;
+    /// The most `concurrency` may set: the instances of the runtime's pool, as a plugin cannot
+    /// run more deliveries at once than there are instances.
+    pub const MAX_CONCURRENCY: u32 = crate::runtime::RuntimeConfig::INSTANCES;
 }
 
 impl Default for PluginPolicy {

@@ -3,7 +3,7 @@
 //! and the tests read. Its log events are in `telemetry::queue`, its metric families in
 //! [`crate::telemetry::metrics`].
 
-use crate::runtime::DeliveryOutcome;
+use crate::queue::DeliveryOutcome;
 use std::collections::BTreeMap;
 use std::time::Duration;
 

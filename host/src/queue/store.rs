@@ -2,8 +2,8 @@
 //! documentation of [`crate::queue`] for the format).
 
 use super::QueueError;
+use super::routing::Routes;
 use crate::calls::event::CallEvent;
-use crate::config::Routes;
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
 };

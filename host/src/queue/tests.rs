@@ -1,10 +1,10 @@
 //! The queue end to end against a fake plugin boundary, with tokio's paused clock.
 
 use super::*;
+use super::{NumberPattern, Route, Routes};
 use crate::calls::event::{
     CallId, Direction, Ended, FinishType, Offered, RecordingReady, Started, TransferType, UserType,
 };
-use crate::config::{NumberPattern, Route, Routes};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use tokio::runtime::Runtime;

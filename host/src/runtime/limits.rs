@@ -1,4 +1,11 @@
 //! The resource limits of one plugin, and the memory limiter that enforces them per store.
+//!
+//! `memory_mb` caps the plugin instance, not one linear memory: a component may define several
+//! memories (one per core module that has its own), so the limiter adds up every memory of the
+//! store. The number of core instances, memories and tables of one component is capped too
+//! ([`PluginLimits::MAX_CORE_INSTANCES`], [`PluginLimits::MAX_MEMORIES`],
+//! [`PluginLimits::MAX_TABLES`]), both by the engine's pool, which refuses such a component
+//! at instantiation, and by the limiter, so no plugin can take more than its share of the pool.
 
 use std::time::Duration;
 
@@ -40,6 +47,15 @@ impl PluginLimits {
     pub const DEFAULT_MAX_RESPONSE_KB: u32 = 4096;
     /// The largest bound on one response body `max_response_kb` may set, in KiB: 64 MiB.
     pub const MAX_MAX_RESPONSE_KB: u32 = 64 << 10;
+    /// Core module instances one plugin may have. A Rust plugin for `wasm32-wasip2` has
+    /// three (its module and the WASI adapter's two).
+    pub const MAX_CORE_INSTANCES: u32 = 16;
+    /// Linear memories one plugin may define. A Rust plugin has one.
+    pub const MAX_MEMORIES: u32 = 2;
+    /// Tables one plugin may define. A Rust plugin has two.
+    pub const MAX_TABLES: u32 = 8;
+    /// Elements one table may grow to.
+    pub const MAX_TABLE_ELEMENTS: usize = 100_000;
 }
 
 impl Default for PluginLimits {
@@ -55,17 +71,24 @@ impl Default for PluginLimits {
     }
 }
 
-/// Enforces the memory cap and remembers whether the plugin hit it, so the error can say so.
+/// Enforces the memory cap over all the memories of a store, and the counts of instances,
+/// memories and tables, and remembers whether the plugin hit the memory cap, so the error can
+/// say so.
 #[derive(Debug)]
 pub struct MemoryLimiter {
     cap: usize,
+    used: usize,
     hit: bool,
 }
 
 impl MemoryLimiter {
-    /// A limiter for `cap` bytes of linear memory.
+    /// A limiter for `cap` bytes of linear memory in all.
     pub fn new(cap: usize) -> Self {
-        MemoryLimiter { cap, hit: false }
+        MemoryLimiter {
+            cap,
+            used: 0,
+            hit: false,
+        }
     }
 
     /// Whether a growth past the cap was refused.
@@ -80,20 +103,24 @@ impl MemoryLimiter {
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
+    /// Called when a memory is created (from 0) and each time one grows: the store's total is
+    /// what the memories had plus this growth.
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.cap {
+        let total = self.used.saturating_sub(current).saturating_add(desired);
+        if total > self.cap {
             self.hit = true;
             wasmtime::bail!(
                 "the plugin tried to grow its memory to {} MiB, over its cap of {} MiB (memory_mb)",
-                desired >> 20,
+                total >> 20,
                 self.cap >> 20
             );
         }
+        self.used = total;
         Ok(true)
     }
 
@@ -103,7 +130,45 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        const MAX_TABLE_ELEMENTS: usize = 100_000;
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+        Ok(desired <= PluginLimits::MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        PluginLimits::MAX_CORE_INSTANCES as usize
+    }
+
+    fn memories(&self) -> usize {
+        PluginLimits::MAX_MEMORIES as usize
+    }
+
+    fn tables(&self) -> usize {
+        PluginLimits::MAX_TABLES as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    const MIB: usize = 1 << 20;
+
+    #[test]
+    fn the_cap_counts_every_memory_of_the_plugin() {
+        let mut limiter = MemoryLimiter::new(16 * MIB);
+        // Two memories created at 6 MiB each, then the first grows to 9 MiB: 15 MiB in all.
+        assert!(limiter.memory_growing(0, 6 * MIB, None).unwrap());
+        assert!(limiter.memory_growing(0, 6 * MIB, None).unwrap());
+        assert!(limiter.memory_growing(6 * MIB, 9 * MIB, None).unwrap());
+        assert!(!limiter.hit());
+        // The second growing to 8 MiB would make 17 MiB, each memory being under the cap.
+        let error = limiter.memory_growing(6 * MIB, 8 * MIB, None).unwrap_err();
+        assert!(limiter.hit());
+        assert_eq!(
+            error.to_string(),
+            "the plugin tried to grow its memory to 17 MiB, over its cap of 16 MiB (memory_mb)"
+        );
+        // A refused growth leaves the total as it was.
+        assert!(limiter.memory_growing(6 * MIB, 7 * MIB, None).unwrap());
     }
 }

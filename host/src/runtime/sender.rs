@@ -11,7 +11,11 @@
 //!   instance reuses the connection the last delivery opened instead of paying a TCP and TLS
 //!   handshake. Idle connections close after [`POOL_IDLE_TIMEOUT`]; at most
 //!   [`POOL_MAX_IDLE_PER_ORIGIN`] idle ones are kept per origin. HTTP/2 is used where the
-//!   server chooses it. The pool lives and dies with the [`Plugin`](super::Plugin): a reload
+//!   server chooses it. At most [`MAX_REQUESTS_PER_ORIGIN`] requests of the plugin's
+//!   deliveries together are in flight to one origin (a connection is opened only for a
+//!   request, so this caps its open connections there too); more wait for one to end, within
+//!   their delivery's time limit, so a busy plugin cannot open hundreds of connections to a
+//!   CRM. The pool lives and dies with the [`Plugin`](super::Plugin): a reload
 //!   that changes the plugin's `allowed_hosts` or `ca_file` loads a new `Plugin`, and with it
 //!   a new, empty pool.
 //!
@@ -39,7 +43,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 
 /// How long an idle kept-alive connection stays in the pool. Many servers close idle
@@ -47,6 +51,8 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 /// The most idle connections kept per plugin and origin.
 pub const POOL_MAX_IDLE_PER_ORIGIN: usize = 8;
+/// The most requests of one plugin in flight to one origin, all its deliveries together.
+pub const MAX_REQUESTS_PER_ORIGIN: usize = 32;
 
 /// Sends one plugin's requests over its own pool of connections.
 pub struct Sender {
@@ -54,6 +60,7 @@ pub struct Sender {
     limits: PluginLimits,
     stand_in: Option<SocketAddr>,
     client: Client<connector::Connector, WasiBody>,
+    origins: OriginSlots,
 }
 
 impl std::fmt::Debug for Sender {
@@ -94,6 +101,7 @@ impl Sender {
             limits,
             stand_in,
             client,
+            origins: OriginSlots::new(MAX_REQUESTS_PER_ORIGIN),
         })
     }
 
@@ -114,6 +122,7 @@ impl Sender {
         if let Err(refusal) = checked {
             return Err(refused(bounds.refuse(refusal)));
         }
+        let origin_slot = self.origins.acquire(request.uri()).await;
         if let Some(stand_in) = self.stand_in {
             redirect_to(&mut request, stand_in)?;
         }
@@ -128,7 +137,9 @@ impl Sender {
         let bounds = bounds.clone();
         let max_bytes = self.limits.max_response_bytes;
         Ok(head.map(|incoming| {
-            body::ResponseBody::new(incoming, between_bytes, max_bytes, bounds, slot).boxed_unsync()
+            let slots = [slot, origin_slot];
+            body::ResponseBody::new(incoming, between_bytes, max_bytes, bounds, slots)
+                .boxed_unsync()
         }))
     }
 
@@ -141,6 +152,42 @@ impl Sender {
             cap(guest.first_byte_timeout),
             cap(guest.between_bytes_timeout),
         )
+    }
+}
+
+/// The requests in flight to each origin, each origin with its own [`Semaphore`].
+struct OriginSlots {
+    per_origin: usize,
+    origins: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
+}
+
+impl OriginSlots {
+    fn new(per_origin: usize) -> Self {
+        OriginSlots {
+            per_origin,
+            origins: std::sync::Mutex::default(),
+        }
+    }
+
+    /// A slot for one more request to `uri`'s origin, once one is free. Origins are the
+    /// plugin's `allowed_hosts`, so the map stays small.
+    async fn acquire(&self, uri: &http::Uri) -> OwnedSemaphorePermit {
+        let origin = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or(""),
+            uri.authority().map_or("", |a| a.as_str())
+        );
+        let semaphore = self
+            .origins
+            .lock()
+            .expect("origin slots poisoned")
+            .entry(origin)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_origin)))
+            .clone();
+        semaphore
+            .acquire_owned()
+            .await
+            .expect("origin semaphores are never closed")
     }
 }
 

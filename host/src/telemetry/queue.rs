@@ -1,8 +1,8 @@
 //! What happens in the delivery queue: each event logs once and counts into the plugin's
 //! [`QueueStats`](crate::queue::QueueStats) counters, which `/metrics` exports.
 
+use crate::queue::DeliveryOutcome;
 use crate::queue::metrics::{DurationHistogram, OutcomeCounts};
-use crate::runtime::DeliveryOutcome;
 use std::time::Duration;
 
 /// The log target: the queue's, so that `RUST_LOG` filters by component as before.

@@ -2,8 +2,9 @@
 //! it, probed with the sandbox probe over real sockets.
 
 use crate::support::*;
+use callhook::queue::DeliveryOutcome;
+use callhook::runtime::PluginLimits;
 use callhook::runtime::bounds::{MAX_CONCURRENT_REQUESTS, MAX_MESSAGE, MAX_TABLE_ENTRIES};
-use callhook::runtime::{DeliveryOutcome, PluginLimits};
 
 fn failed_with(outcome: &DeliveryOutcome, needle: &str) -> bool {
     matches!(outcome, DeliveryOutcome::Failed { message } if message.contains(needle))

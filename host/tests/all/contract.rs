@@ -9,16 +9,18 @@ use callhook::app::Pipeline;
 use callhook::calls::e164::E164;
 use callhook::calls::event::*;
 use callhook::calls::{Engine, EngineConfig};
-use callhook::config::{NumberPattern, Route, Routes};
 use callhook::pbx::users::{self, UserDirectory, UserInfo};
 use callhook::pbx::{Connector, ConnectorConfig};
+use callhook::queue::DeliveryOutcome;
 use callhook::queue::{DeliveryFilter, DeliveryStatus, Queue, QueueConfig};
+use callhook::queue::{NumberPattern, Route, Routes};
 use callhook::recordings::{Links, Store};
 use callhook::runtime::{
-    DeliveryOutcome, GENERIC_WEBHOOK_WASM, HostServices, KvQuota, KvStore, Plugin, PluginRuntime,
-    RecordingFiles, RuntimeConfig,
+    GENERIC_WEBHOOK_WASM, HostServices, KvQuota, KvStore, Plugin, PluginRuntime, RecordingFiles,
+    RuntimeConfig,
 };
 use callhook_simulator::{Scenario, SimConfig, Simulator};
+use callhook_test_plugins::CONTRACT_PROBE_WASM;
 use serde_json::{Value, json};
 use sha2::Digest;
 use std::collections::BTreeMap;
@@ -33,8 +35,6 @@ const GENERIC_WEBHOOK_V0_1_0: &[u8] =
 
 /// Every committed fixture, each used by a test below.
 const FIXTURES: [&str; 1] = ["generic-webhook-v0.1.0.wasm"];
-
-const CONTRACT_PROBE_WASM: &str = env!("CALLHOOK_CONTRACT_PROBE_WASM");
 
 /// 2021-07-01T16:56:49Z, the instant of the support events' stamp, in Unix milliseconds.
 const T0_MS: u64 = 1_625_158_609_000;

@@ -3,7 +3,8 @@
 //! `ca_file`.
 
 use crate::support::*;
-use callhook::runtime::{DeliveryOutcome, PluginRuntime, Resolution, Resolver, RuntimeConfig};
+use callhook::queue::DeliveryOutcome;
+use callhook::runtime::{PluginRuntime, Resolution, Resolver, RuntimeConfig};
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -272,4 +273,57 @@ async fn http2_is_used_where_the_server_offers_it() {
     }
     assert_eq!(receiver.http2_requests.load(Ordering::SeqCst), 3);
     assert_eq!(receiver.handshakes(), 1);
+}
+
+/// A plugin's deliveries together keep at most `MAX_REQUESTS_PER_ORIGIN` requests, and so
+/// connections, open to one origin; the others wait for one to end and are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_to_one_origin_are_capped_across_deliveries() {
+    use callhook::runtime::sender::MAX_REQUESTS_PER_ORIGIN;
+    #[derive(Default)]
+    struct InFlight {
+        now: AtomicUsize,
+        most: AtomicUsize,
+        served: AtomicUsize,
+    }
+    let counts = Arc::new(InFlight::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let state = counts.clone();
+    let app = axum::Router::new().fallback(move || {
+        let counts = state.clone();
+        async move {
+            let now = counts.now.fetch_add(1, Ordering::SeqCst) + 1;
+            counts.most.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            counts.now.fetch_sub(1, Ordering::SeqCst);
+            counts.served.fetch_add(1, Ordering::SeqCst);
+            "ok"
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (_dir, runtime) = runtime_with(FakeResolver::answering(&["127.0.0.1"]));
+    let url = format!("{origin}/hook");
+    let plugin = runtime
+        .load(spec(
+            "busy",
+            callhook::runtime::GENERIC_WEBHOOK_WASM,
+            &[&origin],
+            &[("webhook_url", &url)],
+        ))
+        .unwrap();
+    let deliveries = MAX_REQUESTS_PER_ORIGIN + 8;
+    let event = ringing();
+    let outcomes =
+        futures_util::future::join_all((0..deliveries).map(|_| deliver(&plugin, &event))).await;
+    assert!(
+        outcomes.iter().all(|o| *o == DeliveryOutcome::Delivered),
+        "{outcomes:?}"
+    );
+    assert_eq!(counts.served.load(Ordering::SeqCst), deliveries);
+    let most = counts.most.load(Ordering::SeqCst);
+    assert!(
+        most <= MAX_REQUESTS_PER_ORIGIN,
+        "{most} requests at once to one origin"
+    );
 }

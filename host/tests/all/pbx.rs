@@ -11,9 +11,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use callhook::callcontrol::{Change, ParticipantStatus};
 use callhook::pbx::{
-    Change, ConnectionState, Connector, ConnectorConfig, ConnectorError, ConnectorStats,
-    ParticipantStatus, RestClient, RestError, TokenError, capture::CaptureWriter,
+    ConnectionState, Connector, ConnectorConfig, ConnectorError, ConnectorStats, RestClient,
+    RestError, TokenError, capture::CaptureWriter,
 };
 use callhook_simulator::{
     LoadProfile, ParticipantChange, Scenario, SimConfig, SimHandle, Simulator, SocketClose,

@@ -4,7 +4,8 @@
 use crate::support::*;
 use base64::Engine as _;
 use callhook::calls::event::{Direction, TransferType};
-use callhook::runtime::{DeliveryOutcome, GENERIC_WEBHOOK_WASM, Plugin};
+use callhook::queue::DeliveryOutcome;
+use callhook::runtime::{GENERIC_WEBHOOK_WASM, Plugin};
 use hmac::Mac;
 use std::time::Duration;
 

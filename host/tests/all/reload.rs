@@ -176,8 +176,10 @@ async fn an_unreachable_pbx_is_reported_with_its_place_and_retried() {
     assert!(line.contains(&place), "{line}");
     assert!(line.contains("retrying in"), "{line}");
     // http:// is accepted, with a warning at start naming the same place.
-    let warning = format!("warning  {}:2:7: pbx.url is http://", config.display());
-    lines.wait_for(|line| line.starts_with(&warning)).await;
+    let warning = format!("{}:2:7: pbx.url is http://", config.display());
+    lines
+        .wait_for(|line| line.contains(" WARN ") && line.contains(&warning))
+        .await;
     let exit = host.signal("-TERM");
     assert!(exit.success(), "a stop while retrying is clean: {exit:?}");
     assert_eq!(

@@ -2,9 +2,9 @@
 //! well-behaved plugin in the same runtime keeps delivering.
 
 use crate::support::*;
+use callhook::queue::DeliveryOutcome;
 use callhook::runtime::{
-    DeliveryOutcome, GENERIC_WEBHOOK_WASM, LoadError, PluginLimits, PluginRuntime, RuntimeConfig,
-    VersionError,
+    GENERIC_WEBHOOK_WASM, LoadError, PluginLimits, PluginRuntime, RuntimeConfig, VersionError,
 };
 use std::time::{Duration, Instant};
 
@@ -334,4 +334,50 @@ async fn compiled_plugins_are_cached_on_disk() {
         deliver(&plugin, &ringing()).await,
         DeliveryOutcome::Delivered
     );
+}
+
+/// More deliveries at once than the pool has instances wait for one to be free instead of
+/// failing (which would count against the plugin and could open its breaker).
+#[tokio::test]
+async fn deliveries_beyond_the_instance_pool_wait_for_a_free_instance() {
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kv = callhook::runtime::KvStore::new(database(&dir, "kv.redb"), Default::default());
+    let config = RuntimeConfig {
+        max_instances: 1,
+        ..RuntimeConfig::default()
+    };
+    let runtime = PluginRuntime::new(config, kv).unwrap();
+    let mut slow = spec(
+        "slow",
+        &probe(),
+        &[&sink.origin()],
+        &[("mode", "fetch"), ("url", &sink.url("/slow"))],
+    );
+    slow.limits.timeout = Duration::from_millis(800);
+    let slow = runtime.load(slow).unwrap();
+    let url = sink.url("/ok/waited");
+    let webhook = runtime
+        .load(spec(
+            "webhook",
+            GENERIC_WEBHOOK_WASM,
+            &[&sink.origin()],
+            &[("webhook_url", &url)],
+        ))
+        .unwrap();
+    let event = ringing();
+    let (held, waited) = tokio::join!(deliver(&slow, &event), async {
+        // The slow delivery takes the only instance first.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        deliver(&webhook, &event).await
+    });
+    assert!(failed_with(&held, "800 ms"), "{held:?}");
+    assert_eq!(waited, DeliveryOutcome::Delivered);
+    let targets: Vec<String> = sink
+        .wait_for(2)
+        .await
+        .iter()
+        .map(|request| request.target.split('?').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(targets, ["/slow", "/ok/waited"]);
 }

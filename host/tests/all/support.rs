@@ -7,9 +7,9 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use callhook::calls::event::*;
+use callhook::queue::{DeliveryOutcome, DeliveryRequest};
 use callhook::runtime::{
-    DeliveryOutcome, DeliveryRequest, KvQuota, KvStore, Plugin, PluginLimits, PluginRuntime,
-    PluginSpec, RuntimeConfig,
+    KvQuota, KvStore, Plugin, PluginLimits, PluginRuntime, PluginSpec, RuntimeConfig,
 };
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -181,8 +181,8 @@ pub async fn connected(simulator: &callhook_simulator::SimHandle) {
         .expect("callhook connects to the PBX");
 }
 
-/// The sandbox probe test plugin, built by `host/build.rs`.
-pub const SANDBOX_PROBE_WASM: &str = env!("CALLHOOK_SANDBOX_PROBE_WASM");
+/// The sandbox probe test plugin, built by `tests/plugins/artifacts`.
+pub use callhook_test_plugins::SANDBOX_PROBE_WASM;
 
 /// One request the sink received.
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! A response body as the plugin reads it: with the between-bytes time-out of the request,
-//! cut at the plugin's `max_response_kb`, holding the request's slot among those in flight until it
-//! is done or dropped.
+//! cut at the plugin's `max_response_kb`, holding the request's slots among those in flight
+//! (of its delivery, and to its origin) until it is done or dropped.
 
 use crate::runtime::bounds::{DeliveryBounds, limit};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -20,7 +20,7 @@ pub struct ResponseBody {
     read: u64,
     max_bytes: u64,
     bounds: DeliveryBounds,
-    slot: Option<OwnedSemaphorePermit>,
+    slots: Option<[OwnedSemaphorePermit; 2]>,
 }
 
 impl ResponseBody {
@@ -30,7 +30,7 @@ impl ResponseBody {
         between_bytes: Duration,
         max_bytes: u64,
         bounds: DeliveryBounds,
-        slot: OwnedSemaphorePermit,
+        slots: [OwnedSemaphorePermit; 2],
     ) -> Self {
         ResponseBody {
             incoming,
@@ -39,13 +39,13 @@ impl ResponseBody {
             read: 0,
             max_bytes,
             bounds,
-            slot: Some(slot),
+            slots: Some(slots),
         }
     }
 
-    /// Ends the body: frees the request's slot.
+    /// Ends the body: frees the request's slots.
     fn end<T>(&mut self, last: T) -> Poll<T> {
-        self.slot = None;
+        self.slots = None;
         Poll::Ready(last)
     }
 }
@@ -59,7 +59,7 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<bytes::Bytes>, Error>>> {
         let this = &mut *self;
-        if this.slot.is_none() {
+        if this.slots.is_none() {
             return Poll::Ready(None);
         }
         match Pin::new(&mut this.incoming).poll_frame(cx) {
@@ -89,7 +89,7 @@ impl Body for ResponseBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.slot.is_none() || self.incoming.is_end_stream()
+        self.slots.is_none() || self.incoming.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

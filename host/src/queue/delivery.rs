@@ -1,4 +1,5 @@
-//! The outcome of one delivery attempt, as data.
+//! What the queue hands a [`Deliverer`](super::Deliverer) (one attempt of one event) and what
+//! it gets back (the outcome, as data): the contract between the queue and the plugin runtime.
 //!
 //! Meaning and priority, from best to worst: `Delivered` (the receiver has it: remove it from
 //! the queue), `Retry` (a passing failure: try again later, honouring `after` when given),
@@ -9,7 +10,23 @@
 //! the host could not run it: retried like `Retry`, because a fixed plugin or a less loaded host
 //! may succeed, and counted separately so a broken plugin stands out).
 
+use crate::calls::event::CallEvent;
 use std::time::Duration;
+
+/// One delivery attempt of one event.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryRequest<'a> {
+    /// The event.
+    pub event: &'a CallEvent,
+    /// Stable across retries; handed to the plugin for the receiver's deduplication.
+    pub idempotency_key: &'a str,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Time of the attempt, seconds since the Unix epoch.
+    pub timestamp: u64,
+    /// True when an operator replayed the delivery after it was parked (contract 0.2).
+    pub replayed: bool,
+}
 
 /// What became of one delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +75,7 @@ impl DeliveryOutcome {
 
     /// The plugin's own outcome with the egress refusals of the delivery (`refused`, already
     /// formatted) appended to its message.
-    pub(super) fn refused(mut self, refused: &str) -> DeliveryOutcome {
+    pub(crate) fn refused(mut self, refused: &str) -> DeliveryOutcome {
         match &mut self {
             DeliveryOutcome::Delivered => {}
             DeliveryOutcome::Retry { message, .. }
