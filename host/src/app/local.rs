@@ -70,6 +70,10 @@ pub enum LocalPlugin {
         settings: Vec<(String, String)>,
         /// Its `[plugin.secrets]`.
         secrets: Vec<(String, String)>,
+        /// Other keys of its `[[plugin]]` table, each value written as TOML as it is, e.g.
+        /// `("concurrency", "8")`, `("rate_per_second", "50.0")`; empty keeps the plugin's
+        /// defaults.
+        keys: Vec<(String, String)>,
     },
 }
 
@@ -118,7 +122,21 @@ impl LocalHost {
             dir,
         } = self;
         host.stop().await?;
-        let host = start_host(simulator, &dir.path().join("callhook.toml")).await?;
+        // `Host::stop` cancels some background tasks (server, users refresh, free-space watch)
+        // without waiting for them, and they may hold the storage a little longer: the new
+        // host waits for the database's lock, a few seconds at most.
+        let file = dir.path().join("callhook.toml");
+        let mut tries = 0;
+        let host = loop {
+            match start_host(simulator, &file).await {
+                Ok(host) => break host,
+                Err(error) if tries < 50 && format!("{error:#}").contains("already open") => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        };
         Ok(LocalHost {
             host,
             recordings_base,
@@ -253,8 +271,12 @@ fn local_config(
             name,
             settings,
             secrets,
+            keys,
         } => {
             let _ = writeln!(toml, "\n[[plugin]]\nname = {}", quoted(name));
+            for (key, value) in keys {
+                let _ = writeln!(toml, "{key} = {value}");
+            }
             for (table, entries) in [("settings", settings), ("secrets", secrets)] {
                 let _ = writeln!(toml, "\n[plugin.{table}]");
                 for (key, value) in entries {

@@ -67,6 +67,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 name: args.plugin.clone(),
                 settings: standin.settings().to_vec(),
                 secrets: standin.secrets().to_vec(),
+                keys: Vec::new(),
             }
         }
         None => {

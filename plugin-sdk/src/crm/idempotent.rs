@@ -77,6 +77,36 @@ impl Sent {
             Err(error) => Sent::NotCreated(error),
         }
     }
+
+    /// [`Sent::from_http`] for a create whose record [`CreateOnce::search`] can find: a 5xx
+    /// answer is [`Sent::Unknown`] instead, since a CRM may store the record and then fail
+    /// (the stand-ins' "500 after store"); `pending:` stays, and the next attempt searches
+    /// before it creates again. Without a search that would park every outage as an unknown
+    /// outcome, so plugins use it only with one (HubSpot `id_property`, Zoho `id_field`).
+    ///
+    /// ```
+    /// use callhook_plugin_sdk::crm::errors::Rules;
+    /// use callhook_plugin_sdk::crm::idempotent::Sent;
+    /// use callhook_plugin_sdk::http::Response;
+    /// use std::time::SystemTime;
+    ///
+    /// let failed = Response { status: 500, headers: vec![], body: b"{}".to_vec() };
+    /// let sent = Sent::from_http_searchable(Ok(failed), &Rules::ZOHO, SystemTime::now(), |_| None);
+    /// assert!(matches!(sent, Sent::Unknown(ref what) if what == "Zoho answered HTTP 500"));
+    /// ```
+    pub fn from_http_searchable(
+        result: Result<Response, HttpError>,
+        rules: &Rules,
+        now: SystemTime,
+        id: impl FnOnce(&Response) -> Option<String>,
+    ) -> Sent {
+        match &result {
+            Ok(response) if (500..=599).contains(&response.status) => {
+                Sent::Unknown(format!("{} answered HTTP {}", rules.crm, response.status))
+            }
+            _ => Sent::from_http(result, rules, now, id),
+        }
+    }
 }
 
 /// Whether a request that failed may have reached the server: true unless it failed before a

@@ -409,3 +409,63 @@ fn sent_from_http() {
         Sent::Unknown(what) if what == "request failed: ErrorCode::ConnectionReadTimeout"
     ));
 }
+
+#[test]
+fn sent_from_http_searchable_keeps_pending_on_a_server_error() {
+    let now = std::time::UNIX_EPOCH;
+    let answer = |status: u16, body: &str| {
+        Ok(Response {
+            status,
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+        })
+    };
+    let rules = crate::crm::errors::Rules::ZOHO;
+    let id = |response: &Response| {
+        let body: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
+        Some(body["data"][0]["details"]["id"].as_str()?.to_string())
+    };
+    for status in [500, 502, 503, 504] {
+        assert!(matches!(
+            Sent::from_http_searchable(answer(status, ""), &rules, now, id),
+            Sent::Unknown(what) if what == format!("Zoho answered HTTP {status}")
+        ));
+    }
+    // Everything else as `from_http`.
+    assert!(matches!(
+        Sent::from_http_searchable(
+            answer(201, r#"{"data":[{"status":"success","details":{"id":"9"}}]}"#),
+            &rules,
+            now,
+            id
+        ),
+        Sent::Created(id) if id == "9"
+    ));
+    assert!(matches!(
+        Sent::from_http_searchable(answer(429, ""), &rules, now, id),
+        Sent::NotCreated(DeliveryError::Retryable(_))
+    ));
+    assert!(matches!(
+        Sent::from_http_searchable(
+            Err(transport(ErrorCode::ConnectionRefused)),
+            &rules,
+            now,
+            id
+        ),
+        Sent::NotCreated(DeliveryError::Retryable(_))
+    ));
+
+    // Through the six steps: the retry searches and finds the record the failed create stored.
+    let kv = MemoryKv::new();
+    let failed = CreateOnce::new("Zoho", KEY, false).run(&kv, || {
+        Sent::from_http_searchable(answer(500, ""), &rules, now, id)
+    });
+    assert!(failed.is_err());
+    assert_eq!(kv.get(PENDING).unwrap(), Some(b"1".to_vec()));
+    let found = CreateOnce::new("Zoho", KEY, false)
+        .search(|| Ok(Some("9".to_string())))
+        .run(&kv, || unreachable!("found by the search"))
+        .unwrap();
+    assert_eq!((found.id.as_str(), found.origin), ("9", Origin::Found));
+    assert_eq!(kv.get(PENDING).unwrap(), None);
+}
