@@ -112,6 +112,7 @@ pub async fn start(
             name: name.to_string(),
             settings: pairs(settings.to_vec()),
             secrets: pairs(secrets.iter().map(|(k, v)| (*k, v.to_string())).collect()),
+            keys: Vec::new(),
         },
         recordings,
         grace: GRACE,

@@ -277,9 +277,9 @@ async fn hubspot_finds_a_call_whose_answer_was_lost_by_its_id_property() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hubspot_a_500_after_store_is_retried_and_leaves_the_duplicate_the_spec_accepts() {
-    // crm-plugins.md 3.5, step 5 and "accepted residual risk": an error status means nothing
-    // was created, so the retry creates again. This pins that behaviour.
+async fn hubspot_a_500_after_store_is_found_by_its_id_property_and_not_created_twice() {
+    // With `id_property`, a 5xx to a create leaves its outcome unknown (HubSpot may have
+    // stored the call, as here): the retry searches first and finds it.
     let hubspot = hubspot().await;
     hubspot.faults().fail_after_store(1);
     let scenarios = [scenario("01-direct-inbound-answered", CALLER, 0)];
@@ -293,12 +293,20 @@ async fn hubspot_a_500_after_store_is_retried_and_leaves_the_duplicate_the_spec_
     .await;
     play(&simulator, &scenarios).await;
     settled(&host, Duration::from_secs(30), "the retry", || {
-        hubspot.calls().len() >= 2
+        hubspot
+            .requests()
+            .iter()
+            .any(|r| r.path == "/crm/v3/objects/calls/search")
     })
     .await;
     let calls = hubspot.calls();
-    assert_eq!(calls.len(), 2, "{calls:#?}");
-    assert_eq!(calls[0].properties, calls[1].properties);
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    let creates = hubspot
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/crm/v3/objects/calls")
+        .count();
+    assert_eq!(creates, 1, "found by the search, not created again");
     host.stop().await.unwrap();
 }
 

@@ -67,11 +67,17 @@ impl<'a> Api<'a> {
     }
 
     /// Sends the create of a call; what became of it, for [`CreateOnce`](callhook_plugin_sdk::crm::idempotent::CreateOnce).
-    pub fn create_call(&self, body: &Value) -> Sent {
+    /// `searchable` (an `id_property` is set): a 5xx answer leaves the outcome unknown, for
+    /// the next attempt to search before it creates again.
+    pub fn create_call(&self, body: &Value, searchable: bool) -> Sent {
         let request = self.request(Request::post(&self.url("/crm/v3/objects/calls")).json(body));
-        Sent::from_http(request.send(), &Rules::HUBSPOT, SystemTime::now(), |r| {
-            id(&json(r))
-        })
+        let sent = request.send();
+        let id = |r: &Response| id(&json(r));
+        if searchable {
+            Sent::from_http_searchable(sent, &Rules::HUBSPOT, SystemTime::now(), id)
+        } else {
+            Sent::from_http(sent, &Rules::HUBSPOT, SystemTime::now(), id)
+        }
     }
 
     /// The call whose `{id_property}` is `key`, if HubSpot's search shows one.

@@ -14,8 +14,10 @@
 //! - [`api`]: the requests, classified by `Rules::HUBSPOT`.
 //!
 //! A call is created once per part through `CreateOnce` (`rec:` and `pending:` in the store).
-//! With `id_property` set, a create whose answer was lost is found again by a search on that
-//! property; without it, the delivery parks as `outcome-unknown` until an operator replays it.
+//! With `id_property` set, a create whose answer was lost, or answered with a 5xx (HubSpot may
+//! have stored the call before failing), is found again by a search on that property before it
+//! is sent again; without it, a lost answer parks the delivery as `outcome-unknown` until an
+//! operator replays it, and a 5xx is retried as the spec says.
 //! A contact made with `create_contacts` is kept under `contact:{key}`, so that a retry
 //! associates the same one; owners found by e-mail are cached for an hour.
 
@@ -136,7 +138,8 @@ impl Plugin for HubSpot {
             let (api, key) = (&api, part.key.as_str());
             create = create.search(move || api.search_call(id_property, key));
         }
-        let record = create.run(&HostKv, || api.create_call(&body))?;
+        let searchable = self.config.settings.id_property.is_some();
+        let record = create.run(&HostKv, || api.create_call(&body, searchable))?;
         sdk::log::info(
             "call logged",
             &[
