@@ -60,52 +60,35 @@ fn bench(c: &mut Criterion) {
     let db = redb::Database::create(dir.path().join("bench.redb")).unwrap();
     let runtime = callhook::app::plugins::runtime(Arc::new(db), RuntimeConfig::default()).unwrap();
     let url = format!("{sink}/hook");
-    let plugin = runtime
-        .load(PluginSpec {
-            name: "generic-webhook".into(),
-            wasm: GENERIC_WEBHOOK_WASM.into(),
-            allowed_hosts: vec![sink.clone()],
-            limits: PluginLimits::default(),
-            settings: [("webhook_url".to_string(), url.clone())].into(),
-            secrets: Default::default(),
-            ca_file: None,
-        })
-        .unwrap();
-    let plugin_v0_1 = runtime
-        .load(PluginSpec {
-            name: "generic-webhook-v0.1.0".into(),
-            wasm: GENERIC_WEBHOOK_V0_1_0.into(),
-            allowed_hosts: vec![sink.clone()],
-            limits: PluginLimits::default(),
-            settings: [("webhook_url".to_string(), url.clone())].into(),
-            secrets: Default::default(),
-            ca_file: None,
-        })
-        .unwrap();
+    let load = |name: &str, wasm: &[u8]| {
+        runtime
+            .load(PluginSpec {
+                name: name.into(),
+                wasm: wasm.into(),
+                allowed_hosts: vec![sink.clone()],
+                limits: PluginLimits::default(),
+                settings: [("webhook_url".to_string(), url.clone())].into(),
+                secrets: Default::default(),
+                ca_file: None,
+            })
+            .unwrap()
+    };
+    let plugin = load("generic-webhook", GENERIC_WEBHOOK_WASM);
+    let plugin_v0_1 = load("generic-webhook-v0.1.0", GENERIC_WEBHOOK_V0_1_0);
     let event = event();
     let key = event.key();
 
     let mut group = c.benchmark_group("delivery");
-    group.bench_function("wasm: instantiate + format + GET to local sink", |b| {
-        b.to_async(&tokio).iter(|| async {
-            let outcome = plugin
-                .deliver(DeliveryRequest {
-                    event: &event,
-                    idempotency_key: &key,
-                    attempt: 1,
-                    timestamp: 1_614_265_330,
-                    replayed: false,
-                })
-                .await;
-            assert_eq!(outcome, DeliveryOutcome::Delivered);
-        })
-    });
-
-    group.bench_function(
-        "wasm, contract 0.1.0: instantiate + format + GET to local sink",
-        |b| {
+    for (name, plugin) in [
+        ("wasm: instantiate + format + GET to local sink", &plugin),
+        (
+            "wasm, contract 0.1.0: instantiate + format + GET to local sink",
+            &plugin_v0_1,
+        ),
+    ] {
+        group.bench_function(name, |b| {
             b.to_async(&tokio).iter(|| async {
-                let outcome = plugin_v0_1
+                let outcome = plugin
                     .deliver(DeliveryRequest {
                         event: &event,
                         idempotency_key: &key,
@@ -116,8 +99,8 @@ fn bench(c: &mut Criterion) {
                     .await;
                 assert_eq!(outcome, DeliveryOutcome::Delivered);
             })
-        },
-    );
+        });
+    }
 
     let client = reqwest::Client::new();
     let options = generic_webhook::render::Options::default();
