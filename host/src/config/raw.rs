@@ -283,28 +283,45 @@ pub(crate) struct RawEngine {
 /// `[[plugin]]`: one WebAssembly plugin, its permissions and its settings. Repeat the section
 /// for every plugin.
 ///
-/// The built-in `generic-webhook` plugin (the original module's webhooks) needs no `path`;
-/// its settings are `webhook_url`, `webhook_post_url`, `post` (0/1), `recording_full_info`
-/// (0/1), `duration_format` (`seconds` or `clock`) and `event_alias.<event>`, its secret
-/// `signing_secret` (`whsec_...`). Without `allowed_hosts` it may reach the origins of its two
-/// URLs.
+/// The built-in plugins need no `path`. `generic-webhook` (the original module's webhooks) takes
+/// the settings `webhook_url`, `webhook_post_url`, `post` (0/1), `recording_full_info` (0/1),
+/// `duration_format` (`seconds` or `clock`) and `event_alias.<event>`, and the secret
+/// `signing_secret` (`whsec_...`); without `allowed_hosts` it may reach the origins of its two
+/// URLs. The CRM plugins `hubspot`, `pipedrive`, `bitrix24` and `zoho` log every call in their
+/// CRM; their settings and secrets are in `docs/crm/`, and without `allowed_hosts` each may
+/// reach its base URLs. A built-in plugin's unknown setting or missing credential is an error
+/// here, naming the key.
 ///
 /// ```toml
 /// [[plugin]]
 /// name = "hubspot"
-/// path = "plugins/hubspot.wasm"
-/// allowed_hosts = ["https://api.hubapi.com"]
+///
+/// [plugin.settings]
+/// id_property = "callhook_id"
+/// users = { "120" = "77" }
+///
+/// [plugin.secrets]
+/// access_token = "env:HUBSPOT_TOKEN"
+/// ```
+///
+/// A plugin of your own, with its permissions, settings and retry policy:
+///
+/// ```toml
+/// [[plugin]]
+/// name = "my-crm"
+/// path = "plugins/my_crm.wasm"
+/// allowed_hosts = ["https://crm.example.com"]
 /// memory_mb = 64
 /// timeout_ms = 10000
 ///
 /// [plugin.settings]
-/// portal = 4711
+/// account = 4711
 /// log_calls = true
 /// [plugin.settings.owner]
 /// fallback = "sales@example.com"
 ///
 /// [plugin.secrets]
-/// token = "env:HUBSPOT_TOKEN"
+/// token = "env:MY_CRM_TOKEN"
 ///
 /// [plugin.retry]
 /// ladder = ["10s", "1m", "10m"]
@@ -315,9 +332,9 @@ pub(crate) struct RawEngine {
 ///
 /// ```toml
 /// [[plugin]]
-/// name = "pipedrive"
-/// path = "plugins/pipedrive.wasm"
-/// allowed_hosts = ["https://api.pipedrive.com"]
+/// name = "ticketing"
+/// path = "plugins/ticketing.wasm"
+/// allowed_hosts = ["https://tickets.example.com"]
 /// concurrency = 2
 /// rate_per_second = 5
 /// ```
@@ -328,18 +345,20 @@ pub(crate) struct RawPlugin {
     /// `_`, at most 64 characters, unique. Required.
     pub name: Option<Loc<String>>,
     /// The plugin's `.wasm` component. Without it, a plugin named after a built-in plugin
-    /// (`generic-webhook`) runs that one. By default none.
+    /// (`generic-webhook`, `hubspot`, `pipedrive`, `bitrix24`, `zoho`) runs that one. By
+    /// default none.
     pub path: Option<Loc<String>>,
-    /// Runs a built-in plugin under this plugin's name, e.g. a second webhook receiver:
-    /// `name = "webhook-sales"`, `builtin = "generic-webhook"`. Not with `path`. The built-in
-    /// plugin's own defaults apply (for `generic-webhook`: `allowed_hosts` from its URLs).
-    /// By default none.
+    /// Runs a built-in plugin under this plugin's name, e.g. a second webhook receiver
+    /// (`name = "webhook-sales"`, `builtin = "generic-webhook"`) or a second Pipedrive company
+    /// (`name = "pipedrive-sales"`, `builtin = "pipedrive"`). Not with `path`. The built-in
+    /// plugin's own defaults apply (`allowed_hosts` from its URLs; the CRM plugins'
+    /// `timeout_ms`, `memory_mb` and `kv_quota_mb`). By default none.
     pub builtin: Option<Loc<String>>,
     /// Where the plugin may send HTTP requests; everything else is refused. Each entry is
     /// `scheme://host[:port]`: `http` or `https`, a host name, IP address, `*.domain` (any
     /// subdomain) or `*`, and a port number or `*` (without one, only the scheme's default
     /// port). Private and loopback addresses need an entry naming the host exactly.
-    /// By default none (for `generic-webhook`: the origins of its URLs).
+    /// By default none (for a built-in plugin: the origins of its URL settings).
     pub allowed_hosts: Option<Loc<Vec<Loc<String>>>>,
     /// A PEM file of CA certificates its HTTPS receivers may chain to, on top of the public
     /// web (webpki) roots, for a CRM behind a private CA. To trust the system's roots instead,
