@@ -367,8 +367,8 @@ async fn deliveries_beyond_the_instance_pool_wait_for_a_free_instance() {
         .unwrap();
     let event = ringing();
     let (held, waited) = tokio::join!(deliver(&slow, &event), async {
-        // The slow delivery takes the only instance first.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The slow delivery has the only instance once its request reached the receiver.
+        sink.wait_for_requests_to("/slow", 1).await;
         deliver(&webhook, &event).await
     });
     assert!(failed_with(&held, "800 ms"), "{held:?}");
