@@ -91,7 +91,7 @@ impl Host {
             RuntimeConfig {
                 cache_dir: Some(dir.join("plugin-cache")),
                 services: HostServices {
-                    e164: config.pbx.e164,
+                    e164: config.pbx.e164.into(),
                     ..HostServices::default()
                 },
                 ..RuntimeConfig::default()

@@ -49,7 +49,7 @@ fn runtime_with(recordings: Option<RecordingFiles>) -> (tempfile::TempDir, Plugi
         UserInfo::from_names("Anna", "Mueller", "anna@example.com"),
     )]));
     let services = HostServices {
-        e164: E164::new(Some("DE")).unwrap(),
+        e164: E164::new(Some("DE")).unwrap().into(),
         users,
         ..HostServices::default()
     };

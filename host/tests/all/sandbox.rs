@@ -381,3 +381,26 @@ async fn deliveries_beyond_the_instance_pool_wait_for_a_free_instance() {
         .collect();
     assert_eq!(targets, ["/slow", "/ok/waited"]);
 }
+
+/// Memory slots are reset in place between deliveries (`KEEP_RESIDENT`): a delivery, of the
+/// same plugin or of another one reusing the slot, must still find nothing of the last one.
+#[tokio::test]
+async fn a_delivery_finds_nothing_an_earlier_delivery_left_in_memory() {
+    let (_dir, runtime) = runtime();
+    let probe = probe();
+    let load = |name: &str| {
+        runtime
+            .load(spec(name, &probe, &[], &[("mode", "residue")]))
+            .unwrap()
+    };
+    let (first, second) = (load("first"), load("second"));
+    let event = ringing();
+    for plugin in [&first, &first, &second, &first, &second] {
+        let outcome = deliver(plugin, &event).await;
+        assert!(
+            rejected_with(&outcome, "seen 0, dirty static 0, dirty heap 0"),
+            "{}: {outcome:?}",
+            plugin.name()
+        );
+    }
+}

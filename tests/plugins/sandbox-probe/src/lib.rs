@@ -10,13 +10,17 @@
 //!   and the outcome of writing a value of `kv_value_size` bytes to `{url}`;
 //! - `parallel`: starts `count` `GET {url}` at once, then waits for them all;
 //! - `headers`: `GET {url}` with `count` header fields of `size` bytes each;
-//! - `resources`: creates `count` header sets and keeps them all.
+//! - `resources`: creates `count` header sets and keeps them all;
+//! - `residue`: reports what an earlier delivery left in this instance's memory (see
+//!   [`residue`]), then leaves some itself.
 
 use callhook_plugin_sdk::http::Request;
 use callhook_plugin_sdk::{self as sdk, Delivery, DeliveryError, Plugin};
 use sdk::wit::wasi::http::outgoing_handler;
 use sdk::wit::wasi::http::types::{Fields, OutgoingBody, OutgoingRequest, Scheme};
 use serde_json::json;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The probe, configured for one delivery.
 pub struct SandboxProbe {
@@ -93,9 +97,30 @@ impl Plugin for SandboxProbe {
                 std::hint::black_box(&kept);
                 Ok(())
             }
+            "residue" => residue(),
             other => Err(DeliveryError::permanent(format!("unknown mode {other:?}"))),
         }
     }
+}
+
+/// Fails with `seen N, dirty static D, dirty heap H`: the deliveries this instance ran before
+/// (a counter in a static), and the non-zero bytes of a zero-initialised 1 MiB static and of a
+/// freshly allocated zeroed 4 MiB heap block (memory the instance grows). Then it counts this
+/// delivery and fills both with `0xAB`. In a fresh instance every figure is 0.
+fn residue() -> Result<(), DeliveryError> {
+    static SEEN: AtomicU32 = AtomicU32::new(0);
+    static STATIC: Mutex<[u8; 1 << 20]> = Mutex::new([0; 1 << 20]);
+    let seen = SEEN.fetch_add(1, Ordering::Relaxed);
+    let mut block = STATIC.lock().expect("one delivery at a time");
+    let dirty_static = block.iter().filter(|b| **b != 0).count();
+    block.fill(0xAB);
+    let mut heap = vec![0u8; 4 << 20];
+    let dirty_heap = heap.iter().filter(|b| **b != 0).count();
+    heap.fill(0xAB);
+    std::hint::black_box(&heap);
+    Err(DeliveryError::permanent(format!(
+        "seen {seen}, dirty static {dirty_static}, dirty heap {dirty_heap}"
+    )))
 }
 
 /// The setting `name` as a number, 0 when missing.
