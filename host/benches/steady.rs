@@ -17,6 +17,13 @@
 //!   the database file. Goal: RSS and database size flat after warm-up.
 //! - `cargo bench -p callhook --bench steady -- capacity`: 20 s at each of several rates, the
 //!   p50/p99 of each; the highest rate whose p99 stays under 10 ms is the capacity.
+//! - `cargo bench -p callhook --bench steady -- kv [EVENTS_PER_S] [SECONDS]` (default 200 and
+//!   20): the same load with three plugins in turn, each on a fresh host: generic-webhook, the
+//!   test plugin `sandbox-probe` sending a GET with the event's name and id (mode `webhook`),
+//!   and `sandbox-probe` writing one key of its key-value store before that GET (mode
+//!   `kv-webhook`), an fsync'd commit on the queue's database per delivery. The p99 of the last
+//!   next to the others' is the cost of plugin KV writes to the pipeline.
+//!   `EVENTS_PER_S × SECONDS` up to about 11 000: the rig has extensions for 4000 calls.
 //!
 //! Figures go to `docs/benchmarks.md`.
 
@@ -24,7 +31,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use callhook::app::local::{LocalHost, LocalSetup};
+use callhook::app::local::{LocalHost, LocalPlugin, LocalSetup};
 use callhook_simulator::{
     LoadProfile, ParticipantChange, Scenario, SimConfig, SimHandle, Simulator,
 };
@@ -126,6 +133,45 @@ fn latencies(received: &[(Instant, String)], applied: &HashMap<u64, Applied>) ->
     list
 }
 
+/// The one plugin of a rig; each sends its webhooks to the sink.
+#[derive(Clone, Copy)]
+enum RigPlugin {
+    /// The built-in generic-webhook.
+    GenericWebhook,
+    /// `sandbox-probe` in this mode (`webhook` or `kv-webhook`, see its docs).
+    Probe(&'static str),
+}
+
+impl RigPlugin {
+    /// The local host's setup with this plugin sending to the sink at `origin`.
+    fn setup(self, origin: &str) -> LocalSetup {
+        let webhook = LocalSetup::webhook(origin, format!("{origin}/events"));
+        let RigPlugin::Probe(mode) = self else {
+            return webhook;
+        };
+        let quoted = |text: &str| toml::Value::String(text.to_owned()).to_string();
+        LocalSetup {
+            // `default_plugins` routes every event to it; `path` makes it a plugin of a file.
+            plugin: LocalPlugin::Builtin {
+                name: "probe".into(),
+                settings: vec![
+                    ("mode".into(), mode.into()),
+                    ("url".into(), format!("{origin}/events")),
+                ],
+                secrets: vec![],
+                keys: vec![
+                    (
+                        "path".into(),
+                        quoted(callhook_test_plugins::SANDBOX_PROBE_WASM),
+                    ),
+                    ("allowed_hosts".into(), format!("[{}]", quoted(origin))),
+                ],
+            },
+            ..webhook
+        }
+    }
+}
+
 /// A running host against a simulator, with its sink.
 struct Rig {
     simulator: Arc<SimHandle>,
@@ -135,7 +181,7 @@ struct Rig {
 }
 
 impl Rig {
-    async fn start() -> Rig {
+    async fn start(plugin: RigPlugin) -> Rig {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let directory = round_scenario(0, 4000, Duration::from_secs(60)).directory();
         let simulator = Simulator::start(SimConfig {
@@ -145,8 +191,9 @@ impl Rig {
         .await
         .unwrap();
         let (origin, received) = sink().await;
-        let setup = LocalSetup::webhook(origin.clone(), format!("{origin}/events"));
-        let host = LocalHost::start(&simulator, setup).await.unwrap();
+        let host = LocalHost::start(&simulator, plugin.setup(&origin))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
         Rig {
             simulator: Arc::new(simulator),
@@ -176,7 +223,7 @@ impl Rig {
 }
 
 async fn soak(minutes: u64, rate: f64) {
-    let rig = Rig::start().await;
+    let rig = Rig::start(RigPlugin::GenericWebhook).await;
     let calls = (rate * 60.0 / EVENTS_PER_CALL).round() as usize;
     println!(
         "soak: {minutes} min at {rate} events/s ({calls} calls a minute), RSS and database \
@@ -218,9 +265,65 @@ async fn soak(minutes: u64, rate: f64) {
     rig.stop().await;
 }
 
+/// What one step of load gave.
+struct Step {
+    /// Webhooks the step's calls should bring.
+    expected: usize,
+    /// Webhooks the sink received for them.
+    received: usize,
+    /// Received webhooks per second, from the step's start to the last one.
+    received_rate: f64,
+    /// Latencies of `ringing` and `*_started`, sorted.
+    latencies: Vec<Duration>,
+}
+
+impl Step {
+    /// `| webhooks | received events/s | p50 | p99 | max |` of a table row.
+    fn cells(&self) -> String {
+        format!(
+            "{} of {} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms |",
+            self.received,
+            self.expected,
+            self.received_rate,
+            ms(percentile(&self.latencies, 50)),
+            ms(percentile(&self.latencies, 99)),
+            ms(self.latencies.last().copied().unwrap_or_default()),
+        )
+    }
+}
+
+/// Applies `duration` of calls at `rate` events/s (round `round` of [`round_scenario`]) and
+/// waits for every webhook of the step, the end events after their grace, for a minute at most.
+async fn step(rig: &Rig, round: u64, rate: f64, duration: Duration) -> Step {
+    let calls = (rate * duration.as_secs_f64() / EVENTS_PER_CALL).round() as usize;
+    let scenario = round_scenario(round, calls, duration);
+    let expected = scenario.expected().len();
+    let seen = rig.received.lock().unwrap().len();
+    let started = Instant::now();
+    apply(
+        rig.simulator.clone(),
+        scenario,
+        tokio::time::Instant::now(),
+        rig.applied.clone(),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rig.received.lock().unwrap().len() < seen + expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let received = rig.received_since(seen);
+    let last = received.iter().map(|(at, _)| *at).max().unwrap_or(started);
+    Step {
+        expected,
+        received: received.len(),
+        received_rate: received.len() as f64 / (last - started).as_secs_f64(),
+        latencies: latencies(&received, &rig.applied.lock().unwrap()),
+    }
+}
+
 async fn capacity() {
     const STEP: Duration = Duration::from_secs(20);
-    let rig = Rig::start().await;
+    let rig = Rig::start(RigPlugin::GenericWebhook).await;
     println!(
         "capacity: {} s at each rate; latency of ringing and *_started, change applied → \
          webhook received\n",
@@ -233,36 +336,11 @@ async fn capacity() {
         .into_iter()
         .enumerate()
     {
-        let calls = (rate * STEP.as_secs_f64() / EVENTS_PER_CALL).round() as usize;
-        let scenario = round_scenario(round as u64 * 10, calls, STEP);
-        let expected = scenario.expected().len();
-        let seen = rig.received.lock().unwrap().len();
-        let started = Instant::now();
-        apply(
-            rig.simulator.clone(),
-            scenario,
-            tokio::time::Instant::now(),
-            rig.applied.clone(),
-        )
-        .await;
-        // Every webhook of the step, the end events after their grace, then a pause.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while rig.received.lock().unwrap().len() < seen + expected && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let received = rig.received_since(seen);
-        let last = received.iter().map(|(at, _)| *at).max().unwrap_or(started);
-        let list = latencies(&received, &rig.applied.lock().unwrap());
-        let p99 = percentile(&list, 99);
-        println!(
-            "| {rate:.0} | {} of {expected} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms |",
-            received.len(),
-            received.len() as f64 / (last - started).as_secs_f64(),
-            ms(percentile(&list, 50)),
-            ms(p99),
-            ms(list.last().copied().unwrap_or_default()),
-        );
-        if p99 < Duration::from_millis(10) && received.len() == expected {
+        let step = step(&rig, round as u64 * 10, rate, STEP).await;
+        println!("| {rate:.0} | {}", step.cells());
+        if percentile(&step.latencies, 99) < Duration::from_millis(10)
+            && step.received == step.expected
+        {
             capacity = Some(rate);
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -274,6 +352,28 @@ async fn capacity() {
     rig.stop().await;
 }
 
+async fn kv(rate: f64, seconds: u64) {
+    println!(
+        "kv: {seconds} s at {rate} events/s with each plugin on a fresh host; latency of \
+         ringing and *_started, change applied → webhook received\n"
+    );
+    println!("| plugin | webhooks | received events/s | p50 | p99 | max |");
+    println!("|---|---|---|---|---|---|");
+    for (what, plugin) in [
+        ("generic-webhook", RigPlugin::GenericWebhook),
+        ("sandbox-probe `webhook`", RigPlugin::Probe("webhook")),
+        (
+            "sandbox-probe `kv-webhook` (a KV write each)",
+            RigPlugin::Probe("kv-webhook"),
+        ),
+    ] {
+        let rig = Rig::start(plugin).await;
+        let step = step(&rig, 0, rate, Duration::from_secs(seconds)).await;
+        println!("| {what} | {}", step.cells());
+        rig.stop().await;
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -282,11 +382,19 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     match args.first().map(String::as_str) {
         Some("capacity") => runtime.block_on(capacity()),
+        Some("kv") => {
+            let rate = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(200.0);
+            let seconds = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20);
+            runtime.block_on(kv(rate, seconds))
+        }
         Some("soak") | None => {
             let minutes = args.get(1).and_then(|m| m.parse().ok()).unwrap_or(30);
             let rate = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(50.0);
             runtime.block_on(soak(minutes, rate))
         }
-        Some(other) => panic!("unknown mode {other}: soak [MINUTES] [EVENTS_PER_S] or capacity"),
+        Some(other) => panic!(
+            "unknown mode {other}: soak [MINUTES] [EVENTS_PER_S], capacity or kv \
+             [EVENTS_PER_S] [SECONDS]"
+        ),
     }
 }

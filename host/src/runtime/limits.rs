@@ -5,7 +5,11 @@
 //! store. The number of core instances, memories and tables of one component is capped too
 //! ([`PluginLimits::MAX_CORE_INSTANCES`], [`PluginLimits::MAX_MEMORIES`],
 //! [`PluginLimits::MAX_TABLES`]), both by the engine's pool, which refuses such a component
-//! at instantiation, and by the limiter, so no plugin can take more than its share of the pool.
+//! when it is compiled (the plugin fails to load), and by the limiter, so no plugin can take
+//! more than its share of the pool.
+//! The pool keeps its default of one memory and one table per core module, so a plugin's
+//! memories are those of its core instances. `limits/tests.rs` checks all of this with real
+//! components.
 
 use std::time::Duration;
 
@@ -147,28 +151,4 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use wasmtime::ResourceLimiter;
-
-    const MIB: usize = 1 << 20;
-
-    #[test]
-    fn the_cap_counts_every_memory_of_the_plugin() {
-        let mut limiter = MemoryLimiter::new(16 * MIB);
-        // Two memories created at 6 MiB each, then the first grows to 9 MiB: 15 MiB in all.
-        assert!(limiter.memory_growing(0, 6 * MIB, None).unwrap());
-        assert!(limiter.memory_growing(0, 6 * MIB, None).unwrap());
-        assert!(limiter.memory_growing(6 * MIB, 9 * MIB, None).unwrap());
-        assert!(!limiter.hit());
-        // The second growing to 8 MiB would make 17 MiB, each memory being under the cap.
-        let error = limiter.memory_growing(6 * MIB, 8 * MIB, None).unwrap_err();
-        assert!(limiter.hit());
-        assert_eq!(
-            error.to_string(),
-            "the plugin tried to grow its memory to 17 MiB, over its cap of 16 MiB (memory_mb)"
-        );
-        // A refused growth leaves the total as it was.
-        assert!(limiter.memory_growing(6 * MIB, 7 * MIB, None).unwrap());
-    }
-}
+mod tests;

@@ -254,6 +254,37 @@ async fn the_key_value_store_persists_across_deliveries_within_its_quota() {
     assert_eq!(bodies[1]["big"], "KvError::ValueTooLarge(65536)");
 }
 
+/// The `steady` bench's `kv` mode compares these two modes of the probe: `kv-webhook` is
+/// `webhook` after one key-value write.
+#[tokio::test]
+async fn the_probe_sends_the_benches_webhook_query_with_or_without_a_key_value_write_first() {
+    let sink = Sink::start().await;
+    let (_dir, runtime) = runtime();
+    let url = sink.url("/ok/events");
+    let load = |mode: &str, kv_quota_bytes: Option<u64>| {
+        let settings = [("mode", mode), ("url", url.as_str())];
+        let mut spec = spec(mode, &probe(), &[&sink.origin()], &settings);
+        spec.limits.kv_quota_bytes = kv_quota_bytes;
+        runtime.load(spec).unwrap()
+    };
+    for mode in ["webhook", "kv-webhook"] {
+        let outcome = deliver(&load(mode, None), &ringing()).await;
+        assert_eq!(outcome, DeliveryOutcome::Delivered, "{mode}");
+    }
+    let queries: Vec<String> = sink
+        .wait_for(2)
+        .await
+        .iter()
+        .map(|r| r.query().to_owned())
+        .collect();
+    assert_eq!(queries, ["event=ringing&id=210701165649_782-0"; 2]);
+    // A quota too small for the key: the write fails the delivery before it sends anything.
+    let outcome = deliver(&load("kv-webhook", Some(8)), &ringing()).await;
+    let message = outcome.message().unwrap_or_default();
+    assert!(message.contains("quota of 8 bytes exceeded"), "{outcome:?}");
+    assert_eq!(sink.received().len(), 2);
+}
+
 #[tokio::test]
 async fn plugins_for_another_contract_version_are_refused_before_loading() {
     let (_dir, runtime) = runtime();

@@ -12,7 +12,12 @@
 //! - `headers`: `GET {url}` with `count` header fields of `size` bytes each;
 //! - `resources`: creates `count` header sets and keeps them all;
 //! - `residue`: reports what an earlier delivery left in this instance's memory (see
-//!   [`residue`]), then leaves some itself.
+//!   [`residue`]), then leaves some itself;
+//! - `webhook`: `GET {url}?event=NAME&id=ID`, the two fields of the generic-webhook's query
+//!   string that the pipeline benches' sink reads;
+//! - `kv-webhook`: stores the event's name under its id (one key per call, written by each of
+//!   its events), then does what `webhook` does: the `steady` bench's plugin that writes its
+//!   key-value store on every delivery.
 
 use callhook_plugin_sdk::http::Request;
 use callhook_plugin_sdk::{self as sdk, Delivery, DeliveryError, Plugin};
@@ -98,6 +103,11 @@ impl Plugin for SandboxProbe {
                 Ok(())
             }
             "residue" => residue(),
+            "webhook" => webhook(&self.url, delivery),
+            "kv-webhook" => {
+                sdk::kv::set(delivery.event.id(), delivery.event.name().as_bytes())?;
+                webhook(&self.url, delivery)
+            }
             other => Err(DeliveryError::permanent(format!("unknown mode {other:?}"))),
         }
     }
@@ -128,6 +138,14 @@ fn number(name: &str) -> usize {
     sdk::settings::get(name)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+/// `GET {url}?event=NAME&id=ID`: event ids are digits, `_` and `-`, which need no escaping.
+fn webhook(url: &str, delivery: &Delivery) -> Result<(), DeliveryError> {
+    let event = &delivery.event;
+    let url = format!("{url}?event={}&id={}", event.name(), event.id());
+    Request::get(&url).send()?.error_for_status()?;
+    Ok(())
 }
 
 /// Starts `count` GET requests to `url` before waiting for any.
