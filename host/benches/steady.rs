@@ -21,7 +21,8 @@
 //!   20): the same load with three plugins in turn, each on a fresh host: generic-webhook, the
 //!   test plugin `sandbox-probe` sending a GET with the event's name and id (mode `webhook`),
 //!   and `sandbox-probe` writing one key of its key-value store before that GET (mode
-//!   `kv-webhook`), an fsync'd commit on the queue's database per delivery. The p99 of the last
+//!   `kv-webhook`), a durable write on the queue's database per delivery (fsync'd in the KV
+//!   store's group commit with the writes waiting beside it). The p99 of the last
 //!   next to the others' is the cost of plugin KV writes to the pipeline.
 //!   `EVENTS_PER_S × SECONDS` up to about 33 000: the rig has extensions for
 //!   [`MAX_CALLS_PER_ROUND`] calls.

@@ -120,7 +120,8 @@ impl kv::Host for PluginState {
 
 impl types::Host for PluginState {}
 
-/// Runs a store operation off the async threads (redb commits wait for the disk).
+/// Runs a store operation off the async threads (a write waits for the store's group commit,
+/// a read for redb).
 async fn blocking<T: Send + 'static>(
     operation: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, kv::KvError> {
