@@ -33,7 +33,7 @@ pub struct HostServices {
 ///
 /// libphonenumber's parse costs about 10 µs, a tenth of a delivery's host overhead, and every
 /// event of a call, for every plugin, asks for the same number. The answers of the most recent
-/// [`REMEMBERED_NUMBERS`] numbers are kept (no number at all included); clones share them.
+/// [`REMEMBERED_NUMBERS`] numbers are kept, "not a number" answers too; clones share them.
 #[derive(Debug, Clone)]
 pub struct E164Numbers {
     rules: E164,
