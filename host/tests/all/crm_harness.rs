@@ -61,6 +61,48 @@ pub fn scenario(name: &str, caller: &str, n: u64) -> Scenario {
     }
 }
 
+/// The scenarios of [`TABLE`] from the known caller, then 1 and 8 again from [`STRANGER`], a
+/// number no contact or person has: the scenarios of each CRM's table test, in this order.
+pub fn table_scenarios() -> Vec<Scenario> {
+    let mut scenarios: Vec<_> = TABLE
+        .iter()
+        .map(|(name, ..)| scenario(name, CALLER, 0))
+        .collect();
+    scenarios.push(scenario(TABLE[0].0, STRANGER, 1));
+    scenarios.push(scenario(TABLE[7].0, STRANGER, 2));
+    scenarios
+}
+
+/// One record a table test expects: call id, extension (or queue), answered, talk time in
+/// scenario seconds, outgoing, and the caller's number.
+pub type ExpectedPart = (u64, &'static str, bool, u32, bool, &'static str);
+
+/// Every [`TABLE`] part of every scenario of [`table_scenarios`].
+pub fn expected_parts(scenarios: &[Scenario]) -> Vec<ExpectedPart> {
+    TABLE
+        .iter()
+        .zip(scenarios)
+        .chain([(&TABLE[0], &scenarios[9]), (&TABLE[7], &scenarios[10])])
+        .flat_map(|((_, outgoing, parts), scenario)| {
+            let caller = if call_of(scenario) > 10_000 {
+                STRANGER
+            } else {
+                CALLER
+            };
+            parts.iter().map(move |(user, answered, seconds)| {
+                (
+                    call_of(scenario),
+                    *user,
+                    *answered,
+                    *seconds,
+                    *outgoing,
+                    caller,
+                )
+            })
+        })
+        .collect()
+}
+
 /// The PBX call id a scenario plays.
 pub fn call_of(scenario: &Scenario) -> u64 {
     scenario.expected()[0].call

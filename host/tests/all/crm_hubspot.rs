@@ -53,13 +53,7 @@ async fn hubspot_logs_the_calls_of_the_scenario_table() {
     let eva = hubspot.add_owner("eva.wagner@example.com");
     let lead = hubspot.add_owner("sales.lead@example.com");
 
-    // Scenarios 1 to 9 from the known caller; 1 and 8 again from a number no contact has.
-    let mut scenarios: Vec<_> = TABLE
-        .iter()
-        .map(|(name, ..)| scenario(name, CALLER, 0))
-        .collect();
-    scenarios.push(scenario(TABLE[0].0, STRANGER, 1));
-    scenarios.push(scenario(TABLE[7].0, STRANGER, 2));
+    let scenarios = table_scenarios();
     let plugin_settings = settings(&hubspot, &[("users.122", lead.clone())]);
     let (simulator, host) = start(
         &scenarios,
@@ -72,28 +66,7 @@ async fn hubspot_logs_the_calls_of_the_scenario_table() {
     play(&simulator, &scenarios).await;
 
     // Every table row of every scenario, and each answered call with its recording line.
-    let expected: Vec<(u64, &str, bool, u32, bool, &str)> = TABLE
-        .iter()
-        .zip(&scenarios)
-        .chain([(&TABLE[0], &scenarios[9]), (&TABLE[7], &scenarios[10])])
-        .flat_map(|((_, outgoing, parts), scenario)| {
-            let caller = if call_of(scenario) > 10_000 {
-                STRANGER
-            } else {
-                CALLER
-            };
-            parts.iter().map(move |(user, answered, seconds)| {
-                (
-                    call_of(scenario),
-                    *user,
-                    *answered,
-                    *seconds,
-                    *outgoing,
-                    caller,
-                )
-            })
-        })
-        .collect();
+    let expected = expected_parts(&scenarios);
     let recorded = |calls: &[HubSpotObject]| {
         calls.iter().all(|call| {
             call.properties["hs_call_status"] != "COMPLETED"

@@ -65,12 +65,7 @@ async fn pipedrive_logs_the_calls_of_the_scenario_table() {
     let eva = pipedrive.add_user("Eva.Wagner@example.com");
     let lead = pipedrive.add_user("sales.lead@example.com");
 
-    let mut scenarios: Vec<_> = TABLE
-        .iter()
-        .map(|(name, ..)| scenario(name, CALLER, 0))
-        .collect();
-    scenarios.push(scenario(TABLE[0].0, STRANGER, 1));
-    scenarios.push(scenario(TABLE[7].0, STRANGER, 2));
+    let scenarios = table_scenarios();
     let plugin_settings = settings(&pipedrive, &[("users.122", lead.to_string())]);
     let (simulator, host) = start(
         &scenarios,
@@ -82,28 +77,7 @@ async fn pipedrive_logs_the_calls_of_the_scenario_table() {
     .await;
     play(&simulator, &scenarios).await;
 
-    let expected: Vec<(u64, &str, bool, u32, bool, &str)> = TABLE
-        .iter()
-        .zip(&scenarios)
-        .chain([(&TABLE[0], &scenarios[9]), (&TABLE[7], &scenarios[10])])
-        .flat_map(|((_, outgoing, parts), scenario)| {
-            let caller = if call_of(scenario) > 10_000 {
-                STRANGER
-            } else {
-                CALLER
-            };
-            parts.iter().map(move |(user, answered, seconds)| {
-                (
-                    call_of(scenario),
-                    *user,
-                    *answered,
-                    *seconds,
-                    *outgoing,
-                    caller,
-                )
-            })
-        })
-        .collect();
+    let expected = expected_parts(&scenarios);
     let recorded = |logs: &[PipedriveCallLog]| {
         logs.iter()
             .all(|log| log.fields["outcome"] != "connected" || log.recording.is_some())
