@@ -15,8 +15,12 @@
 //! - `cargo bench -p callhook --bench steady -- soak [MINUTES] [EVENTS_PER_S]` (default 30 and
 //!   50): per minute, the webhooks received, their p50/p99, the process's RSS and the size of
 //!   the database file. Goal: RSS and database size flat after warm-up.
-//! - `cargo bench -p callhook --bench steady -- capacity`: 20 s at each of several rates, the
-//!   p50/p99 of each; the highest rate whose p99 stays under 10 ms is the capacity.
+//! - `cargo bench -p callhook --bench steady -- capacity [REPEATS] [EVENTS_PER_S...]`: 20 s at
+//!   each of several rates (100 to 1400 unless given), the p50/p99 of each; the highest rate
+//!   whose p99 stays under 10 ms is the capacity. `REPEATS` is how the simulator repeats the
+//!   upserts of legs not yet connected, every 750 ms: `together` (the default: all legs at
+//!   once, a burst of upserts, each a participant GET), `per-leg` (each leg on its own timer)
+//!   or `none`.
 //! - `cargo bench -p callhook --bench steady -- kv [EVENTS_PER_S] [SECONDS]` (default 200 and
 //!   20): the same load with three plugins in turn, each on a fresh host: generic-webhook, the
 //!   test plugin `sandbox-probe` sending a GET with the event's name and id (mode `webhook`),
@@ -35,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use callhook::app::local::{LocalHost, LocalPlugin, LocalSetup};
 use callhook_simulator::{
-    LoadProfile, ParticipantChange, Scenario, SimConfig, SimHandle, Simulator,
+    LoadProfile, ParticipantChange, RepeatPhase, Scenario, SimConfig, SimHandle, Simulator,
 };
 
 #[path = "support/sink.rs"]
@@ -177,6 +181,50 @@ impl RigPlugin {
     }
 }
 
+/// How the rig's simulator repeats the upserts of legs not yet connected (every 750 ms, as 3CX).
+#[derive(Clone, Copy)]
+enum Repeats {
+    /// All such legs at once, at each tick ([`RepeatPhase::Together`], the simulator's default).
+    Together,
+    /// Each leg on its own timer ([`RepeatPhase::PerLeg`]).
+    PerLeg,
+    /// No repeats.
+    None,
+}
+
+impl Repeats {
+    fn parse(word: &str) -> Option<Repeats> {
+        match word {
+            "together" => Some(Repeats::Together),
+            "per-leg" => Some(Repeats::PerLeg),
+            "none" => Some(Repeats::None),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Repeats::Together => "together",
+            Repeats::PerLeg => "per-leg",
+            Repeats::None => "none",
+        }
+    }
+
+    /// The simulator's settings for these repeats.
+    fn apply(self, config: SimConfig) -> SimConfig {
+        let (phase, period) = match self {
+            Repeats::Together => (RepeatPhase::Together, config.repeat_unconnected),
+            Repeats::PerLeg => (RepeatPhase::PerLeg, config.repeat_unconnected),
+            Repeats::None => (RepeatPhase::Together, None),
+        };
+        SimConfig {
+            repeat_phase: phase,
+            repeat_unconnected: period,
+            ..config
+        }
+    }
+}
+
 /// A running host against a simulator, with its sink.
 struct Rig {
     simulator: Arc<SimHandle>,
@@ -186,13 +234,13 @@ struct Rig {
 }
 
 impl Rig {
-    async fn start(plugin: RigPlugin) -> Rig {
+    async fn start(plugin: RigPlugin, repeats: Repeats) -> Rig {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let directory = round_scenario(0, MAX_CALLS_PER_ROUND, Duration::from_secs(60)).directory();
-        let simulator = Simulator::start(SimConfig {
+        let simulator = Simulator::start(repeats.apply(SimConfig {
             directory,
             ..SimConfig::default()
-        })
+        }))
         .await
         .unwrap();
         let (origin, received) = sink().await;
@@ -228,7 +276,7 @@ impl Rig {
 }
 
 async fn soak(minutes: u64, rate: f64) {
-    let rig = Rig::start(RigPlugin::GenericWebhook).await;
+    let rig = Rig::start(RigPlugin::GenericWebhook, Repeats::Together).await;
     let calls = (rate * 60.0 / EVENTS_PER_CALL).round() as usize;
     println!(
         "soak: {minutes} min at {rate} events/s ({calls} calls a minute), RSS and database \
@@ -326,21 +374,19 @@ async fn step(rig: &Rig, round: u64, rate: f64, duration: Duration) -> Step {
     }
 }
 
-async fn capacity() {
+async fn capacity(repeats: Repeats, rates: Vec<f64>) {
     const STEP: Duration = Duration::from_secs(20);
-    let rig = Rig::start(RigPlugin::GenericWebhook).await;
+    let rig = Rig::start(RigPlugin::GenericWebhook, repeats).await;
     println!(
-        "capacity: {} s at each rate; latency of ringing and *_started, change applied → \
-         webhook received\n",
-        STEP.as_secs()
+        "capacity: {} s at each rate, repeats {}; latency of ringing and *_started, change \
+         applied → webhook received\n",
+        STEP.as_secs(),
+        repeats.name()
     );
     println!("| offered events/s | webhooks | received events/s | p50 | p99 | max |");
     println!("|---|---|---|---|---|---|");
     let mut capacity = None;
-    for (round, rate) in [100.0, 200.0, 400.0, 700.0, 1000.0, 1400.0]
-        .into_iter()
-        .enumerate()
-    {
+    for (round, rate) in rates.into_iter().enumerate() {
         let step = step(&rig, round as u64 * 10, rate, STEP).await;
         println!("| {rate:.0} | {}", step.cells());
         if percentile(&step.latencies, 99) < Duration::from_millis(10)
@@ -372,7 +418,7 @@ async fn kv(rate: f64, seconds: u64) {
             RigPlugin::Probe("kv-webhook"),
         ),
     ] {
-        let rig = Rig::start(plugin).await;
+        let rig = Rig::start(plugin, Repeats::Together).await;
         let step = step(&rig, 0, rate, Duration::from_secs(seconds)).await;
         println!("| {what} | {}", step.cells());
         rig.stop().await;
@@ -386,7 +432,15 @@ fn main() {
         .collect();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     match args.first().map(String::as_str) {
-        Some("capacity") => runtime.block_on(capacity()),
+        Some("capacity") => {
+            let repeats = args.get(1).and_then(|word| Repeats::parse(word));
+            let skip = 1 + usize::from(repeats.is_some());
+            let mut rates: Vec<f64> = args[skip..].iter().map(|r| r.parse().unwrap()).collect();
+            if rates.is_empty() {
+                rates = vec![100.0, 200.0, 400.0, 700.0, 1000.0, 1400.0];
+            }
+            runtime.block_on(capacity(repeats.unwrap_or(Repeats::Together), rates))
+        }
         Some("kv") => {
             let rate = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(200.0);
             let seconds = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20);
@@ -398,8 +452,8 @@ fn main() {
             runtime.block_on(soak(minutes, rate))
         }
         Some(other) => panic!(
-            "unknown mode {other}: soak [MINUTES] [EVENTS_PER_S], capacity or kv \
-             [EVENTS_PER_S] [SECONDS]"
+            "unknown mode {other}: soak [MINUTES] [EVENTS_PER_S], capacity \
+             [together|per-leg|none] [EVENTS_PER_S...] or kv [EVENTS_PER_S] [SECONDS]"
         ),
     }
 }

@@ -16,7 +16,7 @@ use super::record::{log_lost, record};
 use super::storage::StorageHealth;
 use super::{DeliveryQueue, EngineStore, StateRecords};
 use crate::callcontrol::Change;
-use crate::calls::{self, Engine};
+use crate::calls::{self, Engine, StateChanges};
 use crate::console::LivePublisher;
 use crate::pbx::RestClient;
 use crate::pbx::xapi::InboundRule;
@@ -165,8 +165,12 @@ pub async fn derive_events(
         mut changes,
         mut rules,
     } = inputs;
-    if outputs.store.is_some() {
+    // The store writes the calls that changed, and the console's view rebuilds them.
+    if outputs.store.is_some() || outputs.live.is_some() {
         engine.track_changes();
+    }
+    if let Some(live) = &outputs.live {
+        live.publish(StateChanges::from(&engine.state()).live_calls(), &[]);
     }
     // The first calls' `did` needs the rules: wait for the first read (changes queue up).
     if let Ok(Ok(())) = tokio::time::timeout(RULES_FIRST_WAIT, rules.changed()).await {
@@ -211,17 +215,20 @@ pub async fn derive_events(
             output.finished.extend(more.finished);
         }
         announce(&output.events, &outputs.events);
+        let changes = engine.take_changes();
         if let Some(live) = &outputs.live {
-            live.publish(engine.live_calls(), &output.events);
+            live.publish(changes.live_calls(), &output.events);
         }
         held.events.extend(output.events);
         held.finished.extend(output.finished);
-        let changes = engine.take_changes();
         let jobs = match (&outputs.store, &outputs.recorder) {
             (Some(_), Some(_)) => held.finished.as_slice(),
             _ => &[],
         };
-        let state = StateRecords::of(&changes, jobs);
+        let state = match &outputs.store {
+            Some(_) => StateRecords::of(&changes, jobs),
+            None => StateRecords::default(),
+        };
         let state = (!state.is_empty()).then_some(state);
         match store(&held.events, &outputs, state.as_ref()) {
             Ok(()) => {

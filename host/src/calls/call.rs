@@ -194,6 +194,11 @@ impl Call {
             .map(|l| (l.participant.dn.clone(), l.participant.id))
     }
 
+    /// Whether a leg of this call is exactly `p`: an upsert of `p` would change nothing.
+    pub(super) fn has_leg_as(&self, p: &Participant) -> bool {
+        self.legs.iter().any(|leg| leg.participant == *p)
+    }
+
     /// When `expire` has something to do next.
     pub(super) fn next_deadline(&self, grace: SignedDuration) -> Option<Timestamp> {
         let leaving = self.parts.iter().filter_map(|p| match p.state {

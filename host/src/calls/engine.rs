@@ -81,7 +81,7 @@ pub struct FinishedCall {
 }
 
 /// What the operator console shows of a call in progress (or waiting out its grace period):
-/// a read-only view, taken after each batch of changes ([`Engine::live_calls`]).
+/// a read-only view of each call a batch of changes touched ([`StateChanges::live_calls`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LiveCall {
     /// The PBX's call id.
@@ -217,6 +217,14 @@ impl StateChanges {
         self.dns.as_ref().map(encode)
     }
 
+    /// Each changed call by its PBX call id with what the console shows of it now, `None` when
+    /// the call is over.
+    pub fn live_calls(&self) -> impl Iterator<Item = (u64, Option<LiveCall>)> + '_ {
+        self.calls
+            .iter()
+            .map(|(id, call)| (*id, call.as_ref().map(Call::live)))
+    }
+
     /// Each changed call by its PBX call id: its new record, or `None` when the call is over
     /// and its record is to be deleted.
     pub fn call_records(&self) -> Vec<(u64, Option<Vec<u8>>)> {
@@ -239,8 +247,51 @@ pub struct Engine {
     calls: BTreeMap<u64, Call>,
     /// `(dn, participant id)` -> `callid` of every leg present (derived from `calls`).
     legs: BTreeMap<(String, u64), u64>,
+    /// Every call's next deadline ([`Call::next_deadline`]), kept up to date after each change
+    /// to the call (derived from `calls`), so that [`Engine::tick`] and
+    /// [`Engine::next_deadline`] cost the calls that are due, not every call held.
+    deadlines: Deadlines,
     /// What changed since [`Engine::take_changes`], once [`Engine::track_changes`] was called.
     touched: Option<Touched>,
+}
+
+/// The calls' next deadlines, ordered by time: an index over `Engine::calls`.
+#[derive(Debug, Clone, Default)]
+struct Deadlines {
+    by_time: BTreeSet<(Timestamp, u64)>,
+    by_call: BTreeMap<u64, Timestamp>,
+}
+
+impl Deadlines {
+    /// Notes `deadline` as call `id`'s next one, replacing the one noted before.
+    fn set(&mut self, id: u64, deadline: Option<Timestamp>) {
+        let old = match deadline {
+            Some(at) => self.by_call.insert(id, at),
+            None => self.by_call.remove(&id),
+        };
+        if old == deadline {
+            return;
+        }
+        if let Some(old) = old {
+            self.by_time.remove(&(old, id));
+        }
+        if let Some(at) = deadline {
+            self.by_time.insert((at, id));
+        }
+    }
+
+    /// The earliest deadline of all calls.
+    fn first(&self) -> Option<Timestamp> {
+        self.by_time.first().map(|(at, _)| *at)
+    }
+
+    /// The calls whose deadline is `now` or earlier, earliest first.
+    fn due(&self, now: Timestamp) -> Vec<u64> {
+        self.by_time
+            .range(..=(now, u64::MAX))
+            .map(|(_, id)| *id)
+            .collect()
+    }
 }
 
 /// The parts of the state changed since they were last taken.
@@ -267,13 +318,51 @@ impl Engine {
             .iter()
             .flat_map(|(&id, call)| call.leg_keys().map(move |key| (key, id)))
             .collect();
-        Self {
+        let mut engine = Self {
             config,
             dns: state.dns,
             calls,
             legs,
+            deadlines: Deadlines::default(),
             touched: None,
+        };
+        let ids: Vec<u64> = engine.calls.keys().copied().collect();
+        for id in ids {
+            engine.refresh_deadline(id);
         }
+        engine
+    }
+
+    /// Panics unless `legs` and `deadlines` hold exactly what `calls` says: for tests that
+    /// drive the engine through random histories.
+    #[cfg(test)]
+    pub(super) fn assert_indexes_match_calls(&self) {
+        let legs: BTreeMap<(String, u64), u64> = self
+            .calls
+            .iter()
+            .flat_map(|(&id, call)| call.leg_keys().map(move |key| (key, id)))
+            .collect();
+        assert_eq!(self.legs, legs, "the legs index");
+        let grace = self.grace();
+        let deadlines: BTreeMap<u64, Timestamp> = self
+            .calls
+            .iter()
+            .filter_map(|(&id, call)| Some((id, call.next_deadline(grace)?)))
+            .collect();
+        assert_eq!(self.deadlines.by_call, deadlines, "the deadline index");
+        let by_time: BTreeSet<(Timestamp, u64)> =
+            deadlines.iter().map(|(&id, &at)| (at, id)).collect();
+        assert_eq!(
+            self.deadlines.by_time, by_time,
+            "the deadline index by time"
+        );
+    }
+
+    /// Notes call `id`'s next deadline after a change to it (none once the call is gone).
+    fn refresh_deadline(&mut self, id: u64) {
+        let grace = self.grace();
+        let deadline = self.calls.get(&id).and_then(|c| c.next_deadline(grace));
+        self.deadlines.set(id, deadline);
     }
 
     /// From now on, notes which parts of the state change, for [`Engine::take_changes`]: a host
@@ -382,18 +471,8 @@ impl Engine {
     pub fn tick(&mut self, now: Timestamp) -> Output {
         let mut out = Output::default();
         let grace = self.grace();
-        let mut due: Vec<(Timestamp, u64)> = self
-            .calls
-            .iter()
-            .filter_map(|(&id, call)| {
-                call.next_deadline(grace)
-                    .filter(|d| *d <= now)
-                    .map(|d| (d, id))
-            })
-            .collect();
-        due.sort();
         let ctx = ctx(&self.config, &self.dns, grace);
-        for (_, id) in due {
+        for id in self.deadlines.due(now) {
             let Some(call) = self.calls.get_mut(&id) else {
                 continue;
             };
@@ -403,20 +482,22 @@ impl Engine {
             if call.expire(&ctx, now, &mut out.events)
                 && let Some(call) = self.calls.remove(&id)
             {
-                self.legs.retain(|_, callid| *callid != id);
+                for key in call.leg_keys() {
+                    if self.legs.get(&key) == Some(&id) {
+                        self.legs.remove(&key);
+                    }
+                }
                 out.finished.extend(call.finish());
             }
+            let deadline = self.calls.get(&id).and_then(|c| c.next_deadline(grace));
+            self.deadlines.set(id, deadline);
         }
         out
     }
 
     /// When [`Engine::tick`] must be called next; `None` while nothing waits.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        let grace = self.grace();
-        self.calls
-            .values()
-            .filter_map(|c| c.next_deadline(grace))
-            .min()
+        self.deadlines.first()
     }
 
     /// Replaces the DID -> inbound rule table (e.g. after reading XAPI `InboundRules`); applies
@@ -430,11 +511,6 @@ impl Engine {
         &self.config.did_rules
     }
 
-    /// The calls in progress or waiting out their grace period, by PBX call id.
-    pub fn live_calls(&self) -> Vec<LiveCall> {
-        self.calls.values().map(Call::live).collect()
-    }
-
     /// How many calls are in progress or waiting out their grace period.
     pub fn active_calls(&self) -> usize {
         self.calls.len()
@@ -445,6 +521,15 @@ impl Engine {
     }
 
     fn upsert(&mut self, p: Participant, at: Timestamp, out: &mut Output) {
+        if self
+            .calls
+            .get(&p.callid)
+            .is_some_and(|call| call.has_leg_as(&p))
+        {
+            // A repeat (3CX re-announces every leg not yet connected): nothing changes, so
+            // nothing is touched and nothing is saved again.
+            return;
+        }
         let key = (p.dn.clone(), p.id);
         if self
             .legs
@@ -471,6 +556,7 @@ impl Engine {
         let callid = p.callid;
         call.upsert(&ctx, p, at, &mut out.events);
         self.touch(callid);
+        self.refresh_deadline(callid);
     }
 
     fn remove(&mut self, key: &(String, u64), left: Departure, out: &mut Output) {
@@ -483,6 +569,7 @@ impl Engine {
             call.remove(&ctx, &key.0, key.1, left, &mut out.events);
         }
         self.touch(callid);
+        self.refresh_deadline(callid);
     }
 }
 

@@ -384,6 +384,7 @@ fn run(
             }
             _ => {}
         }
+        engine.assert_indexes_match_calls();
     }
     if outage_until.is_some() {
         events.extend(engine.apply(snapshot(&truth, at)).events);

@@ -1200,3 +1200,28 @@ fn strip(value: &mut serde_json::Value, keys: &[&str]) {
         _ => {}
     }
 }
+
+#[test]
+fn a_repeated_upsert_touches_nothing() {
+    let a = inbound(1, "120", 782);
+    let mut s = Script::new();
+    s.at(0.0).up(&a);
+    let mut engine = s.engine().clone();
+    engine.track_changes();
+    engine.take_changes();
+    let repeat = engine.apply(Change::Upsert {
+        at: t(1),
+        participant: a.0.clone(),
+    });
+    assert_eq!(repeat, crate::calls::Output::default());
+    assert!(
+        engine.take_changes().is_empty(),
+        "a repeat is not saved again"
+    );
+    let answer = engine.apply(Change::Upsert {
+        at: t(2),
+        participant: a.connected().0,
+    });
+    assert_eq!(answer.events.len(), 1);
+    assert!(!engine.take_changes().is_empty(), "a real change is saved");
+}

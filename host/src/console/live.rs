@@ -1,11 +1,12 @@
 //! The live view the derivation loop publishes for the console: the calls in the engine now and
-//! the latest events, replaced after each batch of changes (a `watch` channel, so a slow page
-//! never holds the loop up, and an unchanged view wakes no one).
+//! the latest events, updated after each batch of changes (a `watch` channel, so a slow page
+//! never holds the loop up, and an unchanged view wakes no one). Only the calls the batch
+//! changed are rebuilt, so the loop's cost per batch does not grow with the calls it holds.
 
 use crate::calls::LiveCall;
 use crate::calls::event::CallEvent;
 use jiff::Timestamp;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use tokio::sync::watch;
 
 /// How many of the latest events the view keeps (the Calls page and events per minute).
@@ -14,8 +15,8 @@ const RECENT: usize = 500;
 /// What the console shows of the engine: a read-only copy.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LiveState {
-    /// The calls in progress or in their grace period.
-    pub calls: Vec<LiveCall>,
+    /// The calls in progress or in their grace period, by PBX call id.
+    pub calls: BTreeMap<u64, LiveCall>,
     /// The latest events, oldest first, at most [`RECENT`].
     pub recent: VecDeque<RecentEvent>,
 }
@@ -53,13 +54,25 @@ impl LivePublisher {
         (LivePublisher(tx), rx)
     }
 
-    /// Publishes the engine's calls now and the events of the batch; readers are woken only
-    /// when something changed.
-    pub fn publish(&self, calls: Vec<LiveCall>, events: &[CallEvent]) {
+    /// Publishes a batch: the calls it changed, each by PBX call id with its view now (`None`
+    /// for a call that is over), and the events it derived. Readers are woken only when
+    /// something changed.
+    pub fn publish(
+        &self,
+        changed: impl IntoIterator<Item = (u64, Option<LiveCall>)>,
+        events: &[CallEvent],
+    ) {
         let now = Timestamp::now();
         self.0.send_if_modified(|state| {
-            let changed = state.calls != calls || !events.is_empty();
-            state.calls = calls;
+            let mut modified = !events.is_empty();
+            for (pbx_call_id, call) in changed {
+                let before = match call {
+                    Some(call) if state.calls.get(&pbx_call_id) == Some(&call) => continue,
+                    Some(call) => state.calls.insert(pbx_call_id, call),
+                    None => state.calls.remove(&pbx_call_id),
+                };
+                modified |= before.is_some() || state.calls.contains_key(&pbx_call_id);
+            }
             for event in events {
                 state.recent.push_back(RecentEvent {
                     at: now,
@@ -71,7 +84,7 @@ impl LivePublisher {
             while state.recent.len() > RECENT {
                 state.recent.pop_front();
             }
-            changed
+            modified
         });
     }
 }

@@ -228,7 +228,7 @@ pub(super) async fn calls(
         .collect();
     let view = minijinja::context! {
         page => "calls",
-        live => live.calls,
+        live => live.calls.values().collect::<Vec<_>>(),
         recent => recent,
     };
     console.page(&identity, "calls.html", view)

@@ -14,6 +14,20 @@ impl SimConfig {
     }
 }
 
+/// When the repeaters ([`SimConfig::repeat_unconnected`], [`crate::Faults::repeat_connected`])
+/// re-announce the legs they repeat. 3CX is reported to repeat a leg about every 750 ms; whether
+/// its legs repeat on one shared clock or each on its own is not known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RepeatPhase {
+    /// Every leg at each tick of one period clock: one burst of upserts per period, as many
+    /// frames at once as legs are ringing (the harder case for a client).
+    #[default]
+    Together,
+    /// Each leg a period after its own last upsert, as a timer per leg would: the same number
+    /// of frames, spread out over the period.
+    PerLeg,
+}
+
 /// How a [`crate::Simulator`] behaves. Every field has a default; build one with
 /// `SimConfig { tls: true, ..SimConfig::default() }`.
 #[derive(Debug, Clone)]
@@ -64,6 +78,8 @@ pub struct SimConfig {
     /// does; see [`crate::Faults::repeat_unconnected`]. By default every 750 ms, like a live
     /// PBX; `None` plays exactly the timeline's frames.
     pub repeat_unconnected: Option<Duration>,
+    /// When the repeats of different legs go out. By default [`RepeatPhase::Together`].
+    pub repeat_phase: RepeatPhase,
     /// Wait this long before answering each `GET /callcontrol/{dn}/participants/{id}`, like a
     /// remote PBX; see [`crate::Faults::get_delay`]. By default zero.
     pub get_delay: Duration,
@@ -89,6 +105,7 @@ impl Default for SimConfig {
             users: User::defaults(),
             trunks: SimConfig::default_trunks(),
             repeat_unconnected: Some(Duration::from_millis(750)),
+            repeat_phase: RepeatPhase::default(),
             get_delay: Duration::ZERO,
             control_endpoint: false,
         }

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
+use crate::config::RepeatPhase;
 use crate::server::token::TokenStore;
 use crate::state::{Frame, Shared};
 
@@ -363,7 +364,12 @@ impl Faults {
     }
 }
 
-/// Runs one repeat switch: sleeps while it is off, ticks while it is on.
+/// How often a repeater with [`RepeatPhase::PerLeg`] looks for legs whose period is up: each
+/// leg's repeat is at most this late.
+const PER_LEG_TICK: Duration = Duration::from_millis(10);
+
+/// Runs one repeat switch: sleeps while it is off, ticks while it is on (at the period with
+/// [`RepeatPhase::Together`], every [`PER_LEG_TICK`] with [`RepeatPhase::PerLeg`]).
 pub(crate) async fn run_repeater(shared: Arc<Shared>, which: Repeat) {
     let mut period = match which {
         Repeat::Connected => shared.faults.repeat_connected.subscribe(),
@@ -378,8 +384,12 @@ pub(crate) async fn run_repeater(shared: Arc<Shared>, which: Repeat) {
                 }
             }
             Some(every) => {
+                let (tick, due_after) = match shared.config.repeat_phase {
+                    RepeatPhase::Together => (every, Duration::ZERO),
+                    RepeatPhase::PerLeg => (every.min(PER_LEG_TICK), every),
+                };
                 tokio::select! {
-                    _ = tokio::time::sleep(every) => shared.repeat(which),
+                    _ = tokio::time::sleep(tick) => shared.repeat(which, due_after),
                     changed = period.changed() => if changed.is_err() { return },
                 }
             }

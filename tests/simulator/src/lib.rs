@@ -52,7 +52,7 @@ mod server;
 mod state;
 mod wav;
 
-pub use config::{InboundRule, SimConfig, User, WavFormat};
+pub use config::{InboundRule, RepeatPhase, SimConfig, User, WavFormat};
 pub use faults::{Faults, Nulls, RecordingField, SocketClose};
 pub use load::LoadProfile;
 pub use recordings::RecordingInfo;

@@ -8,7 +8,7 @@
 //! numbers what it sends itself (a receiver that lags behind loses frames and shows a sequence
 //! gap, exactly what a real client must cope with).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -67,6 +67,8 @@ struct Pbx {
     participants: BTreeMap<u64, Value>,
     /// Participants whose entity (and snapshot entry) answers as if gone: the vanish fault.
     hidden: HashSet<u64>,
+    /// participant id → when its last upsert went out (for [`crate::RepeatPhase::PerLeg`]).
+    announced: HashMap<u64, tokio::time::Instant>,
     recordings: Vec<StoredRecording>,
 }
 
@@ -135,6 +137,7 @@ impl Shared {
                     .expect("expanded participants have DNs");
                 let path = entity(dn, id);
                 pbx.participants.insert(id, participant.clone());
+                pbx.announced.insert(id, tokio::time::Instant::now());
                 if self.faults.take_vanish_next() {
                     pbx.hidden.insert(id);
                 } else {
@@ -148,6 +151,7 @@ impl Shared {
             ParticipantChange::Remove { dn, participant_id } => {
                 pbx.participants.remove(participant_id);
                 pbx.hidden.remove(participant_id);
+                pbx.announced.remove(participant_id);
                 self.send(1, entity(dn, *participant_id));
             }
         }
@@ -164,8 +168,11 @@ impl Shared {
 
     /// Repeats an upsert of every participant that is `Connected` or, for
     /// [`Repeat::Unconnected`], `Ringing` or `Dialing` (what 3CX repeats about every 750 ms).
-    pub fn repeat(&self, which: Repeat) {
-        let pbx = self.pbx();
+    /// Only legs whose last upsert went out at least `due_after` ago are repeated (zero: all).
+    pub fn repeat(&self, which: Repeat, due_after: std::time::Duration) {
+        let now = tokio::time::Instant::now();
+        let mut guard = self.pbx();
+        let pbx = &mut *guard;
         for (id, participant) in &pbx.participants {
             let repeated = match which {
                 Repeat::Connected => participant["status"] == "Connected",
@@ -173,9 +180,14 @@ impl Shared {
                     participant["status"] == "Ringing" || participant["status"] == "Dialing"
                 }
             };
-            if repeated && !pbx.hidden.contains(id) {
+            let due = pbx
+                .announced
+                .get(id)
+                .is_none_or(|at| now.saturating_duration_since(*at) >= due_after);
+            if repeated && due && !pbx.hidden.contains(id) {
                 let dn = participant["dn"].as_str().unwrap_or_default();
                 self.send(0, entity(dn, *id));
+                pbx.announced.insert(*id, now);
             }
         }
     }

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use callhook_simulator::{ParticipantChange, Scenario, SimConfig, SimHandle, SocketClose};
+use callhook_simulator::{
+    ParticipantChange, RepeatPhase, Scenario, SimConfig, SimHandle, SocketClose,
+};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -417,6 +419,62 @@ async fn repeat_unconnected_repeats_ringing_legs_until_they_connect() {
     // Nothing to await here: give the 20 ms repeater five periods to (wrongly) repeat.
     let quiet = tokio::time::timeout(Duration::from_millis(100), events.next_message()).await;
     assert!(quiet.is_err(), "a Connected leg was repeated: {quiet:?}");
+    sim.shutdown().await;
+}
+
+/// Two ringing legs announced 150 ms apart, with 300 ms repeats: each leg's repeat comes a
+/// period after its own last upsert. (Together, the second leg would be repeated at the first
+/// tick, 150 ms after its upsert.) Only lower bounds are asserted: a loaded machine makes
+/// frames late, never early.
+#[tokio::test]
+async fn per_leg_repeats_keep_each_legs_own_period() {
+    const PERIOD: Duration = Duration::from_millis(300);
+    let (sim, _, mut events, changes) = setup(SimConfig {
+        repeat_unconnected: Some(PERIOD),
+        repeat_phase: RepeatPhase::PerLeg,
+        ..SimConfig::default()
+    })
+    .await;
+    let ParticipantChange::Upsert(first) = &changes[0] else {
+        panic!("the scenario starts with an upsert")
+    };
+    let mut second = first.clone();
+    second["id"] = 8199.into();
+    second["dn"] = "121".into();
+    let started = std::time::Instant::now();
+    sim.apply(&changes[0]);
+    let second_leg = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        sim.apply(&ParticipantChange::Upsert(second));
+    };
+    // Each leg's upsert and its next two repeats, with when they arrived.
+    let read = async {
+        let mut seen: Vec<(String, Duration)> = Vec::new();
+        while seen.len() < 6 {
+            let frame = events.next_json().await;
+            seen.push((entity(&frame), started.elapsed()));
+        }
+        seen
+    };
+    let ((), seen) = tokio::join!(second_leg, read);
+    for leg in [
+        "/callcontrol/120/participants/8100",
+        "/callcontrol/121/participants/8199",
+    ] {
+        let times: Vec<Duration> = seen
+            .iter()
+            .filter(|(path, _)| path == leg)
+            .map(|(_, at)| *at)
+            .collect();
+        assert_eq!(times.len(), 3, "{leg}: {seen:?}");
+        for pair in times.windows(2) {
+            // Less a little for the frames' way through the socket.
+            assert!(
+                pair[1] - pair[0] >= PERIOD - Duration::from_millis(20),
+                "{leg} repeated before its own period was up: {seen:?}"
+            );
+        }
+    }
     sim.shutdown().await;
 }
 
