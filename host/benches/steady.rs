@@ -324,6 +324,10 @@ struct Step {
     expected: usize,
     /// Webhooks the sink received for them.
     received: usize,
+    /// Events the host's queue took during the step (the events it derived).
+    taken: u64,
+    /// Deliveries still in the queue when the step's wait ended.
+    queued: u64,
     /// Received webhooks per second, from the step's start to the last one.
     received_rate: f64,
     /// Latencies of `ringing` and `*_started`, sorted.
@@ -331,12 +335,14 @@ struct Step {
 }
 
 impl Step {
-    /// `| webhooks | received events/s | p50 | p99 | max |` of a table row.
+    /// `| webhooks | taken | queued | received events/s | p50 | p99 | max |` of a table row.
     fn cells(&self) -> String {
         format!(
-            "{} of {} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms |",
+            "{} of {} | {} | {} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms |",
             self.received,
             self.expected,
+            self.taken,
+            self.queued,
             self.received_rate,
             ms(percentile(&self.latencies, 50)),
             ms(percentile(&self.latencies, 99)),
@@ -352,6 +358,7 @@ async fn step(rig: &Rig, round: u64, rate: f64, duration: Duration) -> Step {
     let scenario = round_scenario(round, calls, duration);
     let expected = scenario.expected().len();
     let seen = rig.received.lock().unwrap().len();
+    let taken_before = rig.host.queue().stats().events_taken;
     let started = Instant::now();
     apply(
         rig.simulator.clone(),
@@ -366,9 +373,12 @@ async fn step(rig: &Rig, round: u64, rate: f64, duration: Duration) -> Step {
     }
     let received = rig.received_since(seen);
     let last = received.iter().map(|(at, _)| *at).max().unwrap_or(started);
+    let stats = rig.host.queue().stats();
     Step {
         expected,
         received: received.len(),
+        taken: stats.events_taken - taken_before,
+        queued: stats.depth,
         received_rate: received.len() as f64 / (last - started).as_secs_f64(),
         latencies: latencies(&received, &rig.applied.lock().unwrap()),
     }
@@ -383,8 +393,10 @@ async fn capacity(repeats: Repeats, rates: Vec<f64>) {
         STEP.as_secs(),
         repeats.name()
     );
-    println!("| offered events/s | webhooks | received events/s | p50 | p99 | max |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| offered events/s | webhooks | taken | queued | received events/s | p50 | p99 | max |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     let mut capacity = None;
     for (round, rate) in rates.into_iter().enumerate() {
         let step = step(&rig, round as u64 * 10, rate, STEP).await;
@@ -408,8 +420,8 @@ async fn kv(rate: f64, seconds: u64) {
         "kv: {seconds} s at {rate} events/s with each plugin on a fresh host; latency of \
          ringing and *_started, change applied → webhook received\n"
     );
-    println!("| plugin | webhooks | received events/s | p50 | p99 | max |");
-    println!("|---|---|---|---|---|---|");
+    println!("| plugin | webhooks | taken | queued | received events/s | p50 | p99 | max |");
+    println!("|---|---|---|---|---|---|---|---|");
     for (what, plugin) in [
         ("generic-webhook", RigPlugin::GenericWebhook),
         ("sandbox-probe `webhook`", RigPlugin::Probe("webhook")),
