@@ -189,7 +189,7 @@ enum Repeats {
     /// Each leg on its own timer ([`RepeatPhase::PerLeg`]).
     PerLeg,
     /// No repeats.
-    None,
+    Off,
 }
 
 impl Repeats {
@@ -197,7 +197,7 @@ impl Repeats {
         match word {
             "together" => Some(Repeats::Together),
             "per-leg" => Some(Repeats::PerLeg),
-            "none" => Some(Repeats::None),
+            "none" => Some(Repeats::Off),
             _ => None,
         }
     }
@@ -206,7 +206,7 @@ impl Repeats {
         match self {
             Repeats::Together => "together",
             Repeats::PerLeg => "per-leg",
-            Repeats::None => "none",
+            Repeats::Off => "none",
         }
     }
 
@@ -215,7 +215,7 @@ impl Repeats {
         let (phase, period) = match self {
             Repeats::Together => (RepeatPhase::Together, config.repeat_unconnected),
             Repeats::PerLeg => (RepeatPhase::PerLeg, config.repeat_unconnected),
-            Repeats::None => (RepeatPhase::Together, None),
+            Repeats::Off => (RepeatPhase::Together, None),
         };
         SimConfig {
             repeat_phase: phase,
@@ -404,7 +404,7 @@ async fn capacity(repeats: Repeats, rates: Vec<f64>) {
         if percentile(&step.latencies, 99) < Duration::from_millis(10)
             && step.received == step.expected
         {
-            capacity = Some(rate);
+            capacity = Some(capacity.map_or(rate, |best: f64| best.max(rate)));
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
@@ -447,7 +447,14 @@ fn main() {
         Some("capacity") => {
             let repeats = args.get(1).and_then(|word| Repeats::parse(word));
             let skip = 1 + usize::from(repeats.is_some());
-            let mut rates: Vec<f64> = args[skip..].iter().map(|r| r.parse().unwrap()).collect();
+            let mut rates: Vec<f64> = args[skip..]
+                .iter()
+                .map(|word| {
+                    word.parse().unwrap_or_else(|_| {
+                        panic!("capacity [together|per-leg|none] [EVENTS_PER_S...]: not {word}")
+                    })
+                })
+                .collect();
             if rates.is_empty() {
                 rates = vec![100.0, 200.0, 400.0, 700.0, 1000.0, 1400.0];
             }

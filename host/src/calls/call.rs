@@ -194,7 +194,9 @@ impl Call {
             .map(|l| (l.participant.dn.clone(), l.participant.id))
     }
 
-    /// Whether a leg of this call is exactly `p`: an upsert of `p` would change nothing.
+    /// Whether a leg of this call is exactly `p`: an upsert of `p` would change nothing (beyond
+    /// `first_seen` of a call saved by a version that did not keep it, which the call's next
+    /// real change sets).
     pub(super) fn has_leg_as(&self, p: &Participant) -> bool {
         self.legs.iter().any(|leg| leg.participant == *p)
     }

@@ -343,6 +343,12 @@ impl Engine {
             .flat_map(|(&id, call)| call.leg_keys().map(move |key| (key, id)))
             .collect();
         assert_eq!(self.legs, legs, "the legs index");
+        let held: usize = self
+            .calls
+            .values()
+            .map(|call| call.leg_keys().count())
+            .sum();
+        assert_eq!(held, legs.len(), "a leg held by two calls");
         let grace = self.grace();
         let deadlines: BTreeMap<u64, Timestamp> = self
             .calls
@@ -366,7 +372,7 @@ impl Engine {
     }
 
     /// From now on, notes which parts of the state change, for [`Engine::take_changes`]: a host
-    /// that persists the state writes only those.
+    /// that persists the state writes only those, and the console's view rebuilds only those.
     pub fn track_changes(&mut self) {
         self.touched.get_or_insert_with(Touched::default);
     }
@@ -482,11 +488,8 @@ impl Engine {
             if call.expire(&ctx, now, &mut out.events)
                 && let Some(call) = self.calls.remove(&id)
             {
-                for key in call.leg_keys() {
-                    if self.legs.get(&key) == Some(&id) {
-                        self.legs.remove(&key);
-                    }
-                }
+                // A call is over only once its last leg left, so no leg of it is indexed.
+                debug_assert!(call.leg_keys().next().is_none());
                 out.finished.extend(call.finish());
             }
             let deadline = self.calls.get(&id).and_then(|c| c.next_deadline(grace));

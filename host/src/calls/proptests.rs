@@ -357,6 +357,7 @@ fn run(
             if i >= until {
                 outage_until = None;
                 events.extend(engine.apply(snapshot(&truth, at)).events);
+                engine.assert_indexes_match_calls();
             }
             continue;
         }
@@ -390,6 +391,7 @@ fn run(
         events.extend(engine.apply(snapshot(&truth, at)).events);
     }
     events.extend(engine.tick(at + SignedDuration::from_secs(60)).events);
+    engine.assert_indexes_match_calls();
     (events, engine.active_calls())
 }
 

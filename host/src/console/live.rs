@@ -66,12 +66,14 @@ impl LivePublisher {
         self.0.send_if_modified(|state| {
             let mut modified = !events.is_empty();
             for (pbx_call_id, call) in changed {
-                let before = match call {
-                    Some(call) if state.calls.get(&pbx_call_id) == Some(&call) => continue,
-                    Some(call) => state.calls.insert(pbx_call_id, call),
-                    None => state.calls.remove(&pbx_call_id),
-                };
-                modified |= before.is_some() || state.calls.contains_key(&pbx_call_id);
+                match call {
+                    Some(call) if state.calls.get(&pbx_call_id) == Some(&call) => {}
+                    Some(call) => {
+                        state.calls.insert(pbx_call_id, call);
+                        modified = true;
+                    }
+                    None => modified |= state.calls.remove(&pbx_call_id).is_some(),
+                }
             }
             for event in events {
                 state.recent.push_back(RecentEvent {
@@ -86,5 +88,48 @@ impl LivePublisher {
             }
             modified
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(pbx_call_id: u64, state: &'static str) -> LiveCall {
+        LiveCall {
+            pbx_call_id,
+            external: Some("+4930123456".to_owned()),
+            did: String::new(),
+            extensions: vec![("120".to_owned(), state)],
+        }
+    }
+
+    #[test]
+    fn a_batch_updates_only_its_calls_and_an_unchanged_one_wakes_no_one() {
+        let (publisher, mut view) = LivePublisher::new();
+        publisher.publish(
+            [(1, Some(call(1, "offered"))), (2, Some(call(2, "offered")))],
+            &[],
+        );
+        assert!(view.has_changed().unwrap());
+        view.borrow_and_update();
+
+        publisher.publish([(1, Some(call(1, "talking")))], &[]);
+        assert!(view.has_changed().unwrap());
+        let calls = view.borrow_and_update().calls.clone();
+        assert_eq!(calls[&1], call(1, "talking"));
+        assert_eq!(
+            calls[&2],
+            call(2, "offered"),
+            "a call not in the batch stays"
+        );
+
+        publisher.publish([(1, Some(call(1, "talking"))), (3, None)], &[]);
+        assert!(!view.has_changed().unwrap(), "nothing changed");
+
+        publisher.publish([(2, None)], &[]);
+        assert!(view.has_changed().unwrap());
+        let calls = view.borrow_and_update().calls.clone();
+        assert_eq!(calls.keys().copied().collect::<Vec<_>>(), [1]);
     }
 }

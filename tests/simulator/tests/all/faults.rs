@@ -424,8 +424,8 @@ async fn repeat_unconnected_repeats_ringing_legs_until_they_connect() {
 
 /// Two ringing legs announced 150 ms apart, with 300 ms repeats: each leg's repeat comes a
 /// period after its own last upsert. (Together, the second leg would be repeated at the first
-/// tick, 150 ms after its upsert.) Only lower bounds are asserted: a loaded machine makes
-/// frames late, never early.
+/// tick, 150 ms after its upsert.) The gaps are measured where the frames are read, so a frame
+/// read late makes the next gap shorter: the bound allows a quarter period for that.
 #[tokio::test]
 async fn per_leg_repeats_keep_each_legs_own_period() {
     const PERIOD: Duration = Duration::from_millis(300);
@@ -447,10 +447,13 @@ async fn per_leg_repeats_keep_each_legs_own_period() {
         tokio::time::sleep(Duration::from_millis(150)).await;
         sim.apply(&ParticipantChange::Upsert(second));
     };
-    // Each leg's upsert and its next two repeats, with when they arrived.
+    // Frames with when they were read, until each leg has its upsert and two repeats.
     let read = async {
         let mut seen: Vec<(String, Duration)> = Vec::new();
-        while seen.len() < 6 {
+        let count = |seen: &[(String, Duration)], leg: &str| {
+            seen.iter().filter(|(path, _)| path.ends_with(leg)).count()
+        };
+        while count(&seen, "/8100") < 3 || count(&seen, "/8199") < 3 {
             let frame = events.next_json().await;
             seen.push((entity(&frame), started.elapsed()));
         }
@@ -466,11 +469,9 @@ async fn per_leg_repeats_keep_each_legs_own_period() {
             .filter(|(path, _)| path == leg)
             .map(|(_, at)| *at)
             .collect();
-        assert_eq!(times.len(), 3, "{leg}: {seen:?}");
         for pair in times.windows(2) {
-            // Less a little for the frames' way through the socket.
             assert!(
-                pair[1] - pair[0] >= PERIOD - Duration::from_millis(20),
+                pair[1] - pair[0] >= PERIOD * 3 / 4,
                 "{leg} repeated before its own period was up: {seen:?}"
             );
         }
