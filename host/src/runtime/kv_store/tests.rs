@@ -100,10 +100,11 @@ fn test_disk(dir: &Path) -> (PathBuf, Arc<Database>, Arc<DiskControl>) {
     (path, Arc::new(db), control)
 }
 
-/// Runs `write` on `threads` threads at once (thread `i` gets `i`) while `disk` holds every
-/// fsync, so that they all wait for the writer together, then lets the disk go on; returns
-/// each thread's result, in thread order.
+/// Runs `write` on `threads` threads at once (thread `i` gets `i`, and writes to `kv`) while
+/// `disk` holds every fsync, so that their first writes all wait for the writer together, then
+/// lets the disk go on; returns each thread's result, in thread order.
 fn all_at_once<T: Send>(
+    kv: &KvStore,
     disk: &DiskControl,
     threads: usize,
     write: impl Fn(usize) -> T + Sync,
@@ -117,7 +118,15 @@ fn all_at_once<T: Send>(
             })
             .collect();
         // The first write's commit waits on the disk; the others queue up behind it.
-        std::thread::sleep(Duration::from_millis(200));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while kv.writer.unanswered() < threads {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {} of {threads} writes reached the writer",
+                kv.writer.unanswered()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
         disk.release();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     })
@@ -252,7 +261,7 @@ fn concurrent_writers_get_their_own_results_share_commits_and_last() {
     let key = |t: usize, i: usize| format!("w{t}-{i}");
     let value = |t: usize, i: usize| format!("{t}.{i}").into_bytes();
     let before = disk.syncs();
-    let results = all_at_once(&disk, THREADS, |t| {
+    let results = all_at_once(&kv, &disk, THREADS, |t| {
         (0..EACH)
             .map(|i| match i % 5 {
                 3 => kv.delete("p", &key(t, i - 1)),
@@ -305,7 +314,7 @@ fn when_the_disk_fails_every_waiting_write_is_unavailable() {
     kv.set("p", "before", b"1").unwrap();
 
     disk.fail_next_sync();
-    let results = all_at_once(&disk, 16, |i| kv.set("p", &format!("k{i}"), b"v"));
+    let results = all_at_once(&kv, &disk, 16, |i| kv.set("p", &format!("k{i}"), b"v"));
     for result in &results {
         assert!(
             matches!(result, Err(KvError::Unavailable(why)) if why.contains("injected") || why.contains("Previous I/O error")),

@@ -11,6 +11,7 @@
 use super::{KvError, Write};
 use redb::Database;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
 
@@ -37,6 +38,8 @@ struct Request {
 pub(super) struct Writer {
     requests: Option<SyncSender<Request>>,
     thread: Option<JoinHandle<()>>,
+    /// Writes handed in and not answered yet, waiting or in the batch being committed.
+    unanswered: AtomicUsize,
 }
 
 impl Writer {
@@ -51,12 +54,14 @@ impl Writer {
             Ok(thread) => Writer {
                 requests: Some(requests),
                 thread: Some(thread),
+                unanswered: AtomicUsize::new(0),
             },
             Err(error) => {
                 tracing::error!(%error, "could not start the plugins' key-value writer");
                 Writer {
                     requests: None,
                     thread: None,
+                    unanswered: AtomicUsize::new(0),
                 }
             }
         }
@@ -65,12 +70,22 @@ impl Writer {
     /// Hands `write` to the writer and waits for its result (durable when `Ok`).
     pub(super) fn submit(&self, write: Write) -> Reply {
         let (reply, answer) = mpsc::channel();
-        self.requests
-            .as_ref()
-            .ok_or_else(stopped)?
-            .send(Request { write, reply })
-            .map_err(|_| stopped())?;
-        answer.recv().unwrap_or_else(|_| Err(stopped()))
+        let requests = self.requests.as_ref().ok_or_else(stopped)?;
+        self.unanswered.fetch_add(1, Ordering::SeqCst);
+        let sent = requests.send(Request { write, reply });
+        let answered = match sent {
+            Ok(()) => answer.recv().unwrap_or_else(|_| Err(stopped())),
+            Err(_) => Err(stopped()),
+        };
+        self.unanswered.fetch_sub(1, Ordering::SeqCst);
+        answered
+    }
+
+    /// How many writes were handed in and are not answered yet: for tests that make writes
+    /// wait together behind a held commit.
+    #[cfg(test)]
+    pub(super) fn unanswered(&self) -> usize {
+        self.unanswered.load(Ordering::SeqCst)
     }
 }
 
