@@ -27,6 +27,12 @@
 //!   default) is removed, with its event once no other row needs it, and counted per plugin.
 //!   The scheduler looks when it starts and then every hour, removing at most a few hundred
 //!   rows per transaction, so a large backlog never holds the database for long.
+//! - **A damaged record costs only itself.** A delivery row or plugin record that does not read
+//!   when the queue opens, or a call record that does not read when an event of its call is
+//!   taken, is logged with its table and key and counted (`callhook_queue_records_unreadable`,
+//!   [`QueueStats::unreadable_records`]); the row is left in place for inspection and not
+//!   scheduled or listed, the call record is written afresh (the call's plugins are then
+//!   chosen by routing alone). Everything else is delivered.
 //! - **Restart.** [`Queue::open`] schedules every pending row again, lanes in id order, with the
 //!   attempt counts and next times stored. [`Queue::shutdown`] stops taking events and lets
 //!   running attempts finish within a grace period; those that do not are simply attempted
@@ -91,13 +97,14 @@ pub use routing::{NumberPattern, Route, Routes};
 
 use crate::calls::event::CallEvent;
 use crate::telemetry::queue::{
-    AttemptEnded, ParkedDeliveryExpired, ParkedExpired, PluginPaused, StoreFailed,
+    AttemptEnded, ParkedDeliveryExpired, ParkedExpired, PluginPaused, QueueRecordSkipped,
+    StoreFailed,
 };
 use redb::Database;
 use schedule::{Row, Start, State};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 use store::{AttemptLog, Change, ParkRecord};
@@ -243,9 +250,21 @@ struct Inner<D> {
     unflushed: AtomicBool,
     /// How long parked rows are kept ([`QueueConfig::parked_keep`] as given to `open`).
     parked_keep: Option<Duration>,
+    /// Stored records skipped because they did not read.
+    unreadable: AtomicU64,
 }
 
 impl<D> Inner<D> {
+    /// Logs and counts a stored record that did not read; the caller skips it.
+    fn skip_unreadable(&self, record: store::QueueRecordUnreadable) {
+        QueueRecordSkipped {
+            table: record.table,
+            key: &record.key,
+            error: &record.error,
+        }
+        .emit(&self.unreadable);
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -369,6 +388,7 @@ impl<D: Deliverer> Queue<D> {
         }
         tracing::info!(pending, parked, "delivery queue opened");
         let parked_keep = config.parked_keep;
+        let unreadable = loaded.unreadable;
         let inner = Arc::new(Inner {
             db,
             config: RwLock::new(Arc::new(config)),
@@ -380,7 +400,11 @@ impl<D: Deliverer> Queue<D> {
             stopping: AtomicBool::new(false),
             unflushed: AtomicBool::new(false),
             parked_keep,
+            unreadable: AtomicU64::new(0),
         });
+        for record in unreadable {
+            inner.skip_unreadable(record);
+        }
         let scheduler = tokio::spawn(run_scheduler(inner.clone()));
         Ok(Queue {
             inner,
@@ -414,7 +438,8 @@ impl<D: Deliverer> Queue<D> {
         }
         let now = inner.clock.now_ms();
         let config = inner.config();
-        let taken = store::take(&inner.db, events, &config.routing, now, attached)?;
+        let skip = |record| inner.skip_unreadable(record);
+        let taken = store::take(&inner.db, events, &config.routing, now, attached, &skip)?;
         if attached.is_some() && taken.iter().all(|(id, _)| id.is_none()) {
             inner.unflushed.store(true, Ordering::SeqCst);
         }
@@ -490,6 +515,7 @@ impl<D: Deliverer> Queue<D> {
         let age = |start: Option<u64>| start.map(|s| Duration::from_millis(now.saturating_sub(s)));
         let mut stats = QueueStats {
             events_taken: state.taken,
+            unreadable_records: self.inner.unreadable.load(Ordering::Relaxed),
             ..QueueStats::default()
         };
         let mut oldest: Option<u64> = None;

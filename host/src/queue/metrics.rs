@@ -93,6 +93,9 @@ impl DurationHistogram {
 pub struct QueueStats {
     /// Events taken since the queue started.
     pub events_taken: u64,
+    /// Stored records skipped since the queue started because they did not read (delivery
+    /// rows and plugin records when it opened, call records when taking events).
+    pub unreadable_records: u64,
     /// Deliveries waiting or in flight (not parked), all plugins.
     pub depth: u64,
     /// Parked deliveries, all plugins.

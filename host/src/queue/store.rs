@@ -104,10 +104,12 @@ pub(crate) type Rows = Vec<(u64, DeliveryRecord)>;
 
 /// What [`open`] finds on disk.
 pub(crate) struct Loaded {
-    /// Every delivery row, pending and parked, by id.
+    /// Every delivery row that reads, pending and parked, by id.
     pub deliveries: Vec<(u64, DeliveryRecord)>,
     /// Disabled plugins.
     pub disabled: Vec<(String, ParkRecord)>,
+    /// Delivery rows and plugin records that do not read: skipped, left in place.
+    pub unreadable: Vec<QueueRecordUnreadable>,
 }
 
 /// How an attempt changes its row.
@@ -141,16 +143,44 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("queue records always serialize")
 }
 
+/// A stored record that does not read.
+#[derive(Debug)]
+pub(crate) struct QueueRecordUnreadable {
+    pub table: &'static str,
+    pub key: String,
+    pub error: String,
+}
+
+impl From<QueueRecordUnreadable> for QueueError {
+    fn from(record: QueueRecordUnreadable) -> Self {
+        QueueError::Corrupt {
+            table: record.table,
+            key: record.key,
+            message: record.error,
+        }
+    }
+}
+
+/// Reads a JSON record of `table`; where it does not read, says which.
+fn read_record<T: for<'de> Deserialize<'de>>(
+    table: &'static str,
+    key: impl std::fmt::Display,
+    bytes: &[u8],
+) -> Result<T, QueueRecordUnreadable> {
+    serde_json::from_slice(bytes).map_err(|e| QueueRecordUnreadable {
+        table,
+        key: key.to_string(),
+        error: e.to_string(),
+    })
+}
+
+/// [`read_record`] where a record that does not read fails the operation.
 fn decode<T: for<'de> Deserialize<'de>>(
     table: &'static str,
     key: impl std::fmt::Display,
     bytes: &[u8],
 ) -> Result<T, QueueError> {
-    serde_json::from_slice(bytes).map_err(|e| QueueError::Corrupt {
-        table,
-        key: key.to_string(),
-        message: e.to_string(),
-    })
+    Ok(read_record(table, key, bytes)?)
 }
 
 /// Creates the tables if needed, checks the format version, and reads every delivery row.
@@ -193,30 +223,47 @@ pub(crate) fn open(db: &Database) -> Result<Loaded, QueueError> {
         .map_err(storage("creating the queue tables"))?;
 
     let read = db.begin_read().map_err(storage("loading the queue"))?;
-    let table = read
-        .open_table(DELIVERIES)
-        .map_err(storage("loading the queue"))?;
-    let mut deliveries = Vec::new();
-    for entry in table.iter().map_err(storage("loading the queue"))? {
-        let (id, bytes) = entry.map_err(storage("loading the queue"))?;
-        let id = id.value();
-        deliveries.push((id, decode("queue_deliveries", id, bytes.value())?));
-    }
+    let (deliveries, mut unreadable) = delivery_rows(db, "loading the queue")?;
     let table = read
         .open_table(PLUGINS)
         .map_err(storage("loading plugin states"))?;
     let mut disabled = Vec::new();
     for entry in table.iter().map_err(storage("loading plugin states"))? {
         let (name, bytes) = entry.map_err(storage("loading plugin states"))?;
-        let record: PluginRecord = decode("queue_plugins", name.value(), bytes.value())?;
-        if let Some(why) = record.disabled {
-            disabled.push((name.value().to_string(), why));
+        match read_record::<PluginRecord>("queue_plugins", name.value(), bytes.value()) {
+            Ok(record) => {
+                if let Some(why) = record.disabled {
+                    disabled.push((name.value().to_string(), why));
+                }
+            }
+            Err(record) => unreadable.push(record),
         }
     }
     Ok(Loaded {
         deliveries,
         disabled,
+        unreadable,
     })
+}
+
+/// Every delivery row that reads, and the rows that do not (skipped alone: one damaged row
+/// must not cost the others).
+fn delivery_rows(
+    db: &Database,
+    doing: &'static str,
+) -> Result<(Rows, Vec<QueueRecordUnreadable>), QueueError> {
+    let read = db.begin_read().map_err(storage(doing))?;
+    let table = read.open_table(DELIVERIES).map_err(storage(doing))?;
+    let (mut rows, mut unreadable) = (Vec::new(), Vec::new());
+    for entry in table.iter().map_err(storage(doing))? {
+        let (id, bytes) = entry.map_err(storage(doing))?;
+        let id = id.value();
+        match read_record("queue_deliveries", id, bytes.value()) {
+            Ok(record) => rows.push((id, record)),
+            Err(record) => unreadable.push(record),
+        }
+    }
+    Ok((rows, unreadable))
 }
 
 /// A write joined to the transaction that takes a batch of events (the engine's call state),
@@ -228,18 +275,22 @@ pub type AttachedWrite<'a> = &'a (dyn Fn(&WriteTransaction) -> Result<(), String
 /// (none, and nothing stored, when routing selects no plugin). The commit is durable (an
 /// fsync) when it stored an event; a batch that stored only the attached write is not, and
 /// becomes durable with the next durable commit.
+///
+/// A call record that does not read is reported through `unreadable` and written afresh, so
+/// one damaged record cannot stop events from being taken.
 pub(crate) fn take(
     db: &Database,
     events: &[CallEvent],
     routing: &Routes,
     now: u64,
     attached: Option<AttachedWrite<'_>>,
+    unreadable: &dyn Fn(QueueRecordUnreadable),
 ) -> Result<Vec<(Option<u64>, Rows)>, QueueError> {
     let doing = "taking events";
     let mut write = db.begin_write().map_err(storage(doing))?;
     let mut taken = Vec::with_capacity(events.len());
     for event in events {
-        taken.push(take_one(&write, event, routing, now)?);
+        taken.push(take_one(&write, event, routing, now, unreadable)?);
     }
     if let Some(attached) = attached {
         attached(&write).map_err(|message| QueueError::Storage { doing, message })?;
@@ -269,12 +320,16 @@ fn take_one(
     event: &CallEvent,
     routing: &Routes,
     now: u64,
+    unreadable: &dyn Fn(QueueRecordUnreadable),
 ) -> Result<(Option<u64>, Rows), QueueError> {
     let doing = "taking an event";
     let call = call_key(event);
     let mut calls = write.open_table(CALLS).map_err(storage(doing))?;
     let mut known: CallRecord = match calls.get(call.as_str()).map_err(storage(doing))? {
-        Some(bytes) => decode("queue_calls", &call, bytes.value())?,
+        Some(bytes) => read_record("queue_calls", &call, bytes.value()).unwrap_or_else(|record| {
+            unreadable(record);
+            CallRecord::default()
+        }),
         None => CallRecord::default(),
     };
     let learned = event
@@ -507,18 +562,10 @@ pub(crate) fn set_plugin_disabled(
     write.commit().map_err(storage("writing a plugin state"))
 }
 
-/// Every delivery row, for listing.
+/// Every delivery row that reads, for listing (those that do not were reported when the
+/// queue opened).
 pub(crate) fn all_deliveries(db: &Database) -> Result<Rows, QueueError> {
-    let doing = "listing deliveries";
-    let read = db.begin_read().map_err(storage(doing))?;
-    let table = read.open_table(DELIVERIES).map_err(storage(doing))?;
-    let mut rows = Vec::new();
-    for entry in table.iter().map_err(storage(doing))? {
-        let (id, bytes) = entry.map_err(storage(doing))?;
-        let id = id.value();
-        rows.push((id, decode("queue_deliveries", id, bytes.value())?));
-    }
-    Ok(rows)
+    delivery_rows(db, "listing deliveries").map(|(rows, _)| rows)
 }
 
 /// Moves the given rows back to pending with a new series starting `now`, or, for rows that

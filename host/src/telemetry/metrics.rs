@@ -184,6 +184,12 @@ fn queue(encoder: &mut DescriptorEncoder, stats: &QueueStats) -> fmt::Result {
         "Events committed to the queue.",
         stats.events_taken,
     )?;
+    counter(
+        encoder,
+        "callhook_queue_records_unreadable",
+        "Stored queue records skipped because they did not read.",
+        stats.unreadable_records,
+    )?;
     gauge(
         encoder,
         "callhook_queue_depth",

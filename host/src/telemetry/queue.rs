@@ -146,3 +146,25 @@ impl StoreFailed<'_> {
         );
     }
 }
+
+/// A stored queue record (a delivery row, a plugin's or a call's record) did not read: skipped
+/// alone and left in place for inspection (a call's record is written afresh). Logged as an
+/// error with its table and key, and counted (`callhook_queue_records_unreadable_total`).
+pub(crate) struct QueueRecordSkipped<'a> {
+    pub table: &'a str,
+    pub key: &'a str,
+    pub error: &'a str,
+}
+
+impl QueueRecordSkipped<'_> {
+    pub(crate) fn emit(&self, unreadable: &std::sync::atomic::AtomicU64) {
+        tracing::error!(
+            target: TARGET,
+            table = self.table,
+            key = self.key,
+            error = self.error,
+            "a stored queue record is unreadable; skipped, the others go on"
+        );
+        unreadable.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}

@@ -12,6 +12,7 @@ fn encodes_the_queue_families() {
     durations.observe(Duration::from_secs(60));
     let stats = QueueStats {
         events_taken: 7,
+        unreadable_records: 2,
         depth: 2,
         parked: 1,
         oldest_pending_age: Some(Duration::from_secs(5)),
@@ -41,6 +42,9 @@ fn encodes_the_queue_families() {
         "# HELP callhook_queue_events_taken_total Events committed to the queue.",
         "# TYPE callhook_queue_events_taken_total counter",
         "callhook_queue_events_taken_total 7",
+        "# HELP callhook_queue_records_unreadable_total Stored queue records skipped because they did not read.",
+        "# TYPE callhook_queue_records_unreadable_total counter",
+        "callhook_queue_records_unreadable_total 2",
         "callhook_queue_depth 2",
         "callhook_queue_oldest_pending_age_seconds 5.0",
         "callhook_plugin_pending{plugin=\"hub\\\"spot\"} 2",
