@@ -202,6 +202,15 @@ fn drained(stats: &QueueStats) -> bool {
     stats.depth == 0
 }
 
+/// The ids of the delivery rows `deliveries list` shows, in order.
+fn listed_ids(db: &Database) -> Vec<u64> {
+    store::all_deliveries(db)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
+}
+
 fn keys(events: &[CallEvent]) -> Vec<String> {
     events.iter().map(CallEvent::key).collect()
 }
@@ -338,11 +347,7 @@ async fn a_damaged_record_is_skipped_alone_and_the_rest_delivered() {
         keys(&[ringing(2, "100"), started(2, "100")]),
         "everything else is delivered"
     );
-    let listed: Vec<u64> = store::all_deliveries(&db)
-        .unwrap()
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let listed = listed_ids(&db);
     assert!(
         listed.is_empty(),
         "the damaged row is not listed: {listed:?}"
@@ -1024,12 +1029,7 @@ fn expiring_parked_deliveries_is_bounded_per_transaction_and_skips_the_rest() {
         third.is_empty(),
         "the recently parked and the pending rows stay"
     );
-    let left: Vec<u64> = store::all_deliveries(&db)
-        .unwrap()
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    assert_eq!(left, ids[2..]);
+    assert_eq!(listed_ids(&db), ids[2..]);
     assert_eq!(store::event_count(&db).unwrap(), 2);
 }
 
