@@ -20,4 +20,6 @@ pub mod runtime;
 pub mod secret;
 pub mod server;
 pub mod telemetry;
+#[cfg(test)]
+mod test_disk;
 pub mod text;

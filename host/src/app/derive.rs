@@ -338,41 +338,6 @@ mod tests {
         );
     }
 
-    /// A file backend whose next `sync_data` fails once `fail_next_sync` is set, as a full
-    /// disk or a failing device would.
-    #[derive(Debug)]
-    struct FailingSync {
-        file: redb::backends::FileBackend,
-        fail_next_sync: Arc<std::sync::atomic::AtomicBool>,
-    }
-
-    impl redb::StorageBackend for FailingSync {
-        fn len(&self) -> std::io::Result<u64> {
-            self.file.len()
-        }
-        fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
-            self.file.read(offset, out)
-        }
-        fn set_len(&self, len: u64) -> std::io::Result<()> {
-            self.file.set_len(len)
-        }
-        fn sync_data(&self) -> std::io::Result<()> {
-            if self
-                .fail_next_sync
-                .swap(false, std::sync::atomic::Ordering::SeqCst)
-            {
-                return Err(std::io::Error::other("No space left on device (injected)"));
-            }
-            self.file.sync_data()
-        }
-        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
-            self.file.write(offset, data)
-        }
-        fn close(&self) -> std::io::Result<()> {
-            self.file.close()
-        }
-    }
-
     fn events_stored(db: &redb::Database) -> Vec<String> {
         let filter = crate::queue::replay::DeliveryFilter {
             parked_only: false,
@@ -393,23 +358,7 @@ mod tests {
     async fn a_failed_fsync_stops_the_loop_and_a_restart_still_ends_the_call() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("callhook.redb");
-        let fail_next_sync = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .unwrap();
-        let backend = FailingSync {
-            file: redb::backends::FileBackend::new(file).unwrap(),
-            fail_next_sync: fail_next_sync.clone(),
-        };
-        let db = Arc::new(
-            redb::Database::builder()
-                .create_with_backend(backend)
-                .unwrap(),
-        );
+        let (db, disk) = crate::test_disk::open(&path);
         let queue = Arc::new(
             crate::queue::Queue::open(
                 db.clone(),
@@ -472,7 +421,7 @@ mod tests {
         };
         stored(2).await;
 
-        fail_next_sync.store(true, std::sync::atomic::Ordering::SeqCst);
+        disk.fail_next_sync();
         for change in end {
             changes_tx.send(change.clone()).await.unwrap();
         }

@@ -1,103 +1,12 @@
 //! Tests of the key-value store through its API, with a disk whose fsyncs can be held or fail.
 
 use super::*;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use crate::test_disk::{self, DiskControl};
 
 fn store(quota: KvQuota) -> (tempfile::TempDir, KvStore) {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::create(dir.path().join("kv.redb")).unwrap();
     (dir, KvStore::new(Arc::new(db), quota))
-}
-
-/// A file backend whose fsyncs are counted, can be held (a slow disk: commits wait) and can
-/// fail (a full disk).
-#[derive(Debug)]
-struct TestDisk {
-    file: redb::backends::FileBackend,
-    control: Arc<DiskControl>,
-}
-
-/// What a test does with its [`TestDisk`].
-#[derive(Debug, Default)]
-struct DiskControl {
-    syncs: AtomicUsize,
-    held: Mutex<bool>,
-    released: Condvar,
-    fail_next: AtomicBool,
-}
-
-impl DiskControl {
-    /// Fsyncs so far.
-    fn syncs(&self) -> usize {
-        self.syncs.load(Ordering::SeqCst)
-    }
-
-    /// Makes every fsync wait until [`DiskControl::release`].
-    fn hold(&self) {
-        *self.held.lock().unwrap() = true;
-    }
-
-    fn release(&self) {
-        *self.held.lock().unwrap() = false;
-        self.released.notify_all();
-    }
-
-    /// Makes the next fsync fail, as on a full disk.
-    fn fail_next_sync(&self) {
-        self.fail_next.store(true, Ordering::SeqCst);
-    }
-}
-
-impl redb::StorageBackend for TestDisk {
-    fn len(&self) -> std::io::Result<u64> {
-        self.file.len()
-    }
-    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
-        self.file.read(offset, out)
-    }
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        self.file.set_len(len)
-    }
-    fn sync_data(&self) -> std::io::Result<()> {
-        let control = &self.control;
-        let mut held = control.held.lock().unwrap();
-        while *held {
-            held = control.released.wait(held).unwrap();
-        }
-        drop(held);
-        control.syncs.fetch_add(1, Ordering::SeqCst);
-        if control.fail_next.swap(false, Ordering::SeqCst) {
-            return Err(std::io::Error::other("No space left on device (injected)"));
-        }
-        self.file.sync_data()
-    }
-    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        self.file.write(offset, data)
-    }
-    fn close(&self) -> std::io::Result<()> {
-        self.file.close()
-    }
-}
-
-/// A database in `dir` on a [`TestDisk`], and its control.
-fn test_disk(dir: &Path) -> (PathBuf, Arc<Database>, Arc<DiskControl>) {
-    let path = dir.join("kv.redb");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .unwrap();
-    let control = Arc::new(DiskControl::default());
-    let disk = TestDisk {
-        file: redb::backends::FileBackend::new(file).unwrap(),
-        control: control.clone(),
-    };
-    let db = Database::builder().create_with_backend(disk).unwrap();
-    (path, Arc::new(db), control)
 }
 
 /// Runs `write` on `threads` threads at once (thread `i` gets `i`, and writes to `kv`) while
@@ -245,7 +154,8 @@ fn concurrent_writers_get_their_own_results_share_commits_and_last() {
     const THREADS: usize = 32;
     const EACH: usize = 10;
     let dir = tempfile::tempdir().unwrap();
-    let (path, db, disk) = test_disk(dir.path());
+    let path = dir.path().join("kv.redb");
+    let (db, disk) = test_disk::open(&path);
     let quota = KvQuota {
         max_value_bytes: 8,
         ..KvQuota::default()
@@ -309,7 +219,8 @@ fn concurrent_writers_get_their_own_results_share_commits_and_last() {
 #[test]
 fn when_the_disk_fails_every_waiting_write_is_unavailable() {
     let dir = tempfile::tempdir().unwrap();
-    let (path, db, disk) = test_disk(dir.path());
+    let path = dir.path().join("kv.redb");
+    let (db, disk) = test_disk::open(&path);
     let kv = KvStore::new(db, KvQuota::default());
     kv.set("p", "before", b"1").unwrap();
 
