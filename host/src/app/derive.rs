@@ -221,13 +221,12 @@ pub async fn derive_events(
         }
         held.events.extend(output.events);
         held.finished.extend(output.finished);
-        let jobs = match (&outputs.store, &outputs.recorder) {
-            (Some(_), Some(_)) => held.finished.as_slice(),
-            _ => &[],
-        };
-        let state = match &outputs.store {
-            Some(_) => StateRecords::of(&changes, jobs),
-            None => StateRecords::default(),
+        // With a store, the calls that changed and, with recordings on, the finished calls'
+        // recording jobs are written with the events.
+        let state = match (&outputs.store, &outputs.recorder) {
+            (Some(_), Some(_)) => StateRecords::of(&changes, &held.finished),
+            (Some(_), None) => StateRecords::of(&changes, &[]),
+            (None, _) => StateRecords::default(),
         };
         let state = (!state.is_empty()).then_some(state);
         match store(&held.events, &outputs, state.as_ref()) {
