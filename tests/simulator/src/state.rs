@@ -192,7 +192,8 @@ impl Shared {
         }
     }
 
-    fn dn_json(&self, pbx: &Pbx, dn: &str, dn_type: &str) -> Value {
+    /// DN `dn`'s object with `participants`, its visible participants.
+    fn dn_json(dn: &str, dn_type: &str, participants: Vec<Value>) -> Value {
         let device = crate::scenario::device_id(dn, dn_type);
         let devices = if device.is_empty() {
             json!([])
@@ -203,7 +204,7 @@ impl Shared {
             "dn": dn,
             "type": dn_type,
             "devices": devices,
-            "participants": Self::participants_json(pbx, dn),
+            "participants": participants,
         })
     }
 
@@ -218,10 +219,21 @@ impl Shared {
     /// `GET /callcontrol`: every visible DN with its participants.
     pub fn snapshot(&self) -> Vec<Value> {
         let pbx = self.pbx();
+        let mut by_dn: HashMap<&str, Vec<Value>> = HashMap::new();
+        for (id, participant) in &pbx.participants {
+            if let Some(dn) = participant["dn"].as_str()
+                && !pbx.hidden.contains(id)
+            {
+                by_dn.entry(dn).or_default().push(participant.clone());
+            }
+        }
         let all = pbx
             .directory
             .iter()
-            .map(|(dn, t)| self.dn_json(&pbx, dn, t))
+            .map(|(dn, t)| {
+                let participants = by_dn.remove(dn.as_str()).unwrap_or_default();
+                Self::dn_json(dn, t, participants)
+            })
             .collect();
         drop(pbx);
         self.snapshots.send_modify(|n| *n += 1);
@@ -232,7 +244,11 @@ impl Shared {
     pub fn dn(&self, dn: &str) -> Option<Value> {
         let pbx = self.pbx();
         let dn_type = pbx.directory.get(dn)?;
-        Some(self.dn_json(&pbx, dn, dn_type))
+        Some(Self::dn_json(
+            dn,
+            dn_type,
+            Self::participants_json(&pbx, dn),
+        ))
     }
 
     /// `GET /callcontrol/{dn}/participants`.
