@@ -149,8 +149,8 @@ fn main() {
     // one, and every wake-up between it and the workers would cost a futex call.
     let bench = tokio.spawn(async {
         let ca = tempfile::tempdir().unwrap();
-        let reusing = HttpsReceiver::start(true).await;
-        let closing = HttpsReceiver::start(false).await;
+        let reusing = HttpsReceiver::start(&[b"http/1.1"], true).await;
+        let closing = HttpsReceiver::start(&[b"http/1.1"], false).await;
         let reusing_ca = ca.path().join("reusing.pem");
         let closing_ca = ca.path().join("closing.pem");
         std::fs::write(&reusing_ca, &reusing.ca_pem).unwrap();

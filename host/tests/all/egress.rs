@@ -2,9 +2,13 @@
 //! before use; kept-alive connections reused by fresh instances; HTTPS trust through
 //! `ca_file`.
 
+#[path = "../../benches/support/https_receiver.rs"]
+mod https_receiver;
+
 use crate::support::*;
 use callhook::queue::DeliveryOutcome;
 use callhook::runtime::{PluginRuntime, Resolution, Resolver, RuntimeConfig};
+use https_receiver::HttpsReceiver;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -113,104 +117,11 @@ async fn a_name_is_resolved_once_and_a_later_metadata_answer_is_refused() {
     assert_eq!(sink.received().len(), 3, "nothing more reached the sink");
 }
 
-/// An HTTPS receiver whose certificate a test CA issued: the CA as PEM, and the receiver's
-/// address, count of completed TLS handshakes and count of HTTP/2 requests.
-struct HttpsReceiver {
-    ca_pem: String,
-    port: u16,
-    handshakes: Arc<AtomicUsize>,
-    http2_requests: Arc<AtomicUsize>,
-}
-
-impl HttpsReceiver {
-    /// A receiver offering HTTP/1.1 only by ALPN.
-    async fn start() -> HttpsReceiver {
-        Self::offering(&[b"http/1.1"]).await
-    }
-
-    /// A receiver offering `alpn`, serving HTTP/2 when the client picks it.
-    async fn offering(alpn: &[&[u8]]) -> HttpsReceiver {
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
-            .unwrap();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let handshakes = Arc::new(AtomicUsize::new(0));
-        let http2_requests = Arc::new(AtomicUsize::new(0));
-        let (counted, http2) = (handshakes.clone(), http2_requests.clone());
-        tokio::spawn(async move {
-            loop {
-                let (tcp, _) = listener.accept().await.unwrap();
-                let acceptor = acceptor.clone();
-                let (counted, http2) = (counted.clone(), http2.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    counted.fetch_add(1, Ordering::SeqCst);
-                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                    let service = hyper::service::service_fn(move |request| {
-                        if request.version() == hyper::Version::HTTP_2 {
-                            http2.fetch_add(1, Ordering::SeqCst);
-                        }
-                        async {
-                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                                http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
-                            ))
-                        }
-                    });
-                    let io = hyper_util::rt::TokioIo::new(tls);
-                    let _ = if h2 {
-                        hyper::server::conn::http2::Builder::new(
-                            hyper_util::rt::TokioExecutor::new(),
-                        )
-                        .serve_connection(io, service)
-                        .await
-                    } else {
-                        hyper::server::conn::http1::Builder::new()
-                            .serve_connection(io, service)
-                            .await
-                    };
-                });
-            }
-        });
-        HttpsReceiver {
-            ca_pem: ca.pem(),
-            port,
-            handshakes,
-            http2_requests,
-        }
-    }
-
-    fn handshakes(&self) -> usize {
-        self.handshakes.load(Ordering::SeqCst)
-    }
-}
-
 /// A receiver behind a private CA is trusted with the plugin's `ca_file` and not without it;
 /// with it, deliveries share one TLS connection.
 #[tokio::test]
 async fn https_to_a_private_ca_works_with_ca_file_and_fails_without() {
-    let receiver = HttpsReceiver::start().await;
+    let receiver = HttpsReceiver::start(&[b"http/1.1"], true).await;
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, &receiver.ca_pem).unwrap();
@@ -250,7 +161,7 @@ async fn https_to_a_private_ca_works_with_ca_file_and_fails_without() {
 /// Where the receiver offers HTTP/2, deliveries use it, over one connection.
 #[tokio::test]
 async fn http2_is_used_where_the_server_offers_it() {
-    let receiver = HttpsReceiver::offering(&[b"h2", b"http/1.1"]).await;
+    let receiver = HttpsReceiver::start(&[b"h2", b"http/1.1"], true).await;
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, &receiver.ca_pem).unwrap();
@@ -271,7 +182,7 @@ async fn http2_is_used_where_the_server_offers_it() {
             DeliveryOutcome::Delivered
         );
     }
-    assert_eq!(receiver.http2_requests.load(Ordering::SeqCst), 3);
+    assert_eq!(receiver.http2_requests(), 3);
     assert_eq!(receiver.handshakes(), 1);
 }
 
