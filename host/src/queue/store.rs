@@ -276,8 +276,9 @@ pub type AttachedWrite<'a> = &'a (dyn Fn(&WriteTransaction) -> Result<(), String
 /// fsync) when it stored an event; a batch that stored only the attached write is not, and
 /// becomes durable with the next durable commit.
 ///
-/// A call record that does not read is reported through `unreadable` and written afresh, so
-/// one damaged record cannot stop events from being taken.
+/// A call record that does not read is written afresh, so one damaged record cannot stop
+/// events from being taken; it is reported through `unreadable` once the batch is committed
+/// (a batch that fails reports nothing, and its retry meets the record again).
 pub(crate) fn take(
     db: &Database,
     events: &[CallEvent],
@@ -289,8 +290,9 @@ pub(crate) fn take(
     let doing = "taking events";
     let mut write = db.begin_write().map_err(storage(doing))?;
     let mut taken = Vec::with_capacity(events.len());
+    let mut damaged = Vec::new();
     for event in events {
-        taken.push(take_one(&write, event, routing, now, unreadable)?);
+        taken.push(take_one(&write, event, routing, now, &mut damaged)?);
     }
     if let Some(attached) = attached {
         attached(&write).map_err(|message| QueueError::Storage { doing, message })?;
@@ -298,6 +300,7 @@ pub(crate) fn take(
     let stored_any = taken.iter().any(|(id, _)| id.is_some());
     set_durable(&mut write, stored_any)?;
     write.commit().map_err(storage(doing))?;
+    damaged.into_iter().for_each(unreadable);
     Ok(taken)
 }
 
@@ -320,14 +323,14 @@ fn take_one(
     event: &CallEvent,
     routing: &Routes,
     now: u64,
-    unreadable: &dyn Fn(QueueRecordUnreadable),
+    damaged: &mut Vec<QueueRecordUnreadable>,
 ) -> Result<(Option<u64>, Rows), QueueError> {
     let doing = "taking an event";
     let call = call_key(event);
     let mut calls = write.open_table(CALLS).map_err(storage(doing))?;
     let mut known: CallRecord = match calls.get(call.as_str()).map_err(storage(doing))? {
         Some(bytes) => read_record("queue_calls", &call, bytes.value()).unwrap_or_else(|record| {
-            unreadable(record);
+            damaged.push(record);
             CallRecord::default()
         }),
         None => CallRecord::default(),

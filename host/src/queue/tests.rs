@@ -339,8 +339,21 @@ async fn a_damaged_record_is_skipped_alone_and_the_rest_delivered() {
     // (Opening prunes call records that do not read; one damaged later is met by `take`.)
     let call_two = store::call_key(&started(2, "100"));
     damage(&db, store::CALLS, call_two.as_str());
+    let failing = |_: &redb::WriteTransaction| -> Result<(), String> { Err("disk full".into()) };
+    queue
+        .take(&[started(2, "100")], Some(&failing))
+        .unwrap_err();
+    assert_eq!(
+        queue.stats().unreadable_records,
+        1,
+        "a batch that failed reports nothing: its retry meets the record again"
+    );
     queue.enqueue(&started(2, "100")).unwrap();
-    assert_eq!(queue.stats().unreadable_records, 2, "and call 2's record");
+    assert_eq!(
+        queue.stats().unreadable_records,
+        2,
+        "and call 2's record, once"
+    );
     settle(&queue, drained).await;
     assert_eq!(
         fake.delivered("a"),
