@@ -160,8 +160,8 @@ impl RigPlugin {
         };
         let quoted = |text: &str| toml::Value::String(text.to_owned()).to_string();
         LocalSetup {
-            // `default_plugins` routes every event to it; `path` makes it a plugin of a file.
-            plugin: LocalPlugin::Builtin {
+            // A plugin of a file: `path` among its keys.
+            plugin: LocalPlugin::Named {
                 name: "probe".into(),
                 settings: vec![
                     ("mode".into(), mode.into()),

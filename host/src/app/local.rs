@@ -61,9 +61,10 @@ pub enum LocalPlugin {
         /// is on.
         recordings_url: Option<String>,
     },
-    /// A built-in plugin by name, e.g. `hubspot` pointed at a CRM stand-in. It may reach the
-    /// origins of its URL settings, as configured by default.
-    Builtin {
+    /// A plugin by name, every event routed to it: a built-in one, e.g. `hubspot` pointed at a
+    /// CRM stand-in (it may reach the origins of its URL settings, as configured by default),
+    /// or one loaded from a file, with `path` (and `allowed_hosts`) among its `keys`.
+    Named {
         /// Its name.
         name: String,
         /// Its `[plugin.settings]`; dotted keys such as `users.120` are table entries.
@@ -211,7 +212,7 @@ fn local_config(
     let mut toml = String::new();
     // Every event to the one plugin: without this, they would go to the default
     // generic-webhook, which sends nothing when it has no URL.
-    if let LocalPlugin::Builtin { name, .. } = &setup.plugin {
+    if let LocalPlugin::Named { name, .. } = &setup.plugin {
         let _ = writeln!(toml, "default_plugins = [{}]\n", quoted(name));
     }
     let _ = writeln!(
@@ -267,7 +268,7 @@ fn local_config(
                 let _ = writeln!(toml, "webhook_post_url = {}", quoted(url));
             }
         }
-        LocalPlugin::Builtin {
+        LocalPlugin::Named {
             name,
             settings,
             secrets,

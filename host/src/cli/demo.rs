@@ -63,7 +63,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let plugin = match &standin {
         Some(standin) => {
             println!("{:<14} {} (stand-in)", standin.name(), standin.base_url());
-            LocalPlugin::Builtin {
+            LocalPlugin::Named {
                 name: args.plugin.clone(),
                 settings: standin.settings().to_vec(),
                 secrets: standin.secrets().to_vec(),

@@ -54,7 +54,7 @@ impl CrmHost {
             pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
         };
         let setup = LocalSetup {
-            plugin: LocalPlugin::Builtin {
+            plugin: LocalPlugin::Named {
                 name: plugin.name.to_string(),
                 settings: owned(plugin.settings),
                 secrets: owned(

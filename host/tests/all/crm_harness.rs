@@ -150,7 +150,7 @@ pub async fn start(
             .collect()
     };
     let setup = LocalSetup {
-        plugin: LocalPlugin::Builtin {
+        plugin: LocalPlugin::Named {
             name: name.to_string(),
             settings: pairs(settings.to_vec()),
             secrets: pairs(secrets.iter().map(|(k, v)| (*k, v.to_string())).collect()),
