@@ -22,6 +22,7 @@ wasmtime::component::bindgen!({
 
 pub use self::callhook::plugin::types::Event;
 use self::callhook::plugin::{host as host_api, kv, types};
+use super::since_v0_2_0::callhook::plugin as latest;
 
 /// Adds this version's own interfaces (not WASI's) to the linker.
 pub fn add_to_linker(
@@ -32,6 +33,9 @@ pub fn add_to_linker(
     Ok(())
 }
 
+// The imports 0.1 shares with later versions are served by the latest implementation, as Zed's
+// extension host does: this version only converts its own types to and from the latest ones.
+
 impl host_api::Host for PluginState {
     async fn log(
         &mut self,
@@ -39,68 +43,64 @@ impl host_api::Host for PluginState {
         message: String,
         fields: Vec<(String, String)>,
     ) {
-        let level = match level {
-            host_api::LogLevel::Trace => tracing::Level::TRACE,
-            host_api::LogLevel::Debug => tracing::Level::DEBUG,
-            host_api::LogLevel::Info => tracing::Level::INFO,
-            host_api::LogLevel::Warn => tracing::Level::WARN,
-            host_api::LogLevel::Error => tracing::Level::ERROR,
-        };
-        self.write_log(level, &message, &fields);
+        latest::host::Host::log(self, level.into(), message, fields).await;
     }
 
     async fn setting(&mut self, key: String) -> Option<String> {
-        self.plugin().settings.get(&key).cloned()
+        latest::host::Host::setting(self, key).await
     }
 
     async fn settings(&mut self) -> Vec<(String, String)> {
-        let settings = &self.plugin().settings;
-        settings
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        latest::host::Host::settings(self).await
     }
 
     async fn secret(&mut self, key: String) -> Option<String> {
-        self.plugin().secrets.get(&key).cloned()
+        latest::host::Host::secret(self, key).await
+    }
+}
+
+impl From<host_api::LogLevel> for latest::host::LogLevel {
+    fn from(level: host_api::LogLevel) -> Self {
+        match level {
+            host_api::LogLevel::Trace => latest::host::LogLevel::Trace,
+            host_api::LogLevel::Debug => latest::host::LogLevel::Debug,
+            host_api::LogLevel::Info => latest::host::LogLevel::Info,
+            host_api::LogLevel::Warn => latest::host::LogLevel::Warn,
+            host_api::LogLevel::Error => latest::host::LogLevel::Error,
+        }
     }
 }
 
 impl kv::Host for PluginState {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, kv::KvError> {
-        let (store, plugin) = self.kv();
-        blocking(move || store.get(&plugin, &key)).await
+        latest::kv::Host::get(self, key).await.map_err(Into::into)
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), kv::KvError> {
-        let (store, plugin) = self.kv();
-        blocking(move || store.set(&plugin, &key, &value)).await
+        latest::kv::Host::set(self, key, value)
+            .await
+            .map_err(Into::into)
     }
 
     async fn delete(&mut self, key: String) -> Result<(), kv::KvError> {
-        let (store, plugin) = self.kv();
-        blocking(move || store.delete(&plugin, &key)).await
+        latest::kv::Host::delete(self, key)
+            .await
+            .map_err(Into::into)
+    }
+}
+
+impl From<latest::kv::KvError> for kv::KvError {
+    fn from(error: latest::kv::KvError) -> Self {
+        match error {
+            latest::kv::KvError::KeyTooLong(limit) => kv::KvError::KeyTooLong(limit),
+            latest::kv::KvError::ValueTooLarge(limit) => kv::KvError::ValueTooLarge(limit),
+            latest::kv::KvError::QuotaExceeded(quota) => kv::KvError::QuotaExceeded(quota),
+            latest::kv::KvError::Unavailable(why) => kv::KvError::Unavailable(why),
+        }
     }
 }
 
 impl types::Host for PluginState {}
-
-/// Runs a store operation off the async threads (a write waits for the store's group commit,
-/// a read for redb).
-async fn blocking<T: Send + 'static>(
-    operation: impl FnOnce() -> Result<T, super::kv_store::KvError> + Send + 'static,
-) -> Result<T, kv::KvError> {
-    use super::kv_store::KvError as E;
-    let result = tokio::task::spawn_blocking(operation)
-        .await
-        .unwrap_or_else(|join| Err(E::Unavailable(join.to_string())));
-    result.map_err(|error| match error {
-        E::KeyTooLong(limit) => kv::KvError::KeyTooLong(limit),
-        E::ValueTooLarge(limit) => kv::KvError::ValueTooLarge(limit),
-        E::QuotaExceeded(quota) => kv::KvError::QuotaExceeded(quota),
-        E::Unavailable(why) => kv::KvError::Unavailable(why),
-    })
-}
 
 impl From<&host::CallEvent> for Event {
     fn from(event: &host::CallEvent) -> Self {
