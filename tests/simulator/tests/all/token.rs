@@ -4,21 +4,14 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use callhook_simulator::SimConfig;
+use callhook_simulator::{SimConfig, SimHandle};
 use serde_json::Value;
 
 use crate::support::{Events, get, http, start, token, upgrade_status};
 
-fn claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("three JWT parts");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
-        .expect("claims JSON")
-}
-
-#[tokio::test]
-async fn issues_a_bearer_jwt_with_exp_and_seconds() {
-    let sim = start(SimConfig::default()).await;
-    let reply: Value = http()
+/// The simulator's answer to a token request with the default client's credentials.
+async fn token_reply(sim: &SimHandle) -> Value {
+    http()
         .post(format!("{}/connect/token", sim.base_url()))
         .form(&[
             ("client_id", "callhook"),
@@ -30,15 +23,28 @@ async fn issues_a_bearer_jwt_with_exp_and_seconds() {
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// `exp − iat` of the reply's access token, in seconds.
+fn jwt_lifetime_s(reply: &Value) -> u64 {
+    let claims = claims(reply["access_token"].as_str().unwrap());
+    claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap()
+}
+
+fn claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).expect("three JWT parts");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
+        .expect("claims JSON")
+}
+
+#[tokio::test]
+async fn issues_a_bearer_jwt_with_exp_and_seconds() {
+    let sim = start(SimConfig::default()).await;
+    let reply = token_reply(&sim).await;
     assert_eq!(reply["token_type"], "Bearer");
     assert_eq!(reply["expires_in"], 3600);
-    let claims = claims(reply["access_token"].as_str().unwrap());
-    let (iat, exp) = (
-        claims["iat"].as_u64().unwrap(),
-        claims["exp"].as_u64().unwrap(),
-    );
-    assert_eq!(exp - iat, 3600);
+    assert_eq!(jwt_lifetime_s(&reply), 3600);
     assert_eq!(sim.tokens_issued(), 1);
     sim.shutdown().await;
 }
@@ -50,25 +56,9 @@ async fn reports_minutes_when_asked() {
         ..SimConfig::default()
     })
     .await;
-    let reply: Value = http()
-        .post(format!("{}/connect/token", sim.base_url()))
-        .form(&[
-            ("client_id", "callhook"),
-            ("client_secret", "secret"),
-            ("grant_type", "client_credentials"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reply = token_reply(&sim).await;
     assert_eq!(reply["expires_in"], 60);
-    let claims = claims(reply["access_token"].as_str().unwrap());
-    assert_eq!(
-        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
-        3600
-    );
+    assert_eq!(jwt_lifetime_s(&reply), 3600);
     sim.shutdown().await;
 }
 
@@ -79,25 +69,9 @@ async fn reports_a_fixed_expires_in_with_an_hour_long_jwt() {
         ..SimConfig::default()
     })
     .await;
-    let reply: Value = http()
-        .post(format!("{}/connect/token", sim.base_url()))
-        .form(&[
-            ("client_id", "callhook"),
-            ("client_secret", "secret"),
-            ("grant_type", "client_credentials"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reply = token_reply(&sim).await;
     assert_eq!(reply["expires_in"], 60);
-    let claims = claims(reply["access_token"].as_str().unwrap());
-    assert_eq!(
-        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
-        3600
-    );
+    assert_eq!(jwt_lifetime_s(&reply), 3600);
     sim.shutdown().await;
 }
 
