@@ -201,7 +201,9 @@ impl Host {
                 Some(address)
             }
             Err(error) => {
-                summary.push(format!("no operator console: {error}"));
+                summary.push(format!(
+                    "no operator console: {error} (set another [admin] listen)"
+                ));
                 None
             }
         };

@@ -679,3 +679,33 @@ fn demo_with_a_crm_plugin_ends_with_the_crm_records() {
         "{held}"
     );
 }
+
+/// Two hosts on one machine with the same console port: the second starts and delivers, and
+/// its start summary says that it has no console and which setting to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_port_in_use_leaves_the_host_running_and_names_the_setting() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let simulator = Simulator::start(SimConfig::default()).await.unwrap();
+    let scenario = Scenario::builtin("01-direct-inbound-answered").unwrap();
+    simulator.add_directory(&scenario.directory());
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("callhook.toml");
+    let toml = host_config(dir.path(), &simulator.base_url(), &sink.base, "/3cx/events").replace(
+        "listen = '127.0.0.1:0'",
+        &format!("listen = '127.0.0.1:{port}'"),
+    );
+    std::fs::write(&config, &toml).unwrap();
+    let (_host, lines) = Host::start_capturing(&config);
+    let line = lines
+        .wait_for(|line| line.contains("no operator console"))
+        .await;
+    assert!(
+        line.contains(&format!("127.0.0.1:{port}")) && line.contains("[admin] listen"),
+        "{line}"
+    );
+    crate::support::connected(&simulator).await;
+    simulator.play(&scenario, 0.05).await.unwrap();
+    sink.wait_for(3).await;
+}
