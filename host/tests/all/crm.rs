@@ -3,6 +3,7 @@
 //! side, and waiting for what the stand-in stores.
 
 use callhook::app::local::{LocalHost, LocalPlugin, LocalSetup};
+use callhook::queue::cli_format::render_deliveries;
 use callhook::queue::{DeliveryFilter, DeliveryInfo};
 use callhook_simulator::{Scenario, SimConfig, SimHandle, Simulator};
 use std::time::Duration;
@@ -155,6 +156,30 @@ impl CrmHost {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Waits until `n` deliveries are parked, and returns the parked ones.
+    pub async fn wait_parked(&self, n: usize) -> Vec<DeliveryInfo> {
+        let parked = || -> Vec<_> {
+            let left = self.unfinished().into_iter();
+            left.filter(|d| d.parked.is_some()).collect()
+        };
+        self.wait_until(&format!("{n} parked deliveries"), || parked().len() >= n)
+            .await;
+        parked()
+    }
+
+    /// The table `callhook deliveries list --history` shows the operator: the deliveries
+    /// left, with their reasons and attempts.
+    pub fn deliveries_list(&self) -> String {
+        render_deliveries(&self.unfinished(), true)
+    }
+}
+
+/// Asserts that none of `secrets` shows in `text`, what an operator or a log reader sees.
+pub fn assert_no_secret(text: &str, secrets: &[&str]) {
+    for secret in secrets {
+        assert!(!text.contains(secret), "{secret:?} shows in:\n{text}");
     }
 }
 

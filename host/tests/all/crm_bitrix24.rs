@@ -1,15 +1,23 @@
 //! The `bitrix24` plugin end to end: 3CX simulator → host → plugin in wasmtime → the Bitrix24
 //! stand-in over HTTP on 127.0.0.1, with the finished calls the stand-in stores compared with
-//! spec `crm-plugins.md` section 8, and the OAuth token surviving rotation races, restarts and
-//! early expiry.
+//! spec `crm-plugins.md` section 8, the OAuth token surviving rotation races, restarts and
+//! early expiry and parking the deliveries once revoked, and an inbound webhook (`auth =
+//! "webhook"`) that the portal allows, refuses for telephony or does not know.
 
 use crate::crm::*;
+use callhook::queue::DeliveryStatus;
 use callhook_crm_standins::{Bitrix24, Bitrix24Call, Bitrix24Config, Bitrix24Handle};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// The extensions of the shipped scenarios, seeded as portal users with these internal numbers.
 const EXTENSIONS: [&str; 5] = ["120", "121", "122", "123", "130"];
+/// The user id part of the stand-in's inbound webhook (its default).
+const WEBHOOK_USER: &str = "1";
+/// The code of the stand-in's inbound webhook in the webhook tests.
+const WEBHOOK_CODE: &str = "b24-webhook-code-4f1c";
+/// A webhook code the stand-in does not know.
+const UNKNOWN_CODE: &str = "b24-unknown-code-9d2e";
 
 /// The stand-in with the scenarios' users, and the host running `bitrix24` against it as a
 /// local application, with `settings` added; deliveries quick to retry and not rate limited
@@ -49,6 +57,29 @@ impl Portal {
                 ("rate_per_second", "1000.0"),
                 ("retry", "{ ladder = [\"1s\"] }"),
             ],
+        }
+    }
+
+    /// The stand-in with the scenarios' users and an inbound webhook of code [`WEBHOOK_CODE`].
+    async fn with_webhook() -> Portal {
+        Portal::start(Bitrix24Config {
+            webhook_code: WEBHOOK_CODE.into(),
+            ..Bitrix24Config::default()
+        })
+        .await
+    }
+
+    /// The plugin in `auth = "webhook"` mode with the webhook code `code`, otherwise as
+    /// [`Portal::plugin`] (no OAuth settings).
+    fn webhook_plugin(&self, code: &'static str) -> Plugin<'static> {
+        Plugin {
+            settings: vec![
+                ("portal", self.bitrix.base_url()),
+                ("auth", "webhook".to_string()),
+                ("webhook_user_id", WEBHOOK_USER.to_string()),
+            ],
+            secrets: vec![("webhook_code", code)],
+            ..self.plugin(&[])
         }
     }
 
@@ -334,6 +365,152 @@ async fn bitrix24_a_finish_stored_but_unanswered_leaves_one_finished_call() {
     assert_eq!(finishes(&portal), 6);
     assert_eq!(portal.bitrix.calls().len(), 4, "no part registered twice");
     crm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bitrix24_a_revoked_refresh_token_is_retried_then_parked_when_the_deliverys_time_is_up() {
+    let portal = Portal::start(Bitrix24Config::default()).await;
+    let first = scenarios(&["02-direct-inbound-missed"], 1);
+    let second = scenarios(&["02-direct-inbound-missed"], 2);
+    let all: Vec<_> = first.iter().chain(&second).cloned().collect();
+    let mut plugin = portal.plugin(&[]);
+    // Retried every second, given up two seconds after the first attempt.
+    plugin.keys.retain(|(key, _)| *key != "retry");
+    plugin
+        .keys
+        .push(("retry", "{ ladder = [\"1s\"], max_age = \"2s\" }"));
+    let crm = CrmHost::start(&all, plugin, false).await;
+    crm.play(&first).await;
+    crm.wait_until("the first call finished", || {
+        !portal.finished(call_number(201, 1)).is_empty()
+    })
+    .await;
+    wait_delivered(&crm).await;
+
+    // The application is uninstalled: its access token is refused (401) and every refresh
+    // token answered 400 `invalid_grant`, with no newer state stored by another delivery.
+    let mut secrets = portal.bitrix.valid_refresh_tokens();
+    secrets.extend(["b24-refresh-standin".to_string(), "b24-secret".to_string()]);
+    portal.bitrix.expire_access_tokens();
+    portal.bitrix.faults().revoke_refresh_tokens();
+    crm.play(&second).await;
+    // Ringing is retried, then parked. (The end event behind it meets the same, until the
+    // failures in a row pause the plugin: the circuit breaker.)
+    let parked = crm.wait_parked(1).await;
+    let delivery = &parked[0];
+    assert_eq!(delivery.event, "ringing", "{delivery:#?}");
+    assert_eq!(delivery.status, DeliveryStatus::Parked, "{delivery:#?}");
+    assert!(delivery.attempts >= 2, "retried first: {delivery:#?}");
+    let reason = &delivery.parked.as_ref().unwrap().1;
+    assert!(
+        reason.starts_with("gave up after")
+            && reason.ends_with("in 2s; last: Bitrix24 refresh token rejected; retrying"),
+        "{reason}"
+    );
+    for attempt in &delivery.history {
+        assert_eq!(
+            attempt.message.as_deref(),
+            Some("Bitrix24 refresh token rejected; retrying"),
+            "{delivery:#?}"
+        );
+    }
+    assert!(portal.finished(call_number(201, 2)).is_empty());
+    assert_eq!(
+        portal.bitrix.refreshes(),
+        1,
+        "no refresh granted after the revocation"
+    );
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    assert_no_secret(&crm.deliveries_list(), &secrets);
+    crm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bitrix24_a_webhook_logs_calls_through_its_url_where_the_portal_allows_telephony() {
+    let portal = Portal::with_webhook().await;
+    portal.bitrix.faults().allow_webhook_telephony(true);
+    let played = scenarios(
+        &["01-direct-inbound-answered", "02-direct-inbound-missed"],
+        0,
+    );
+    let crm = CrmHost::start(&played, portal.webhook_plugin(WEBHOOK_CODE), true).await;
+    crm.play(&played).await;
+    crm.wait_until("both calls finished, the answered one recorded", || {
+        let calls = portal.bitrix.finished_calls();
+        calls.len() >= 2 && calls.iter().any(|c| c.recording.is_some())
+    })
+    .await;
+    wait_delivered(&crm).await;
+    assert_finished(&portal, 101, EXPECTED[0].1, true);
+    assert_finished(&portal, 201, EXPECTED[1].1, true);
+    assert_eq!(
+        portal.bitrix.calls().len(),
+        2,
+        "{:#?}",
+        portal.bitrix.calls()
+    );
+    // Every method through the webhook's URL, none with an access token, no OAuth at all.
+    let webhook = format!("/rest/{WEBHOOK_USER}/{WEBHOOK_CODE}/");
+    let requests = portal.bitrix.requests();
+    let methods: BTreeSet<_> = requests
+        .iter()
+        .map(|r| match r.path.strip_prefix(&webhook) {
+            Some(method) => method.to_ascii_lowercase(),
+            None => panic!("not through the webhook: {r:?}"),
+        })
+        .collect();
+    let expected =
+        ["attachrecord", "finish", "register"].map(|m| format!("telephony.externalcall.{m}"));
+    assert_eq!(methods, BTreeSet::from(expected));
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.json().unwrap().get("auth").is_none())
+    );
+    assert_eq!(portal.bitrix.refreshes(), 0);
+    crm.stop().await;
+}
+
+/// Plays scenario 2 (ringing, then the missed end event) to the plugin with the webhook code
+/// `code` and asserts that the portal stored nothing and that both deliveries were parked at
+/// their first attempt with `reason`, which, like the whole `deliveries list`, shows no webhook
+/// code.
+async fn parked_at_once(portal: &Portal, code: &'static str, reason: &str) {
+    let played = scenarios(&["02-direct-inbound-missed"], 0);
+    let crm = CrmHost::start(&played, portal.webhook_plugin(code), false).await;
+    crm.play(&played).await;
+    let parked = crm.wait_parked(2).await;
+    let events: Vec<_> = parked.iter().map(|d| d.event.as_str()).collect();
+    assert_eq!(events, ["ringing", "incoming"]);
+    for delivery in &parked {
+        assert_eq!(delivery.status, DeliveryStatus::Parked, "{delivery:#?}");
+        assert_eq!(delivery.attempts, 1, "not retried: {delivery:#?}");
+        assert_eq!(delivery.parked.as_ref().unwrap().1, reason);
+    }
+    assert!(portal.bitrix.calls().is_empty());
+    assert_eq!(portal.bitrix.refreshes(), 0);
+    assert_no_secret(&crm.deliveries_list(), &[code, WEBHOOK_CODE]);
+    crm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bitrix24_a_webhook_refused_telephony_parks_with_the_hint_to_use_an_application() {
+    // The portal refuses `register` and `finish` through a webhook, as documented: ringing
+    // registers, the end event registers first (none open), each refused.
+    let portal = Portal::with_webhook().await;
+    let reason = "rejected: Bitrix24 answered HTTP 403: WRONG_AUTH_TYPE: Current authorization \
+                  type is denied for this method; this method needs an application: set \
+                  `auth = \"app\"`";
+    parked_at_once(&portal, WEBHOOK_CODE, reason).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bitrix24_an_unknown_webhook_code_parks_as_a_rejected_token_without_showing_it() {
+    // The portal answers 401 `NO_AUTH_FOUND`; with a webhook there is nothing to refresh.
+    let portal = Portal::with_webhook().await;
+    portal.bitrix.faults().allow_webhook_telephony(true);
+    let reason = "rejected: Bitrix24 rejected the token: NO_AUTH_FOUND: Wrong authorization data";
+    parked_at_once(&portal, UNKNOWN_CODE, reason).await;
 }
 
 /// `docs/benchmarks.md`, "token refreshes per 1000 deliveries": plays 340 answered calls

@@ -1,7 +1,8 @@
 //! The `zoho` plugin end to end: 3CX simulator → host → plugin in wasmtime → the Zoho CRM
 //! stand-in over HTTP on 127.0.0.1, with the Calls records the stand-in stores compared with
-//! spec `crm-plugins.md` section 8, and the access token shared, kept across a restart and
-//! replaced when it expires early.
+//! spec `crm-plugins.md` section 8, the access token shared, kept across a restart and
+//! replaced when it expires early, a revoked refresh token parking the delivery, and a call
+//! deleted in Zoho before its recording arrived.
 
 use crate::crm::*;
 use callhook::queue::DeliveryStatus;
@@ -350,6 +351,90 @@ async fn zoho_without_id_field_a_lost_answer_parks_as_outcome_unknown() {
     let reason = &parked[0].parked.as_ref().unwrap().1;
     assert!(reason.contains("check Zoho and replay"), "{reason}");
     assert_eq!(crm.zoho.calls().len(), 1, "one record, not two");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zoho_a_revoked_refresh_token_parks_the_delivery_at_once() {
+    let crm = Crm::start(false).await;
+    let first = scenarios(&["02-direct-inbound-missed"], 1);
+    let second = scenarios(&["02-direct-inbound-missed"], 2);
+    let all: Vec<_> = first.iter().chain(&second).cloned().collect();
+    let host = CrmHost::start(&all, crm.plugin(false), false).await;
+    host.play(&first).await;
+    host.wait_until("the first call logged", || crm.zoho.calls().len() == 1)
+        .await;
+    wait_delivered(&host).await;
+
+    // The user revokes the client: the access token is refused (401) and the accounts
+    // server answers the refresh with 200 `{"error":"invalid_code"}`.
+    crm.zoho.expire_access_tokens();
+    crm.zoho.faults().revoke_refresh_tokens();
+    host.play(&second).await;
+    let parked = host.wait_parked(1).await;
+    let delivery = &parked[0];
+    assert_eq!(delivery.status, DeliveryStatus::Parked, "{delivery:#?}");
+    assert_eq!(
+        (delivery.event.as_str(), delivery.attempts),
+        ("incoming", 1),
+        "parked at the first attempt: {delivery:#?}"
+    );
+    let reason = &delivery.parked.as_ref().unwrap().1;
+    assert_eq!(
+        reason,
+        "rejected: Zoho refresh token rejected: invalid_code"
+    );
+    let list = host.deliveries_list();
+    assert!(list.contains(reason.as_str()), "{list}");
+    assert_no_secret(&list, &["1000.refresh.standin", "zoho-secret"]);
+    // One refresh that worked, one refused; the second call was not logged.
+    let refreshes = crm
+        .zoho
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/oauth/v2/token")
+        .count();
+    assert_eq!((refreshes, crm.zoho.tokens_issued()), (2, 1));
+    assert_eq!(crm.zoho.calls().len(), 1);
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zoho_a_call_deleted_before_its_recording_is_skipped_and_the_delivery_succeeds() {
+    let crm = Crm::start(false).await;
+    let played = scenarios(&["05-blind-transfer"], 0);
+    let host = CrmHost::start(&played, crm.plugin(false), true).await;
+    // 120's part ends at t35, its record is deleted long before the call ends (t100) and
+    // its recording, which has a part for 120 and one for 130, arrives.
+    let delete = async {
+        host.wait_until("120's part logged", || !crm.records(501).is_empty())
+            .await;
+        let deleted = crm.records(501).remove(0);
+        crm.zoho.delete_call(&deleted.id);
+        deleted.id
+    };
+    let ((), deleted) = tokio::join!(host.play(&played), delete);
+    host.wait_until("130's part logged and recorded", || {
+        crm.records(501).iter().any(|record| {
+            let description = record.fields["Description"].as_str().unwrap_or_default();
+            description.contains("Recording: ")
+        })
+    })
+    .await;
+    wait_delivered(&host).await;
+    // 130's record carries its recording; 120's is not made again.
+    assert_records(&crm, 501, &EXPECTED[4].1[1..], true, false);
+    assert_eq!(crm.zoho.calls().len(), 1);
+    // The deleted record was read (204) and left alone.
+    let path = format!("/crm/v8/Calls/{deleted}");
+    let to_deleted: Vec<_> = crm
+        .zoho
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == path)
+        .map(|r| r.method)
+        .collect();
+    assert_eq!(to_deleted, ["GET"]);
     host.stop().await;
 }
 
