@@ -217,6 +217,50 @@ async fn hubspot_creates_a_contact_once_with_create_contacts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hubspot_logs_a_withheld_number_without_searching_or_creating_a_contact() {
+    // 3CX reports a withheld number as `anonymous`: no contact has it, so the call is logged
+    // without one, even with `create_contacts`.
+    let hubspot = hubspot().await;
+    let scenarios = [scenario("01-direct-inbound-answered", "anonymous", 0)];
+    let settings = settings(&hubspot, &[("create_contacts", "true".into())]);
+    let (simulator, host) = start(
+        &scenarios,
+        "hubspot",
+        &settings,
+        &[("access_token", TOKEN)],
+        false,
+    )
+    .await;
+    play(&simulator, &scenarios).await;
+    settled(&host, Duration::from_secs(30), "the call", || {
+        !hubspot.calls().is_empty()
+    })
+    .await;
+
+    let calls = hubspot.calls();
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    let p = &calls[0].properties;
+    assert_eq!(
+        (
+            p["hs_call_from_number"].as_str(),
+            p["hs_call_to_number"].as_str()
+        ),
+        ("anonymous", "120"),
+        "the raw caller id is still shown: {p:#?}"
+    );
+    assert!(calls[0].contacts.is_empty(), "{calls:#?}");
+    assert!(hubspot.contacts().is_empty(), "{:#?}", hubspot.contacts());
+    let contact_requests: Vec<_> = hubspot
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/crm/v3/objects/contacts"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(contact_requests.is_empty(), "{contact_requests:?}");
+    host.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hubspot_finds_a_call_whose_answer_was_lost_by_its_id_property() {
     let hubspot = hubspot().await;
     // The first create of each part is stored, and its answer never comes.

@@ -180,6 +180,46 @@ async fn pipedrive_logs_the_calls_of_the_scenario_table() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipedrive_logs_a_withheld_number_without_searching_a_person() {
+    // A junk person whose phone is `anonymous` (no digits, like the withheld caller id) would
+    // match every withheld call if the plugin searched for it.
+    let pipedrive = pipedrive(PipedriveConfig::default()).await;
+    pipedrive.add_person("Junk", &["anonymous"]);
+    let scenarios = [scenario("01-direct-inbound-answered", "anonymous", 0)];
+    let (simulator, host) = start(
+        &scenarios,
+        "pipedrive",
+        &settings(&pipedrive, &[]),
+        &[("api_token", TOKEN)],
+        false,
+    )
+    .await;
+    play(&simulator, &scenarios).await;
+    settled(&host, Duration::from_secs(30), "the call log", || {
+        !pipedrive.call_logs().is_empty()
+    })
+    .await;
+
+    let logs = pipedrive.call_logs();
+    assert_eq!(logs.len(), 1, "{logs:#?}");
+    let f = &logs[0].fields;
+    assert_eq!(
+        (&f["from_phone_number"], &f["to_phone_number"]),
+        (&json!("anonymous"), &json!("120")),
+        "the raw caller id is still shown: {f:#?}"
+    );
+    assert_eq!(f.get("person_id"), None, "{f:#?}");
+    let searches: Vec<_> = pipedrive
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/persons"))
+        .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+        .collect();
+    assert!(searches.is_empty(), "{searches:?}");
+    host.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipedrive_parks_a_lost_create_as_outcome_unknown_and_a_replay_creates_it() {
     let pipedrive = pipedrive(PipedriveConfig::default()).await;
     // The create is stored, and its answer never comes.

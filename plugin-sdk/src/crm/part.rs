@@ -52,8 +52,10 @@ impl<'a> Part<'a> {
             .unwrap_or(&self.ended.callerid)
     }
 
-    /// The forms of the external number to search a contact by, in order: the E.164 form when
-    /// given, then the raw `callerid` when different; empty ones left out.
+    /// The forms of the external number to search or create a contact by, in order: the E.164
+    /// form when given, then the raw `callerid` when different; only forms that
+    /// [look like a phone number](is_phone_number), so a withheld number (`anonymous`,
+    /// `unknown`, empty) gives none and no contact is searched or created for it.
     pub fn number_forms(&self) -> Vec<&str> {
         let mut forms: Vec<&str> = self
             .ended
@@ -64,7 +66,7 @@ impl<'a> Part<'a> {
         if !forms.contains(&self.ended.callerid.as_str()) {
             forms.push(&self.ended.callerid);
         }
-        forms.retain(|form| !form.trim().is_empty());
+        forms.retain(|form| is_phone_number(form));
         forms
     }
 
@@ -127,6 +129,33 @@ impl<'a> Part<'a> {
         }
         .render(markup)
     }
+}
+
+/// Whether a caller id is a phone number that a contact may be searched or created by.
+///
+/// The rule, after trimming surrounding white space: at least one ASCII digit, and nothing but
+/// digits, a `+` as the first character, and the separators people write numbers with (space,
+/// `-`, `.`, `/`, `(`, `)`). So `+49 30 1234567`, `(030) 123-4567` and an extension such as
+/// `120` are numbers; what 3CX reports for a withheld number (`anonymous`, `Anonymous`,
+/// `unknown`, `private`, `restricted`, empty) is not, nor is anything else with letters or
+/// other signs (`*31#…`, `sip:…`). A CRM search for such an id would only find a junk record
+/// that then matches every withheld call, and `create_contacts` would make one.
+///
+/// ```
+/// use callhook_plugin_sdk::crm::part::is_phone_number;
+///
+/// assert!(is_phone_number("+49 30 1234567"));
+/// assert!(is_phone_number("(030) 123-4567"));
+/// assert!(!is_phone_number("anonymous"));
+/// assert!(!is_phone_number(""));
+/// ```
+pub fn is_phone_number(callerid: &str) -> bool {
+    let number = callerid.trim();
+    let digits = number.strip_prefix('+').unwrap_or(number);
+    digits.chars().any(|c| c.is_ascii_digit())
+        && digits
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '/' | '(' | ')'))
 }
 
 /// The record key of a recording's part, `{id}.{user}`: the same as the [`Part::key`] of the
@@ -202,7 +231,10 @@ mod tests {
         assert_eq!((part.from(), part.to()), ("120", "anonymous"));
         assert_eq!(part.start_ms(), 1_795_857_300_400);
         assert_eq!(part.duration_seconds(), 0);
-        assert_eq!(part.number_forms(), ["anonymous"]);
+        assert!(
+            part.number_forms().is_empty(),
+            "a withheld number is not searched"
+        );
         assert_eq!(part.user_email(), None);
     }
 
@@ -219,5 +251,47 @@ mod tests {
             ..answered()
         };
         assert!(Part::of(&ended).number_forms().is_empty());
+    }
+
+    /// Which caller ids are searched and created by: a phone number, however it is written,
+    /// and an extension; never a withheld or otherwise non-numeric id.
+    #[test]
+    fn only_phone_numbers_are_number_forms() {
+        #[rustfmt::skip]
+        let cases = [
+            ("anonymous",        false),
+            ("Anonymous",        false),
+            ("ANONYMOUS",        false),
+            ("unknown",          false),
+            ("private",          false),
+            ("restricted",       false),
+            ("",                 false),
+            ("  ",               false),
+            ("+",                false),
+            ("()-./",            false),
+            ("anonymous 1",      false),
+            ("12a34",            false),
+            ("30+1234567",       false),
+            ("++49301234567",    false),
+            ("*31#0301234567",   false),
+            ("sip:120@pbx",      false),
+            ("+49 30 1234567",   true),
+            ("+49301234567",     true),
+            ("0301234567",       true),
+            ("(030) 123-4567",   true),
+            ("030/123.45.67",    true),
+            (" 0301234567 ",     true),
+            ("425630434343",     true),
+            ("120",              true),
+        ];
+        for (callerid, searched) in cases {
+            let ended = Ended {
+                callerid: callerid.into(),
+                callerid_e164: None,
+                ..answered()
+            };
+            let expected: &[&str] = if searched { &[callerid] } else { &[] };
+            assert_eq!(Part::of(&ended).number_forms(), expected, "{callerid:?}");
+        }
     }
 }

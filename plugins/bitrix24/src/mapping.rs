@@ -9,6 +9,7 @@
 
 use crate::settings::Settings;
 use callhook_plugin_sdk::crm::format;
+use callhook_plugin_sdk::crm::part::is_phone_number;
 use callhook_plugin_sdk::{DeliveryError, Direction, Ended, FinishType};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -126,7 +127,8 @@ pub struct Registration<'a> {
     pub external_call_id: &'a str,
     /// `SHOW`.
     pub show: bool,
-    /// `CRM_CREATE`.
+    /// `CRM_CREATE`, sent as 1 only when `phone` [is a phone number](is_phone_number): no
+    /// lead is made for a withheld number (`anonymous`).
     pub crm_create: bool,
 }
 
@@ -147,7 +149,8 @@ impl Registration<'_> {
         );
         params.insert("EXTERNAL_CALL_ID".into(), json!(self.external_call_id));
         params.insert("SHOW".into(), json!(u8::from(self.show)));
-        params.insert("CRM_CREATE".into(), json!(u8::from(self.crm_create)));
+        let crm_create = self.crm_create && is_phone_number(self.phone);
+        params.insert("CRM_CREATE".into(), json!(u8::from(crm_create)));
         params
     }
 }

@@ -30,7 +30,8 @@ struct Raw {
     /// `SHOW` on register: pop up the call card. By default false.
     #[serde(default)]
     show_card: bool,
-    /// `CRM_CREATE` on register: a lead for an unknown number. By default false.
+    /// `CRM_CREATE` on register: a lead for an unknown number (never for a withheld one). By
+    /// default false.
     #[serde(default)]
     crm_create: bool,
     /// The Bitrix24 user for registrations no extension maps to. By default none.
@@ -60,7 +61,7 @@ pub struct Settings {
     pub auth: Auth,
     /// `SHOW` = 1 on registrations made at `ringing`, `dialing` or `started`.
     pub show_card: bool,
-    /// `CRM_CREATE` = 1 on every registration.
+    /// `CRM_CREATE` = 1 on every registration of a phone number (not of a withheld one).
     pub crm_create: bool,
     /// The user of registrations no extension maps to (a call missed at queue level without
     /// `users.{queue}`).

@@ -44,7 +44,9 @@ impl HubSpot {
     }
 
     /// The contact to associate: the one made for this part by an earlier attempt, else the
-    /// first that has the number, else with `create_contacts` a new one.
+    /// first that has the number, else with `create_contacts` a new one. A caller id that is no
+    /// phone number (`anonymous`: [`Part::number_forms`] gives none) is neither searched nor
+    /// made a contact of.
     fn contact(&self, part: &Part) -> Result<Option<String>, DeliveryError> {
         let made = format!("contact:{}", part.key);
         if let Some(id) = HostKv.get(&made)? {

@@ -17,7 +17,8 @@ pub struct Settings {
     /// stand-in such as `http://127.0.0.1:8085` in tests.
     #[serde(default = "default_api_base")]
     pub api_base: String,
-    /// Create a contact (`phone` only) when none has the external number. By default false.
+    /// Create a contact (`phone` only) when none has the external number; never for a withheld
+    /// one (`anonymous`). By default false.
     #[serde(default)]
     pub create_contacts: bool,
     /// The internal name of a custom single-line text call property the operator made: it gets

@@ -3,6 +3,7 @@
 //! the searches and the user list.
 
 use callhook_plugin_sdk::crm::format::{self, Markup, Notes};
+use callhook_plugin_sdk::crm::part::is_phone_number;
 use callhook_plugin_sdk::{Direction, Ended, FinishType};
 use serde_json::{Map, Value, json};
 
@@ -21,12 +22,14 @@ pub fn record_key(id: &str, user: &str) -> String {
 }
 
 /// The forms the external number is searched by, in order: `callerid-e164` when given, then
-/// `callerid` when it differs (and is not empty).
+/// `callerid` when it differs; only those that [`is_phone_number`] accepts, so a withheld
+/// number (`anonymous`, empty) is not searched at all.
 pub fn search_numbers<'a>(callerid: &'a str, e164: Option<&'a str>) -> Vec<&'a str> {
-    let mut numbers: Vec<&str> = e164.filter(|n| !n.is_empty()).into_iter().collect();
-    if !callerid.is_empty() && !numbers.contains(&callerid) {
+    let mut numbers: Vec<&str> = e164.into_iter().collect();
+    if !numbers.contains(&callerid) {
         numbers.push(callerid);
     }
+    numbers.retain(|number| is_phone_number(number));
     numbers
 }
 

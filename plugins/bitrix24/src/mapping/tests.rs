@@ -97,6 +97,26 @@ fn register_follows_the_spec_example() {
 }
 
 #[test]
+fn a_withheld_number_is_registered_without_crm_create() {
+    let user = UserParam::Inner("121".into());
+    let registration = Registration {
+        user: &user,
+        phone: "anonymous",
+        direction: Direction::Incoming,
+        offered_at: FIRST_SEEN,
+        external_call_id: "261128101500_782",
+        show: false,
+        crm_create: true,
+    };
+    let params = registration.params();
+    assert_eq!(
+        (&params["PHONE_NUMBER"], &params["CRM_CREATE"]),
+        (&json!("anonymous"), &json!(0)),
+        "the call is registered, but no lead is made for a withheld number"
+    );
+}
+
+#[test]
 fn finish_carries_duration_and_status() {
     let answered = ended("122", FinishType::Ok, Some("800"));
     assert_eq!(

@@ -168,6 +168,17 @@ fn numbers_are_searched_in_e164_first_then_as_reported() {
 }
 
 #[test]
+fn a_withheld_number_is_not_searched() {
+    for callerid in ["anonymous", "Anonymous", "unknown", "private", "  "] {
+        assert!(search_numbers(callerid, None).is_empty(), "{callerid:?}");
+    }
+    assert_eq!(
+        search_numbers("anonymous", Some("+49301234567")),
+        ["+49301234567"]
+    );
+}
+
+#[test]
 fn answers_are_read() {
     assert_eq!(first_id(&json!({"data":[{"id":"5"}]})), Some("5".into()));
     assert_eq!(first_id(&json!({"data":[]})), None);
