@@ -18,8 +18,10 @@
 //!   logged at debug with the plugin's name and contract version; the queue logs the
 //!   attempt's end, once, as a warning when it did not deliver.
 //! - Contract versions: one bindings module per version (`since_v0_1_0`, `since_v0_2_0`), all
-//!   added to one linker, and [`versions::PluginPre`] over them, matched exhaustively. What 0.2
-//!   adds beyond the event (E.164, the user list, recording bytes) comes from [`HostServices`].
+//!   added to one linker, and [`versions::PluginPre`] over them, matched exhaustively. The
+//!   imports live in the newest version's module (`latest`); an older one converts its types
+//!   to and from it. What 0.2 adds beyond the event (E.164, the user list, recording bytes)
+//!   comes from [`HostServices`].
 
 pub mod bounds;
 mod builtin;
@@ -31,6 +33,9 @@ pub mod sender;
 mod services;
 mod since_v0_1_0;
 mod since_v0_2_0;
+/// The newest contract's bindings: older versions serve the imports they share with it through
+/// its implementation, converting their own types (as Zed's extension host does).
+use since_v0_2_0 as latest;
 mod state;
 mod versions;
 

@@ -53,7 +53,7 @@ impl HttpsReceiver {
         tokio::spawn(async move {
             loop {
                 let (tcp, _) = listener.accept().await.unwrap();
-                tcp.set_nodelay(true).unwrap();
+                let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let (counted, http2) = (counted.clone(), http2.clone());
                 tokio::spawn(async move {

@@ -1,8 +1,10 @@
-//! Bindings of the plugin contract `callhook:plugin@0.1.0` (`wit/since_v0.1.0`), the host's
-//! implementation of its imports, and the conversion of host events into its records.
+//! Bindings of the plugin contract `callhook:plugin@0.1.0` (`wit/since_v0.1.0`), its imports
+//! served by the newest version's implementation (`super::latest`) through conversions of its
+//! own types, and the conversion of host events into its records.
 //!
-//! A later contract version gets a sibling module `since_vX_Y_Z.rs`; this one stays as it is,
-//! so plugins built against 0.1 keep loading.
+//! A later contract version gets a sibling module `since_vX_Y_Z.rs` and becomes `latest`;
+//! this one keeps its bindings and only its conversions follow, so plugins built against 0.1
+//! keep loading.
 
 use super::state::PluginState;
 use crate::calls::event as host;
@@ -22,7 +24,7 @@ wasmtime::component::bindgen!({
 
 pub use self::callhook::plugin::types::Event;
 use self::callhook::plugin::{host as host_api, kv, types};
-use super::since_v0_2_0::callhook::plugin as latest;
+use super::latest::callhook::plugin as latest;
 
 /// Adds this version's own interfaces (not WASI's) to the linker.
 pub fn add_to_linker(
@@ -32,9 +34,6 @@ pub fn add_to_linker(
     kv::add_to_linker::<PluginState, HasSelf<PluginState>>(linker, |state| state)?;
     Ok(())
 }
-
-// The imports 0.1 shares with later versions are served by the latest implementation, as Zed's
-// extension host does: this version only converts its own types to and from the latest ones.
 
 impl host_api::Host for PluginState {
     async fn log(

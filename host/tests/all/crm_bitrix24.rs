@@ -407,6 +407,11 @@ async fn bitrix24_a_revoked_refresh_token_is_retried_then_parked_when_the_delive
             && reason.ends_with("in 2s; last: Bitrix24 refresh token rejected; retrying"),
         "{reason}"
     );
+    assert_eq!(
+        delivery.history.len(),
+        delivery.attempts as usize,
+        "every attempt is in the history: {delivery:#?}"
+    );
     for attempt in &delivery.history {
         assert_eq!(
             attempt.message.as_deref(),

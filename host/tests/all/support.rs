@@ -136,7 +136,8 @@ impl Drop for Host {
 /// the HTTP server on a free port, storage in `dir/state`, and the built-in generic-webhook
 /// sending to `{sink_origin}{webhook_path}`, and the simulator's trunk (`10007` on
 /// `+4930123456`, [`callhook_simulator::SimConfig::default_trunks`]) in `[trunks]`. `[pbx] url`
-/// is on line 2, `[engine] grace` on 7.
+/// is on line 2, `[engine] grace` on 7. `[admin] listen` is the one value in single quotes, so
+/// that a test can replace it alone.
 pub fn host_config(
     dir: &std::path::Path,
     pbx: &str,

@@ -56,7 +56,7 @@ impl<'a> Part<'a> {
     /// form when given, then the raw `callerid` when different; only forms that
     /// [look like a phone number](is_phone_number), so a withheld number (`anonymous`,
     /// `unknown`, empty) gives none and no contact is searched or created for it.
-    pub fn number_forms(&self) -> Vec<&str> {
+    pub fn number_forms(&self) -> Vec<&'a str> {
         let mut forms: Vec<&str> = self
             .ended
             .callerid_e164

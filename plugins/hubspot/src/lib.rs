@@ -62,7 +62,7 @@ impl HubSpot {
         if !self.config.settings.create_contacts {
             return Ok(None);
         }
-        let id = self.api().create_contact(part.external_number())?;
+        let id = self.api().create_contact(numbers[0])?;
         HostKv.set_expiring(&made, id.as_bytes(), RECORD_TTL_SECONDS)?;
         sdk::log::info("contact created", &[("contact", &id), ("key", &part.key)]);
         Ok(Some(id))

@@ -19,6 +19,7 @@ use crate::settings::Settings;
 use callhook_plugin_sdk::crm::errors::Rules;
 use callhook_plugin_sdk::crm::format::{self, Markup};
 use callhook_plugin_sdk::crm::idempotent::{CreateOnce, Sent, stored_record};
+use callhook_plugin_sdk::crm::part::Part;
 use callhook_plugin_sdk::crm::{HostKv, KvStore};
 use callhook_plugin_sdk::http::Response;
 use callhook_plugin_sdk::query::QueryString;
@@ -131,7 +132,7 @@ impl<'a> Crm<'a> {
 
     /// The first Contact, else Lead, with the external number.
     fn party(&self, ended: &Ended) -> Result<Option<Party>, DeliveryError> {
-        let numbers = mapping::search_numbers(&ended.callerid, ended.callerid_e164.as_deref());
+        let numbers = Part::of(ended).number_forms();
         for module in ["Contacts", "Leads"] {
             for number in &numbers {
                 let mut query = QueryString::new();

@@ -3,7 +3,6 @@
 //! the searches and the user list.
 
 use callhook_plugin_sdk::crm::format::{self, Markup, Notes};
-use callhook_plugin_sdk::crm::part::is_phone_number;
 use callhook_plugin_sdk::{Direction, Ended, FinishType};
 use serde_json::{Map, Value, json};
 
@@ -19,18 +18,6 @@ pub enum Party {
 /// The record key of an end event or a recording part, `{id}.{user}`.
 pub fn record_key(id: &str, user: &str) -> String {
     format!("{id}.{user}")
-}
-
-/// The forms the external number is searched by, in order: `callerid-e164` when given, then
-/// `callerid` when it differs; only those that [`is_phone_number`] accepts, so a withheld
-/// number (`anonymous`, empty) is not searched at all.
-pub fn search_numbers<'a>(callerid: &'a str, e164: Option<&'a str>) -> Vec<&'a str> {
-    let mut numbers: Vec<&str> = e164.into_iter().collect();
-    if !numbers.contains(&callerid) {
-        numbers.push(callerid);
-    }
-    numbers.retain(|number| is_phone_number(number));
-    numbers
 }
 
 /// The Calls record of `ended` (the body's `data[0]`):

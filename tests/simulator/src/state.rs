@@ -209,23 +209,26 @@ impl Shared {
     }
 
     fn participants_json(pbx: &Pbx, dn: &str) -> Vec<Value> {
-        pbx.participants
-            .iter()
-            .filter(|(id, p)| p["dn"] == dn && !pbx.hidden.contains(id))
+        Self::visible(pbx)
+            .filter(|(of, _)| *of == dn)
             .map(|(_, p)| p.clone())
             .collect()
+    }
+
+    /// The participants the API client sees (not hidden, with a DN), by id, with their DN.
+    fn visible(pbx: &Pbx) -> impl Iterator<Item = (&str, &Value)> {
+        pbx.participants
+            .iter()
+            .filter(|(id, _)| !pbx.hidden.contains(id))
+            .filter_map(|(_, p)| Some((p["dn"].as_str()?, p)))
     }
 
     /// `GET /callcontrol`: every visible DN with its participants.
     pub fn snapshot(&self) -> Vec<Value> {
         let pbx = self.pbx();
         let mut by_dn: HashMap<&str, Vec<Value>> = HashMap::new();
-        for (id, participant) in &pbx.participants {
-            if let Some(dn) = participant["dn"].as_str()
-                && !pbx.hidden.contains(id)
-            {
-                by_dn.entry(dn).or_default().push(participant.clone());
-            }
+        for (dn, participant) in Self::visible(&pbx) {
+            by_dn.entry(dn).or_default().push(participant.clone());
         }
         let all = pbx
             .directory

@@ -154,31 +154,6 @@ fn a_lead_is_linked_as_what_id_and_the_key_goes_into_the_id_field() {
 }
 
 #[test]
-fn numbers_are_searched_in_e164_first_then_as_reported() {
-    assert_eq!(
-        search_numbers("0301234567", Some("+49301234567")),
-        ["+49301234567", "0301234567"]
-    );
-    assert_eq!(
-        search_numbers("+49301234567", Some("+49301234567")),
-        ["+49301234567"]
-    );
-    assert_eq!(search_numbers("0301234567", None), ["0301234567"]);
-    assert!(search_numbers("", None).is_empty());
-}
-
-#[test]
-fn a_withheld_number_is_not_searched() {
-    for callerid in ["anonymous", "Anonymous", "unknown", "private", "  "] {
-        assert!(search_numbers(callerid, None).is_empty(), "{callerid:?}");
-    }
-    assert_eq!(
-        search_numbers("anonymous", Some("+49301234567")),
-        ["+49301234567"]
-    );
-}
-
-#[test]
 fn answers_are_read() {
     assert_eq!(first_id(&json!({"data":[{"id":"5"}]})), Some("5".into()));
     assert_eq!(first_id(&json!({"data":[]})), None);
