@@ -3,8 +3,10 @@
 //! the stand-in holds.
 
 use crate::crm_harness::*;
+use callhook::app::local::LocalHost;
 use callhook::queue::DeliveryStatus;
 use callhook_crm_standins::{HubSpot, HubSpotConfig, HubSpotHandle, HubSpotObject};
+use callhook_simulator::{Scenario, SimHandle};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -21,6 +23,23 @@ async fn hubspot() -> HubSpotHandle {
     })
     .await
     .unwrap()
+}
+
+/// A host with the plugin configured by `settings` and access token `token`, recordings off,
+/// for `scenarios`.
+async fn start_with(
+    scenarios: &[Scenario],
+    settings: &[(&'static str, String)],
+    token: &str,
+) -> (SimHandle, LocalHost) {
+    start(
+        scenarios,
+        "hubspot",
+        settings,
+        &[("access_token", token)],
+        false,
+    )
+    .await
 }
 
 /// The plugin's settings for `hubspot`, with `extra` ones.
@@ -187,14 +206,7 @@ async fn hubspot_creates_a_contact_once_with_create_contacts() {
     let hubspot = hubspot().await;
     let scenarios = [scenario("05-blind-transfer", STRANGER, 0)];
     let settings = settings(&hubspot, &[("create_contacts", "true".into())]);
-    let (simulator, host) = start(
-        &scenarios,
-        "hubspot",
-        &settings,
-        &[("access_token", TOKEN)],
-        false,
-    )
-    .await;
+    let (simulator, host) = start_with(&scenarios, &settings, TOKEN).await;
     play(&simulator, &scenarios).await;
     settled(&host, Duration::from_secs(30), "both calls", || {
         hubspot.calls().len() >= 2
@@ -223,14 +235,7 @@ async fn hubspot_logs_a_withheld_number_without_searching_or_creating_a_contact(
     let hubspot = hubspot().await;
     let scenarios = [scenario("01-direct-inbound-answered", "anonymous", 0)];
     let settings = settings(&hubspot, &[("create_contacts", "true".into())]);
-    let (simulator, host) = start(
-        &scenarios,
-        "hubspot",
-        &settings,
-        &[("access_token", TOKEN)],
-        false,
-    )
-    .await;
+    let (simulator, host) = start_with(&scenarios, &settings, TOKEN).await;
     play(&simulator, &scenarios).await;
     settled(&host, Duration::from_secs(30), "the call", || {
         !hubspot.calls().is_empty()
@@ -266,14 +271,7 @@ async fn hubspot_finds_a_call_whose_answer_was_lost_by_its_id_property() {
     // The first create of each part is stored, and its answer never comes.
     hubspot.faults().drop_after_store(2);
     let scenarios = [scenario("05-blind-transfer", CALLER, 0)];
-    let (simulator, host) = start(
-        &scenarios,
-        "hubspot",
-        &settings(&hubspot, &[]),
-        &[("access_token", TOKEN)],
-        false,
-    )
-    .await;
+    let (simulator, host) = start_with(&scenarios, &settings(&hubspot, &[]), TOKEN).await;
     play(&simulator, &scenarios).await;
     settled(&host, Duration::from_secs(40), "both parts", || {
         hubspot.calls().len() >= 2
@@ -300,14 +298,7 @@ async fn hubspot_a_500_after_store_is_found_by_its_id_property_and_not_created_t
     let hubspot = hubspot().await;
     hubspot.faults().fail_after_store(1);
     let scenarios = [scenario("01-direct-inbound-answered", CALLER, 0)];
-    let (simulator, host) = start(
-        &scenarios,
-        "hubspot",
-        &settings(&hubspot, &[]),
-        &[("access_token", TOKEN)],
-        false,
-    )
-    .await;
+    let (simulator, host) = start_with(&scenarios, &settings(&hubspot, &[]), TOKEN).await;
     play(&simulator, &scenarios).await;
     settled(&host, Duration::from_secs(30), "the retry", || {
         hubspot
@@ -331,14 +322,7 @@ async fn hubspot_a_500_after_store_is_found_by_its_id_property_and_not_created_t
 async fn hubspot_a_rejected_token_parks_the_delivery_with_hubspots_message() {
     let hubspot = hubspot().await;
     let scenarios = [scenario("01-direct-inbound-answered", CALLER, 0)];
-    let (simulator, host) = start(
-        &scenarios,
-        "hubspot",
-        &settings(&hubspot, &[]),
-        &[("access_token", "pat-revoked")],
-        false,
-    )
-    .await;
+    let (simulator, host) = start_with(&scenarios, &settings(&hubspot, &[]), "pat-revoked").await;
     play(&simulator, &scenarios).await;
     let parked = parked(&host, DeliveryStatus::Parked, Duration::from_secs(20)).await;
     assert_eq!(parked.event, "incoming");
@@ -362,14 +346,7 @@ async fn hubspot_a_429_burst_is_retried_without_losing_or_doubling_a_call() {
     hubspot.faults().retry_after(Some(1));
     hubspot.faults().rate_limit_burst(3);
     let scenarios = [scenario("05-blind-transfer", CALLER, 0)];
-    let (simulator, host) = start(
-        &scenarios,
-        "hubspot",
-        &settings(&hubspot, &[]),
-        &[("access_token", TOKEN)],
-        false,
-    )
-    .await;
+    let (simulator, host) = start_with(&scenarios, &settings(&hubspot, &[]), TOKEN).await;
     play(&simulator, &scenarios).await;
     settled(&host, Duration::from_secs(40), "both parts", || {
         hubspot.calls().len() >= 2
@@ -395,14 +372,7 @@ async fn hubspot_hold_a_dropped_socket_and_duplicate_upserts_leave_one_call_per_
         4,
         "one part in 10 and 12, two calls in 11: {parts:?}"
     );
-    let (simulator, host) = start(
-        &scenarios,
-        "hubspot",
-        &settings(&hubspot, &[]),
-        &[("access_token", TOKEN)],
-        false,
-    )
-    .await;
+    let (simulator, host) = start_with(&scenarios, &settings(&hubspot, &[]), TOKEN).await;
     play(&simulator, &scenarios).await;
     settled(&host, Duration::from_secs(40), "every part", || {
         hubspot.calls().len() >= parts.len()

@@ -3,8 +3,10 @@
 //! the call logs the stand-in holds.
 
 use crate::crm_harness::*;
+use callhook::app::local::LocalHost;
 use callhook::queue::DeliveryStatus;
 use callhook_crm_standins::{Pipedrive, PipedriveCallLog, PipedriveConfig, PipedriveHandle};
+use callhook_simulator::{Scenario, SimHandle};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,6 +25,23 @@ fn settings(
     let mut settings = vec![("api_base", pipedrive.base_url())];
     settings.extend_from_slice(extra);
     settings
+}
+
+/// A host with the plugin on `pipedrive` and API token `token`, recordings off, for `scenarios`.
+async fn start_with(
+    pipedrive: &PipedriveHandle,
+    scenarios: &[Scenario],
+    token: &str,
+) -> (SimHandle, LocalHost) {
+    let settings = settings(pipedrive, &[]);
+    start(
+        scenarios,
+        "pipedrive",
+        &settings,
+        &[("api_token", token)],
+        false,
+    )
+    .await
 }
 
 /// A call log's key: the last line of its note, `Call: {key}`.
@@ -186,14 +205,7 @@ async fn pipedrive_logs_a_withheld_number_without_searching_a_person() {
     let pipedrive = pipedrive(PipedriveConfig::default()).await;
     pipedrive.add_person("Junk", &["anonymous"]);
     let scenarios = [scenario("01-direct-inbound-answered", "anonymous", 0)];
-    let (simulator, host) = start(
-        &scenarios,
-        "pipedrive",
-        &settings(&pipedrive, &[]),
-        &[("api_token", TOKEN)],
-        false,
-    )
-    .await;
+    let (simulator, host) = start_with(&pipedrive, &scenarios, TOKEN).await;
     play(&simulator, &scenarios).await;
     settled(&host, Duration::from_secs(30), "the call log", || {
         !pipedrive.call_logs().is_empty()
@@ -225,14 +237,7 @@ async fn pipedrive_parks_a_lost_create_as_outcome_unknown_and_a_replay_creates_i
     // The create is stored, and its answer never comes.
     pipedrive.faults().drop_after_store(1);
     let scenarios = [scenario("01-direct-inbound-answered", CALLER, 0)];
-    let (simulator, host) = start(
-        &scenarios,
-        "pipedrive",
-        &settings(&pipedrive, &[]),
-        &[("api_token", TOKEN)],
-        false,
-    )
-    .await;
+    let (simulator, host) = start_with(&pipedrive, &scenarios, TOKEN).await;
     play(&simulator, &scenarios).await;
 
     // The retry cannot tell whether the call log exists: parked, never created twice.
@@ -272,14 +277,7 @@ async fn pipedrive_parks_a_lost_create_as_outcome_unknown_and_a_replay_creates_i
 async fn pipedrive_a_rejected_token_parks_the_delivery_with_pipedrives_message() {
     let pipedrive = pipedrive(PipedriveConfig::default()).await;
     let scenarios = [scenario("08-outbound-answered", CALLER, 0)];
-    let (simulator, host) = start(
-        &scenarios,
-        "pipedrive",
-        &settings(&pipedrive, &[]),
-        &[("api_token", "pd-revoked")],
-        false,
-    )
-    .await;
+    let (simulator, host) = start_with(&pipedrive, &scenarios, "pd-revoked").await;
     play(&simulator, &scenarios).await;
     let parked = parked(&host, DeliveryStatus::Parked, Duration::from_secs(20)).await;
     assert_eq!((parked.event.as_str(), parked.attempts), ("outgoing", 1));
@@ -313,14 +311,7 @@ async fn pipedrive_a_429_burst_is_retried_without_losing_or_doubling_a_call_log(
     .await;
     pipedrive.faults().rate_limit_burst(3);
     let scenarios = [scenario("05-blind-transfer", CALLER, 0)];
-    let (simulator, host) = start(
-        &scenarios,
-        "pipedrive",
-        &settings(&pipedrive, &[]),
-        &[("api_token", TOKEN)],
-        false,
-    )
-    .await;
+    let (simulator, host) = start_with(&pipedrive, &scenarios, TOKEN).await;
     play(&simulator, &scenarios).await;
     settled(&host, Duration::from_secs(40), "both parts", || {
         pipedrive.call_logs().len() >= 2
@@ -346,14 +337,7 @@ async fn pipedrive_hold_a_dropped_socket_and_duplicate_upserts_leave_one_call_lo
         4,
         "one part in 10 and 12, two calls in 11: {parts:?}"
     );
-    let (simulator, host) = start(
-        &scenarios,
-        "pipedrive",
-        &settings(&pipedrive, &[]),
-        &[("api_token", TOKEN)],
-        false,
-    )
-    .await;
+    let (simulator, host) = start_with(&pipedrive, &scenarios, TOKEN).await;
     play(&simulator, &scenarios).await;
     settled(&host, Duration::from_secs(40), "every part", || {
         pipedrive.call_logs().len() >= parts.len()
