@@ -355,6 +355,40 @@ async fn zoho_without_id_field_a_lost_answer_parks_as_outcome_unknown() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zoho_logs_a_withheld_number_without_searching_or_linking_a_record() {
+    // A junk Lead whose phone is `anonymous` (what 3CX reports for a withheld number) would
+    // be linked to every withheld call if the plugin searched for it.
+    let crm = Crm::start(false).await;
+    crm.zoho.add_lead("Junk", "anonymous");
+    let played = [crate::crm_harness::scenario(
+        "02-direct-inbound-missed",
+        "anonymous",
+        0,
+    )];
+    let host = CrmHost::start(&played, crm.plugin(false), false).await;
+    host.play(&played).await;
+    host.wait_until("the missed call logged", || !crm.records(201).is_empty())
+        .await;
+    wait_delivered(&host).await;
+    let records = crm.records(201);
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let fields = &records[0].fields;
+    assert_eq!(fields["Call_Type"], "Missed", "{fields:#?}");
+    for link in ["Who_Id", "What_Id", "$se_module"] {
+        assert!(!fields.contains_key(link), "{link}: {fields:#?}");
+    }
+    let searches: Vec<String> = crm
+        .zoho
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/search"))
+        .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+        .collect();
+    assert!(searches.is_empty(), "{searches:?}");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zoho_a_revoked_refresh_token_parks_the_delivery_at_once() {
     let crm = Crm::start(false).await;
     let first = scenarios(&["02-direct-inbound-missed"], 1);
