@@ -255,12 +255,7 @@ async fn hubspot_logs_a_withheld_number_without_searching_or_creating_a_contact(
     );
     assert!(calls[0].contacts.is_empty(), "{calls:#?}");
     assert!(hubspot.contacts().is_empty(), "{:#?}", hubspot.contacts());
-    let contact_requests: Vec<_> = hubspot
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.starts_with("/crm/v3/objects/contacts"))
-        .map(|r| format!("{} {}", r.method, r.path))
-        .collect();
+    let contact_requests = hubspot.requests_to(|path| path.starts_with("/crm/v3/objects/contacts"));
     assert!(contact_requests.is_empty(), "{contact_requests:?}");
     host.stop().await.unwrap();
 }

@@ -221,12 +221,7 @@ async fn pipedrive_logs_a_withheld_number_without_searching_a_person() {
         "the raw caller id is still shown: {f:#?}"
     );
     assert_eq!(f.get("person_id"), None, "{f:#?}");
-    let searches: Vec<_> = pipedrive
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.contains("/persons"))
-        .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
-        .collect();
+    let searches = pipedrive.requests_to(|path| path.contains("/persons"));
     assert!(searches.is_empty(), "{searches:?}");
     host.stop().await.unwrap();
 }

@@ -377,13 +377,7 @@ async fn zoho_logs_a_withheld_number_without_searching_or_linking_a_record() {
     for link in ["Who_Id", "What_Id", "$se_module"] {
         assert!(!fields.contains_key(link), "{link}: {fields:#?}");
     }
-    let searches: Vec<String> = crm
-        .zoho
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/search"))
-        .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
-        .collect();
+    let searches = crm.zoho.requests_to(|path| path.ends_with("/search"));
     assert!(searches.is_empty(), "{searches:?}");
     host.stop().await;
 }

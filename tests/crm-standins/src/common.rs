@@ -73,6 +73,16 @@ impl Standin {
         self.journal.all()
     }
 
+    /// The API requests so far whose path `path` accepts, each as `METHOD path?query` (secrets
+    /// masked): what a test lists when it asserts that none, or which, were sent.
+    pub fn requests_to(&self, path: impl Fn(&str) -> bool) -> Vec<String> {
+        let requests = self.journal.all().into_iter();
+        requests
+            .filter(|r| path(&r.path))
+            .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+            .collect()
+    }
+
     /// How many API requests were received so far.
     pub fn request_count(&self) -> usize {
         self.journal.count()
