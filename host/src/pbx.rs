@@ -18,7 +18,7 @@
 //! | [`xapi`] | the XAPI requests: recordings, their audio, inbound rules |
 //! | [`socket`] | the `/callcontrol/ws` event socket and its frame format |
 //! | [`connector`] | the loop: socket, snapshot, upserts, gaps, resnapshots, reconnects |
-//! | `fetches` | participant fetches: concurrent, repeats folded, results in frame order |
+//! | `fetches` | participant fetches: concurrent, repeats folded, newest frame first, results in the order the GETs went out |
 //! | `lenient` | field readers for the PBX's nulls and odd shapes |
 //! | `backoff` | capped exponential backoff with jitter |
 //! | [`stats`] | counters for metrics and health |
@@ -32,7 +32,8 @@
 //! snapshot (`GET /callcontrol`), so no change can fall between the two: it emits
 //! [`Change::Snapshot`], then a [`Change::Upsert`] per participant fetch that upsert frames
 //! caused (repeats of one participant fold into one fetch) and one [`Change::Remove`] per
-//! remove frame or per fetch answered `404`, in the order of the frames. A `sequence` gap, a
+//! remove frame or per fetch answered `404`, in the order the fetches went out (a remove where
+//! its frame came). A `sequence` gap, a
 //! malformed frame, the planned token refresh and the periodic timer (60 s by default) each
 //! cause another snapshot. Participants missing from a snapshot are gone: the engine
 //! reconciles. Whatever the PBX sends is read under the tolerance rule of `3cx-api.md`: a

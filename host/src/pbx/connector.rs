@@ -8,13 +8,15 @@
 //!    every change after the snapshot arrives as a frame, and frames that raced the snapshot
 //!    are merely applied twice (the engine is idempotent). Objects of the snapshot that cannot
 //!    be used are skipped alone, counted and logged once.
-//! 3. Read frames, one at a time, in order:
+//! 3. Read frames in order, every frame that has already arrived before the next fetch's reply
+//!    ([`Session::frames`]):
 //!    - a **`sequence` gap** (any step other than +1) means frames were lost: take a snapshot
 //!      before going on, at most one per [`ConnectorConfig::gap_snapshot_every`] (5 s by
 //!      default); gaps within that time share the next one;
 //!    - an **upsert** queues a fetch of its participant ([`super::fetches`]): fetches of
 //!      different participants run concurrently, repeats of one participant fold into one
-//!      follow-up fetch, and the results are emitted in frame order as [`Change::Upsert`]
+//!      follow-up fetch, and the results are emitted in the order the fetches went out as
+//!      [`Change::Upsert`]
 //!      (stamped with the newest frame's time), as [`Change::Remove`] when the fetch answers
 //!      `404`, or not at all when it answers `403` (a leg not visible to this client, counted
 //!      and logged once per DN) or with a participant that cannot be used;
@@ -360,6 +362,11 @@ struct Session<'a> {
 /// How long to keep the old socket after a failed planned move before trying again.
 const MOVE_RETRY: Duration = Duration::from_secs(5);
 
+/// The most frames read in one step before the fetches' replies get their turn: a burst of
+/// repeats on a large PBX (hundreds of legs) is read whole, and a PBX sending without pause
+/// cannot starve the replies.
+const FRAMES_PER_STEP: usize = 4096;
+
 impl Session<'_> {
     async fn run(&mut self) -> Stop {
         let mut socket = match self.until_cancelled(self.open()).await {
@@ -462,7 +469,7 @@ impl Session<'_> {
                         Err(error) => Err(error.into()),
                     },
                     received = socket.next() => match received {
-                        Ok(Some(received)) => self.frame(received).await,
+                        Ok(Some(received)) => self.frames(received, socket).await,
                         Ok(None) => Err(Stop::Lost(ConnectorError::Closed)),
                         Err(error) => Err(error.into()),
                     },
@@ -514,6 +521,24 @@ impl Session<'_> {
         tracing::debug!(generation, "moved to a new event socket with the new token");
         tokio::spawn(old.close());
         self.snapshot().await
+    }
+
+    /// Processes `first` and then every frame that has already arrived behind it, at most
+    /// [`FRAMES_PER_STEP`], before the session turns to the fetches' replies: a burst of
+    /// repeats is read whole, so a change that arrived behind it is known, and its fetch
+    /// started first (newest frame first, [`super::fetches`]), before the burst's replies are
+    /// handled one by one.
+    async fn frames(&mut self, first: Received, socket: &mut EventSocket) -> Result<(), Stop> {
+        self.frame(first).await?;
+        for _ in 1..FRAMES_PER_STEP {
+            match socket.try_next() {
+                None => break,
+                Some(Ok(Some(received))) => self.frame(received).await?,
+                Some(Ok(None)) => return Err(Stop::Lost(ConnectorError::Closed)),
+                Some(Err(error)) => return Err(error.into()),
+            }
+        }
+        Ok(())
     }
 
     /// Processes one frame (see the module docs).
@@ -692,6 +717,13 @@ impl Session<'_> {
             }
             .emit(&c.stats);
         }
+        self.fetches
+            .snapshot_seen(snapshot.dns.iter().flat_map(|dn| {
+                dn.participants.iter().map(|participant| Entity {
+                    dn: dn.dn.clone(),
+                    participant_id: participant.id,
+                })
+            }));
         let at = self.monotonic(snapshot.at);
         self.emit(Change::snapshot(at, snapshot.dns)).await
     }

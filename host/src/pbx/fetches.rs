@@ -1,5 +1,6 @@
 //! Participant fetches: concurrent across participants, one at a time per participant, repeats
-//! folded, results handed on in the order of the frames that caused them.
+//! folded, new legs started first and then the newest frames', results handed on in the order
+//! their fetches went out.
 //!
 //! A socket frame carries no state, so every upsert costs a `GET` of its participant. 3CX
 //! repeats the upsert of a leg about every 750 ms until it is `Connected` (`3cx-api.md`,
@@ -14,16 +15,34 @@
 //! - **Repeats fold.** An upsert of a participant whose follow-up fetch is still waiting to start
 //!   joins that fetch (it moves the fetch's frame time to its own): however many repeats arrive
 //!   while one fetch is in flight, they cost one more fetch, which reads the latest state.
-//! - **Frame order out.** Each upsert that is not folded and each remove takes a slot in a queue
-//!   in frame order; a slot leaves the queue only when it is at the front and decided (its fetch
-//!   answered, or it is a remove). When a fetch starts, its slot moves to the back: its reply
-//!   can only tell the state from that moment on, so it must not overtake frames that arrived
-//!   before it was sent (a follow-up fetch that read an agent `Connected` would otherwise be
-//!   handed on before another agent's earlier `Ringing`). The engine thus sees each reply after
-//!   every frame that was received before its GET went out.
+//! - **New legs first, in frame order.** When more fetches wait than may run, a participant the
+//!   engine has not seen yet (no reply or snapshot has shown it since its last remove) has its
+//!   fetch started before any known participant's, in the order of their first frames. The
+//!   engine must learn of the legs of a call in the order they appeared: a leg that appears
+//!   while another extension of its call is talking reads as a transfer in progress
+//!   (`calls::call`), so an agent's `Ringing` must not reach it after another agent's answer.
+//! - **Then the newest frame first.** Among known participants, the one with the newest upsert
+//!   starts next. Whether 3CX repeats all unconnected legs on one clock is not known; if it
+//!   does, a busy PBX sends hundreds of repeats at once, and a real change arriving just after
+//!   them (an answer) would wait for all their GETs, oldest first. Started newest first, it
+//!   waits only for the fetches already running; the repeats, which change nothing, wait. So
+//!   that no fetch waits for ever under a steady overload, a fetch whose first frame is at
+//!   least [`OLDEST_FIRST_AFTER`] older than the newest frame (by the frames' receive times)
+//!   starts before all others, oldest first.
+//! - **Output in the order the fetches went out.** A fetch takes its place in the output
+//!   order when it starts, a remove when its frame arrives; a place leaves only when it is at
+//!   the front and decided (its fetch answered, or it is a remove). A reply can only tell the
+//!   state from the moment its GET went out, so it must not overtake frames that arrived
+//!   before that (a follow-up fetch that read an agent `Connected` would otherwise be handed on
+//!   before another agent's earlier `Ringing`). The engine thus sees each reply after every
+//!   remove whose frame, and every reply whose GET, came before its GET went out. A waiting
+//!   fetch has no place yet, so it holds nothing back. A reply keeps the time of the newest
+//!   frame it answers, and the session makes times monotonic, so a reply handed on after a
+//!   newer frame's carries that frame's time (up to [`OLDEST_FIRST_AFTER`] and a round trip
+//!   late under overload).
 //! - **A remove cancels a waiting fetch** of the same participant: it would only answer `404`.
 //!
-//! A slow reply holds back the slots behind it until it answers (a follow-up waits for its
+//! A slow reply holds back the places behind it until it answers (a follow-up waits for its
 //! participant's previous fetch, so up to two round trips, more when every fetch slot is
 //! busy); every fetch is bounded by the request time limit.
 //!
@@ -31,18 +50,24 @@
 //! [`RestClient`]'s participant GET, or a fake in tests); the session drives it
 //! ([`Fetches::answered`]) and hands on what [`Fetches::pop_ready`] yields.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::task::JoinSet;
 
-use super::rest::{FetchedParticipant, RestClient, RestError};
+use super::rest::{FetchedParticipant, ParticipantReply, RestClient, RestError};
 use super::socket::{Entity, Received};
 use super::stats::ConnectorStats;
 
-/// A decided slot, ready to be handed on, in frame order.
+/// How much older than the newest frame a waiting fetch's first frame may become before it
+/// starts ahead of all others: longer than a burst of repeats takes to fetch (tens of
+/// milliseconds for hundreds of legs), shorter than a caller would notice.
+pub(super) const OLDEST_FIRST_AFTER: Duration = Duration::from_secs(1);
+
+/// A decided place, ready to be handed on, in output order.
 #[derive(Debug)]
 pub(super) enum Ready {
     /// A participant's fetch answered; `frame_at` is the time of the newest upsert frame it
@@ -62,35 +87,38 @@ pub(super) enum Ready {
     },
 }
 
-/// One place in the output order.
+/// One place in the output order: a started fetch or a remove.
 #[derive(Debug)]
 enum Slot {
     Fetch {
-        entity: Entity,
         frame_at: Timestamp,
-        state: FetchState,
+        /// `None` while the fetch runs.
+        reply: Option<Box<FetchedParticipant>>,
     },
     Remove {
         entity: Entity,
         frame: Received,
     },
-    /// A waiting fetch that a remove of its participant made pointless.
-    Cancelled,
 }
 
+/// A fetch waiting for room, or for its participant's running fetch to answer.
 #[derive(Debug)]
-enum FetchState {
-    Waiting,
-    Running,
-    Answered(Box<FetchedParticipant>),
+struct Waiting {
+    /// The arrival number of its first frame: its key in [`Fetches::by_first_frame`], and in
+    /// [`Fetches::new_legs`] for a participant the engine has not seen.
+    first: u64,
+    /// For a known participant, the arrival number of its newest frame: its key in
+    /// [`Fetches::known_by_newest_frame`].
+    newest: Option<u64>,
+    /// The newest frame's time, which its reply keeps.
+    frame_at: Timestamp,
 }
 
-/// What is going on for one participant: its running fetch and its waiting follow-up, by slot
-/// number.
+/// What is going on for one participant: whether a fetch of it runs, and its waiting follow-up.
 #[derive(Debug, Default)]
 struct PerParticipant {
-    running: Option<u64>,
-    waiting: Option<u64>,
+    running: bool,
+    waiting: Option<Waiting>,
 }
 
 /// How a participant is fetched: the GET of its entity.
@@ -113,13 +141,24 @@ pub(super) struct Fetches {
     fetch: Fetch,
     stats: Arc<ConnectorStats>,
     limit: usize,
-    /// Slots in frame order; the front one has number `front`.
+    /// Places in output order; the front one has number `front`.
     slots: VecDeque<Slot>,
     front: u64,
-    /// Waiting fetch slots in the order they were made.
-    waiting: VecDeque<u64>,
+    /// Numbers the upsert frames in arrival order, for the orders of the waiting.
+    frames_seen: u64,
+    /// The newest upsert frame's time.
+    newest_frame_at: Option<Timestamp>,
+    /// Every waiting fetch by the arrival number of its first frame, with that frame's time.
+    by_first_frame: BTreeMap<u64, (Timestamp, Entity)>,
+    /// The waiting fetches of participants the engine has not seen, by first frame.
+    new_legs: BTreeMap<u64, Entity>,
+    /// The waiting fetches of known participants, by the arrival number of their newest frame.
+    known_by_newest_frame: BTreeMap<u64, Entity>,
+    /// The participants the engine has seen: the last reply or snapshot showed them, and no
+    /// remove came since.
+    known: HashSet<Entity>,
     participants: HashMap<Entity, PerParticipant>,
-    running: JoinSet<(u64, Result<FetchedParticipant, RestError>)>,
+    running: JoinSet<(u64, Entity, Result<FetchedParticipant, RestError>)>,
 }
 
 impl Fetches {
@@ -131,51 +170,80 @@ impl Fetches {
             limit: limit.max(1),
             slots: VecDeque::new(),
             front: 0,
-            waiting: VecDeque::new(),
+            frames_seen: 0,
+            newest_frame_at: None,
+            by_first_frame: BTreeMap::new(),
+            new_legs: BTreeMap::new(),
+            known_by_newest_frame: BTreeMap::new(),
+            known: HashSet::new(),
             participants: HashMap::new(),
             running: JoinSet::new(),
         }
     }
 
-    /// Whether every slot has been handed on.
+    /// Whether every fetch has started and every place has been handed on.
     pub(super) fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.slots.is_empty() && self.by_first_frame.is_empty()
+    }
+
+    /// A snapshot was emitted (with every fetch settled): the engine has seen exactly its
+    /// participants.
+    pub(super) fn snapshot_seen(&mut self, participants: impl IntoIterator<Item = Entity>) {
+        debug_assert!(
+            self.is_empty(),
+            "snapshots are taken with the fetches settled"
+        );
+        self.known = participants.into_iter().collect();
     }
 
     /// An upsert frame of `entity` arrived at `frame_at`: fold it into the participant's
-    /// waiting fetch, or queue a new one.
+    /// waiting fetch, or make one.
     pub(super) fn upsert(&mut self, entity: Entity, frame_at: Timestamp) {
-        let waiting = self
-            .participants
-            .get(&entity)
-            .and_then(|participant| participant.waiting);
-        if let Some(number) = waiting {
-            if let Some(Slot::Fetch { frame_at: at, .. }) = self.slot_mut(number) {
-                *at = frame_at;
+        self.frames_seen += 1;
+        let arrival = self.frames_seen;
+        self.newest_frame_at = Some(frame_at);
+        let known = self.known.contains(&entity);
+        let participant = self.participants.entry(entity.clone()).or_default();
+        match &mut participant.waiting {
+            Some(waiting) => {
+                if let Some(newest) = &mut waiting.newest {
+                    self.known_by_newest_frame.remove(newest);
+                    self.known_by_newest_frame.insert(arrival, entity);
+                    *newest = arrival;
+                }
+                waiting.frame_at = frame_at;
+                self.stats.count_fetch_folded();
             }
-            self.stats.count_fetch_folded();
-            return;
+            None => {
+                // A follow-up of a running fetch is not the participant's first appearance.
+                let newest = if known || participant.running {
+                    self.known_by_newest_frame.insert(arrival, entity.clone());
+                    Some(arrival)
+                } else {
+                    self.new_legs.insert(arrival, entity.clone());
+                    None
+                };
+                participant.waiting = Some(Waiting {
+                    first: arrival,
+                    newest,
+                    frame_at,
+                });
+                self.by_first_frame.insert(arrival, (frame_at, entity));
+            }
         }
-        let number = self.push(Slot::Fetch {
-            entity: entity.clone(),
-            frame_at,
-            state: FetchState::Waiting,
-        });
-        self.participants.entry(entity).or_default().waiting = Some(number);
-        self.waiting.push_back(number);
         self.start_more();
     }
 
     /// A remove frame of `entity`: it takes its place in the order, and a fetch of the same
     /// participant that has not started yet is cancelled.
     pub(super) fn remove(&mut self, entity: Entity, frame: Received) {
-        if let Some(participant) = self.participants.get_mut(&entity)
-            && let Some(number) = participant.waiting.take()
+        self.known.remove(&entity);
+        if let Some(waiting) = self
+            .participants
+            .get_mut(&entity)
+            .and_then(|participant| participant.waiting.take())
         {
-            self.waiting.retain(|&waiting| waiting != number);
-            if let Some(slot) = self.slot_mut(number) {
-                *slot = Slot::Cancelled;
-            }
+            self.forget_waiting(&waiting);
             self.stats.count_fetch_skipped();
             self.forget_if_idle(&entity);
         }
@@ -189,94 +257,105 @@ impl Fetches {
         let Some(joined) = self.running.join_next().await else {
             return std::future::pending().await;
         };
-        let (number, result) = joined.expect("participant fetches neither panic nor get aborted");
+        let (number, entity, result) =
+            joined.expect("participant fetches neither panic nor get aborted");
         let fetched = result?;
-        let Some(Slot::Fetch { entity, state, .. }) = self.slot_mut(number) else {
-            unreachable!("a running fetch keeps its slot until it answers");
+        if matches!(fetched.outcome, ParticipantReply::Found(_)) {
+            self.known.insert(entity.clone());
+        } else {
+            self.known.remove(&entity);
+        }
+        let Some(Slot::Fetch { reply, .. }) = self.slot_mut(number) else {
+            unreachable!("a running fetch keeps its place until it answers");
         };
-        *state = FetchState::Answered(Box::new(fetched));
-        let entity = entity.clone();
+        *reply = Some(Box::new(fetched));
         if let Some(participant) = self.participants.get_mut(&entity) {
-            participant.running = None;
+            participant.running = false;
         }
         self.forget_if_idle(&entity);
         self.start_more();
         Ok(())
     }
 
-    /// The front slot, if it is decided. Cancelled slots are passed over.
+    /// The front place, if it is decided.
     pub(super) fn pop_ready(&mut self) -> Option<Ready> {
-        loop {
-            let decided = match self.slots.front()? {
-                Slot::Fetch { state, .. } => matches!(state, FetchState::Answered(_)),
-                Slot::Remove { .. } | Slot::Cancelled => true,
-            };
-            if !decided {
-                return None;
-            }
-            let slot = self.slots.pop_front().expect("the front slot exists");
-            self.front += 1;
-            match slot {
-                Slot::Fetch {
-                    frame_at,
-                    state: FetchState::Answered(fetched),
-                    ..
-                } => return Some(Ready::Fetched { fetched, frame_at }),
-                Slot::Remove { entity, frame } => return Some(Ready::Removed { entity, frame }),
-                Slot::Cancelled | Slot::Fetch { .. } => {}
-            }
+        let decided = match self.slots.front()? {
+            Slot::Fetch { reply, .. } => reply.is_some(),
+            Slot::Remove { .. } => true,
+        };
+        if !decided {
+            return None;
         }
+        let slot = self.slots.pop_front().expect("the front place exists");
+        self.front += 1;
+        Some(match slot {
+            Slot::Fetch {
+                frame_at,
+                reply: Some(fetched),
+            } => Ready::Fetched { fetched, frame_at },
+            Slot::Remove { entity, frame } => Ready::Removed { entity, frame },
+            Slot::Fetch { reply: None, .. } => unreachable!("checked above"),
+        })
     }
 
-    /// Starts waiting fetches, oldest first, while there is room and their participant has no
-    /// fetch running. A started fetch's slot moves to the back (see the module docs).
+    /// Starts waiting fetches while there is room, in the order of [`Fetches::next_to_start`].
+    /// A started fetch takes the last place in the output order (see the module docs).
     fn start_more(&mut self) {
-        let mut index = 0;
-        while self.running.len() < self.limit && index < self.waiting.len() {
-            let number = self.waiting[index];
-            let Some(Slot::Fetch {
-                entity, frame_at, ..
-            }) = self.slot_mut(number)
-            else {
-                unreachable!("waiting numbers name fetch slots");
+        while self.running.len() < self.limit {
+            let Some(entity) = self.next_to_start() else {
+                return;
             };
-            let (entity, frame_at) = (entity.clone(), *frame_at);
-            if self
+            let participant = self
                 .participants
-                .get(&entity)
-                .is_some_and(|participant| participant.running.is_some())
-            {
-                index += 1;
-                continue;
-            }
-            self.waiting.remove(index);
-            let started = if self.is_last(number) {
-                number
-            } else {
-                if let Some(slot) = self.slot_mut(number) {
-                    *slot = Slot::Cancelled;
-                }
-                self.push(Slot::Fetch {
-                    entity: entity.clone(),
-                    frame_at,
-                    state: FetchState::Waiting,
-                })
-            };
-            if let Some(Slot::Fetch { state, .. }) = self.slot_mut(started) {
-                *state = FetchState::Running;
-            }
-            let participant = self.participants.entry(entity.clone()).or_default();
-            participant.waiting = None;
-            participant.running = Some(started);
-            let fetching = (self.fetch)(entity);
-            self.running.spawn(async move { (started, fetching.await) });
+                .get_mut(&entity)
+                .expect("a waiting fetch's participant is known");
+            let waiting = participant
+                .waiting
+                .take()
+                .expect("next_to_start names a waiting fetch");
+            participant.running = true;
+            self.forget_waiting(&waiting);
+            let number = self.push(Slot::Fetch {
+                frame_at: waiting.frame_at,
+                reply: None,
+            });
+            let fetching = (self.fetch)(entity.clone());
+            self.running
+                .spawn(async move { (number, entity, fetching.await) });
         }
     }
 
-    fn is_last(&self, number: u64) -> bool {
-        number + 1 == self.front + self.slots.len() as u64
+    /// The waiting fetch to start next, of a participant with no fetch running (see the module
+    /// docs): the oldest if it is overdue, else the first new leg, else the known participant
+    /// with the newest frame.
+    fn next_to_start(&self) -> Option<Entity> {
+        let startable = |entity: &&Entity| {
+            self.participants
+                .get(*entity)
+                .is_some_and(|participant| !participant.running)
+        };
+        let overdue_before = self
+            .newest_frame_at
+            .and_then(|newest| newest.checked_sub(OLDEST_FIRST_AFTER).ok());
+        self.by_first_frame
+            .values()
+            .take_while(|(first_at, _)| overdue_before.is_some_and(|before| *first_at <= before))
+            .map(|(_, entity)| entity)
+            .find(startable)
+            .or_else(|| self.new_legs.values().find(startable))
+            .or_else(|| self.known_by_newest_frame.values().rev().find(startable))
+            .cloned()
     }
 
+    fn forget_waiting(&mut self, waiting: &Waiting) {
+        self.by_first_frame.remove(&waiting.first);
+        match waiting.newest {
+            Some(newest) => self.known_by_newest_frame.remove(&newest),
+            None => self.new_legs.remove(&waiting.first),
+        };
+    }
+
+    /// Appends a place to the output order; returns its number.
     fn push(&mut self, slot: Slot) -> u64 {
         let number = self.front + self.slots.len() as u64;
         self.slots.push_back(slot);
@@ -290,7 +369,7 @@ impl Fetches {
 
     fn forget_if_idle(&mut self, entity: &Entity) {
         if let Some(participant) = self.participants.get(entity)
-            && participant.running.is_none()
+            && !participant.running
             && participant.waiting.is_none()
         {
             self.participants.remove(entity);
@@ -475,6 +554,127 @@ mod tests {
         assert!(f.is_empty());
     }
 
+    /// Fetches `ids` one by one, so the engine has seen them, and drains their replies.
+    async fn known(f: &mut Fetches, pbx: &Pbx, ids: &[u64]) {
+        for &id in ids {
+            f.upsert(entity(id), at(1));
+            pbx.answer(id, ParticipantStatus::Ringing);
+            f.answered().await.unwrap();
+        }
+        assert_eq!(drain(f).len(), ids.len());
+    }
+
+    #[tokio::test]
+    async fn a_change_behind_a_burst_of_repeats_starts_before_the_burst_s_waiting_fetches() {
+        use ParticipantStatus::*;
+        let pbx = Pbx::default();
+        let (mut f, _) = fetches(&pbx, 2);
+        known(&mut f, &pbx, &[1, 2, 3, 4, 5, 6, 9]).await;
+        for id in 1..=6 {
+            f.upsert(entity(id), at(10)); // repeats of six ringing legs, at once
+        }
+        assert_eq!(pbx.asked(), [1, 2]);
+        f.upsert(entity(9), at(10)); // 9 answers, just after the burst
+        f.remove(entity(8), frame(10)); // a leg hung up
+        pbx.answer(1, Ringing);
+        f.answered().await.unwrap();
+        assert_eq!(pbx.asked(), [2, 9], "the newest frame's fetch starts first");
+        assert_eq!(
+            drain(&mut f),
+            [(1, "Ringing".to_owned())],
+            "the waiting burst holds nothing back; 2's GET went out before the remove"
+        );
+        pbx.answer(9, Connected);
+        f.answered().await.unwrap();
+        assert_eq!(pbx.asked(), [2, 6], "then the burst, newest first");
+        pbx.answer(2, Ringing);
+        f.answered().await.unwrap();
+        assert_eq!(
+            drain(&mut f),
+            [
+                (2, "Ringing".to_owned()),
+                (8, "Gone".to_owned()),
+                (9, "Connected".to_owned())
+            ],
+            "in the order the GETs went out, the remove where its frame came"
+        );
+        f.upsert(entity(3), at(10)); // 3's change joins its waiting fetch
+        pbx.answer(6, Ringing);
+        f.answered().await.unwrap();
+        assert_eq!(pbx.asked(), [5, 3], "the change moved 3 to the front");
+    }
+
+    #[tokio::test]
+    async fn new_legs_start_first_in_frame_order() {
+        use ParticipantStatus::*;
+        let pbx = Pbx::default();
+        let (mut f, _) = fetches(&pbx, 1);
+        known(&mut f, &pbx, &[1, 2]).await;
+        f.upsert(entity(1), at(10)); // a repeat: runs
+        f.upsert(entity(7), at(10)); // agent 7 starts ringing: a new leg
+        f.upsert(entity(8), at(10)); // and agent 8
+        f.upsert(entity(2), at(10)); // then agent 2 answers
+        pbx.answer(1, Ringing);
+        f.answered().await.unwrap();
+        assert_eq!(
+            pbx.asked(),
+            [7],
+            "new legs before any known one, in frame order"
+        );
+        pbx.answer(7, Ringing);
+        f.answered().await.unwrap();
+        assert_eq!(pbx.asked(), [8]);
+        pbx.answer(8, Ringing);
+        f.answered().await.unwrap();
+        assert_eq!(pbx.asked(), [2], "then the known leg's change");
+        f.remove(entity(7), frame(10)); // 7 stops ringing: when it rings again it is new
+        f.upsert(entity(1), at(10));
+        f.upsert(entity(7), at(10));
+        pbx.answer(2, Connected);
+        f.answered().await.unwrap();
+        assert_eq!(pbx.asked(), [7]);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_makes_its_participants_known_and_no_others() {
+        let pbx = Pbx::default();
+        let (mut f, _) = fetches(&pbx, 1);
+        known(&mut f, &pbx, &[3]).await;
+        f.snapshot_seen([entity(1), entity(2)]);
+        f.upsert(entity(9), at(10)); // runs
+        f.upsert(entity(1), at(10));
+        f.upsert(entity(3), at(10)); // no longer known: not in the snapshot
+        f.upsert(entity(2), at(10));
+        pbx.answer(9, ParticipantStatus::Ringing);
+        f.answered().await.unwrap();
+        assert_eq!(pbx.asked(), [3], "3 is new again; 1 and 2 are known");
+    }
+
+    #[tokio::test]
+    async fn a_fetch_waiting_past_the_bound_starts_before_newer_ones() {
+        use ParticipantStatus::*;
+        let pbx = Pbx::default();
+        let (mut f, _) = fetches(&pbx, 1);
+        known(&mut f, &pbx, &[1, 2, 3, 4]).await;
+        f.upsert(entity(1), at(1));
+        f.upsert(entity(2), at(1)); // waits for room
+        f.upsert(entity(3), at(2)); // newer, and 2's frame is now a second older
+        f.upsert(entity(4), at(2));
+        pbx.answer(1, Ringing);
+        f.answered().await.unwrap();
+        assert_eq!(pbx.asked(), [2], "overdue, so oldest first");
+        pbx.answer(2, Ringing);
+        f.answered().await.unwrap();
+        assert_eq!(pbx.asked(), [4], "none overdue: newest first");
+        pbx.answer(4, Ringing);
+        f.answered().await.unwrap();
+        pbx.answer(3, Ringing);
+        f.answered().await.unwrap();
+        let ids: Vec<u64> = drain(&mut f).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, [1, 2, 4, 3], "output in the order the GETs went out");
+        assert!(f.is_empty());
+    }
+
     #[tokio::test]
     async fn at_most_the_limit_runs_at_once() {
         use ParticipantStatus::*;
@@ -493,6 +693,10 @@ mod tests {
         pbx.answer(3, Ringing);
         f.answered().await.unwrap();
         let ids: Vec<u64> = drain(&mut f).into_iter().map(|(id, _)| id).collect();
-        assert_eq!(ids, [1, 2, 3], "frame order, whatever the answer order");
+        assert_eq!(
+            ids,
+            [1, 2, 3],
+            "the order the GETs went out, whatever the answer order"
+        );
     }
 }

@@ -1178,6 +1178,127 @@ async fn repeats_of_ringing_legs_fold_into_few_fetches_from_a_slow_pbx() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leg_that_rings_behind_a_burst_of_repeats_is_fetched_before_the_burst() {
+    // 30 agents ring; their repeats all go out at once, each GET takes 20 ms and two run at
+    // a time, so the burst needs some 300 ms. A call to 199 that rings just after the burst is
+    // fetched next, and its reply overtakes the replies of the burst still waiting.
+    let agents: Vec<String> = (121..=150).map(|dn| dn.to_string()).collect();
+    let dns: String = agents
+        .iter()
+        .map(|dn| format!("[[dn]]\ndn = \"{dn}\"\n"))
+        .collect();
+    let scenario = scenario(&format!(
+        r#"
+first_participant_id = 700
+[[dn]]
+dn = "800"
+type = "Wqueue"
+monitored = false
+[[dn]]
+dn = "199"
+{dns}
+[[call]]
+callid = 88
+external = "0123456789"
+[[call.step]]
+at = 0
+action = "enter"
+dn = "800"
+[[call.step]]
+at = 0
+action = "ring"
+dns = {agents:?}
+via = "800"
+[[call.step]]
+at = 10
+action = "hangup"
+[[call]]
+callid = 89
+external = "0987654321"
+[[call.step]]
+at = 5
+action = "ring"
+dn = "199"
+[[call.step]]
+at = 10
+action = "hangup"
+"#
+    ));
+    let sim = SimConfig {
+        repeat_unconnected: None,
+        ..SimConfig::default()
+    };
+    let mut h = Harness::start(&scenario, sim, |c, _| c.fetch_concurrency = 2).await;
+    let steps = scenario.timeline();
+    let upserted = |at: u64| -> Vec<u64> {
+        steps
+            .iter()
+            .filter(|step| step.at == Duration::from_secs(at))
+            .filter_map(|step| match &step.change {
+                ParticipantChange::Upsert(p) => p["id"].as_u64(),
+                ParticipantChange::Remove { .. } => None,
+            })
+            .collect()
+    };
+    let (burst, late) = (upserted(0), upserted(5));
+    assert_eq!((burst.len(), late.len()), (30, 1));
+    let apply = |h: &Harness, at: u64| {
+        for step in steps.iter().filter(|s| s.at == Duration::from_secs(at)) {
+            h.sim.apply(&step.change);
+        }
+    };
+    apply(&h, 0);
+    h.wait_for("the agents to ring", |v| {
+        burst
+            .iter()
+            .all(|id| v.history.get(id).is_some_and(|h| h.len() == 1))
+    })
+    .await;
+    h.sim.faults().get_delay(Duration::from_millis(20));
+    h.sim.repeat_unconnected_now();
+    apply(&h, 5);
+    let fetched = |h: &Harness| h.stats.snapshot().participant_fetches;
+    let before = fetched(&h);
+    h.wait_for("199 to ring", |v| v.history.contains_key(&late[0]))
+        .await;
+    let burst_fetched = async {
+        while fetched(&h) < before + 31 {
+            h.drain(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, burst_fetched)
+        .await
+        .expect("the burst and 199 are fetched");
+    h.sim.faults().reset();
+    apply(&h, 10);
+    h.wait_for("every leg to be gone", |v| v.live.is_empty())
+        .await;
+    let (view, _) = h.stop().await;
+    assert_eq!(view.history, expected_histories(&scenario));
+    let upserts: Vec<u64> = view
+        .changes
+        .iter()
+        .filter_map(|change| match change {
+            Change::Upsert { participant, .. } => Some(participant.id),
+            _ => None,
+        })
+        .collect();
+    let late_at = upserts
+        .iter()
+        .position(|&id| id == late[0])
+        .expect("199's upsert");
+    let overtaken = upserts[late_at..]
+        .iter()
+        .filter(|id| burst.contains(id))
+        .count();
+    assert!(
+        overtaken >= 25,
+        "199's reply comes before most of the burst's, not after all of them: {overtaken} of 30 \
+         after it ({upserts:?})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xapi_403_names_xapi_not_the_call_control_licence() {
     let scenario = call_with_faults("");
     let mut h = Harness::start(&scenario, SimConfig::default(), |_, _| {}).await;

@@ -180,6 +180,12 @@ impl SimHandle {
         self.shared.apply(change);
     }
 
+    /// Re-announces every leg not yet connected now, at once: one tick of the repeater with
+    /// [`crate::RepeatPhase::Together`], whatever the repeat settings.
+    pub fn repeat_unconnected_now(&self) {
+        self.shared.repeat(Repeat::Unconnected, Duration::ZERO);
+    }
+
     /// Makes DNs visible in `GET /callcontrol` from now on.
     pub fn add_directory(&self, entries: &[DnEntry]) {
         self.shared.add_directory(entries);
