@@ -6,6 +6,7 @@ use callhook::app::local::{LocalHost, LocalPlugin, LocalSetup};
 use callhook::queue::cli_format::render_deliveries;
 use callhook::queue::{DeliveryFilter, DeliveryInfo};
 use callhook_simulator::{Scenario, SimConfig, SimHandle, Simulator};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Scenario seconds per real second: 0.05 plays a 100 s call in 5 s.
@@ -176,10 +177,56 @@ impl CrmHost {
     }
 }
 
+/// What the host logs, at every level, from [`capture_logs`] on: what a log reader sees.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// The lines logged so far, with the escapes of quoted field values removed.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).replace('\\', "")
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures the log lines of this test process from now on as the host writes them with
+/// `RUST_LOG` at `trace` for the host and the WASI crates plugins send through, `debug` for
+/// the rest (whose `trace` is wasmtime's type registry and the I/O driver: slow, and no
+/// plugin data). Each test runs in a process of its own (nextest), so the capture is this
+/// test's; call it before anything else logs.
+pub fn capture_logs() -> CapturedLogs {
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter(callhook::telemetry::logs::filter(Some(
+            "debug,callhook=trace,wasmtime_wasi_http=trace,wasmtime_wasi=trace",
+        )))
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .try_init()
+        .expect("no log subscriber is installed yet in this test process");
+    logs
+}
+
 /// Asserts that none of `secrets` shows in `text`, what an operator or a log reader sees.
 pub fn assert_no_secret(text: &str, secrets: &[&str]) {
     for secret in secrets {
-        assert!(!text.contains(secret), "{secret:?} shows in:\n{text}");
+        let showing: Vec<&str> = text.lines().filter(|line| line.contains(secret)).collect();
+        assert!(
+            showing.is_empty(),
+            "{secret:?} shows in:\n{}",
+            showing.join("\n")
+        );
     }
 }
 

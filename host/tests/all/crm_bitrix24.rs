@@ -369,6 +369,7 @@ async fn bitrix24_a_finish_stored_but_unanswered_leaves_one_finished_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bitrix24_a_revoked_refresh_token_is_retried_then_parked_when_the_deliverys_time_is_up() {
+    let logs = capture_logs();
     let portal = Portal::start(Bitrix24Config::default()).await;
     let first = scenarios(&["02-direct-inbound-missed"], 1);
     let second = scenarios(&["02-direct-inbound-missed"], 2);
@@ -428,6 +429,12 @@ async fn bitrix24_a_revoked_refresh_token_is_retried_then_parked_when_the_delive
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
     assert_no_secret(&crm.deliveries_list(), &secrets);
     crm.stop().await;
+    let logged = logs.text();
+    assert!(
+        logged.contains("Bitrix24 refresh token rejected"),
+        "the attempts are logged:\n{logged}"
+    );
+    assert_no_secret(&logged, &secrets);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -481,6 +488,7 @@ async fn bitrix24_a_webhook_logs_calls_through_its_url_where_the_portal_allows_t
 /// their first attempt with `reason`, which, like the whole `deliveries list`, shows no webhook
 /// code.
 async fn parked_at_once(portal: &Portal, code: &'static str, reason: &str) {
+    let logs = capture_logs();
     let played = scenarios(&["02-direct-inbound-missed"], 0);
     let crm = CrmHost::start(&played, portal.webhook_plugin(code), false).await;
     crm.play(&played).await;
@@ -496,6 +504,12 @@ async fn parked_at_once(portal: &Portal, code: &'static str, reason: &str) {
     assert_eq!(portal.bitrix.refreshes(), 0);
     assert_no_secret(&crm.deliveries_list(), &[code, WEBHOOK_CODE]);
     crm.stop().await;
+    let logged = logs.text();
+    assert!(
+        logged.contains(reason),
+        "the attempts are logged:\n{logged}"
+    );
+    assert_no_secret(&logged, &[code, WEBHOOK_CODE]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -384,6 +384,7 @@ async fn zoho_logs_a_withheld_number_without_searching_or_linking_a_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zoho_a_revoked_refresh_token_parks_the_delivery_at_once() {
+    let logs = capture_logs();
     let crm = Crm::start(false).await;
     let first = scenarios(&["02-direct-inbound-missed"], 1);
     let second = scenarios(&["02-direct-inbound-missed"], 2);
@@ -425,6 +426,12 @@ async fn zoho_a_revoked_refresh_token_parks_the_delivery_at_once() {
     assert_eq!((refreshes, crm.zoho.tokens_issued()), (2, 1));
     assert_eq!(crm.zoho.calls().len(), 1);
     host.stop().await;
+    let logged = logs.text();
+    assert!(
+        logged.contains(reason.as_str()),
+        "the attempt is logged:\n{logged}"
+    );
+    assert_no_secret(&logged, &["1000.refresh.standin", "zoho-secret"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
