@@ -9,7 +9,7 @@
 //!    are merely applied twice (the engine is idempotent). Objects of the snapshot that cannot
 //!    be used are skipped alone, counted and logged once.
 //! 3. Read frames in order, every frame that has already arrived before the next fetch's reply
-//!    ([`Session::frames`]):
+//!    (`Session::frames`):
 //!    - a **`sequence` gap** (any step other than +1) means frames were lost: take a snapshot
 //!      before going on, at most one per [`ConnectorConfig::gap_snapshot_every`] (5 s by
 //!      default); gaps within that time share the next one;

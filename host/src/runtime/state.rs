@@ -215,22 +215,8 @@ impl WasiHttpHooks for EgressHooks {
 mod tests {
     use super::*;
     use crate::runtime::kv_store::KvQuota;
-    use std::sync::Mutex;
-
-    /// A log writer the test can read back.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::telemetry::logs::written_under;
+    use tracing_subscriber::EnvFilter;
 
     /// What the host's log shows for one `write_log` call of a plugin.
     fn logged(message: &str, fields: &[(String, String)]) -> String {
@@ -260,16 +246,9 @@ mod tests {
             HostServices::default(),
             "call-1".into(),
         );
-        let out = Captured::default();
-        let writer = out.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        written_under(EnvFilter::new("trace"), || {
             state.write_log(tracing::Level::WARN, message, fields)
-        });
-        String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+        })
     }
 
     #[test]

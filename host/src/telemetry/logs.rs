@@ -34,7 +34,8 @@ const CALL_TRACING: [&str; 2] = [
 ];
 
 /// The filter for `rust_log` (`RUST_LOG`; the default when `None` or not a valid filter), with
-/// [`CALL_TRACING`] held at `debug`: those lines carry what plugins send, secrets included.
+/// wasmtime's WASI bindings (`CALL_TRACING`) held at `debug`: their `trace` lines carry what
+/// plugins send, secrets included.
 pub fn filter(rust_log: Option<&str>) -> EnvFilter {
     let mut filter = rust_log
         .and_then(|directives| EnvFilter::try_new(directives).ok())
@@ -60,37 +61,15 @@ pub fn init(format: LogFormat) {
     }
 }
 
+/// What a text subscriber with `filter` writes while `emit` runs, for tests of log lines.
 #[cfg(test)]
-mod tests {
+pub(crate) fn written_under(filter: EnvFilter, emit: impl FnOnce()) -> String {
     use std::sync::{Arc, Mutex};
 
-    use super::*;
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
 
-    /// What a subscriber with `filter(rust_log)` writes for one `TRACE` line of a WASI binding
-    /// and one of the host.
-    fn written(rust_log: Option<&str>) -> String {
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(filter(rust_log))
-            .with_ansi(false)
-            .with_writer(move || Writer(sink.clone()))
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
-            tracing::trace!(
-                target: "wasmtime_wasi_http::p2::bindings::generated::wasi::http::types",
-                path_with_query = "/oauth?client_secret=s3cret",
-                "call"
-            );
-            tracing::trace!(target: "wasmtime_wasi::p2::bindings::cli", "call");
-            tracing::trace!(target: "callhook::queue", "host trace");
-        });
-        String::from_utf8(lines.lock().unwrap().clone()).unwrap()
-    }
-
-    struct Writer(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Writer {
+    impl std::io::Write for Lines {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
             self.0.lock().unwrap().extend_from_slice(bytes);
             Ok(bytes.len())
@@ -99,6 +78,36 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    let lines = Lines::default();
+    let sink = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, emit);
+    let bytes = lines.0.lock().unwrap().clone();
+    String::from_utf8(bytes).expect("log lines are UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `filter(rust_log)` lets through of one `TRACE` line of each WASI binding and one of
+    /// the host.
+    fn written(rust_log: Option<&str>) -> String {
+        written_under(filter(rust_log), || {
+            tracing::trace!(
+                target: "wasmtime_wasi_http::p2::bindings::generated::wasi::http::types",
+                path_with_query = "/oauth?client_secret=s3cret",
+                "call"
+            );
+            tracing::trace!(target: "wasmtime_wasi::p2::bindings::cli", "call");
+            tracing::trace!(target: "callhook::queue", "host trace");
+        })
     }
 
     #[test]
