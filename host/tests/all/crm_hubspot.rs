@@ -2,6 +2,7 @@
 //! over HTTP on 127.0.0.1, checked against `crm-plugins.md` sections 3, 4 and 8 by the calls
 //! the stand-in holds.
 
+use crate::crm::{assert_no_secret, capture_logs};
 use crate::crm_harness::*;
 use callhook::app::local::LocalHost;
 use callhook::queue::DeliveryStatus;
@@ -315,6 +316,7 @@ async fn hubspot_a_500_after_store_is_found_by_its_id_property_and_not_created_t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hubspot_a_rejected_token_parks_the_delivery_with_hubspots_message() {
+    let logs = capture_logs();
     let hubspot = hubspot().await;
     let scenarios = [scenario("01-direct-inbound-answered", CALLER, 0)];
     let (simulator, host) = start_with(&scenarios, &settings(&hubspot, &[]), "pat-revoked").await;
@@ -333,6 +335,9 @@ async fn hubspot_a_rejected_token_parks_the_delivery_with_hubspots_message() {
     );
     assert!(hubspot.calls().is_empty());
     host.stop().await.unwrap();
+    let logged = logs.text();
+    assert!(logged.contains(&reason), "the attempt is logged:\n{logged}");
+    assert_no_secret(&logged, &["pat-revoked"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 //! stand-in over HTTP on 127.0.0.1, checked against `crm-plugins.md` sections 3, 5 and 8 by
 //! the call logs the stand-in holds.
 
+use crate::crm::{assert_no_secret, capture_logs};
 use crate::crm_harness::*;
 use callhook::app::local::LocalHost;
 use callhook::queue::DeliveryStatus;
@@ -270,6 +271,7 @@ async fn pipedrive_parks_a_lost_create_as_outcome_unknown_and_a_replay_creates_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipedrive_a_rejected_token_parks_the_delivery_with_pipedrives_message() {
+    let logs = capture_logs();
     let pipedrive = pipedrive(PipedriveConfig::default()).await;
     let scenarios = [scenario("08-outbound-answered", CALLER, 0)];
     let (simulator, host) = start_with(&pipedrive, &scenarios, "pd-revoked").await;
@@ -293,6 +295,9 @@ async fn pipedrive_a_rejected_token_parks_the_delivery_with_pipedrives_message()
             .all(|r| !r.query.contains("pd-revoked"))
     );
     host.stop().await.unwrap();
+    let logged = logs.text();
+    assert!(logged.contains(&reason), "the attempt is logged:\n{logged}");
+    assert_no_secret(&logged, &["pd-revoked"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
