@@ -526,8 +526,8 @@ impl Session<'_> {
     /// Processes `first` and then every frame that has already arrived behind it, at most
     /// [`FRAMES_PER_STEP`], before the session turns to the fetches' replies: a burst of
     /// repeats is read whole, so a change that arrived behind it is known, and its fetch
-    /// started first (newest frame first, [`super::fetches`]), before the burst's replies are
-    /// handled one by one.
+    /// started first (new legs first, then the newest frame, [`super::fetches`]), before the
+    /// burst's replies are handled one by one.
     async fn frames(&mut self, first: Received, socket: &mut EventSocket) -> Result<(), Stop> {
         self.frame(first).await?;
         for _ in 1..FRAMES_PER_STEP {
