@@ -5,7 +5,8 @@
 //! host overhead per delivery (wasm with reuse − native with keep-alive, mean).
 //!
 //! Run: `CARGO_TARGET_DIR=target/bench cargo bench -p callhook --bench https`. Figures go to
-//! `docs/benchmarks.md`.
+//! `docs/benchmarks.md`. With the argument `reused` only the deliveries over kept-alive
+//! connections run, wasm and native (so that a profile shows no handshakes).
 
 #[path = "support/https_receiver.rs"]
 mod https_receiver;
@@ -156,11 +157,18 @@ fn main() {
         std::fs::write(&reusing_ca, &reusing.ca_pem).unwrap();
         std::fs::write(&closing_ca, &closing.ca_pem).unwrap();
 
+        let reused_only = std::env::args().any(|arg| arg == "reused");
         let with_reuse = wasm(&reusing, &reusing_ca).await;
-        let without_reuse = wasm(&closing, &closing_ca).await;
+        let without_reuse = if reused_only {
+            None
+        } else {
+            Some(wasm(&closing, &closing_ca).await)
+        };
         let keep_alive = native(&reusing).await;
         with_reuse.print("wasm, connections reused");
-        without_reuse.print("wasm, a new connection each");
+        if let Some(without_reuse) = without_reuse {
+            without_reuse.print("wasm, a new connection each");
+        }
         keep_alive.print("native reqwest, keep-alive");
         let overhead = with_reuse.mean().saturating_sub(keep_alive.mean());
         println!("host overhead per delivery (mean, wasm reused - native): {overhead:.1?}");
