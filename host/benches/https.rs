@@ -6,7 +6,9 @@
 //!
 //! Run: `CARGO_TARGET_DIR=target/bench cargo bench -p callhook --bench https`. Figures go to
 //! `docs/benchmarks.md`. With the argument `reused` only the deliveries over kept-alive
-//! connections run, wasm and native (so that a profile shows no handshakes).
+//! connections run, wasm and native (so that a profile shows no handshakes). With `one-thread`
+//! as well, those run on a current-thread runtime of their own, the receiver staying on the
+//! multi-thread one: what a delivery costs when none of its tasks change threads.
 
 #[path = "support/https_receiver.rs"]
 mod https_receiver;
@@ -144,6 +146,19 @@ async fn native(receiver: &HttpsReceiver) -> Measured {
     .await
 }
 
+/// Runs `case` to its end on a current-thread runtime on this thread, which leaves the
+/// multi-thread runtime meanwhile: every task `case` spawns (`wasi:http`'s, the connection
+/// pool's) runs on this thread too.
+fn on_one_thread<F: Future>(case: F) -> F::Output {
+    tokio::task::block_in_place(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(case)
+    })
+}
+
 fn main() {
     let tokio = tokio::runtime::Runtime::new().unwrap();
     // On a worker thread, as the host's queue runs its deliveries: `block_on`'s thread is not
@@ -151,20 +166,28 @@ fn main() {
     let bench = tokio.spawn(async {
         let ca = tempfile::tempdir().unwrap();
         let reusing = HttpsReceiver::start(&[b"http/1.1"], true).await;
-        let closing = HttpsReceiver::start(&[b"http/1.1"], false).await;
         let reusing_ca = ca.path().join("reusing.pem");
-        let closing_ca = ca.path().join("closing.pem");
         std::fs::write(&reusing_ca, &reusing.ca_pem).unwrap();
-        std::fs::write(&closing_ca, &closing.ca_pem).unwrap();
 
-        let reused_only = std::env::args().any(|arg| arg == "reused");
-        let with_reuse = wasm(&reusing, &reusing_ca).await;
-        let without_reuse = if reused_only {
+        let one_thread = std::env::args().any(|arg| arg == "one-thread");
+        let with_reuse = if one_thread {
+            on_one_thread(wasm(&reusing, &reusing_ca))
+        } else {
+            wasm(&reusing, &reusing_ca).await
+        };
+        let without_reuse = if std::env::args().any(|arg| arg == "reused") {
             None
         } else {
+            let closing = HttpsReceiver::start(&[b"http/1.1"], false).await;
+            let closing_ca = ca.path().join("closing.pem");
+            std::fs::write(&closing_ca, &closing.ca_pem).unwrap();
             Some(wasm(&closing, &closing_ca).await)
         };
-        let keep_alive = native(&reusing).await;
+        let keep_alive = if one_thread {
+            on_one_thread(native(&reusing))
+        } else {
+            native(&reusing).await
+        };
         with_reuse.print("wasm, connections reused");
         if let Some(without_reuse) = without_reuse {
             without_reuse.print("wasm, a new connection each");

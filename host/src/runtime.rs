@@ -8,8 +8,7 @@
 //! - Every delivery gets a new `Store`: its own memory (capped by [`PluginLimits::memory_bytes`]),
 //!   its own WASI context with no files, no environment and no sockets, and the plugin's own
 //!   egress policy for `wasi:http`. Nothing survives the delivery but what the plugin wrote to its
-//!   key-value store. The store is dropped (its pool slot reset) after the outcome is known, in a
-//!   task of its own, so the teardown is not part of the delivery's time.
+//!   key-value store.
 //! - Run time is bounded twice: an epoch deadline traps code that computes past the delivery's
 //!   time limit (the epoch callback also yields to the async executor every tick, so a busy
 //!   plugin never starves other tasks), and an outer wall-clock time-out also covers time spent
@@ -418,7 +417,7 @@ impl Plugin {
         // more deliveries than instances (plugins' `concurrency` adds up) is load, not a
         // plugin fault, and must not count against the plugin or open its breaker. The wait is
         // not part of the plugin's `timeout_ms`.
-        let Ok(instance_slot) = self.instances.clone().acquire_owned().await else {
+        let Ok(_instance) = self.instances.acquire().await else {
             unreachable!("the instance semaphore is never closed")
         };
         let limits = self.identity.limits;
@@ -443,11 +442,29 @@ impl Plugin {
             let run = self.instantiate_and_deliver(&mut store, request);
             tokio::time::timeout(limits.timeout + OUTER_GRACE, run).await
         };
-        let outcome = outcome(result, store.data(), limits);
-        // Tearing the instance down (resetting its pool slot) is no part of the delivery: it
-        // runs beside whatever comes next, and the slot's permit is given back after it.
-        tokio::spawn(async move { drop((store, instance_slot)) });
-        outcome
+        let state = store.data();
+        let refusals = state.refusals();
+        let refused = refusals
+            .iter()
+            .map(|r| format!("; egress refused: {r}"))
+            .collect::<String>();
+        if let Some(hit) = refusals.iter().find(|r| r.is_limit()) {
+            return DeliveryOutcome::Failed {
+                message: format!("stopped at a host limit: {hit}{refused}"),
+            };
+        }
+        match result {
+            Err(_elapsed) => DeliveryOutcome::Failed {
+                message: format!(
+                    "timed out after {} ms (the plugin's timeout_ms), waiting on a host call{refused}",
+                    limits.timeout.as_millis()
+                ),
+            },
+            Ok(Err(error)) => DeliveryOutcome::Failed {
+                message: describe_trap(&error, state, limits) + &refused,
+            },
+            Ok(Ok(outcome)) => outcome.refused(&refused),
+        }
     }
 
     async fn instantiate_and_deliver(
@@ -517,38 +534,6 @@ impl std::fmt::Display for EpochDeadline {
 }
 
 impl std::error::Error for EpochDeadline {}
-
-/// The delivery's outcome from its run's `result` and what its store kept: a host limit hit
-/// first, then the time limit, a trap, or the plugin's own answer, each with the egress
-/// refusals appended.
-fn outcome(
-    result: Result<wasmtime::Result<DeliveryOutcome>, tokio::time::error::Elapsed>,
-    state: &PluginState,
-    limits: PluginLimits,
-) -> DeliveryOutcome {
-    let refusals = state.refusals();
-    let refused = refusals
-        .iter()
-        .map(|r| format!("; egress refused: {r}"))
-        .collect::<String>();
-    if let Some(hit) = refusals.iter().find(|r| r.is_limit()) {
-        return DeliveryOutcome::Failed {
-            message: format!("stopped at a host limit: {hit}{refused}"),
-        };
-    }
-    match result {
-        Err(_elapsed) => DeliveryOutcome::Failed {
-            message: format!(
-                "timed out after {} ms (the plugin's timeout_ms), waiting on a host call{refused}",
-                limits.timeout.as_millis()
-            ),
-        },
-        Ok(Err(error)) => DeliveryOutcome::Failed {
-            message: describe_trap(&error, state, limits) + &refused,
-        },
-        Ok(Ok(outcome)) => outcome.refused(&refused),
-    }
-}
 
 /// Explains a trap in the operator's terms: which limit was hit, or what the plugin said.
 fn describe_trap(error: &wasmtime::Error, state: &PluginState, limits: PluginLimits) -> String {
