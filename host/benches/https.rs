@@ -8,7 +8,9 @@
 //! `docs/benchmarks.md`. With the argument `reused` only the deliveries over kept-alive
 //! connections run, wasm and native (so that a profile shows no handshakes). With `one-thread`
 //! as well, those run on a current-thread runtime of their own, the receiver staying on the
-//! multi-thread one: what a delivery costs when none of its tasks change threads.
+//! multi-thread one: what a delivery costs when none of its tasks change threads. With
+//! `task-each`, every delivery and every native request runs in a task of its own, awaited by
+//! the bench, as the host's queue runs its attempts; by default they run in the bench's task.
 
 #[path = "support/https_receiver.rs"]
 mod https_receiver;
@@ -66,20 +68,34 @@ impl Measured {
     }
 }
 
+/// How the deliveries of a case are run.
+#[derive(Clone, Copy)]
+enum Run {
+    /// One after the other in the bench's task.
+    InLine,
+    /// Each in a task of its own, awaited, as the host's queue runs its attempts.
+    TaskEach,
+}
+
 /// Runs `one` [`WARM_UP`] + [`DELIVERIES`] times in a row, timing the last ones.
-async fn measure<F: Future<Output = ()>>(
+async fn measure<F: Future<Output = ()> + Send + 'static>(
     receiver: &HttpsReceiver,
+    run: Run,
     mut one: impl FnMut() -> F,
 ) -> Measured {
+    let mut once = async || match run {
+        Run::InLine => one().await,
+        Run::TaskEach => tokio::spawn(one()).await.unwrap(),
+    };
     for _ in 0..WARM_UP {
-        one().await;
+        once().await;
     }
     let handshakes = receiver.handshakes();
     let mut latencies = Vec::with_capacity(DELIVERIES);
     let started = Instant::now();
     for _ in 0..DELIVERIES {
         let at = Instant::now();
-        one().await;
+        once().await;
         latencies.push(at.elapsed());
     }
     Measured {
@@ -90,7 +106,7 @@ async fn measure<F: Future<Output = ()>>(
 }
 
 /// Wasm deliveries with the default plugin to `receiver`.
-async fn wasm(receiver: &HttpsReceiver, ca_file: &std::path::Path) -> Measured {
+async fn wasm(receiver: &HttpsReceiver, ca_file: &std::path::Path, run: Run) -> Measured {
     let dir = tempfile::tempdir().unwrap();
     let db = redb::Database::create(dir.path().join("bench.redb")).unwrap();
     let runtime = callhook::app::plugins::runtime(Arc::new(db), RuntimeConfig::default()).unwrap();
@@ -106,25 +122,28 @@ async fn wasm(receiver: &HttpsReceiver, ca_file: &std::path::Path) -> Measured {
             ca_file: Some(ca_file.to_path_buf()),
         })
         .unwrap();
-    let event = event();
-    let key = event.key();
-    measure(receiver, || async {
-        let outcome = plugin
-            .deliver(DeliveryRequest {
-                event: &event,
-                idempotency_key: &key,
-                attempt: 1,
-                timestamp: 1_614_265_330,
-                replayed: false,
-            })
-            .await;
-        assert_eq!(outcome, DeliveryOutcome::Delivered);
+    let plugin = Arc::new(plugin);
+    let event = Arc::new(event());
+    measure(receiver, run, || {
+        let (plugin, event) = (plugin.clone(), event.clone());
+        async move {
+            let outcome = plugin
+                .deliver(DeliveryRequest {
+                    event: &event,
+                    idempotency_key: &event.key(),
+                    attempt: 1,
+                    timestamp: 1_614_265_330,
+                    replayed: false,
+                })
+                .await;
+            assert_eq!(outcome, DeliveryOutcome::Delivered);
+        }
     })
     .await
 }
 
 /// The same GET with `reqwest`, keep-alive on.
-async fn native(receiver: &HttpsReceiver) -> Measured {
+async fn native(receiver: &HttpsReceiver, run: Run) -> Measured {
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(receiver.ca_pem.as_bytes()).unwrap())
         .resolve(
@@ -134,14 +153,18 @@ async fn native(receiver: &HttpsReceiver) -> Measured {
         .tcp_nodelay(true)
         .build()
         .unwrap();
-    let url = format!(
+    let url: Arc<str> = format!(
         "https://localhost:{}/hook?event=ringing&callid=210701165649_782-0",
         receiver.port
-    );
-    measure(receiver, || async {
-        let response = client.get(&url).send().await.unwrap();
-        assert!(response.status().is_success());
-        response.bytes().await.unwrap();
+    )
+    .into();
+    measure(receiver, run, || {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let response = client.get(&*url).send().await.unwrap();
+            assert!(response.status().is_success());
+            response.bytes().await.unwrap();
+        }
     })
     .await
 }
@@ -169,24 +192,30 @@ fn main() {
         let reusing_ca = ca.path().join("reusing.pem");
         std::fs::write(&reusing_ca, &reusing.ca_pem).unwrap();
 
-        let one_thread = std::env::args().any(|arg| arg == "one-thread");
-        let with_reuse = if one_thread {
-            on_one_thread(wasm(&reusing, &reusing_ca))
+        let argument = |name: &str| std::env::args().any(|arg| arg == name);
+        let one_thread = argument("one-thread");
+        let run = if argument("task-each") {
+            Run::TaskEach
         } else {
-            wasm(&reusing, &reusing_ca).await
+            Run::InLine
         };
-        let without_reuse = if std::env::args().any(|arg| arg == "reused") {
+        let with_reuse = if one_thread {
+            on_one_thread(wasm(&reusing, &reusing_ca, run))
+        } else {
+            wasm(&reusing, &reusing_ca, run).await
+        };
+        let without_reuse = if argument("reused") {
             None
         } else {
             let closing = HttpsReceiver::start(&[b"http/1.1"], false).await;
             let closing_ca = ca.path().join("closing.pem");
             std::fs::write(&closing_ca, &closing.ca_pem).unwrap();
-            Some(wasm(&closing, &closing_ca).await)
+            Some(wasm(&closing, &closing_ca, run).await)
         };
         let keep_alive = if one_thread {
-            on_one_thread(native(&reusing))
+            on_one_thread(native(&reusing, run))
         } else {
-            native(&reusing).await
+            native(&reusing, run).await
         };
         with_reuse.print("wasm, connections reused");
         if let Some(without_reuse) = without_reuse {
