@@ -33,9 +33,10 @@ pub mod sender;
 mod services;
 mod since_v0_1_0;
 mod since_v0_2_0;
+mod since_v0_3_0;
 /// The newest contract's bindings: older versions serve the imports they share with it through
 /// its implementation, converting their own types (as Zed's extension host does).
-use since_v0_2_0 as latest;
+use since_v0_3_0 as latest;
 mod state;
 mod versions;
 
@@ -224,6 +225,7 @@ impl PluginRuntime {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         since_v0_1_0::add_to_linker(&mut linker)?;
         since_v0_2_0::add_to_linker(&mut linker)?;
+        since_v0_3_0::add_to_linker(&mut linker)?;
         Ok(PluginRuntime {
             engine,
             linker,
@@ -293,6 +295,9 @@ impl PluginRuntime {
             }
             (0, 2) => {
                 PluginPre::V0_2(since_v0_2_0::PluginPre::new(instance_pre).map_err(link_error)?)
+            }
+            (0, 3) => {
+                PluginPre::V0_3(since_v0_3_0::PluginPre::new(instance_pre).map_err(link_error)?)
             }
             _ => unreachable!("versions::api_version accepts only served versions"),
         };
@@ -496,30 +501,48 @@ impl Plugin {
                 }
             }
             PluginPre::V0_2(pre) => {
-                use since_v0_2_0::DeliveryError as E;
-                let delivery = since_v0_2_0::Delivery {
-                    event: since_v0_2_0::event(request.event, &self.services),
-                    idempotency_key: request.idempotency_key.to_string(),
-                    attempt: request.attempt,
-                    timestamp: request.timestamp,
-                    replayed: request.replayed,
-                };
                 let instance = pre.instantiate_async(&mut *store).await?;
-                match instance.call_deliver(&mut *store, &delivery).await? {
-                    Ok(()) => O::Delivered,
-                    Err(E::Retryable(e)) => O::Retry {
-                        message: e.message,
-                        after: e.retry_after_ms.map(Duration::from_millis),
-                    },
-                    Err(E::Permanent(e)) => O::Rejected {
-                        message: e.message,
-                        target_gone: e.target_gone,
-                    },
-                    Err(E::UnknownOutcome(e)) => O::UnknownOutcome { message: e.message },
-                }
+                let delivery = self.latest_delivery(request);
+                latest_outcome(instance.call_deliver(&mut *store, &delivery).await?)
+            }
+            PluginPre::V0_3(pre) => {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                let delivery = self.latest_delivery(request);
+                latest_outcome(instance.call_deliver(&mut *store, &delivery).await?)
             }
         };
         Ok(outcome)
+    }
+}
+
+impl Plugin {
+    /// The delivery as the newest contract carries it (0.2 and 0.3 share its records).
+    fn latest_delivery(&self, request: DeliveryRequest<'_>) -> latest::Delivery {
+        latest::Delivery {
+            event: latest::event(request.event, &self.services),
+            idempotency_key: request.idempotency_key.to_string(),
+            attempt: request.attempt,
+            timestamp: request.timestamp,
+            replayed: request.replayed,
+        }
+    }
+}
+
+/// A plugin's answer of the newest contract as the queue's outcome.
+fn latest_outcome(result: Result<(), latest::DeliveryError>) -> DeliveryOutcome {
+    use DeliveryOutcome as O;
+    use latest::DeliveryError as E;
+    match result {
+        Ok(()) => O::Delivered,
+        Err(E::Retryable(e)) => O::Retry {
+            message: e.message,
+            after: e.retry_after_ms.map(Duration::from_millis),
+        },
+        Err(E::Permanent(e)) => O::Rejected {
+            message: e.message,
+            target_gone: e.target_gone,
+        },
+        Err(E::UnknownOutcome(e)) => O::UnknownOutcome { message: e.message },
     }
 }
 

@@ -1,6 +1,6 @@
-//! A small blocking HTTP client over `wasi:http/outgoing-handler`.
+//! A small blocking HTTP client over the contract's `http.send`: one host call per request.
 //!
-//! The host sends the request on the plugin's behalf, after checking it against the plugin's
+//! The host sends the request on the plugin's behalf, over the plugin's pooled connections, after checking it against the plugin's
 //! `allowed_hosts`; it follows no redirects and applies its own time-outs. A refused or failed
 //! request comes back as an [`HttpError`], which converts into the right [`DeliveryError`] with
 //! `?`: connection problems are worth a retry, a refusal by the host's policy is not.
@@ -15,17 +15,9 @@
 //! ```
 
 use crate::DeliveryError;
-use crate::wit::wasi::http::outgoing_handler;
-use crate::wit::wasi::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, Scheme,
-};
-use crate::wit::wasi::io::streams::StreamError;
+use crate::wit::callhook::plugin::http;
+use crate::wit::wasi::http::types::{ErrorCode, FieldSizePayload, Scheme};
 use std::fmt;
-
-/// The largest chunk `wasi:io` accepts in one blocking write.
-const WRITE_CHUNK: usize = 4096;
-/// How much is read from the response body per call.
-const READ_CHUNK: u64 = 64 * 1024;
 
 /// An HTTP request under construction.
 #[derive(Debug, Clone)]
@@ -191,90 +183,34 @@ impl Request {
     }
 
     /// Sends the request and reads the whole response.
+    ///
+    /// The host sends it in one call (contract 0.3 `http.send`); the URL is checked here
+    /// first, so a malformed one is a permanent error naming it.
     pub fn send(self) -> Result<Response, HttpError> {
         let url = ParsedUrl::parse(&self.url)?;
-        let headers = Fields::new();
-        for (name, value) in &self.headers {
-            headers
-                .append(name, value.as_bytes())
-                .map_err(|e| HttpError::InvalidUrl(format!("header {name}: {e:?}")))?;
-        }
-        let request = OutgoingRequest::new(headers);
-        let method = match self.method {
-            "GET" => Method::Get,
-            "POST" => Method::Post,
-            "PUT" => Method::Put,
-            "PATCH" => Method::Patch,
-            "DELETE" => Method::Delete,
-            other => Method::Other(other.to_string()),
+        let scheme = match url.scheme {
+            Scheme::Http => "http",
+            _ => "https",
         };
-        let invalid = |what: &str| HttpError::InvalidUrl(format!("{} ({what})", self.url));
-        request
-            .set_method(&method)
-            .map_err(|()| invalid("method"))?;
-        request
-            .set_scheme(Some(&url.scheme))
-            .map_err(|()| invalid("scheme"))?;
-        request
-            .set_authority(Some(url.authority))
-            .map_err(|()| invalid("authority"))?;
-        request
-            .set_path_with_query(Some(&url.path_and_query))
-            .map_err(|()| invalid("path"))?;
-
-        let body = request.body().expect("the body of a new request is free");
-        // The request goes out first and its body streams after it: a body written before
-        // `handle` only fills the host's buffer, and one larger than that (an MP3 upload)
-        // would block for ever.
-        let pending = outgoing_handler::handle(request, None).map_err(error_from_code)?;
-        {
-            let stream = body.write().expect("the body stream is taken once");
-            for chunk in self.body.chunks(WRITE_CHUNK) {
-                // A failed write means the request failed or was answered before its body was
-                // read (a 409 to an upload): the response, awaited below, says which.
-                if stream.blocking_write_and_flush(chunk).is_err() {
-                    break;
-                }
-            }
-        }
-        // Likewise a failed finish: the response carries the outcome.
-        let _ = OutgoingBody::finish(body, None);
-        pending.subscribe().block();
-        let response = pending
-            .get()
-            .expect("the response is ready once its pollable is")
-            .expect("the response is taken once")
-            .map_err(error_from_code)?;
-
-        let status = response.status();
-        let headers = response
-            .headers()
-            .entries()
-            .into_iter()
-            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
-            .collect();
-        let incoming = response.consume().expect("the body is taken once");
-        let mut body = Vec::new();
-        {
-            let stream = incoming.stream().expect("the body stream is taken once");
-            loop {
-                match stream.blocking_read(READ_CHUNK) {
-                    Ok(chunk) => body.extend_from_slice(&chunk),
-                    Err(StreamError::Closed) => break,
-                    Err(StreamError::LastOperationFailed(e)) => {
-                        return Err(HttpError::Transport(format!(
-                            "reading the response body: {}",
-                            e.to_debug_string()
-                        )));
-                    }
-                }
-            }
-        }
-        IncomingBody::finish(incoming);
+        let request = http::Request {
+            method: self.method.to_string(),
+            url: format!("{scheme}://{}{}", url.authority, url.path_and_query),
+            headers: self
+                .headers
+                .into_iter()
+                .map(|(name, value)| (name, value.into_bytes()))
+                .collect(),
+            body: self.body,
+        };
+        let answer = http::send(&request).map_err(error_from_code)?;
         Ok(Response {
-            status,
-            headers,
-            body,
+            status: answer.status,
+            headers: answer
+                .headers
+                .into_iter()
+                .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+                .collect(),
+            body: answer.body,
         })
     }
 }
@@ -351,6 +287,13 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 fn error_from_code(code: ErrorCode) -> HttpError {
     match code {
+        ErrorCode::HttpRequestHeaderSize(Some(FieldSizePayload {
+            field_name: Some(name),
+            field_size: None,
+        })) => HttpError::InvalidUrl(format!("header {name}: not a valid header field")),
+        ErrorCode::HttpRequestMethodInvalid | ErrorCode::HttpRequestUriInvalid => {
+            HttpError::InvalidUrl(format!("{code:?}"))
+        }
         ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => HttpError::Refused(
             format!("{code:?} (see the host log for the rule that refused it)"),
         ),

@@ -56,7 +56,7 @@ pub mod signing;
 pub mod wit {
     wit_bindgen::generate!({
         path: "wit",
-        world: "callhook:plugin/plugin@0.2.0",
+        world: "callhook:plugin/plugin@0.3.0",
         generate_all,
         pub_export_macro: true,
         export_macro_name: "__export_callhook_plugin",

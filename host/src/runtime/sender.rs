@@ -28,10 +28,12 @@ mod body;
 mod connector;
 mod resolver;
 mod tls;
+mod whole;
 
 pub use connector::ConnectError;
 pub use resolver::{Resolution, Resolver, SystemResolver};
 pub use tls::{TlsError, client_config};
+pub use whole::WholeResponse;
 
 use super::bounds::{DeliveryBounds, check_headers};
 use super::egress::{EgressPolicy, Refusal};

@@ -1,16 +1,12 @@
-//! Bindings of the plugin contract `callhook:plugin@0.2.0` (`wit/since_v0.2.0`), the host's
-//! implementation of its imports, and the conversion of host events into its records.
+//! Bindings of the plugin contract `callhook:plugin@0.2.0` (`wit/since_v0.2.0`), its imports
+//! served by the newest version's implementation (`super::latest`).
 //!
-//! 0.2 is 0.1 plus what CRM plugins need (see `wit/README.md`): the event times, queue and
-//! `internal` come with the host's events ([`host::PartFacts`]); `callerid-e164` and
-//! `user-info` are looked up at each delivery from the runtime's [`HostServices`], so a
-//! retried delivery sees the current user list; `recording-file` reads the MP3s the host
-//! serves; the KV store adds expiring entries and compare-and-set.
+//! 0.3 only adds the `http` interface, so 0.2's records are the same types as 0.3's (bindgen's
+//! `with`; the component model checks them by structure, not by package) and a 0.2 plugin
+//! gets exactly the events it did; `log-level` and `kv-error`, declared in interfaces with
+//! functions, are converted.
 
-use super::kv_store::KvError as StoreError;
-use super::services::HostServices;
 use super::state::PluginState;
-use crate::calls::event as host;
 use wasmtime::component::HasSelf;
 
 wasmtime::component::bindgen!({
@@ -22,11 +18,12 @@ wasmtime::component::bindgen!({
         "wasi:http": wasmtime_wasi_http::p2::bindings::http,
         "wasi:io": wasmtime_wasi::p2::bindings::io,
         "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        "callhook:plugin/types": super::latest::callhook::plugin::types,
     },
 });
 
-use self::callhook::plugin::types::Event;
-use self::callhook::plugin::{host as host_api, kv, types};
+use self::callhook::plugin::{host as host_api, kv};
+use super::latest::callhook::plugin as latest;
 
 /// Adds this version's own interfaces (not WASI's) to the linker.
 pub fn add_to_linker(
@@ -44,56 +41,41 @@ impl host_api::Host for PluginState {
         message: String,
         fields: Vec<(String, String)>,
     ) {
-        let level = match level {
-            host_api::LogLevel::Trace => tracing::Level::TRACE,
-            host_api::LogLevel::Debug => tracing::Level::DEBUG,
-            host_api::LogLevel::Info => tracing::Level::INFO,
-            host_api::LogLevel::Warn => tracing::Level::WARN,
-            host_api::LogLevel::Error => tracing::Level::ERROR,
-        };
-        self.write_log(level, &message, &fields);
+        latest::host::Host::log(self, level.into(), message, fields).await;
     }
 
     async fn setting(&mut self, key: String) -> Option<String> {
-        self.plugin().settings.get(&key).cloned()
+        latest::host::Host::setting(self, key).await
     }
 
     async fn settings(&mut self) -> Vec<(String, String)> {
-        let settings = &self.plugin().settings;
-        settings
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        latest::host::Host::settings(self).await
     }
 
     async fn secret(&mut self, key: String) -> Option<String> {
-        self.plugin().secrets.get(&key).cloned()
+        latest::host::Host::secret(self, key).await
     }
 
     async fn recording_file(&mut self, link: String) -> Result<Vec<u8>, String> {
-        let Some(files) = self.services().recordings.get().cloned() else {
-            return Err("recordings are off on this host".to_owned());
-        };
-        tokio::task::spawn_blocking(move || files.read(&link))
-            .await
-            .unwrap_or_else(|join| Err(join.to_string()))
+        latest::host::Host::recording_file(self, link).await
     }
 }
 
 impl kv::Host for PluginState {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, kv::KvError> {
-        let (store, plugin) = self.kv();
-        blocking(move || store.get(&plugin, &key)).await
+        latest::kv::Host::get(self, key).await.map_err(Into::into)
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), kv::KvError> {
-        let (store, plugin) = self.kv();
-        blocking(move || store.set(&plugin, &key, &value)).await
+        latest::kv::Host::set(self, key, value)
+            .await
+            .map_err(Into::into)
     }
 
     async fn delete(&mut self, key: String) -> Result<(), kv::KvError> {
-        let (store, plugin) = self.kv();
-        blocking(move || store.delete(&plugin, &key)).await
+        latest::kv::Host::delete(self, key)
+            .await
+            .map_err(Into::into)
     }
 
     async fn set_expiring(
@@ -102,9 +84,9 @@ impl kv::Host for PluginState {
         value: Vec<u8>,
         ttl_seconds: u64,
     ) -> Result<(), kv::KvError> {
-        let (store, plugin) = self.kv();
-        let ttl = std::time::Duration::from_secs(ttl_seconds);
-        blocking(move || store.set_expiring(&plugin, &key, &value, ttl)).await
+        latest::kv::Host::set_expiring(self, key, value, ttl_seconds)
+            .await
+            .map_err(Into::into)
     }
 
     async fn set_if(
@@ -113,143 +95,31 @@ impl kv::Host for PluginState {
         expected: Option<Vec<u8>>,
         value: Vec<u8>,
     ) -> Result<bool, kv::KvError> {
-        let (store, plugin) = self.kv();
-        blocking(move || store.set_if(&plugin, &key, expected.as_deref(), &value)).await
+        latest::kv::Host::set_if(self, key, expected, value)
+            .await
+            .map_err(Into::into)
     }
 }
 
-impl types::Host for PluginState {}
-
-/// Runs a store operation off the async threads (a write waits for the store's group commit,
-/// a read for redb).
-async fn blocking<T: Send + 'static>(
-    operation: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, kv::KvError> {
-    let result = tokio::task::spawn_blocking(operation)
-        .await
-        .unwrap_or_else(|join| Err(StoreError::Unavailable(join.to_string())));
-    result.map_err(|error| match error {
-        StoreError::KeyTooLong(limit) => kv::KvError::KeyTooLong(limit),
-        StoreError::ValueTooLarge(limit) => kv::KvError::ValueTooLarge(limit),
-        StoreError::QuotaExceeded(quota) => kv::KvError::QuotaExceeded(quota),
-        StoreError::Unavailable(why) => kv::KvError::Unavailable(why),
-    })
-}
-
-/// The event as contract 0.2 carries it, with `callerid-e164` and `user-info` looked up now.
-pub fn event(event: &host::CallEvent, services: &HostServices) -> Event {
-    let e164 = |number: &str| services.e164.normalise(number);
-    let user_info = |user: &str| {
-        services.users.get(user).map(|info| types::UserInfo {
-            name: info.name,
-            email: info.email,
-        })
-    };
-    match event {
-        host::CallEvent::Ringing(offered) => {
-            Event::Ringing(offered_record(offered, e164, user_info))
+impl From<host_api::LogLevel> for latest::host::LogLevel {
+    fn from(level: host_api::LogLevel) -> Self {
+        match level {
+            host_api::LogLevel::Trace => latest::host::LogLevel::Trace,
+            host_api::LogLevel::Debug => latest::host::LogLevel::Debug,
+            host_api::LogLevel::Info => latest::host::LogLevel::Info,
+            host_api::LogLevel::Warn => latest::host::LogLevel::Warn,
+            host_api::LogLevel::Error => latest::host::LogLevel::Error,
         }
-        host::CallEvent::Dialing(offered) => {
-            Event::Dialing(offered_record(offered, e164, user_info))
-        }
-        host::CallEvent::Started(started) => Event::CallStarted(types::Started {
-            id: started.id.to_string(),
-            direction: started.direction.into(),
-            callerid: started.caller_id.clone(),
-            user: started.user.clone(),
-            did: started.did.clone(),
-            trtype: match started.transfer_type {
-                host::TransferType::NotDef => types::TransferType::NotDef,
-                host::TransferType::Blind => types::TransferType::Blind,
-                host::TransferType::Accomp => types::TransferType::Accomp,
-            },
-            call_started_at: started.facts.call_started_at,
-            offered_at: started.facts.offered_at,
-            answered_at: started.facts.answered_at.unwrap_or_default(),
-            callerid_e164: e164(&started.caller_id),
-            user_info: user_info(&started.user),
-            queue: started.facts.queue.clone(),
-            internal: started.facts.internal,
-        }),
-        host::CallEvent::Ended(ended) => Event::CallEnded(ended_record(ended, e164, user_info)),
-        host::CallEvent::Recording(recording) => Event::Recording(types::Recording {
-            id: recording.id.to_string(),
-            files: recording.files.clone(),
-            last_end: recording
-                .last_end
-                .as_ref()
-                .map(|ended| ended_record(ended, e164, user_info)),
-            parts: recording
-                .parts
-                .iter()
-                .map(|part| types::RecordingPart {
-                    id: part.id.to_string(),
-                    user: part.user.clone(),
-                    files: part.files.clone(),
-                })
-                .collect(),
-        }),
     }
 }
 
-fn offered_record(
-    offered: &host::Offered,
-    e164: impl Fn(&str) -> Option<String>,
-    user_info: impl Fn(&str) -> Option<types::UserInfo>,
-) -> types::Offered {
-    types::Offered {
-        id: offered.id.to_string(),
-        callerid: offered.caller_id.clone(),
-        did: offered.did.clone(),
-        user: offered.user.clone(),
-        usertype: match offered.user_type {
-            host::UserType::Ext => types::UserType::Ext,
-            host::UserType::Queue => types::UserType::Queue,
-            host::UserType::Other => types::UserType::Other,
-        },
-        call_started_at: offered.facts.call_started_at,
-        offered_at: offered.facts.offered_at,
-        callerid_e164: e164(&offered.caller_id),
-        user_info: user_info(&offered.user),
-        queue: offered.facts.queue.clone(),
-        internal: offered.facts.internal,
-    }
-}
-
-fn ended_record(
-    ended: &host::Ended,
-    e164: impl Fn(&str) -> Option<String>,
-    user_info: impl Fn(&str) -> Option<types::UserInfo>,
-) -> types::Ended {
-    types::Ended {
-        id: ended.id.to_string(),
-        direction: ended.direction.into(),
-        callerid: ended.caller_id.clone(),
-        user: ended.user.clone(),
-        did: ended.did.clone(),
-        finishtype: match ended.finish_type {
-            host::FinishType::Ok => types::FinishType::Ok,
-            host::FinishType::Missed => types::FinishType::Missed,
-        },
-        transfer: ended.transfer,
-        duration_seconds: ended.duration_secs,
-        title: ended.title.clone(),
-        call_started_at: ended.facts.call_started_at,
-        offered_at: ended.facts.offered_at,
-        answered_at: ended.facts.answered_at,
-        ended_at: ended.facts.ended_at.unwrap_or_default(),
-        callerid_e164: e164(&ended.caller_id),
-        user_info: user_info(&ended.user),
-        queue: ended.facts.queue.clone(),
-        internal: ended.facts.internal,
-    }
-}
-
-impl From<host::Direction> for types::Direction {
-    fn from(direction: host::Direction) -> Self {
-        match direction {
-            host::Direction::Incoming => types::Direction::Incoming,
-            host::Direction::Outgoing => types::Direction::Outgoing,
+impl From<latest::kv::KvError> for kv::KvError {
+    fn from(error: latest::kv::KvError) -> Self {
+        match error {
+            latest::kv::KvError::KeyTooLong(limit) => kv::KvError::KeyTooLong(limit),
+            latest::kv::KvError::ValueTooLarge(limit) => kv::KvError::ValueTooLarge(limit),
+            latest::kv::KvError::QuotaExceeded(quota) => kv::KvError::QuotaExceeded(quota),
+            latest::kv::KvError::Unavailable(why) => kv::KvError::Unavailable(why),
         }
     }
 }

@@ -106,6 +106,12 @@ impl PluginState {
         self.hooks.bounds.refusals()
     }
 
+    /// The plugin's sender and this delivery's bounds, for contract 0.3's `http.send`
+    /// ([`Sender::send_whole`]).
+    pub fn egress(&self) -> (Arc<Sender>, DeliveryBounds) {
+        (self.hooks.sender.clone(), self.hooks.bounds.clone())
+    }
+
     /// What the plugin wrote to stderr, lossily decoded and trimmed.
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.stderr.contents())

@@ -5,7 +5,7 @@
 //! cannot serve is refused with a clear message instead of a linker error.
 
 use super::state::PluginState;
-use super::{since_v0_1_0, since_v0_2_0};
+use super::{since_v0_1_0, since_v0_2_0, since_v0_3_0};
 
 /// The custom section that carries the contract version.
 pub const API_VERSION_SECTION: &str = "callhook:api-version";
@@ -116,6 +116,8 @@ pub enum PluginPre {
     V0_1(since_v0_1_0::PluginPre<PluginState>),
     /// `callhook:plugin@0.2.x`.
     V0_2(since_v0_2_0::PluginPre<PluginState>),
+    /// `callhook:plugin@0.3.x`.
+    V0_3(since_v0_3_0::PluginPre<PluginState>),
 }
 
 #[cfg(test)]
@@ -147,7 +149,7 @@ mod tests {
 
     #[test]
     fn serves_every_contract_folder_and_the_sdk_builds_against_the_newest() {
-        assert_eq!(SUPPORTED, [(0, 1, 0), (0, 2, 0)]);
+        assert_eq!(SUPPORTED, [(0, 1, 0), (0, 2, 0), (0, 3, 0)]);
         let (major, minor, patch) = SUPPORTED[SUPPORTED.len() - 1];
         assert_eq!(
             format!("{major}.{minor}.{patch}"),

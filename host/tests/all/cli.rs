@@ -158,7 +158,7 @@ fn check_config_loads_the_plugins_and_reports_their_permissions() {
     assert!(ok, "{stdout}{stderr}");
     assert!(
         stdout.contains(
-            "plugin generic-webhook (contract 0.2.0): allowed hosts [https://crm.example.com], memory 64 MiB, timeout 10000 ms"
+            "plugin generic-webhook (contract 0.3.0): allowed hosts [https://crm.example.com], memory 64 MiB, timeout 10000 ms"
         ),
         "{stdout}"
     );
@@ -252,7 +252,7 @@ async fn a_scaffolded_plugin_builds_loads_and_delivers() {
     assert!(
         std::fs::read_to_string(wit)
             .unwrap()
-            .contains("package callhook:plugin@0.2.0;")
+            .contains("package callhook:plugin@0.3.0;")
     );
 
     // Build it as its author would, with the workspace's lock file and plugin build directory

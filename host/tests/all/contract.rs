@@ -33,8 +33,12 @@ use tokio_util::sync::CancellationToken;
 const GENERIC_WEBHOOK_V0_1_0: &[u8] =
     include_bytes!("../../../tests/plugins/fixtures/generic-webhook-v0.1.0.wasm");
 
+/// `generic-webhook` as built by the SDK of contract 0.2.0, before 0.3 existed. Never rebuilt.
+const GENERIC_WEBHOOK_V0_2_0: &[u8] =
+    include_bytes!("../../../tests/plugins/fixtures/generic-webhook-v0.2.0.wasm");
+
 /// Every committed fixture, each used by a test below.
-const FIXTURES: [&str; 1] = ["generic-webhook-v0.1.0.wasm"];
+const FIXTURES: [&str; 2] = ["generic-webhook-v0.1.0.wasm", "generic-webhook-v0.2.0.wasm"];
 
 /// 2021-07-01T16:56:49Z, the instant of the support events' stamp, in Unix milliseconds.
 const T0_MS: u64 = 1_625_158_609_000;
@@ -130,7 +134,7 @@ fn every_fixture_has_a_test() {
 }
 
 #[tokio::test]
-async fn a_v0_1_plugin_and_v0_2_plugins_side_by_side_in_one_host() {
+async fn plugins_of_every_contract_version_side_by_side_in_one_host() {
     let sink = Sink::start().await;
     let (_dir, runtime) = runtime_with(None);
     let webhook = |name: &str, wasm: &[u8], path: &str| {
@@ -146,24 +150,26 @@ async fn a_v0_1_plugin_and_v0_2_plugins_side_by_side_in_one_host() {
             .unwrap()
     };
     let old = webhook("old", GENERIC_WEBHOOK_V0_1_0, "/old");
+    let mid = webhook("mid", GENERIC_WEBHOOK_V0_2_0, "/mid");
     let new = webhook("new", GENERIC_WEBHOOK_WASM, "/new");
     let probe = probe(&runtime, &sink, &[]);
     assert_eq!(old.api_version(), "0.1.0");
-    assert_eq!(new.api_version(), "0.2.0");
-    assert_eq!(probe.api_version(), "0.2.0");
+    assert_eq!(mid.api_version(), "0.2.0");
+    assert_eq!(new.api_version(), "0.3.0");
+    assert_eq!(probe.api_version(), "0.3.0");
     let events = events_with_facts();
     for event in &events {
-        for plugin in [&old, &new, &probe] {
+        for plugin in [&old, &mid, &new, &probe] {
             assert_eq!(deliver(plugin, event).await, DeliveryOutcome::Delivered);
         }
     }
-    for plugin in [&old, &new] {
+    for plugin in [&old, &mid, &new] {
         assert_eq!(
             deliver(plugin, &recording()).await,
             DeliveryOutcome::Delivered
         );
     }
-    let received = sink.wait_for(3 * events.len() + 2).await;
+    let received = sink.wait_for(4 * events.len() + 3).await;
     let targets = |path: &str| -> Vec<String> {
         received
             .iter()
@@ -179,11 +185,11 @@ async fn a_v0_1_plugin_and_v0_2_plugins_side_by_side_in_one_host() {
         String::from_utf8(recording_body("/old-recordings")).unwrap(),
         r#"{"FILES":["https://pbx.example.com:5001/webapi/recording/210701165649_782-1-1.mp3","https://pbx.example.com:5001/webapi/recording/210701165649_782-1-2.mp3"],"id":"210701165649_782-1","event":"incoming","callerid":"+425630434343","user":"120","did":"CompanyDID","finishtype":"Ok","transfer":"true","duration":"133","title":"CompanyDID: answered incoming call from +425630434343 to 120, 00:02:13"}"#
     );
-    assert_eq!(
-        recording_body("/new-recordings"),
-        recording_body("/old-recordings")
-    );
-    // The 0.1 build receives exactly what it did, and the 0.2 build sends the same.
+    for path in ["/mid-recordings", "/new-recordings"] {
+        assert_eq!(recording_body(path), recording_body("/old-recordings"));
+    }
+    // The 0.1 build receives exactly what it did, and the 0.2 and 0.3 builds send the same
+    // (0.3's over `http.send`, the others' over `wasi:http`).
     assert_eq!(
         targets("/old"),
         [
@@ -192,8 +198,9 @@ async fn a_v0_1_plugin_and_v0_2_plugins_side_by_side_in_one_host() {
             "?event=incoming&callerid=%2B49301234567&user=120&did=CompanyDID&finishtype=Ok&transfer=true&duration=133&title=CompanyDID%3A%20answered%20incoming%20call%20from%20%2B425630434343%20to%20120%2C%2000%3A02%3A13&id=210701165649_782-1",
         ]
     );
+    assert_eq!(targets("/mid"), targets("/old"));
     assert_eq!(targets("/new"), targets("/old"));
-    // The 0.2 probe sees every new field.
+    // The probe sees every field 0.2 added.
     let anna = json!({ "name": "Anna Mueller", "email": "anna@example.com" });
     let e164 = "+49301234567";
     assert_eq!(

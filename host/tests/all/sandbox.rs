@@ -289,7 +289,7 @@ async fn the_probe_sends_the_benches_webhook_query_with_or_without_a_key_value_w
 async fn plugins_for_another_contract_version_are_refused_before_loading() {
     let (_dir, runtime) = runtime();
     let mut wasm = probe();
-    let marker = b"callhook:api-version0.2.0";
+    let marker = b"callhook:api-version0.3.0";
     let at = wasm
         .windows(marker.len())
         .position(|w| w == marker)

@@ -51,7 +51,7 @@ fn component(instances: usize, fields: &str) -> Vec<u8> {
     let instantiate = "(core instance (instantiate $m))".repeat(instances);
     wat::parse_str(format!(
         r#"(component
-             (core module $m (@custom "callhook:api-version" "0.2.0") {fields})
+             (core module $m (@custom "callhook:api-version" "0.3.0") {fields})
              {instantiate})"#
     ))
     .unwrap()
