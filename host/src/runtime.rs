@@ -477,10 +477,8 @@ impl Plugin {
         store: &mut Store<PluginState>,
         request: DeliveryRequest<'_>,
     ) -> wasmtime::Result<DeliveryOutcome> {
-        use DeliveryOutcome as O;
         let outcome = match &self.pre {
             PluginPre::V0_1(pre) => {
-                use since_v0_1_0::DeliveryError as E;
                 let delivery = since_v0_1_0::Delivery {
                     event: request.event.into(),
                     idempotency_key: request.idempotency_key.to_string(),
@@ -488,17 +486,8 @@ impl Plugin {
                     timestamp: request.timestamp,
                 };
                 let instance = pre.instantiate_async(&mut *store).await?;
-                match instance.call_deliver(&mut *store, &delivery).await? {
-                    Ok(()) => O::Delivered,
-                    Err(E::Retryable(e)) => O::Retry {
-                        message: e.message,
-                        after: e.retry_after_ms.map(Duration::from_millis),
-                    },
-                    Err(E::Permanent(e)) => O::Rejected {
-                        message: e.message,
-                        target_gone: e.target_gone,
-                    },
-                }
+                let result = instance.call_deliver(&mut *store, &delivery).await?;
+                latest_outcome(result.map_err(Into::into))
             }
             PluginPre::V0_2(pre) => {
                 let instance = pre.instantiate_async(&mut *store).await?;

@@ -101,6 +101,26 @@ impl From<latest::kv::KvError> for kv::KvError {
 
 impl types::Host for PluginState {}
 
+/// 0.1's errors are the newest contract's without `unknown-outcome`.
+impl From<types::DeliveryError> for latest::types::DeliveryError {
+    fn from(error: types::DeliveryError) -> Self {
+        match error {
+            types::DeliveryError::Retryable(e) => {
+                latest::types::DeliveryError::Retryable(latest::types::RetryableError {
+                    message: e.message,
+                    retry_after_ms: e.retry_after_ms,
+                })
+            }
+            types::DeliveryError::Permanent(e) => {
+                latest::types::DeliveryError::Permanent(latest::types::PermanentError {
+                    message: e.message,
+                    target_gone: e.target_gone,
+                })
+            }
+        }
+    }
+}
+
 impl From<&host::CallEvent> for Event {
     fn from(event: &host::CallEvent) -> Self {
         match event {
