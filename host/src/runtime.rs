@@ -5,10 +5,10 @@
 //! - One wasmtime [`Engine`] with the component model, the pooling allocator and epoch
 //!   interruption. Each plugin is compiled once ([`cache`] keeps the machine code on disk) and
 //!   pre-linked into an `InstancePre`, so a delivery only instantiates.
-//! - Every delivery gets a new `Store`: its own memory (capped by [`PluginLimits::memory_bytes`]),
-//!   its own WASI context with no files, no environment and no sockets, and the plugin's own
-//!   egress policy for `wasi:http`. Nothing survives the delivery but what the plugin wrote to its
-//!   key-value store.
+//! - Every delivery gets a new `Store`: its own memory (capped by
+//!   [`PluginLimits::memory_bytes`]), its own WASI context with no files, no environment and no
+//!   sockets, and the plugin's own egress policy for `wasi:http` and `http.send`. Nothing
+//!   survives the delivery but what the plugin wrote to its key-value store.
 //! - Run time is bounded twice: an epoch deadline traps code that computes past the delivery's
 //!   time limit (the epoch callback also yields to the async executor every tick, so a busy
 //!   plugin never starves other tasks), and an outer wall-clock time-out also covers time spent
@@ -17,11 +17,12 @@
 //!   plugin's own `delivery-error` of its contract version. Both become a [`DeliveryOutcome`],
 //!   logged at debug with the plugin's name and contract version; the queue logs the
 //!   attempt's end, once, as a warning when it did not deliver.
-//! - Contract versions: one bindings module per version (`since_v0_1_0`, `since_v0_2_0`), all
-//!   added to one linker, and [`versions::PluginPre`] over them, matched exhaustively. The
-//!   imports live in the newest version's module (`latest`); an older one converts its types
-//!   to and from it. What 0.2 adds beyond the event (E.164, the user list, recording bytes)
-//!   comes from [`HostServices`].
+//! - Contract versions: one bindings module per version (`since_v0_1_0`, `since_v0_2_0`,
+//!   `since_v0_3_0`), all added to one linker, and [`versions::PluginPre`] over them, matched
+//!   exhaustively. The imports live in the newest version's module (`latest`); an older one
+//!   converts its types to and from it, or shares them where they are the same (0.2's records
+//!   are 0.3's). What 0.2 adds beyond the event (E.164, the user list, recording bytes) comes
+//!   from [`HostServices`]; 0.3's `http.send` is the plugin's sender in one call.
 
 pub mod bounds;
 mod builtin;

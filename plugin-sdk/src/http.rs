@@ -1,9 +1,10 @@
-//! A small blocking HTTP client over the contract's `http.send`: one host call per request.
+//! A small blocking HTTP client over the contract's `http.send`, one host call per request.
 //!
-//! The host sends the request on the plugin's behalf, over the plugin's pooled connections, after checking it against the plugin's
-//! `allowed_hosts`; it follows no redirects and applies its own time-outs. A refused or failed
-//! request comes back as an [`HttpError`], which converts into the right [`DeliveryError`] with
-//! `?`: connection problems are worth a retry, a refusal by the host's policy is not.
+//! The host sends the request on the plugin's behalf, over the plugin's pooled connections,
+//! after checking it against the plugin's `allowed_hosts`; it follows no redirects and applies
+//! its own time-outs. A refused or failed request comes back as an [`HttpError`], which
+//! converts into the right [`DeliveryError`] with `?`: connection problems are worth a retry, a
+//! refusal by the host's policy or a malformed URL or header field is not.
 //!
 //! ```no_run
 //! # use callhook_plugin_sdk::{http::Request, DeliveryError};
@@ -202,7 +203,13 @@ impl Request {
                 .collect(),
             body: self.body,
         };
-        let answer = http::send(&request).map_err(error_from_code)?;
+        let answer = http::send(&request).map_err(|code| match code {
+            ErrorCode::HttpRequestUriInvalid => HttpError::InvalidUrl(self.url.clone()),
+            ErrorCode::HttpRequestMethodInvalid => {
+                HttpError::InvalidUrl(format!("{} (method {})", self.url, self.method))
+            }
+            other => error_from_code(other),
+        })?;
         Ok(Response {
             status: answer.status,
             headers: answer
@@ -291,9 +298,6 @@ fn error_from_code(code: ErrorCode) -> HttpError {
             field_name: Some(name),
             field_size: None,
         })) => HttpError::InvalidUrl(format!("header {name}: not a valid header field")),
-        ErrorCode::HttpRequestMethodInvalid | ErrorCode::HttpRequestUriInvalid => {
-            HttpError::InvalidUrl(format!("{code:?}"))
-        }
         ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => HttpError::Refused(
             format!("{code:?} (see the host log for the rule that refused it)"),
         ),
@@ -301,7 +305,7 @@ fn error_from_code(code: ErrorCode) -> HttpError {
     }
 }
 
-/// The parts of an absolute `http`/`https` URL that `wasi:http` wants.
+/// The parts of an absolute `http`/`https` URL, checked before the host sees it.
 struct ParsedUrl<'a> {
     scheme: Scheme,
     authority: &'a str,

@@ -1,7 +1,9 @@
 //! Bounds on what one delivery makes the host hold outside the plugin's own memory: outgoing
 //! requests in flight, request headers, resource table entries, the list of refusals, and the
 //! length of the messages a delivery's outcome carries. (The bound on a response body is the
-//! plugin's `max_response_kb`, [`PluginLimits::max_response_bytes`](super::PluginLimits).)
+//! plugin's `max_response_kb`, [`PluginLimits::max_response_bytes`](super::PluginLimits).
+//! Contract 0.3's `http.send` hands the host a whole request body, which its memory cap
+//! `memory_mb` bounds, and holds the whole response body, which `max_response_kb` bounds.)
 //!
 //! Each bound is a constant here, so the operator-facing message and the check share one
 //! number. A bound reached is recorded as a [`Refusal::Limit`] naming it; the runtime then
@@ -86,17 +88,22 @@ pub fn limit(what: String, name: &str, value: impl std::fmt::Display) -> Refusal
 
 /// Checks an outgoing request's header fields against their bounds.
 pub fn check_headers(headers: &http::HeaderMap) -> Result<(), Refusal> {
-    if headers.len() > MAX_REQUEST_HEADERS {
+    let bytes = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    check_header_fields(headers.len(), bytes)
+}
+
+/// Checks `count` header fields of `bytes` bytes (names and values) against their bounds.
+pub fn check_header_fields(count: usize, bytes: usize) -> Result<(), Refusal> {
+    if count > MAX_REQUEST_HEADERS {
         return Err(limit(
-            format!("a request with {} header fields", headers.len()),
+            format!("a request with {count} header fields"),
             "header fields per request",
             MAX_REQUEST_HEADERS,
         ));
     }
-    let bytes: usize = headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
     if bytes > MAX_REQUEST_HEADER_BYTES {
         return Err(limit(
             format!("a request with {bytes} bytes of header fields"),

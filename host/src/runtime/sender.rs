@@ -1,4 +1,5 @@
-//! The plugins' outgoing HTTP: our own sender behind `wasi:http`'s `send_request` hook.
+//! The plugins' outgoing HTTP: our own sender behind `wasi:http`'s `send_request` hook and
+//! behind contract 0.3's `http.send` ([`whole`]).
 //!
 //! One [`Sender`] per loaded plugin, shared by all its deliveries. It holds:
 //! - the plugin's egress policy and a [`Resolver`]. The origin is checked on every request; a
@@ -21,8 +22,8 @@
 //!
 //! Redirects are handed to the plugin, never followed. Time-outs: connecting (name lookup,
 //! TCP and TLS) is bounded by the plugin's connect time-out; the answer's head by the
-//! response time-out (or the guest's shorter one) after that; each wait between body frames
-//! by the same.
+//! response time-out (or the shorter one a guest gives `wasi:http`) after that; each wait
+//! between body frames by the same.
 
 mod body;
 mod connector;

@@ -4,7 +4,10 @@
 //! 0.3 only adds the `http` interface, so 0.2's records are the same types as 0.3's (bindgen's
 //! `with`; the component model checks them by structure, not by package) and a 0.2 plugin
 //! gets exactly the events it did; `log-level` and `kv-error`, declared in interfaces with
-//! functions, are converted.
+//! functions, are converted. Since the records are shared, a change to 0.3's would show as a
+//! load-time type error for 0.2 plugins, not at compile time: the committed 0.2.0 build of
+//! `generic-webhook` in the contract test is what catches it (and 0.3's records are frozen
+//! like every version's).
 
 use super::state::PluginState;
 use wasmtime::component::HasSelf;

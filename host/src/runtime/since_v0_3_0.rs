@@ -158,7 +158,8 @@ async fn blocking<T: Send + 'static>(
     })
 }
 
-/// The event as contract 0.2 carries it, with `callerid-e164` and `user-info` looked up now.
+/// The event as contracts 0.2 and 0.3 carry it, with `callerid-e164` and `user-info` looked up
+/// now.
 pub fn event(event: &host::CallEvent, services: &HostServices) -> Event {
     let e164 = |number: &str| services.e164.normalise(number);
     let user_info = |user: &str| {

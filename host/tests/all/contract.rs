@@ -1,5 +1,5 @@
-//! Contract 0.2 through real deliveries in wasmtime: a committed 0.1.0 build of
-//! `generic-webhook` next to 0.2 plugins in one host, every field 0.2 adds as the `contract-probe`
+//! Contracts 0.2 and 0.3 through real deliveries in wasmtime: committed 0.1.0 and 0.2.0 builds
+//! of `generic-webhook` next to 0.3 plugins in one host, every field 0.2 adds as the `contract-probe`
 //! plugin receives it, the KV additions, `recording-file`, and `unknown-outcome` through the
 //! queue with its replay; the user list from the simulator's XAPI, and routing by queue
 //! through the whole pipeline.
@@ -188,6 +188,22 @@ async fn plugins_of_every_contract_version_side_by_side_in_one_host() {
     for path in ["/mid-recordings", "/new-recordings"] {
         assert_eq!(recording_body(path), recording_body("/old-recordings"));
     }
+    // `http.send` sends a body with its length; `wasi:http` streamed it (chunked).
+    let framing = |path: &str| {
+        let post = received.iter().find(|r| r.target == path).unwrap();
+        let header = |name: &str| {
+            post.headers
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        (header("content-length"), header("transfer-encoding"))
+    };
+    let length = recording_body("/new-recordings").len().to_string();
+    assert_eq!(framing("/new-recordings"), (Some(length), None));
+    assert_eq!(
+        framing("/mid-recordings"),
+        (None, Some("chunked".to_owned()))
+    );
     // The 0.1 build receives exactly what it did, and the 0.2 and 0.3 builds send the same
     // (0.3's over `http.send`, the others' over `wasi:http`).
     assert_eq!(
@@ -232,6 +248,47 @@ async fn plugins_of_every_contract_version_side_by_side_in_one_host() {
             }),
         ]
     );
+}
+
+#[tokio::test]
+async fn plugins_of_every_contract_version_report_retries_and_gone_receivers_alike() {
+    let sink = Sink::start().await;
+    let (_dir, runtime) = runtime_with(None);
+    let builds = [
+        ("v0-1", GENERIC_WEBHOOK_V0_1_0),
+        ("v0-2", GENERIC_WEBHOOK_V0_2_0),
+        ("v0-3", GENERIC_WEBHOOK_WASM),
+    ];
+    for (name, wasm) in builds {
+        for status in [503, 410, 404] {
+            let url = sink.url(&format!("/status/{status}"));
+            let settings = [("webhook_url", url.as_str())];
+            let plugin = runtime
+                .load(spec(name, wasm, &[&sink.origin()], &settings))
+                .unwrap();
+            let outcome = deliver(&plugin, &ringing()).await;
+            let expected = match status {
+                503 => {
+                    matches!(outcome, DeliveryOutcome::Retry { after: Some(d), .. } if d == Duration::from_secs(7))
+                }
+                410 => matches!(
+                    outcome,
+                    DeliveryOutcome::Rejected {
+                        target_gone: true,
+                        ..
+                    }
+                ),
+                _ => matches!(
+                    outcome,
+                    DeliveryOutcome::Rejected {
+                        target_gone: false,
+                        ..
+                    }
+                ),
+            };
+            assert!(expected, "{name}, HTTP {status}: {outcome:?}");
+        }
+    }
 }
 
 #[tokio::test]

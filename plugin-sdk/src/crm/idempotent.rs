@@ -114,10 +114,10 @@ impl Sent {
 /// host's policy, an invalid URL). Unknown failures count as arrived, the careful side: the
 /// worst that follows is an `unknown-outcome` instead of a retry.
 ///
-/// `HttpError::Transport` carries the `wasi:http` error code's name as its text (contract
-/// 0.1.0's `http` module); this reads the name back.
+/// `HttpError::Transport` carries the `wasi:http` error code's name as its text (the SDK's
+/// `http` module); this reads the name back.
 pub fn may_have_arrived(error: &HttpError) -> bool {
-    /// The codes `wasi:http` (wasmtime's client) gives before the request's first byte is sent.
+    /// The codes the host's sender gives before the request's first byte is sent.
     const BEFORE_CONNECTION: &[&str] = &[
         "DnsTimeout",
         "DnsError",

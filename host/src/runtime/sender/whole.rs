@@ -7,7 +7,7 @@
 //! within the plugin's `max_response_kb`. A failure is the `wasi:http` error code the plugin
 //! would have got over `wasi:http`.
 
-use super::super::bounds::DeliveryBounds;
+use super::super::bounds::{DeliveryBounds, check_header_fields};
 use super::{Sender, refused};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -27,6 +27,9 @@ impl Sender {
         body: Vec<u8>,
         bounds: &DeliveryBounds,
     ) -> Result<WholeResponse, ErrorCode> {
+        let bytes = headers.iter().map(|(name, value)| name.len() + value.len());
+        check_header_fields(headers.len(), bytes.sum())
+            .map_err(|refusal| error_code(refused(bounds.refuse(refusal))))?;
         let request = whole_request(method, url, headers, body)?;
         let slot = bounds
             .request_slot()
@@ -42,6 +45,7 @@ impl Sender {
             headers: head
                 .headers
                 .iter()
+                .filter(|(name, _)| !DEFAULT_FORBIDDEN_HEADERS.contains(name))
                 .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
                 .collect(),
             body: body.to_vec(),
@@ -60,7 +64,10 @@ pub struct WholeResponse {
 }
 
 /// A plugin's whole request as `wasi:http` would have built it: an absolute `http`/`https`
-/// URL, a valid method, valid header fields, none that `wasi:http` forbids.
+/// URL, a valid method, valid header fields, none that `wasi:http` forbids, a `content-length`
+/// (if the plugin gives one) that is the body's. An empty body of a method that carries one
+/// (`POST`, `PUT`, `PATCH`) is sent with `content-length: 0`, as RFC 9110 asks; a body is
+/// otherwise sent with its length, never chunked.
 fn whole_request(
     method: &str,
     url: &str,
@@ -88,7 +95,29 @@ fn whole_request(
         }
         let value =
             http::HeaderValue::from_bytes(&value).map_err(|_| invalid(Some(name.to_string())))?;
+        if name == http::header::CONTENT_LENGTH {
+            let length = value
+                .to_str()
+                .ok()
+                .filter(|v| v.bytes().all(|b| b.is_ascii_digit()));
+            match length.and_then(|v| v.parse::<u64>().ok()) {
+                None => return Err(invalid(Some(name.to_string()))),
+                Some(length) if length != body.len() as u64 => {
+                    return Err(ErrorCode::HttpRequestBodySize(Some(body.len() as u64)));
+                }
+                // Hyper sets it from the body.
+                Some(_) => continue,
+            }
+        }
         builder = builder.header(name, value);
+    }
+    let carries_body = [http::Method::POST, http::Method::PUT, http::Method::PATCH];
+    if body.is_empty()
+        && builder
+            .method_ref()
+            .is_some_and(|m| carries_body.contains(m))
+    {
+        builder = builder.header(http::header::CONTENT_LENGTH, 0);
     }
     let body = Full::new(Bytes::from(body))
         .map_err(|never| match never {})
@@ -146,6 +175,20 @@ fn error_code(error: Error) -> ErrorCode {
             field_size,
         } => C::HttpResponseHeaderSize(field(field_name, field_size)),
         Error::HttpResponseBodySize(size) => C::HttpResponseBodySize(size),
+        Error::HttpRequestTrailerSectionSize(size) => C::HttpRequestTrailerSectionSize(size),
+        Error::HttpRequestTrailerSize {
+            field_name,
+            field_size,
+        } => C::HttpRequestTrailerSize(field(field_name, field_size)),
+        Error::HttpResponseTrailerSectionSize(size) => C::HttpResponseTrailerSectionSize(size),
+        Error::HttpResponseTrailerSize {
+            field_name,
+            field_size,
+        } => C::HttpResponseTrailerSize(field(field_name, field_size)),
+        Error::HttpResponseTransferCoding(coding) => C::HttpResponseTransferCoding(coding),
+        Error::HttpResponseContentCoding(coding) => C::HttpResponseContentCoding(coding),
+        Error::HttpUpgradeFailed => C::HttpUpgradeFailed,
+        Error::LoopDetected => C::LoopDetected,
         Error::HttpResponseTimeout => C::HttpResponseTimeout,
         Error::HttpProtocolError | Error::Hyper(_) => C::HttpProtocolError,
         Error::ConfigurationError => C::ConfigurationError,
@@ -168,6 +211,34 @@ mod tests {
             Err(other) => panic!("{other:?}"),
             Ok(_) => None,
         }
+    }
+
+    #[test]
+    fn a_body_goes_out_with_its_length_and_a_plugins_own_length_must_match_it() {
+        let url = "https://crm.example.com/api";
+        let length = |method: &str, headers: Vec<(String, Vec<u8>)>, body: &[u8]| {
+            let request = whole_request(method, url, headers, body.to_vec()).unwrap();
+            let lengths = request.headers().get_all(http::header::CONTENT_LENGTH);
+            lengths
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(length("POST", vec![], b""), ["0"]);
+        assert_eq!(length("PUT", vec![], b""), ["0"]);
+        assert!(length("GET", vec![], b"").is_empty());
+        assert!(length("DELETE", vec![], b"").is_empty());
+        // Hyper sets a body's length itself; a plugin's own value that agrees is left to it.
+        let own = |value: &str| vec![("content-length".to_owned(), value.as_bytes().to_vec())];
+        assert!(length("POST", own("2"), b"{}").is_empty());
+        assert!(matches!(
+            whole_request("POST", url, own("1"), b"{}".to_vec()).err(),
+            Some(ErrorCode::HttpRequestBodySize(Some(2)))
+        ));
+        assert_eq!(
+            refused_field("POST", url, "content-length", b"-1").as_deref(),
+            Some("content-length")
+        );
     }
 
     #[test]

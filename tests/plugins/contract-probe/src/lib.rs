@@ -1,4 +1,5 @@
-//! A contract-0.2 plugin that reports what it receives, for the host's contract tests.
+//! A plugin of the SDK's contract (0.3, the fields 0.2 added included) that reports what it
+//! receives, for the host's contract tests.
 //!
 //! For every delivery it `POST`s to the setting `url` a JSON object with every field of the
 //! delivery and its event (`null` for none), and for a `recording` event the SHA-256 (hex) and
