@@ -503,9 +503,7 @@ impl Plugin {
         };
         Ok(outcome)
     }
-}
 
-impl Plugin {
     /// The delivery as the newest contract carries it (0.2 and 0.3 share its records).
     fn latest_delivery(&self, request: DeliveryRequest<'_>) -> latest::Delivery {
         latest::Delivery {
