@@ -17,7 +17,7 @@
 
 use crate::DeliveryError;
 use crate::wit::callhook::plugin::http;
-use crate::wit::wasi::http::types::{ErrorCode, FieldSizePayload, Scheme};
+use crate::wit::wasi::http::types::{ErrorCode, FieldSizePayload};
 use std::fmt;
 
 /// An HTTP request under construction.
@@ -189,13 +189,9 @@ impl Request {
     /// first, so a malformed one is a permanent error naming it.
     pub fn send(self) -> Result<Response, HttpError> {
         let url = ParsedUrl::parse(&self.url)?;
-        let scheme = match url.scheme {
-            Scheme::Http => "http",
-            _ => "https",
-        };
         let request = http::Request {
             method: self.method.to_string(),
-            url: format!("{scheme}://{}{}", url.authority, url.path_and_query),
+            url: format!("{}://{}{}", url.scheme, url.authority, url.path_and_query),
             headers: self
                 .headers
                 .into_iter()
@@ -307,7 +303,8 @@ fn error_from_code(code: ErrorCode) -> HttpError {
 
 /// The parts of an absolute `http`/`https` URL, checked before the host sees it.
 struct ParsedUrl<'a> {
-    scheme: Scheme,
+    /// `http` or `https`, lower case.
+    scheme: &'static str,
     authority: &'a str,
     /// Always starts with `/`: `https://host?x=1` becomes `/?x=1`. No fragment.
     path_and_query: String,
@@ -318,8 +315,8 @@ impl<'a> ParsedUrl<'a> {
         let invalid = || HttpError::InvalidUrl(url.to_string());
         let (scheme, rest) = url.split_once("://").ok_or_else(invalid)?;
         let scheme = match scheme.to_ascii_lowercase().as_str() {
-            "http" => Scheme::Http,
-            "https" => Scheme::Https,
+            "http" => "http",
+            "https" => "https",
             _ => return Err(invalid()),
         };
         let rest = rest.split('#').next().unwrap_or("");
@@ -419,7 +416,7 @@ mod tests {
     #[test]
     fn urls_split_into_wasi_parts() {
         let url = ParsedUrl::parse("https://crm.example.com:8443/a/b?x=1#frag").unwrap();
-        assert!(matches!(url.scheme, Scheme::Https));
+        assert_eq!(url.scheme, "https");
         assert_eq!(url.authority, "crm.example.com:8443");
         assert_eq!(url.path_and_query, "/a/b?x=1");
         let url = ParsedUrl::parse("http://127.0.0.1:9").unwrap();
