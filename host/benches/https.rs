@@ -2,7 +2,10 @@
 //! plugin: with connection reuse (the plugin's pool) and without (the receiver closes every
 //! connection), next to native `reqwest` with keep-alive on the same receiver. Prints
 //! deliveries per second, p50 and p99 latency, TLS handshakes per 1000 deliveries, and the
-//! host overhead per delivery (wasm with reuse − native with keep-alive, mean).
+//! host overhead per delivery: wasm with reuse − native with keep-alive, as the difference of
+//! the two cases' means, and paired (a wasm delivery and a native request in each round, the
+//! mean and median of the rounds' differences), which a VM's drift between cases does not
+//! bias.
 //!
 //! Run: `CARGO_TARGET_DIR=target/bench cargo bench -p callhook --bench https`. Figures go to
 //! `docs/benchmarks.md`. With the argument `reused` only the deliveries over kept-alive
@@ -17,7 +20,7 @@ mod https_receiver;
 
 use callhook::calls::event::{CallEvent, CallId, Offered, UserType};
 use callhook::queue::{DeliveryOutcome, DeliveryRequest};
-use callhook::runtime::{GENERIC_WEBHOOK_WASM, PluginLimits, PluginSpec, RuntimeConfig};
+use callhook::runtime::{GENERIC_WEBHOOK_WASM, Plugin, PluginLimits, PluginSpec, RuntimeConfig};
 use https_receiver::HttpsReceiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,20 +86,14 @@ async fn measure<F: Future<Output = ()> + Send + 'static>(
     run: Run,
     mut one: impl FnMut() -> F,
 ) -> Measured {
-    let mut once = async || match run {
-        Run::InLine => one().await,
-        Run::TaskEach => tokio::spawn(one()).await.unwrap(),
-    };
     for _ in 0..WARM_UP {
-        once().await;
+        timed(run, &mut one).await;
     }
     let handshakes = receiver.handshakes();
     let mut latencies = Vec::with_capacity(DELIVERIES);
     let started = Instant::now();
     for _ in 0..DELIVERIES {
-        let at = Instant::now();
-        once().await;
-        latencies.push(at.elapsed());
+        latencies.push(timed(run, &mut one).await);
     }
     Measured {
         latencies,
@@ -105,32 +102,83 @@ async fn measure<F: Future<Output = ()> + Send + 'static>(
     }
 }
 
-/// Wasm deliveries with the default plugin to `receiver`.
-async fn wasm(receiver: &HttpsReceiver, ca_file: &std::path::Path, run: Run) -> Measured {
-    let dir = tempfile::tempdir().unwrap();
-    let db = redb::Database::create(dir.path().join("bench.redb")).unwrap();
-    let runtime = callhook::app::plugins::runtime(Arc::new(db), RuntimeConfig::default()).unwrap();
-    let origin = format!("https://localhost:{}", receiver.port);
-    let plugin = runtime
-        .load(PluginSpec {
-            name: "generic-webhook".into(),
-            wasm: GENERIC_WEBHOOK_WASM.into(),
-            allowed_hosts: vec![origin.clone()],
-            limits: PluginLimits::default(),
-            settings: [("webhook_url".to_string(), format!("{origin}/hook"))].into(),
-            secrets: Default::default(),
-            ca_file: Some(ca_file.to_path_buf()),
-        })
-        .unwrap();
-    let plugin = Arc::new(plugin);
-    let event = Arc::new(event());
-    measure(receiver, run, || {
-        let (plugin, event) = (plugin.clone(), event.clone());
+/// Makes and runs one future of `make` as `run` says; how long both took.
+async fn timed<F: Future<Output = ()> + Send + 'static>(
+    run: Run,
+    make: impl FnOnce() -> F,
+) -> Duration {
+    let at = Instant::now();
+    match run {
+        Run::InLine => make().await,
+        Run::TaskEach => tokio::spawn(make()).await.unwrap(),
+    }
+    at.elapsed()
+}
+
+/// The rounds of [`paired`]: each one's wasm latency minus its native one, and the receiver's
+/// handshakes meanwhile.
+struct Paired {
+    differences_us: Vec<f64>,
+    handshakes: usize,
+}
+
+impl Paired {
+    fn print(&self) {
+        let mut sorted = self.differences_us.clone();
+        sorted.sort_by(f64::total_cmp);
+        let mean = sorted.iter().sum::<f64>() / sorted.len() as f64;
+        println!(
+            "host overhead per delivery, paired (wasm - native in each round): mean {mean:.1}µs  median {:.1}µs  {:.1} handshakes/1000",
+            sorted[sorted.len() / 2],
+            self.handshakes as f64 * 1000.0 / sorted.len() as f64,
+        );
+    }
+}
+
+/// The default plugin loaded for `receiver`, and the event it delivers.
+struct WasmCase {
+    plugin: Arc<Plugin>,
+    event: Arc<CallEvent>,
+    /// The event's idempotency key, made once, so that only the delivery is timed.
+    key: Arc<str>,
+    _kv_dir: tempfile::TempDir,
+}
+
+impl WasmCase {
+    fn new(receiver: &HttpsReceiver, ca_file: &std::path::Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("bench.redb")).unwrap();
+        let runtime =
+            callhook::app::plugins::runtime(Arc::new(db), RuntimeConfig::default()).unwrap();
+        let origin = format!("https://localhost:{}", receiver.port);
+        let plugin = runtime
+            .load(PluginSpec {
+                name: "generic-webhook".into(),
+                wasm: GENERIC_WEBHOOK_WASM.into(),
+                allowed_hosts: vec![origin.clone()],
+                limits: PluginLimits::default(),
+                settings: [("webhook_url".to_string(), format!("{origin}/hook"))].into(),
+                secrets: Default::default(),
+                ca_file: Some(ca_file.to_path_buf()),
+            })
+            .unwrap();
+        let event = event();
+        WasmCase {
+            plugin: Arc::new(plugin),
+            key: event.key().into(),
+            event: Arc::new(event),
+            _kv_dir: dir,
+        }
+    }
+
+    /// One delivery in a fresh instance.
+    fn delivery(&self) -> impl Future<Output = ()> + Send + 'static {
+        let (plugin, event, key) = (self.plugin.clone(), self.event.clone(), self.key.clone());
         async move {
             let outcome = plugin
                 .deliver(DeliveryRequest {
                     event: &event,
-                    idempotency_key: &event.key(),
+                    idempotency_key: &key,
                     attempt: 1,
                     timestamp: 1_614_265_330,
                     replayed: false,
@@ -138,35 +186,89 @@ async fn wasm(receiver: &HttpsReceiver, ca_file: &std::path::Path, run: Run) -> 
                 .await;
             assert_eq!(outcome, DeliveryOutcome::Delivered);
         }
-    })
-    .await
+    }
 }
 
 /// The same GET with `reqwest`, keep-alive on.
-async fn native(receiver: &HttpsReceiver, run: Run) -> Measured {
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(receiver.ca_pem.as_bytes()).unwrap())
-        .resolve(
-            "localhost",
-            std::net::SocketAddr::from(([127, 0, 0, 1], receiver.port)),
-        )
-        .tcp_nodelay(true)
-        .build()
-        .unwrap();
-    let url: Arc<str> = format!(
-        "https://localhost:{}/hook?event=ringing&callid=210701165649_782-0",
-        receiver.port
-    )
-    .into();
-    measure(receiver, run, || {
-        let (client, url) = (client.clone(), url.clone());
+struct NativeCase {
+    client: reqwest::Client,
+    url: Arc<str>,
+}
+
+impl NativeCase {
+    fn new(receiver: &HttpsReceiver) -> Self {
+        let ca = reqwest::Certificate::from_pem(receiver.ca_pem.as_bytes()).unwrap();
+        let client = reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .resolve(
+                "localhost",
+                std::net::SocketAddr::from(([127, 0, 0, 1], receiver.port)),
+            )
+            .tcp_nodelay(true)
+            .build()
+            .unwrap();
+        let url = format!(
+            "https://localhost:{}/hook?event=ringing&callid=210701165649_782-0",
+            receiver.port
+        );
+        NativeCase {
+            client,
+            url: url.into(),
+        }
+    }
+
+    /// One request, its answer read whole.
+    fn request(&self) -> impl Future<Output = ()> + Send + 'static {
+        let (client, url) = (self.client.clone(), self.url.clone());
         async move {
             let response = client.get(&*url).send().await.unwrap();
             assert!(response.status().is_success());
             response.bytes().await.unwrap();
         }
-    })
-    .await
+    }
+}
+
+/// Wasm deliveries with the default plugin to `receiver`.
+async fn wasm(receiver: &HttpsReceiver, ca_file: &std::path::Path, run: Run) -> Measured {
+    let case = WasmCase::new(receiver, ca_file);
+    measure(receiver, run, || case.delivery()).await
+}
+
+/// Native requests to `receiver`.
+async fn native(receiver: &HttpsReceiver, run: Run) -> Measured {
+    let case = NativeCase::new(receiver);
+    measure(receiver, run, || case.request()).await
+}
+
+/// A wasm delivery and a native request in each of [`DELIVERIES`] rounds (after [`WARM_UP`]),
+/// which of the two goes first alternating, so that both meet the machine in the same state:
+/// on a shared VM the speed drifts by tens of microseconds between the phases of the other
+/// cases.
+async fn paired(receiver: &HttpsReceiver, ca_file: &std::path::Path, run: Run) -> Paired {
+    let wasm_case = WasmCase::new(receiver, ca_file);
+    let native_case = NativeCase::new(receiver);
+    let round = async |wasm_first: bool| {
+        let (wasm, native) = if wasm_first {
+            let wasm = timed(run, || wasm_case.delivery()).await;
+            (wasm, timed(run, || native_case.request()).await)
+        } else {
+            let native = timed(run, || native_case.request()).await;
+            (timed(run, || wasm_case.delivery()).await, native)
+        };
+        (wasm.as_secs_f64() - native.as_secs_f64()) * 1e6
+    };
+    for warm_up in 0..WARM_UP {
+        round(warm_up % 2 == 0).await;
+    }
+    let handshakes = receiver.handshakes();
+    let mut differences_us = Vec::with_capacity(DELIVERIES);
+    for measured in 0..DELIVERIES {
+        differences_us.push(round(measured % 2 == 0).await);
+    }
+    Paired {
+        differences_us,
+        handshakes: receiver.handshakes() - handshakes,
+    }
 }
 
 /// Runs `case` to its end on a current-thread runtime on this thread, which leaves the
@@ -224,6 +326,12 @@ fn main() {
         keep_alive.print("native reqwest, keep-alive");
         let overhead = with_reuse.mean().saturating_sub(keep_alive.mean());
         println!("host overhead per delivery (mean, wasm reused - native): {overhead:.1?}");
+        let paired = if one_thread {
+            on_one_thread(paired(&reusing, &reusing_ca, run))
+        } else {
+            paired(&reusing, &reusing_ca, run).await
+        };
+        paired.print();
     });
     tokio.block_on(bench).unwrap();
 }

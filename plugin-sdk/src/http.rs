@@ -45,7 +45,9 @@ pub struct Response {
 pub enum HttpError {
     /// The URL is not `http://` or `https://` followed by a host.
     InvalidUrl(String),
-    /// The host's policy refused the request (host not in `allowed_hosts`, private address).
+    /// The host refused the request: its policy (host not in `allowed_hosts`, a private
+    /// address), or a header field that is malformed or that only the host may set
+    /// (`host`, `connection`, `transfer-encoding` and the like).
     Refused(String),
     /// The request failed on the way: DNS, connection, TLS, time-out, protocol.
     Transport(String),
@@ -293,7 +295,9 @@ fn error_from_code(code: ErrorCode) -> HttpError {
         ErrorCode::HttpRequestHeaderSize(Some(FieldSizePayload {
             field_name: Some(name),
             field_size: None,
-        })) => HttpError::InvalidUrl(format!("header {name}: not a valid header field")),
+        })) => HttpError::Refused(format!(
+            "the header field `{name}` is malformed or one the host sets itself"
+        )),
         ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => HttpError::Refused(
             format!("{code:?} (see the host log for the rule that refused it)"),
         ),

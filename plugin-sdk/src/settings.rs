@@ -13,6 +13,12 @@
 //!
 //! Or all at once into a struct of the plugin's own with [`parse`] (see [`from_pairs`] for how
 //! text becomes numbers, flags and tables).
+//!
+//! The settings are asked of the host once, at the first read of one (`get`, `all`,
+//! `required`, `flag`, `parse`), and kept for the rest of the delivery: every delivery runs in a fresh instance, and a plugin's settings change
+//! only when the host reloads it, so the copy cannot go stale. Each host call costs about a
+//! microsecond; a plugin that reads a dozen settings pays for one. Secrets are asked for one
+//! by one, so that only those the plugin reads cross into its memory.
 
 mod typed;
 
@@ -20,15 +26,26 @@ pub use typed::{SettingsError, from_pairs};
 
 use crate::DeliveryError;
 use crate::wit::callhook::plugin::host;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 /// The setting `key`, if set.
 pub fn get(key: &str) -> Option<String> {
-    host::setting(key)
+    instance_copy().get(key).cloned()
 }
 
 /// All settings, sorted by key.
 pub fn all() -> Vec<(String, String)> {
-    host::settings()
+    instance_copy()
+        .iter()
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect()
+}
+
+/// This instance's copy of the settings, asked of the host at the first call.
+fn instance_copy() -> &'static BTreeMap<String, String> {
+    static SETTINGS: OnceLock<BTreeMap<String, String>> = OnceLock::new();
+    SETTINGS.get_or_init(|| host::settings().into_iter().collect())
 }
 
 /// The setting `key`, or a permanent error naming it when it is missing or empty.
@@ -77,7 +94,7 @@ pub fn flag(key: &str, default: bool) -> Result<bool, DeliveryError> {
 /// # }
 /// ```
 pub fn parse<T: serde::de::DeserializeOwned>() -> Result<T, SettingsError> {
-    from_pairs(all())
+    from_pairs(instance_copy())
 }
 
 /// The secret `key`, if set. Never log it.

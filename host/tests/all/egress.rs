@@ -238,3 +238,45 @@ async fn requests_to_one_origin_are_capped_across_deliveries() {
         "{most} requests at once to one origin"
     );
 }
+
+/// A header field that `http.send` must not carry (one the host sets itself, or a malformed
+/// name or value) fails the delivery for good, naming the field, and nothing is sent; a
+/// plain one goes through.
+#[tokio::test]
+async fn http_send_refuses_forbidden_and_malformed_header_fields_and_sends_nothing() {
+    let sink = Sink::start().await;
+    let (_dir, runtime) = runtime();
+    let url = sink.url("/ok/header");
+    let origin = url.split('/').take(3).collect::<Vec<_>>().join("/");
+    let outcome = async |name: &str, value: &str| {
+        let settings = [
+            ("mode", "header"),
+            ("url", url.as_str()),
+            ("header_name", name),
+            ("header_value", value),
+        ];
+        let plugin = runtime
+            .load(spec("header", &probe(), &[&origin], &settings))
+            .unwrap();
+        deliver(&plugin, &ringing()).await
+    };
+    for (name, value) in [
+        ("connection", "close"),
+        ("host", "metadata.example"),
+        ("transfer-encoding", "chunked"),
+        ("bad name", "1"),
+        ("x-split", "a\r\nx-injected: 1"),
+    ] {
+        let outcome = outcome(name, value).await;
+        let expected = format!("the header field `{name}` is malformed or one the host sets");
+        assert!(
+            rejected_with(&outcome, &expected),
+            "{name}: {value:?}: {outcome:?}"
+        );
+    }
+    assert!(sink.received().is_empty(), "{:?}", sink.received());
+    assert_eq!(outcome("x-plain", "1").await, DeliveryOutcome::Delivered);
+    let received = sink.wait_for(1).await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].header("x-plain"), Some("1"));
+}

@@ -10,6 +10,7 @@
 //!   and the outcome of writing a value of `kv_value_size` bytes to `{url}`;
 //! - `parallel`: starts `count` `GET {url}` at once, then waits for them all;
 //! - `headers`: `GET {url}` with `count` header fields of `size` bytes each;
+//! - `header`: `GET {url}` with the one header field `header_name: header_value`;
 //! - `resources`: creates `count` header sets and keeps them all;
 //! - `residue`: reports what an earlier delivery left in this instance's memory (see
 //!   [`residue`]), then leaves some itself;
@@ -95,6 +96,15 @@ impl Plugin for SandboxProbe {
                     request = request.header(&format!("x-probe-{n}"), &value);
                 }
                 request.send()?.error_for_status()?;
+                Ok(())
+            }
+            "header" => {
+                let name = sdk::settings::required("header_name")?;
+                let value = sdk::settings::get("header_value").unwrap_or_default();
+                Request::get(&self.url)
+                    .header(&name, &value)
+                    .send()?
+                    .error_for_status()?;
                 Ok(())
             }
             "resources" => {
