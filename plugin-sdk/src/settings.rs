@@ -15,10 +15,11 @@
 //! text becomes numbers, flags and tables).
 //!
 //! The settings are asked of the host once, at the first read of one (`get`, `all`,
-//! `required`, `flag`, `parse`), and kept for the rest of the delivery: every delivery runs in a fresh instance, and a plugin's settings change
-//! only when the host reloads it, so the copy cannot go stale. Each host call costs about a
-//! microsecond; a plugin that reads a dozen settings pays for one. Secrets are asked for one
-//! by one, so that only those the plugin reads cross into its memory.
+//! `required`, `flag`, `parse`), and kept for the rest of the delivery: every delivery runs in
+//! a fresh instance, and a plugin's settings change only when the host reloads it, so the copy
+//! cannot go stale. Each host call costs about a microsecond; a plugin that reads a dozen
+//! settings pays for one. Secrets are asked for one by one, so that only those the plugin
+//! reads cross into its memory.
 
 mod typed;
 
