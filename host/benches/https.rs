@@ -271,10 +271,13 @@ async fn paired(receiver: &HttpsReceiver, ca_file: &std::path::Path, run: Run) -
     }
 }
 
-/// Runs `case` to its end on a current-thread runtime on this thread, which leaves the
-/// multi-thread runtime meanwhile: every task `case` spawns (`wasi:http`'s, the connection
-/// pool's) runs on this thread too.
-fn on_one_thread<F: Future>(case: F) -> F::Output {
+/// Runs `case` to its end: in this task, or with `one_thread` on a current-thread runtime on
+/// this thread, which leaves the multi-thread runtime meanwhile, so that every task `case`
+/// spawns (the connection pool's) runs on this thread too.
+async fn run_case<F: Future>(one_thread: bool, case: F) -> F::Output {
+    if !one_thread {
+        return case.await;
+    }
     tokio::task::block_in_place(|| {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -301,11 +304,7 @@ fn main() {
         } else {
             Run::InLine
         };
-        let with_reuse = if one_thread {
-            on_one_thread(wasm(&reusing, &reusing_ca, run))
-        } else {
-            wasm(&reusing, &reusing_ca, run).await
-        };
+        let with_reuse = run_case(one_thread, wasm(&reusing, &reusing_ca, run)).await;
         let without_reuse = if argument("reused") {
             None
         } else {
@@ -314,11 +313,7 @@ fn main() {
             std::fs::write(&closing_ca, &closing.ca_pem).unwrap();
             Some(wasm(&closing, &closing_ca, run).await)
         };
-        let keep_alive = if one_thread {
-            on_one_thread(native(&reusing, run))
-        } else {
-            native(&reusing, run).await
-        };
+        let keep_alive = run_case(one_thread, native(&reusing, run)).await;
         with_reuse.print("wasm, connections reused");
         if let Some(without_reuse) = without_reuse {
             without_reuse.print("wasm, a new connection each");
@@ -326,12 +321,9 @@ fn main() {
         keep_alive.print("native reqwest, keep-alive");
         let overhead = with_reuse.mean().saturating_sub(keep_alive.mean());
         println!("host overhead per delivery (mean, wasm reused - native): {overhead:.1?}");
-        let paired = if one_thread {
-            on_one_thread(paired(&reusing, &reusing_ca, run))
-        } else {
-            paired(&reusing, &reusing_ca, run).await
-        };
-        paired.print();
+        run_case(one_thread, paired(&reusing, &reusing_ca, run))
+            .await
+            .print();
     });
     tokio.block_on(bench).unwrap();
 }
