@@ -1,8 +1,8 @@
 //! Contracts 0.2 and 0.3 through real deliveries in wasmtime: committed 0.1.0 and 0.2.0 builds
-//! of `generic-webhook` next to 0.3 plugins in one host, every field 0.2 adds as the `contract-probe`
-//! plugin receives it, the KV additions, `recording-file`, and `unknown-outcome` through the
-//! queue with its replay; the user list from the simulator's XAPI, and routing by queue
-//! through the whole pipeline.
+//! of `generic-webhook` next to 0.3 plugins in one host, every field 0.2 adds as the
+//! `contract-probe` plugin receives it, the KV additions and the 0.1 and 0.2 key-value imports,
+//! `recording-file`, and `unknown-outcome` through the queue with its replay; the user list
+//! from the simulator's XAPI, and routing by queue through the whole pipeline.
 
 use crate::support::*;
 use callhook::app::Pipeline;
@@ -20,7 +20,7 @@ use callhook::runtime::{
     RuntimeConfig,
 };
 use callhook_simulator::{Scenario, SimConfig, Simulator};
-use callhook_test_plugins::CONTRACT_PROBE_WASM;
+use callhook_test_plugins::{CONTRACT_PROBE_WASM, KV_PROBE_V0_1_WASM, KV_PROBE_V0_2_WASM};
 use serde_json::{Value, json};
 use sha2::Digest;
 use std::collections::BTreeMap;
@@ -45,6 +45,14 @@ const T0_MS: u64 = 1_625_158_609_000;
 
 /// A runtime whose host knows the country `DE`, the user 120 and (when given) the MP3s.
 fn runtime_with(recordings: Option<RecordingFiles>) -> (tempfile::TempDir, PluginRuntime) {
+    let (dir, runtime, _kv) = runtime_and_kv(recordings);
+    (dir, runtime)
+}
+
+/// [`runtime_with`], and the key-value store its plugins write to.
+fn runtime_and_kv(
+    recordings: Option<RecordingFiles>,
+) -> (tempfile::TempDir, PluginRuntime, KvStore) {
     let dir = tempfile::tempdir().unwrap();
     let db = redb::Database::create(dir.path().join("callhook.redb")).unwrap();
     let users = UserDirectory::default();
@@ -65,7 +73,7 @@ fn runtime_with(recordings: Option<RecordingFiles>) -> (tempfile::TempDir, Plugi
         ..RuntimeConfig::default()
     };
     let kv = KvStore::new(Arc::new(db), KvQuota::default());
-    (dir, PluginRuntime::new(config, kv).unwrap())
+    (dir, PluginRuntime::new(config, kv.clone()).unwrap(), kv)
 }
 
 fn probe(runtime: &PluginRuntime, sink: &Sink, settings: &[(&str, &str)]) -> Plugin {
@@ -468,6 +476,54 @@ async fn kv_quota_per_plugin_comes_from_its_limits() {
     roomy.limits.kv_quota_bytes = Some(1 << 20);
     let roomy = runtime.load(roomy).unwrap();
     assert_eq!(deliver(&roomy, &ended()).await, DeliveryOutcome::Delivered);
+}
+
+/// Plugins built against contracts 0.1.0 and 0.2.0 (without the SDK, straight from their WIT)
+/// keep their key-value store: their reads and writes reach the host's store under the plugin's
+/// name, 0.2's `set-if` and `set-expiring` work, and a write over the quota comes back as that
+/// version's own `quota-exceeded`, carrying the quota.
+#[tokio::test]
+async fn plugins_of_contracts_0_1_and_0_2_keep_their_key_value_store() {
+    let (_dir, runtime, kv) = runtime_and_kv(None);
+    let probes = [
+        ("kv-0-1", "0.1.0", KV_PROBE_V0_1_WASM),
+        ("kv-0-2", "0.2.0", KV_PROBE_V0_2_WASM),
+    ];
+    for (name, version, wasm) in probes {
+        let wasm = std::fs::read(wasm).unwrap();
+        kv.set(name, "gone", b"x").unwrap();
+        let plugin = runtime.load(spec(name, &wasm, &[], &[])).unwrap();
+        assert_eq!(plugin.api_version(), version);
+        for _ in 0..2 {
+            assert_eq!(
+                deliver(&plugin, &ended()).await,
+                DeliveryOutcome::Delivered,
+                "{name}"
+            );
+        }
+        assert_eq!(
+            kv.get(name, "count").unwrap(),
+            Some(b"2".to_vec()),
+            "{name}"
+        );
+        assert_eq!(kv.get(name, "gone").unwrap(), None, "{name}");
+
+        let small_name = format!("{name}-small");
+        let mut small = spec(&small_name, &wasm, &[], &[("big", "100")]);
+        small.limits.kv_quota_bytes = Some(64);
+        let small = runtime.load(small).unwrap();
+        assert_eq!(
+            deliver(&small, &ended()).await,
+            DeliveryOutcome::Rejected {
+                message: "KvError::QuotaExceeded(64)".into(),
+                target_gone: false
+            },
+            "{name}"
+        );
+        assert_eq!(kv.get(&small_name, "big").unwrap(), None, "{name}");
+    }
+    assert_eq!(kv.get("kv-0-1", "soon").unwrap(), None);
+    assert_eq!(kv.get("kv-0-2", "soon").unwrap(), Some(b"1".to_vec()));
 }
 
 /// The PBX's user list as the simulator serves it, read page by page (100 a page).

@@ -1,6 +1,5 @@
-//! Builds the plugins only the tests use (`sandbox-probe`, `contract-probe`) for
-//! `wasm32-wasip2` and exports their paths as `CALLHOOK_SANDBOX_PROBE_WASM` and
-//! `CALLHOOK_CONTRACT_PROBE_WASM`. This crate is a dev-dependency of the host, so `cargo build`
+//! Builds the plugins only the tests use (`sandbox-probe`, `contract-probe`, and the 0.1 and
+//! 0.2 `kv-probe`s) for `wasm32-wasip2` and exports their paths as the variables in [`PLUGINS`]. This crate is a dev-dependency of the host, so `cargo build`
 //! and the release package never build them (the model is wasmtime's `test-programs`).
 
 use std::path::PathBuf;
@@ -9,7 +8,7 @@ use std::path::PathBuf;
 mod wasm_plugins;
 
 /// The test plugins, with the variable their path is exported as.
-const PLUGINS: [(&str, &str, &str); 2] = [
+const PLUGINS: [(&str, &str, &str); 4] = [
     (
         "sandbox-probe",
         "sandbox_probe",
@@ -20,6 +19,16 @@ const PLUGINS: [(&str, &str, &str); 2] = [
         "contract_probe",
         "CALLHOOK_CONTRACT_PROBE_WASM",
     ),
+    (
+        "kv-probe-v0-1",
+        "kv_probe_v0_1",
+        "CALLHOOK_KV_PROBE_V0_1_WASM",
+    ),
+    (
+        "kv-probe-v0-2",
+        "kv_probe_v0_2",
+        "CALLHOOK_KV_PROBE_V0_2_WASM",
+    ),
 ];
 
 fn main() {
@@ -29,6 +38,8 @@ fn main() {
         "plugin-sdk",
         "tests/plugins/sandbox-probe",
         "tests/plugins/contract-probe",
+        "tests/plugins/kv-probe-v0-1",
+        "tests/plugins/kv-probe-v0-2",
         "wit",
         "Cargo.lock",
     ] {
