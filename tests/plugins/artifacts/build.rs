@@ -1,6 +1,7 @@
 //! Builds the plugins only the tests use (`sandbox-probe`, `contract-probe`, and the 0.1 and
-//! 0.2 `kv-probe`s) for `wasm32-wasip2` and exports their paths as the variables in [`PLUGINS`]. This crate is a dev-dependency of the host, so `cargo build`
-//! and the release package never build them (the model is wasmtime's `test-programs`).
+//! 0.2 `kv-probe`s) for `wasm32-wasip2` and exports their paths as the variables in `PLUGINS`.
+//! This crate is a dev-dependency of the host, so `cargo build` and the release package never
+//! build them (the model is wasmtime's `test-programs`).
 
 use std::path::PathBuf;
 
