@@ -1,7 +1,7 @@
 //! Builds the WebAssembly plugins the host ships or tests with, so that `cargo build` alone
 //! produces a `callhook` binary with the default plugin embedded.
 //!
-//! The plugins are built by a nested `cargo build --release --target wasm32-wasip2` into
+//! The plugins are built by a nested `cargo build --profile plugin --target wasm32-wasip2` into
 //! `target/plugins` (its own target directory, so the outer build's lock is not contended; see
 //! `build/wasm_plugins.rs`). Their paths reach the host as `CALLHOOK_GENERIC_WEBHOOK_WASM`,
 //! `CALLHOOK_HUBSPOT_WASM`, `CALLHOOK_PIPEDRIVE_WASM`, `CALLHOOK_BITRIX24_WASM` and

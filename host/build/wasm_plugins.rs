@@ -1,9 +1,13 @@
-//! Builds workspace plugins for `wasm32-wasip2` with a nested `cargo build --release`, shared by
+//! Builds workspace plugins for `wasm32-wasip2` with a nested `cargo build --profile plugin`
+//! (the release profile with link-time optimisation, in the workspace's `Cargo.toml`), shared by
 //! the build scripts of `host` (the plugins shipped in the binary) and of
 //! `tests/plugins/artifacts` (the plugins only the tests use).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The workspace's profile for wasm plugins.
+const PROFILE: &str = "plugin";
 
 /// Builds `packages` of the workspace at `workspace` into `target_dir` (its own target
 /// directory, so the outer build's lock is not contended) and returns each one's `.wasm`,
@@ -15,7 +19,8 @@ pub fn build(workspace: &Path, target_dir: &Path, packages: &[(&str, &str)]) -> 
         .current_dir(workspace)
         .args([
             "build",
-            "--release",
+            "--profile",
+            PROFILE,
             "--target",
             "wasm32-wasip2",
             "--target-dir",
@@ -51,7 +56,7 @@ pub fn build(workspace: &Path, target_dir: &Path, packages: &[(&str, &str)]) -> 
         .map(|(_, file)| {
             let wasm = target_dir
                 .join("wasm32-wasip2")
-                .join("release")
+                .join(PROFILE)
                 .join(format!("{file}.wasm"));
             assert!(wasm.exists(), "{} was not built", wasm.display());
             wasm
