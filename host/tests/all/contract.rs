@@ -480,8 +480,9 @@ async fn kv_quota_per_plugin_comes_from_its_limits() {
 
 /// Plugins built against contracts 0.1.0 and 0.2.0 (without the SDK, straight from their WIT)
 /// keep their key-value store: their reads and writes reach the host's store under the plugin's
-/// name, 0.2's `set-if` and `set-expiring` work, and a write over the quota comes back as that
-/// version's own `quota-exceeded`, carrying the quota.
+/// name, 0.2's `set-if` (storing, and refusing a stale expected value) and `set-expiring` work,
+/// and a write over the quota comes back as that version's own `quota-exceeded`, carrying the
+/// quota.
 #[tokio::test]
 async fn plugins_of_contracts_0_1_and_0_2_keep_their_key_value_store() {
     let (_dir, runtime, kv) = runtime_and_kv(None);
@@ -524,6 +525,20 @@ async fn plugins_of_contracts_0_1_and_0_2_keep_their_key_value_store() {
     }
     assert_eq!(kv.get("kv-0-1", "soon").unwrap(), None);
     assert_eq!(kv.get("kv-0-2", "soon").unwrap(), Some(b"1".to_vec()));
+
+    // 0.2's `set-if` with an expected value the store does not hold stores nothing and says so.
+    let wasm = std::fs::read(KV_PROBE_V0_2_WASM).unwrap();
+    let stale = runtime
+        .load(spec("kv-0-2", &wasm, &[], &[("stale", "1")]))
+        .unwrap();
+    assert_eq!(
+        deliver(&stale, &ended()).await,
+        DeliveryOutcome::Retry {
+            message: "count changed under set-if".into(),
+            after: None
+        }
+    );
+    assert_eq!(kv.get("kv-0-2", "count").unwrap(), Some(b"2".to_vec()));
 }
 
 /// The PBX's user list as the simulator serves it, read page by page (100 a page).

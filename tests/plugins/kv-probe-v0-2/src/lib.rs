@@ -3,8 +3,9 @@
 //! that version still reaches its key-value store through the 0.2 imports, including the two
 //! writes 0.2 added.
 //!
-//! Each delivery counts itself under `count` (`get`, then `set-if` with the value it read),
-//! stores `soon` with a time to live of an hour (`set-expiring`) and deletes `gone`; when the
+//! Each delivery counts itself under `count` (`get`, then `set-if` with the value it read, or
+//! with a value `count` never holds when the setting `stale` is set, as a delivery that lost a
+//! race would), stores `soon` with a time to live of an hour (`set-expiring`) and deletes `gone`; when the
 //! setting `big` is a number, it also stores that many bytes under `big`, to meet a quota. A
 //! `kv-error` is the delivery's permanent error, its message the error's debug form, so the
 //! test sees which variant, with which payload, the host's error became; a `set-if` that did
@@ -45,7 +46,11 @@ fn run() -> Result<bool, kv::KvError> {
         .and_then(|bytes| std::str::from_utf8(bytes).ok())
         .and_then(|text| text.parse::<u64>().ok())
         .unwrap_or(0);
-    let stored = kv::set_if("count", old.as_deref(), (count + 1).to_string().as_bytes())?;
+    let expected = match host::setting("stale") {
+        Some(_) => Some(&b"stale"[..]),
+        None => old.as_deref(),
+    };
+    let stored = kv::set_if("count", expected, (count + 1).to_string().as_bytes())?;
     kv::set_expiring("soon", b"1", 3600)?;
     kv::delete("gone")?;
     if let Some(size) = host::setting("big").and_then(|size| size.parse().ok()) {
