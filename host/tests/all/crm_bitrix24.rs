@@ -238,6 +238,56 @@ async fn bitrix24_queue_miss_finishes_with_the_queue_user_and_the_card_pops_up()
     crm.stop().await;
 }
 
+/// With `crm_create`, the portal makes a lead for a number it finds in no contact or lead, but
+/// none for a withheld caller (3CX reports `anonymous`): that call is registered with
+/// `CRM_CREATE` 0, and a known contact's number makes none either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bitrix24_crm_create_makes_a_lead_for_an_unknown_number_and_none_for_a_withheld_one() {
+    let portal = Portal::start(Bitrix24Config::default()).await;
+    portal.bitrix.add_contact(crate::crm_harness::CALLER);
+    let played = [
+        ("anonymous", 0),
+        (crate::crm_harness::STRANGER, 1),
+        (crate::crm_harness::CALLER, 2),
+    ]
+    .map(|(caller, n)| crate::crm_harness::scenario("01-direct-inbound-answered", caller, n));
+    let crm = CrmHost::start(&played, portal.plugin(&[("crm_create", "1")]), false).await;
+    crm.play(&played).await;
+    crm.wait_until("the three calls finished", || {
+        portal.bitrix.finished_calls().len() >= 3
+    })
+    .await;
+    wait_delivered(&crm).await;
+    let registered: BTreeSet<_> = portal
+        .bitrix
+        .calls()
+        .iter()
+        .map(|call| {
+            let text = |key: &str| call.register[key].to_string();
+            (text("PHONE_NUMBER"), text("CRM_CREATE"))
+        })
+        .collect();
+    let expected = [
+        ("\"anonymous\"", "0"),
+        ("\"4930999888\"", "1"),
+        ("\"425630434343\"", "1"),
+    ]
+    .map(|(phone, create)| (phone.to_string(), create.to_string()));
+    assert_eq!(registered, BTreeSet::from(expected));
+    let leads: Vec<_> = portal
+        .bitrix
+        .leads()
+        .into_iter()
+        .map(|(_, phone)| phone)
+        .collect();
+    assert_eq!(
+        leads,
+        [crate::crm_harness::STRANGER],
+        "one lead, for the unknown number only"
+    );
+    crm.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bitrix24_eight_deliveries_refreshing_at_once_keep_one_refresh_token_chain() {
     let portal = Portal::start(Bitrix24Config::default()).await;

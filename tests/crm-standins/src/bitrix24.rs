@@ -127,6 +127,8 @@ pub struct Bitrix24User {
 struct Store {
     users: Vec<Bitrix24User>,
     contacts: Vec<(i64, String)>,
+    /// Leads, as `(id, phone)`: the ones `register` made with `CRM_CREATE` = 1.
+    leads: Vec<(i64, String)>,
     calls: Vec<(Bitrix24Call, Instant)>,
     access_tokens: HashMap<String, Instant>,
     refresh_tokens: HashSet<String>,
@@ -161,6 +163,7 @@ impl Bitrix24 {
             store: Mutex::new(Store {
                 users: Vec::new(),
                 contacts: Vec::new(),
+                leads: Vec::new(),
                 calls: Vec::new(),
                 access_tokens: HashMap::new(),
                 refresh_tokens: HashSet::from([config.refresh_token.clone()]),
@@ -218,6 +221,12 @@ impl Bitrix24Handle {
         let id = i64::try_from(self.shared.ids.next()).unwrap_or(i64::MAX);
         self.shared.store().contacts.push((id, phone.to_owned()));
         id
+    }
+
+    /// The leads `register` made for numbers it found in no contact or lead (`CRM_CREATE` = 1),
+    /// as `(id, phone)`, oldest first.
+    pub fn leads(&self) -> Vec<(i64, String)> {
+        self.shared.store().leads.clone()
     }
 
     /// Every registered call, finished or not, in registration order.

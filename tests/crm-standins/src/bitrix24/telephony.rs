@@ -120,6 +120,7 @@ fn try_register(shared: &Shared, params: &Map<String, Value>) -> Result<Response
     }
     flag(params, "SHOW")?;
     flag(params, "CRM_CREATE")?;
+    let crm_create = int(params, "CRM_CREATE")? == Some(1);
     text(params, "EXTERNAL_CALL_ID")?;
     let mut store = shared.store();
     let window = shared.config.reregister_window;
@@ -134,6 +135,7 @@ fn try_register(shared: &Shared, params: &Map<String, Value>) -> Result<Response
         .iter()
         .find(|(call, at)| at.elapsed() < window && same(call))
         .map(|(call, _)| call.call_id.clone());
+    let new_call = existing.is_none();
     let call_id = match existing {
         Some(call_id) => call_id,
         None => {
@@ -151,13 +153,34 @@ fn try_register(shared: &Shared, params: &Map<String, Value>) -> Result<Response
             call_id
         }
     };
-    let contact = store.contacts.iter().find(|(_, number)| number == phone);
-    let (entity_type, entity_id) = match contact {
-        Some((id, _)) => (json!("CONTACT"), json!(id)),
-        None => (Value::Null, Value::Null),
+    let with_phone = |entities: &[(i64, String)]| {
+        entities
+            .iter()
+            .find(|(_, number)| number == phone)
+            .map(|(id, _)| *id)
     };
-    Ok(result(json!({"CALL_ID": call_id, "CRM_CREATED_LEAD": null,
-        "CRM_ENTITY_TYPE": entity_type, "CRM_ENTITY_ID": entity_id, "CRM_CREATED_ENTITIES": []})))
+    let found = with_phone(&store.contacts)
+        .map(|contact| ("CONTACT", contact))
+        .or_else(|| with_phone(&store.leads).map(|lead| ("LEAD", lead)));
+    // Bitrix24 finds no entity with the number and makes a lead, once per call.
+    let created_lead = (found.is_none() && crm_create && new_call).then(|| {
+        let lead = i64::try_from(shared.ids.next()).unwrap_or(i64::MAX);
+        store.leads.push((lead, phone.to_owned()));
+        lead
+    });
+    let bound = found.or(created_lead.map(|lead| ("LEAD", lead)));
+    let created: Vec<Value> = created_lead
+        .map(|lead| json!({"ENTITY_TYPE": "LEAD", "ENTITY_ID": lead}))
+        .into_iter()
+        .collect();
+    let (entity_type, entity_id) = (bound.map(|(kind, _)| kind), bound.map(|(_, id)| id));
+    Ok(result(json!({
+        "CALL_ID": call_id,
+        "CRM_CREATED_LEAD": created_lead,
+        "CRM_ENTITY_TYPE": entity_type,
+        "CRM_ENTITY_ID": entity_id,
+        "CRM_CREATED_ENTITIES": created,
+    })))
 }
 
 pub(super) fn finish(shared: &Shared, conn: &Conn, params: &Map<String, Value>) -> Response {
