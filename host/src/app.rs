@@ -5,7 +5,8 @@
 //! ([`EngineStore`]), the connector, the recorder, the HTTP server, the admin socket and the
 //! reloader. The pieces it starts:
 //! - [`pipeline`]: the connector and the derivation loop, supervised;
-//! - [`derive`]: connector changes → engine → durable queue, with the engine's timers;
+//! - [`derive`](mod@derive): connector changes → engine → durable queue, with the engine's
+//!   timers;
 //! - [`record`]: a finished call's recordings → a `recording` event in the same queue;
 //! - [`replay`]: the same engine fed from a capture or a scenario (`replay`, `plugin test`).
 //!

@@ -9,9 +9,9 @@
 //! ([`ConfigError`]); nothing stops at the first.
 //!
 //! Loading never touches the network and reads only the configuration files themselves.
-//! [`check`] goes further for `callhook check-config`: it looks at the files and directories
-//! the configuration names (plugins, certificates, folders), still without connecting
-//! anywhere.
+//! [`check`](fn@check) goes further for `callhook check-config`: it looks at the files and
+//! directories the configuration names (plugins, certificates, folders), still without
+//! connecting anywhere.
 //!
 //! Hot reload is [`Config::reload`]: parse and validate the new file; on error the caller keeps
 //! the old configuration. [`Config::diff`] says what changed, so the caller restarts only the
@@ -73,7 +73,8 @@ pub struct Config {
     /// Durable state.
     pub storage: StorageConfig,
     /// Where the path-valued keys that are not [`FileRef`]s were written (`recordings.folder`,
-    /// `recordings.mp3_dir`), for [`check`]'s messages; a key left at its default is absent.
+    /// `recordings.mp3_dir`), for [`check`](fn@check)'s messages; a key left at its default is
+    /// absent.
     pub places: BTreeMap<&'static str, Place>,
     /// Every plugin to load, in the order configured; the built-in `generic-webhook` is among
     /// them when a route or `default_plugins` names it.
@@ -225,7 +226,7 @@ pub struct RetryOverrides {
     pub max_retry_after: Option<Duration>,
 }
 
-/// A path from the configuration and where it was written (for [`check`]'s messages).
+/// A path from the configuration and where it was written (for [`check`](fn@check)'s messages).
 /// Two `FileRef`s are equal when their paths are.
 #[derive(Debug, Clone)]
 pub struct FileRef {

@@ -19,12 +19,15 @@
 //! | [`socket`] | the `/callcontrol/ws` event socket and its frame format |
 //! | [`connector`] | the loop: socket, snapshot, upserts, gaps, resnapshots, reconnects |
 //! | `fetches` | participant fetches: concurrent, repeats folded, newest frame first, results in the order the GETs went out |
-//! | `lenient` | field readers for the PBX's nulls and odd shapes |
 //! | `backoff` | capped exponential backoff with jitter |
 //! | [`stats`] | counters for metrics and health |
-//! | [`capture`] | writing every frame and GET reply as JSON lines, and replaying them |
-//! | [`participant`] | the participant record as the PBX sends it |
+//! | [`capture`] | writing every frame and GET reply as JSON lines |
+//! | [`replay`] | a capture read back as the changes it meant |
+//! | [`users`] | the PBX's user list, read from XAPI |
 //! | [`probe`] | which of Call Control and XAPI the API client may use |
+//!
+//! The participant record as the PBX sends it, and the readers for its nulls and odd shapes,
+//! are in [`crate::callcontrol`], shared with the engine.
 //!
 //! # The stream
 //!

@@ -1,6 +1,6 @@
 //! The plugins as the host runs them: the plugin runtime on the host's database, each
 //! configured plugin loaded into it, and [`Plugins`], the queue's
-//! [`Deliverer`](crate::queue::Deliverer) over them.
+//! [`Deliverer`] over them.
 
 use crate::config::{Config, PluginConfig, PluginSource};
 use crate::queue::{Deliverer, Queue};

@@ -20,10 +20,10 @@
 //! clock; without either, 5 minutes are assumed. No lifetime is taken to be longer than a day.
 //! See [`token_lifetime`].
 //!
-//! **Planned refreshes.** [`TokenManager::refresh_due`] tells when the current token will be
-//! replaced; the connector refreshes it then on purpose and moves to a new event socket
-//! (`3cx-api.md`, section 3), rather than letting the next REST call mint one under an open
-//! socket.
+//! **Planned refreshes.** [`TokenManager::watch`] tells when the current token will be
+//! replaced ([`TokenState::refresh_at`]); the connector refreshes it then on purpose and moves
+//! to a new event socket (`3cx-api.md`, section 3), rather than letting the next REST call mint
+//! one under an open socket.
 //!
 //! **Secrets.** The client secret and the tokens live in [`Secret`], whose `Debug` prints
 //! `[redacted]`; nothing here logs them, and captures record only the token's lifetime.

@@ -12,8 +12,8 @@
 //! - `headers`: `GET {url}` with `count` header fields of `size` bytes each;
 //! - `header`: `GET {url}` with the one header field `header_name: header_value`;
 //! - `resources`: creates `count` header sets and keeps them all;
-//! - `residue`: reports what an earlier delivery left in this instance's memory (see
-//!   [`residue`]), then leaves some itself;
+//! - `residue`: reports what an earlier delivery left in this instance's memory (see the
+//!   function `residue`), then leaves some itself;
 //! - `webhook`: `GET {url}?event=NAME&id=ID`, the two fields of the generic-webhook's query
 //!   string that the pipeline benches' sink reads;
 //! - `kv-webhook`: stores the event's name under its id (one key per call, written by each of
