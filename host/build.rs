@@ -37,7 +37,7 @@ const PLUGINS: [(&str, &str, &str); 5] = [
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest_dir.parent().unwrap().to_path_buf();
-    for watched in ["plugin-sdk", "plugins", "wit", "Cargo.lock"] {
+    for watched in ["plugin-sdk", "plugins", "wit", "Cargo.lock", "Cargo.toml"] {
         println!(
             "cargo:rerun-if-changed={}",
             workspace.join(watched).display()

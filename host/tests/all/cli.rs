@@ -255,8 +255,8 @@ async fn a_scaffolded_plugin_builds_loads_and_delivers() {
             .contains("package callhook:plugin@0.3.0;")
     );
 
-    // Build it as its author would, with the workspace's lock file and plugin build directory
-    // so that nothing new is downloaded or compiled twice.
+    // Build it as its author would (its own `[profile.release]`), with the workspace's lock
+    // file and plugin build directory, so that nothing new is downloaded.
     let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap();

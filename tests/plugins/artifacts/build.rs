@@ -43,6 +43,7 @@ fn main() {
         "tests/plugins/kv-probe-v0-2",
         "wit",
         "Cargo.lock",
+        "Cargo.toml",
     ] {
         println!(
             "cargo:rerun-if-changed={}",

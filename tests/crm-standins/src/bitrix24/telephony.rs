@@ -89,9 +89,11 @@ fn user(shared: &Shared, params: &Map<String, Value>) -> Result<i64, Response> {
         .ok_or_else(|| argument("User is not found"))
 }
 
-fn flag(params: &Map<String, Value>, name: &str) -> Result<(), Response> {
+/// An optional 0/1 parameter, absent being 0.
+fn flag(params: &Map<String, Value>, name: &str) -> Result<bool, Response> {
     match int(params, name)? {
-        None | Some(0 | 1) => Ok(()),
+        None | Some(0) => Ok(false),
+        Some(1) => Ok(true),
         Some(_) => Err(argument(&format!("{name} must be 0 or 1"))),
     }
 }
@@ -119,8 +121,7 @@ fn try_register(shared: &Shared, params: &Map<String, Value>) -> Result<Response
         return Err(error(StatusCode::BAD_REQUEST, "ERROR_CORE", description));
     }
     flag(params, "SHOW")?;
-    flag(params, "CRM_CREATE")?;
-    let crm_create = int(params, "CRM_CREATE")? == Some(1);
+    let crm_create = flag(params, "CRM_CREATE")?;
     text(params, "EXTERNAL_CALL_ID")?;
     let mut store = shared.store();
     let window = shared.config.reregister_window;
@@ -162,7 +163,8 @@ fn try_register(shared: &Shared, params: &Map<String, Value>) -> Result<Response
     let found = with_phone(&store.contacts)
         .map(|contact| ("CONTACT", contact))
         .or_else(|| with_phone(&store.leads).map(|lead| ("LEAD", lead)));
-    // Bitrix24 finds no entity with the number and makes a lead, once per call.
+    // Bitrix24 finds no entity with the number and makes a lead; a repeat of this register and
+    // later calls from the number find that lead.
     let created_lead = (found.is_none() && crm_create && new_call).then(|| {
         let lead = i64::try_from(shared.ids.next()).unwrap_or(i64::MAX);
         store.leads.push((lead, phone.to_owned()));

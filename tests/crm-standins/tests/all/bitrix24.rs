@@ -159,6 +159,64 @@ async fn registers_finishes_and_attaches() {
     assert_eq!(b24.requests()[1].json().unwrap()["auth"], "***");
 }
 
+/// `CRM_CREATE` = 1 makes a lead for a number no contact or lead has, once: a repeat of the
+/// register and a later call from the number bind to that lead. Without it nothing is made.
+#[tokio::test]
+async fn crm_create_makes_one_lead_per_unknown_number() {
+    let b24 = Bitrix24::start(Bitrix24Config::default())
+        .await
+        .expect("start");
+    b24.add_user("121");
+    let token = access_token(&b24).await;
+    let register = |external_call_id: &str, crm_create: u8| {
+        let mut params = register_params();
+        params["EXTERNAL_CALL_ID"] = json!(external_call_id);
+        params["CRM_CREATE"] = json!(crm_create);
+        params
+    };
+    let method = "telephony.externalcall.register";
+
+    let (status, body) = app(&b24, &token, method, register("c1", 0)).await;
+    assert_eq!(status, 200, "{body}");
+    let entity = |body: &Value| {
+        let result = &body["result"];
+        [
+            "CRM_CREATED_LEAD",
+            "CRM_ENTITY_TYPE",
+            "CRM_ENTITY_ID",
+            "CRM_CREATED_ENTITIES",
+        ]
+        .map(|key| result[key].clone())
+    };
+    assert_eq!(
+        entity(&body),
+        [Value::Null, Value::Null, Value::Null, json!([])]
+    );
+    assert!(b24.leads().is_empty());
+
+    let (_, created) = app(&b24, &token, method, register("c2", 1)).await;
+    let leads = b24.leads();
+    assert_eq!(leads.len(), 1, "{leads:?}");
+    let (lead, phone) = leads[0].clone();
+    assert_eq!(phone, "+49301234567");
+    let made = [
+        json!(lead),
+        json!("LEAD"),
+        json!(lead),
+        json!([{"ENTITY_TYPE": "LEAD", "ENTITY_ID": lead}]),
+    ];
+    assert_eq!(entity(&created), made);
+
+    let bound = [Value::Null, json!("LEAD"), json!(lead), json!([])];
+    let (_, repeated) = app(&b24, &token, method, register("c2", 1)).await;
+    assert_eq!(repeated["result"]["CALL_ID"], created["result"]["CALL_ID"]);
+    assert_eq!(entity(&repeated), bound, "a repeat makes no second lead");
+    let (_, later) = app(&b24, &token, method, register("c3", 1)).await;
+    assert_ne!(later["result"]["CALL_ID"], created["result"]["CALL_ID"]);
+    assert_eq!(entity(&later), bound, "a later call binds to the lead");
+    assert_eq!(b24.leads().len(), 1);
+}
+
 #[tokio::test]
 async fn refuses_what_bitrix24_refuses() {
     let b24 = Bitrix24::start(Bitrix24Config::default())

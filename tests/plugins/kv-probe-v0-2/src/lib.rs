@@ -5,11 +5,11 @@
 //!
 //! Each delivery counts itself under `count` (`get`, then `set-if` with the value it read, or
 //! with a value `count` never holds when the setting `stale` is set, as a delivery that lost a
-//! race would), stores `soon` with a time to live of an hour (`set-expiring`) and deletes `gone`; when the
-//! setting `big` is a number, it also stores that many bytes under `big`, to meet a quota. A
-//! `kv-error` is the delivery's permanent error, its message the error's debug form, so the
-//! test sees which variant, with which payload, the host's error became; a `set-if` that did
-//! not store is a retryable error.
+//! race would), stores `soon` with a time to live of an hour (`set-expiring`) and deletes
+//! `gone`; when the setting `big` is a number, it also stores that many bytes under `big`, to
+//! meet a quota. A `kv-error` is the delivery's permanent error, its message the error's debug
+//! form, so the test sees which variant, with which payload, the host's error became; a
+//! `set-if` that did not store is a retryable error.
 
 wit_bindgen::generate!({
     path: "../../../wit/since_v0.2.0",
